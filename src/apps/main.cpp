@@ -1,0 +1,45 @@
+// Entry point of the hylo binary: dispatches to the registered subcommands.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "apps/command.h"
+#include "base/log.h"
+
+namespace hylo::apps {
+std::vector<CommandInfo>& command_registry() {
+  static std::vector<CommandInfo> registry;
+  return registry;
+}
+}  // namespace hylo::apps
+
+int main(int argc, char** argv) {
+  using namespace hylo::apps;
+  CLI::App app{"hylo: local inference engine and server for hybrid LLMs (Qwen3-Next, Qwen3-MoE)", "hylo"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("hylo ") + HYLO_VERSION);
+  bool verbose = false, quiet = false;
+  app.add_flag("-v,--verbose", verbose, "More log output");
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+
+  auto& registry = command_registry();
+  std::sort(registry.begin(), registry.end(), [](const CommandInfo& a, const CommandInfo& b) {
+    return a.order != b.order ? a.order < b.order : a.name < b.name;
+  });
+  std::map<CLI::App*, std::function<int()>> runners;
+  for (auto& cmd : registry) {
+    CLI::App* sub = app.add_subcommand(cmd.name, cmd.help);
+    runners[sub] = cmd.setup(*sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (verbose) hylo::set_log_level(hylo::LogLevel::kDebug);
+  if (quiet) hylo::set_log_level(hylo::LogLevel::kWarn);
+  for (auto& [sub, run] : runners) {
+    if (sub->parsed()) return run();
+  }
+  return kExitUsage;
+}
