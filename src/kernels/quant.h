@@ -1,0 +1,61 @@
+// Quantized tensor formats (ggml block layouts): dequantization, quantization, and the matrix
+// kernels that multiply a weight matrix stored in any supported type with f32 activations.
+// Pure functions on raw buffers; threading is the caller's business (ops/).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/cpu.h"
+#include "base/tensor_type.h"
+
+namespace hylo::kernels {
+
+// ---- Scalar reference conversions (always compiled, bit-exact with ggml's portable C) ----------
+
+// True if dequantize_row supports the type.
+bool can_dequantize(TensorType type);
+// Row of n elements (n a multiple of the block size) to f32, bit-exact with ggml's to_float.
+void dequantize_row(TensorType type, const void* src, float* dst, int64_t n);
+
+// True if quantize_row supports the type (as a storage format: writer, KV cache, activations).
+bool can_quantize(TensorType type);
+// f32 row to `type`, bit-exact with ggml's reference quantizer (quantize_row_*_ref):
+// f32, f16, bf16, q8_0, q8_1, q8_K, and where implemented q4_0, q4_K, q5_K, q6_K.
+void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
+
+// ---- Matrix multiplication ---------------------------------------------------------------------
+
+// How a weight matrix of one type is multiplied with f32 activations. The activations are first
+// converted row by row to `act` (ggml's vec_dot_type: q8_0 for q8_0/q4_0/iq4_nl weights, q8_1 for
+// q4_1/q5_1, q8_K for the K-quants and iq4_xs, f16/bf16/f32 for float weights), then `gemm` runs.
+struct MatmulKernel {
+  TensorType weight;
+  TensorType act;
+  Isa isa;
+  // One activation row of n floats to `act` (dst holds row_bytes(act, n) bytes). For q8_0/q8_1
+  // this follows ggml's x86 path (scale 127/amax, round half to even) in every ISA variant.
+  void (*quantize_act)(const float* x, void* dst, int64_t n);
+  // y[c * ldy + r] = Σ_k W[r][k] · X[c][k]   for r < n_rows, c < n_cols
+  // W: n_rows rows of n elements in `weight` format, w_stride bytes apart.
+  // X: n_cols rows of n elements in `act` format, x_stride bytes apart.
+  // Batch invariance: every y[c][r] is computed with the same sequence of floating-point
+  // operations whatever n_rows, n_cols and the tile it falls in, so a row's result never depends
+  // on which other rows share the batch.
+  void (*gemm)(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+               int64_t n_cols, float* y, size_t ldy);
+};
+
+// The kernel for `weight` in the given ISA family, or nullptr if that pair is not compiled in
+// or the type has no matmul support. matmul_kernel(type) uses best_isa().
+const MatmulKernel* matmul_kernel(TensorType weight, Isa isa);
+const MatmulKernel* matmul_kernel(TensorType weight);
+bool has_matmul(TensorType weight);
+
+// ---- Test oracle -------------------------------------------------------------------------------
+
+// ggml's scalar vec_dot (the *_generic functions) with its exact accumulation order: weight row w
+// (n elements of `weight`) against activation row x already in the matching act format.
+float vec_dot_reference(TensorType weight, int64_t n, const void* w, const void* x);
+
+}  // namespace hylo::kernels
