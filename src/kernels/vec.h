@@ -1,0 +1,56 @@
+// Elementwise and reduction kernels on f32 vectors: norms, activations, softmax, RoPE, dot and
+// axpy. Each exists as a plain scalar reference (the fallback and test oracle) and as SIMD
+// families chosen once at start-up. Every function is a pure function of its inputs, so results
+// never depend on batch composition or threading.
+#pragma once
+
+#include <cstdint>
+
+#include "base/cpu.h"
+
+namespace hylo::kernels {
+
+struct VecKernels {
+  Isa isa;
+  // Σ a[i]·b[i] (f32 accumulation, fixed lane order).
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // Σ a[i]·fp16(b[i]) — keys of an f16 KV cache.
+  float (*dot_f16)(const float* a, const uint16_t* b, int64_t n);
+  // y[i] += a·x[i]
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // y[i] += a·fp16(x[i])
+  void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
+  // y[i] = a·x[i] (in place allowed)
+  void (*scale)(const float* x, float a, float* y, int64_t n);
+  // y = x / sqrt(mean(x²) + eps) ⊙ w   (w may be null: no weight); sum of squares in double
+  // as llama.cpp does. In place allowed.
+  void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  // y = x / max(‖x‖₂, eps) (llama.cpp's L2 norm, sum in double). In place allowed.
+  void (*l2_norm)(const float* x, float* y, int64_t n, float eps);
+  // In place softmax: x = exp(x − max) / Σ exp(x − max); sum in double.
+  void (*softmax)(float* x, int64_t n);
+  // y = silu(g)·u  (SwiGLU). In place allowed (y may alias g or u).
+  void (*swiglu)(const float* g, const float* u, float* y, int64_t n);
+  // y = silu(x), y = σ(x); in place allowed.
+  void (*silu)(const float* x, float* y, int64_t n);
+  void (*sigmoid)(const float* x, float* y, int64_t n);
+  // y = x ⊙ σ(g)  (attention output gate)
+  void (*mul_sigmoid)(const float* x, const float* g, float* y, int64_t n);
+  // y = x ⊙ silu(g)  (DeltaNet output gate)
+  void (*mul_silu)(const float* x, const float* g, float* y, int64_t n);
+  // NeoX RoPE on one head vector in place: pairs (i, i + n_rot/2) for i < n_rot/2 rotated by
+  // (cos[i], sin[i]); dims ≥ n_rot untouched.
+  void (*rope_neox)(float* x, const float* cos, const float* sin, int64_t n_rot);
+  // fp16 <-> f32 rows.
+  void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+};
+
+// The family for `isa` (nullptr if not compiled in); vec() is the best supported one.
+const VecKernels* vec_kernels(Isa isa);
+const VecKernels& vec();
+
+// Scalar helpers shared by all families (exactly llama.cpp's definitions).
+float softplus_ref(float x);  // x > 20 ? x : log1p(exp(x)), in f32
+
+}  // namespace hylo::kernels

@@ -1,0 +1,107 @@
+// Scalar reference of the elementwise kernels: plain loops in the order the math is written.
+// Compiled without contraction so it is a stable oracle for the SIMD families.
+#include <cmath>
+
+#include "base/half.h"
+#include "kernels/vec.h"
+
+namespace hylo::kernels {
+namespace {
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float dot_f16(const float* a, const uint16_t* b, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * fp16_to_fp32(b[i]);
+  return s;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+}
+
+void scale(const float* x, float a, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a * x[i];
+}
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float s = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = w ? (x[i] * s) * w[i] : x[i] * s;
+}
+
+void l2_norm(const float* x, float* y, int64_t n, float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  const float s = 1.0f / std::fmax(static_cast<float>(std::sqrt(sum)), eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
+}
+
+void softmax(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::fmax(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+inline float silu1(float v) { return v / (1.0f + std::exp(-v)); }
+inline float sigmoid1(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+void swiglu(const float* g, const float* u, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = silu1(g[i]) * u[i];
+}
+void silu(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = silu1(x[i]);
+}
+void sigmoid(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid1(x[i]);
+}
+void mul_sigmoid(const float* x, const float* g, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid1(g[i]);
+}
+void mul_silu(const float* x, const float* g, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * silu1(g[i]);
+}
+
+void rope_neox(float* x, const float* c, const float* s, int64_t n_rot) {
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c[i] - b * s[i];
+    x[i + half] = a * s[i] + b * c[i];
+  }
+}
+
+void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(x[i]);
+}
+void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+}  // namespace
+
+float softplus_ref(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)); }
+
+constinit extern const VecKernels kVecScalar = {
+    Isa::kScalar, dot,     dot_f16,     axpy,     axpy_f16,  scale,      rms_norm,   l2_norm,
+    softmax,      swiglu,  silu,        sigmoid,  mul_sigmoid, mul_silu, rope_neox,  f16_to_f32,
+    f32_to_f16,
+};
+
+}  // namespace hylo::kernels

@@ -1,0 +1,186 @@
+// The SIMD elementwise kernels written once over a vector-register abstraction V (see
+// vec_avx2.cpp / vec_avx512.cpp). Included only by ISA-flagged files; everything here is a
+// template instantiated with that file's own V, so nothing is shared across ISAs by the linker.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/vec.h"
+
+namespace hylo::kernels::simd {
+
+template <class V>
+struct VecImpl {
+  using F = typename V::F;
+  static constexpr int N = V::N;
+
+  static F load_tail(const float* x, int64_t n, float fill = 0.0f) {
+    alignas(64) float buf[N];
+    for (int i = 0; i < N; ++i) buf[i] = i < n ? x[i] : fill;
+    return V::load(buf);
+  }
+  static void store_tail(float* y, F v, int64_t n) {
+    alignas(64) float buf[N];
+    V::store(buf, v);
+    std::memcpy(y, buf, static_cast<size_t>(n) * sizeof(float));
+  }
+  static F load_f16_tail(const uint16_t* x, int64_t n) {
+    alignas(64) uint16_t buf[N] = {};
+    std::memcpy(buf, x, static_cast<size_t>(n) * sizeof(uint16_t));
+    return V::load_f16(buf);
+  }
+
+  // Four independent accumulators over 4N elements, then a fixed combine order.
+  static float dot(const float* a, const float* b, int64_t n) {
+    F s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+    int64_t i = 0;
+    for (; i + 4 * N <= n; i += 4 * N) {
+      s0 = V::fmadd(V::load(a + i), V::load(b + i), s0);
+      s1 = V::fmadd(V::load(a + i + N), V::load(b + i + N), s1);
+      s2 = V::fmadd(V::load(a + i + 2 * N), V::load(b + i + 2 * N), s2);
+      s3 = V::fmadd(V::load(a + i + 3 * N), V::load(b + i + 3 * N), s3);
+    }
+    for (; i + N <= n; i += N) s0 = V::fmadd(V::load(a + i), V::load(b + i), s0);
+    if (i < n) s1 = V::fmadd(load_tail(a + i, n - i), load_tail(b + i, n - i), s1);
+    return V::hsum(V::add(V::add(s0, s1), V::add(s2, s3)));
+  }
+
+  static float dot_f16(const float* a, const uint16_t* b, int64_t n) {
+    F s0 = V::zero(), s1 = V::zero();
+    int64_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+      s0 = V::fmadd(V::load(a + i), V::load_f16(b + i), s0);
+      s1 = V::fmadd(V::load(a + i + N), V::load_f16(b + i + N), s1);
+    }
+    for (; i + N <= n; i += N) s0 = V::fmadd(V::load(a + i), V::load_f16(b + i), s0);
+    if (i < n) s1 = V::fmadd(load_tail(a + i, n - i), load_f16_tail(b + i, n - i), s1);
+    return V::hsum(V::add(s0, s1));
+  }
+
+  static void axpy(float a, const float* x, float* y, int64_t n) {
+    const F va = V::set1(a);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) V::store(y + i, V::fmadd(va, V::load(x + i), V::load(y + i)));
+    if (i < n) store_tail(y + i, V::fmadd(va, load_tail(x + i, n - i), load_tail(y + i, n - i)), n - i);
+  }
+
+  static void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+    const F va = V::set1(a);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) V::store(y + i, V::fmadd(va, V::load_f16(x + i), V::load(y + i)));
+    if (i < n) store_tail(y + i, V::fmadd(va, load_f16_tail(x + i, n - i), load_tail(y + i, n - i)), n - i);
+  }
+
+  // Applies op(v) elementwise from x to y.
+  template <typename Op>
+  static void map(const float* x, float* y, int64_t n, Op op) {
+    int64_t i = 0;
+    for (; i + N <= n; i += N) V::store(y + i, op(V::load(x + i)));
+    if (i < n) store_tail(y + i, op(load_tail(x + i, n - i)), n - i);
+  }
+  template <typename Op>
+  static void map2(const float* x, const float* z, float* y, int64_t n, Op op) {
+    int64_t i = 0;
+    for (; i + N <= n; i += N) V::store(y + i, op(V::load(x + i), V::load(z + i)));
+    if (i < n) store_tail(y + i, op(load_tail(x + i, n - i), load_tail(z + i, n - i)), n - i);
+  }
+
+  static void scale(const float* x, float a, float* y, int64_t n) {
+    const F va = V::set1(a);
+    map(x, y, n, [&](F v) { return V::mul(v, va); });
+  }
+
+  static void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+    const double sum = V::sumsq_double(x, n);
+    const float mean = static_cast<float>(sum / static_cast<double>(n));
+    const F s = V::set1(1.0f / std::sqrt(mean + eps));
+    if (w == nullptr) {
+      map(x, y, n, [&](F v) { return V::mul(v, s); });
+    } else {
+      map2(x, w, y, n, [&](F v, F wv) { return V::mul(V::mul(v, s), wv); });
+    }
+  }
+
+  static void l2_norm(const float* x, float* y, int64_t n, float eps) {
+    const double sum = V::sumsq_double(x, n);
+    const F s = V::set1(1.0f / std::fmax(static_cast<float>(std::sqrt(sum)), eps));
+    map(x, y, n, [&](F v) { return V::mul(v, s); });
+  }
+
+  static F sigmoid_v(F v) { return V::div(V::set1(1.0f), V::add(V::set1(1.0f), V::exp(V::sub(V::zero(), v)))); }
+  static F silu_v(F v) { return V::div(v, V::add(V::set1(1.0f), V::exp(V::sub(V::zero(), v)))); }
+
+  static void softmax(float* x, int64_t n) {
+    F m = V::set1(-INFINITY);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) m = V::max(m, V::load(x + i));
+    if (i < n) m = V::max(m, load_tail(x + i, n - i, -INFINITY));
+    const F mx = V::set1(V::hmax(m));
+    double sum = 0;
+    i = 0;
+    for (; i + N <= n; i += N) {
+      const F e = V::exp(V::sub(V::load(x + i), mx));
+      V::store(x + i, e);
+      sum += static_cast<double>(V::hsum(e));
+    }
+    if (i < n) {
+      const F e = V::exp(V::sub(load_tail(x + i, n - i, -INFINITY), mx));
+      store_tail(x + i, e, n - i);
+      sum += static_cast<double>(V::hsum(e));
+    }
+    const F inv = V::set1(static_cast<float>(1.0 / sum));
+    map(x, x, n, [&](F v) { return V::mul(v, inv); });
+  }
+
+  static void swiglu(const float* g, const float* u, float* y, int64_t n) {
+    map2(g, u, y, n, [](F a, F b) { return V::mul(silu_v(a), b); });
+  }
+  static void silu(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return silu_v(v); }); }
+  static void sigmoid(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return sigmoid_v(v); }); }
+  static void mul_sigmoid(const float* x, const float* g, float* y, int64_t n) {
+    map2(x, g, y, n, [](F a, F b) { return V::mul(a, sigmoid_v(b)); });
+  }
+  static void mul_silu(const float* x, const float* g, float* y, int64_t n) {
+    map2(x, g, y, n, [](F a, F b) { return V::mul(a, silu_v(b)); });
+  }
+
+  static void rope_neox(float* x, const float* c, const float* s, int64_t n_rot) {
+    const int64_t half = n_rot / 2;
+    int64_t i = 0;
+    for (; i + N <= half; i += N) {
+      const F a = V::load(x + i), b = V::load(x + i + half);
+      const F cv = V::load(c + i), sv = V::load(s + i);
+      V::store(x + i, V::sub(V::mul(a, cv), V::mul(b, sv)));
+      V::store(x + i + half, V::add(V::mul(a, sv), V::mul(b, cv)));
+    }
+    for (; i < half; ++i) {  // short heads (n_rot/2 < N): scalar, same formula
+      const float a = x[i], b = x[i + half];
+      x[i] = a * c[i] - b * s[i];
+      x[i + half] = a * s[i] + b * c[i];
+    }
+  }
+
+  static void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + N <= n; i += N) V::store(y + i, V::load_f16(x + i));
+    if (i < n) store_tail(y + i, load_f16_tail(x + i, n - i), n - i);
+  }
+  static void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + N <= n; i += N) V::store_f16(y + i, V::load(x + i));
+    if (i < n) {
+      alignas(64) uint16_t buf[N];
+      V::store_f16(buf, load_tail(x + i, n - i));
+      std::memcpy(y + i, buf, static_cast<size_t>(n - i) * sizeof(uint16_t));
+    }
+  }
+
+  static constexpr VecKernels table(Isa isa) {
+    return VecKernels{isa,      dot,     dot_f16, axpy,        axpy_f16, scale,     rms_norm,   l2_norm,   softmax,
+                      swiglu,   silu,    sigmoid, mul_sigmoid, mul_silu, rope_neox, f16_to_f32, f32_to_f16};
+  }
+};
+
+}  // namespace hylo::kernels::simd

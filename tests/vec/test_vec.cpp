@@ -1,0 +1,177 @@
+// Every SIMD family of the elementwise kernels against the scalar reference, on random data of
+// odd sizes. Tolerances: summations differ only in order, so the error is bounded by
+// n·ε·Σ|terms| (ε = 2^-24); the vector exp is accurate to a few ulp (relative 4e-7 measured),
+// which propagates to a few ulp in silu/sigmoid/softmax.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "base/half.h"
+#include "kernels/vec.h"
+
+namespace hylo::kernels {
+namespace {
+
+std::vector<float> randn(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<Isa> simd_families() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+    if (vec_kernels(isa) != nullptr && isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+const int64_t kSizes[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 128, 255, 256, 257, 1000, 2048};
+
+TEST(VecKernels, ScalarFamilyIsAlwaysPresent) {
+  ASSERT_NE(vec_kernels(Isa::kScalar), nullptr);
+  EXPECT_NE(vec().dot, nullptr);
+}
+
+TEST(VecKernels, DotAndAxpyMatchScalar) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  for (Isa isa : simd_families()) {
+    const VecKernels& k = *vec_kernels(isa);
+    for (int64_t n : kSizes) {
+      auto a = randn(n, 1), b = randn(n, 2);
+      std::vector<uint16_t> b16(n);
+      for (int64_t i = 0; i < n; ++i) b16[i] = fp32_to_fp16(b[i]);
+      double mag = 0;
+      for (int64_t i = 0; i < n; ++i) mag += std::fabs(a[i] * b[i]);
+      const double tol = 2.0 * n * 6e-8 * mag + 1e-30;
+      EXPECT_NEAR(k.dot(a.data(), b.data(), n), ref.dot(a.data(), b.data(), n), tol) << isa_name(isa) << " n=" << n;
+      EXPECT_NEAR(k.dot_f16(a.data(), b16.data(), n), ref.dot_f16(a.data(), b16.data(), n), tol)
+          << isa_name(isa) << " n=" << n;
+      auto y1 = randn(n, 3), y2 = y1, y3 = y1, y4 = y1;
+      k.axpy(0.37f, a.data(), y1.data(), n);
+      ref.axpy(0.37f, a.data(), y2.data(), n);
+      k.axpy_f16(-1.5f, b16.data(), y3.data(), n);
+      ref.axpy_f16(-1.5f, b16.data(), y4.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        // One fused multiply-add vs multiply then add: at most one rounding apart.
+        EXPECT_NEAR(y1[i], y2[i], 1e-6f * (std::fabs(y2[i]) + std::fabs(a[i]))) << isa_name(isa);
+        EXPECT_NEAR(y3[i], y4[i], 1e-6f * (std::fabs(y4[i]) + std::fabs(b[i]) * 1.5f)) << isa_name(isa);
+      }
+    }
+  }
+}
+
+TEST(VecKernels, NormsMatchScalar) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  for (Isa isa : simd_families()) {
+    const VecKernels& k = *vec_kernels(isa);
+    for (int64_t n : kSizes) {
+      auto x = randn(n, 4, 3.0f), w = randn(n, 5);
+      std::vector<float> y1(n), y2(n), z1(n), z2(n);
+      k.rms_norm(x.data(), w.data(), y1.data(), n, 1e-6f);
+      ref.rms_norm(x.data(), w.data(), y2.data(), n, 1e-6f);
+      k.l2_norm(x.data(), z1.data(), n, 1e-6f);
+      ref.l2_norm(x.data(), z2.data(), n, 1e-6f);
+      for (int64_t i = 0; i < n; ++i) {
+        // Sums are in double: the scale agrees to ~1 ulp, the products are identical.
+        EXPECT_NEAR(y1[i], y2[i], 3e-7f * std::fabs(y2[i]) + 1e-30f) << isa_name(isa) << " n=" << n;
+        EXPECT_NEAR(z1[i], z2[i], 3e-7f * std::fabs(z2[i]) + 1e-30f) << isa_name(isa) << " n=" << n;
+      }
+      // In place gives the same bits.
+      auto x2 = x;
+      k.rms_norm(x2.data(), w.data(), x2.data(), n, 1e-6f);
+      EXPECT_EQ(x2, y1);
+    }
+  }
+}
+
+TEST(VecKernels, ActivationsAndSoftmaxMatchScalar) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  for (Isa isa : simd_families()) {
+    const VecKernels& k = *vec_kernels(isa);
+    for (int64_t n : kSizes) {
+      auto x = randn(n, 6, 4.0f), g = randn(n, 7, 4.0f);
+      if (n > 3) {  // extremes: saturating sigmoid, exp underflow
+        x[0] = 95.0f;
+        x[1] = -95.0f;
+        g[2] = -200.0f;
+      }
+      std::vector<float> a1(n), a2(n);
+      auto check = [&](const char* what, float rel) {
+        for (int64_t i = 0; i < n; ++i)
+          EXPECT_NEAR(a1[i], a2[i], rel * std::fabs(a2[i]) + 1e-30f) << what << " " << isa_name(isa) << " i=" << i;
+      };
+      k.silu(x.data(), a1.data(), n);
+      ref.silu(x.data(), a2.data(), n);
+      check("silu", 2e-6f);
+      k.sigmoid(x.data(), a1.data(), n);
+      ref.sigmoid(x.data(), a2.data(), n);
+      check("sigmoid", 2e-6f);
+      k.swiglu(g.data(), x.data(), a1.data(), n);
+      ref.swiglu(g.data(), x.data(), a2.data(), n);
+      check("swiglu", 2e-6f);
+      k.mul_sigmoid(x.data(), g.data(), a1.data(), n);
+      ref.mul_sigmoid(x.data(), g.data(), a2.data(), n);
+      check("mul_sigmoid", 2e-6f);
+      k.mul_silu(x.data(), g.data(), a1.data(), n);
+      ref.mul_silu(x.data(), g.data(), a2.data(), n);
+      check("mul_silu", 2e-6f);
+      a1 = x;
+      a2 = x;
+      k.softmax(a1.data(), n);
+      ref.softmax(a2.data(), n);
+      check("softmax", 3e-6f);
+      double s = 0;
+      for (float v : a1) s += v;
+      EXPECT_NEAR(s, 1.0, 1e-5);
+    }
+  }
+}
+
+TEST(VecKernels, RopeAndConversionsMatchScalar) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  for (Isa isa : simd_families()) {
+    const VecKernels& k = *vec_kernels(isa);
+    for (int64_t n_rot : {int64_t{4}, int64_t{16}, int64_t{32}, int64_t{64}, int64_t{128}}) {
+      auto x = randn(256, 8), c = randn(n_rot / 2, 9), s = randn(n_rot / 2, 10);
+      auto y1 = x, y2 = x;
+      k.rope_neox(y1.data(), c.data(), s.data(), n_rot);
+      ref.rope_neox(y2.data(), c.data(), s.data(), n_rot);
+      for (int i = 0; i < 256; ++i) EXPECT_NEAR(y1[i], y2[i], 1e-6f * (std::fabs(x[i]) + 1)) << isa_name(isa);
+      for (int64_t i = n_rot; i < 256; ++i) EXPECT_EQ(y1[i], x[i]);
+    }
+    for (int64_t n : kSizes) {
+      auto x = randn(n, 11, 100.0f);
+      std::vector<uint16_t> h1(n), h2(n);
+      k.f32_to_f16(x.data(), h1.data(), n);
+      ref.f32_to_f16(x.data(), h2.data(), n);
+      EXPECT_EQ(h1, h2) << isa_name(isa);
+      std::vector<float> f1(n), f2(n);
+      k.f16_to_f32(h1.data(), f1.data(), n);
+      ref.f16_to_f32(h1.data(), f2.data(), n);
+      EXPECT_EQ(f1, f2) << isa_name(isa);
+    }
+  }
+}
+
+TEST(VecKernels, Fp16ScalarConversionIsExact) {
+  // Every half value round-trips; rounding of floats to half is to nearest even.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;  // NaN payloads
+    EXPECT_EQ(fp32_to_fp16(fp16_to_fp32(static_cast<uint16_t>(h))), h);
+  }
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);   // rounds to inf
+  EXPECT_EQ(fp32_to_fp16(65519.0f), 0x7bff);
+  EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);  // tie to even
+  EXPECT_EQ(fp32_to_fp16(1.0f + 3.0f / 2048), 0x3c02);
+  EXPECT_EQ(fp32_to_fp16(5.96046448e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(fp32_to_fp16(2.98023224e-8f), 0x0000);  // exactly half of it: tie to even (0)
+  EXPECT_EQ(fp32_to_bf16(1.00390625f), 0x3f80);     // tie to even
+  EXPECT_EQ(fp32_to_bf16(1.01171875f), 0x3f82);
+}
+
+}  // namespace
+}  // namespace hylo::kernels
