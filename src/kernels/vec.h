@@ -41,6 +41,10 @@ struct VecKernels {
   // NeoX RoPE on one head vector in place: pairs (i, i + n_rot/2) for i < n_rot/2 rotated by
   // (cos[i], sin[i]); dims ≥ n_rot untouched.
   void (*rope_neox)(float* x, const float* cos, const float* sin, int64_t n_rot);
+  // One step of a causal depthwise convolution over n channels:
+  // y[c] = Σ_{i<k} w[i·n + c] · x[i][c], i = 0 the oldest input, summed in i order with a separate
+  // multiply and add per term (llama.cpp's order), so every family gives the same bits.
+  void (*conv1d)(const float* const* x, const float* w, int k, float* y, int64_t n);
   // fp16 <-> f32 rows.
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);

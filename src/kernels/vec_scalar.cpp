@@ -87,6 +87,14 @@ void rope_neox(float* x, const float* c, const float* s, int64_t n_rot) {
   }
 }
 
+void conv1d(const float* const* x, const float* w, int k, float* y, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    float s = 0.0f;
+    for (int i = 0; i < k; ++i) s += w[i * n + c] * x[i][c];
+    y[c] = s;
+  }
+}
+
 void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(x[i]);
 }
@@ -100,7 +108,7 @@ float softplus_ref(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)
 
 constinit extern const VecKernels kVecScalar = {
     Isa::kScalar, dot,     dot_f16,     axpy,     axpy_f16,  scale,      rms_norm,   l2_norm,
-    softmax,      swiglu,  silu,        sigmoid,  mul_sigmoid, mul_silu, rope_neox,  f16_to_f32,
+    softmax,      swiglu,  silu,        sigmoid,  mul_sigmoid, mul_silu, rope_neox,  conv1d, f16_to_f32,
     f32_to_f16,
 };
 

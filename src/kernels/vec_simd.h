@@ -162,6 +162,20 @@ struct VecImpl {
     }
   }
 
+  static void conv1d(const float* const* x, const float* w, int k, float* y, int64_t n) {
+    int64_t c = 0;
+    for (; c + N <= n; c += N) {
+      F s = V::zero();
+      for (int i = 0; i < k; ++i) s = V::add(s, V::mul(V::load(w + i * n + c), V::load(x[i] + c)));
+      V::store(y + c, s);
+    }
+    for (; c < n; ++c) {
+      float s = 0.0f;
+      for (int i = 0; i < k; ++i) s += w[i * n + c] * x[i][c];
+      y[c] = s;
+    }
+  }
+
   static void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + N <= n; i += N) V::store(y + i, V::load_f16(x + i));
@@ -179,7 +193,7 @@ struct VecImpl {
 
   static constexpr VecKernels table(Isa isa) {
     return VecKernels{isa,      dot,     dot_f16, axpy,        axpy_f16, scale,     rms_norm,   l2_norm,   softmax,
-                      swiglu,   silu,    sigmoid, mul_sigmoid, mul_silu, rope_neox, f16_to_f32, f32_to_f16};
+                      swiglu,   silu,    sigmoid, mul_sigmoid, mul_silu, rope_neox, conv1d,     f16_to_f32, f32_to_f16};
   }
 };
 

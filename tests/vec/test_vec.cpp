@@ -157,6 +157,20 @@ TEST(VecKernels, RopeAndConversionsMatchScalar) {
   }
 }
 
+TEST(VecKernels, Conv1dIsBitIdenticalAcrossFamilies) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  for (Isa isa : simd_families()) {
+    for (int64_t n : kSizes) {
+      auto w = randn(4 * n, 12), a = randn(n, 13), b = randn(n, 14), c = randn(n, 15), d = randn(n, 16);
+      const float* rows[4] = {a.data(), b.data(), c.data(), d.data()};
+      std::vector<float> y1(n), y2(n);
+      vec_kernels(isa)->conv1d(rows, w.data(), 4, y1.data(), n);
+      ref.conv1d(rows, w.data(), 4, y2.data(), n);
+      EXPECT_EQ(y1, y2) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
 TEST(VecKernels, Fp16ScalarConversionIsExact) {
   // Every half value round-trips; rounding of floats to half is to nearest even.
   for (uint32_t h = 0; h < 0x10000; ++h) {
