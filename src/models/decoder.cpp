@@ -1,0 +1,338 @@
+#include "models/decoder.h"
+
+#include <cmath>
+#include <cstring>
+#include <numbers>
+#include <unordered_set>
+
+#include "base/check.h"
+#include "base/log.h"
+#include "kernels/vec.h"
+#include "ops/attention.h"
+#include "ops/dump.h"
+
+namespace hylo::models {
+
+// Activation buffers, grown to the largest batch seen and reused.
+struct Workspace {
+  std::vector<float> x, a, mixed, f, ffn_out, normed;   // [n_rows][n_embd]
+  std::vector<float> proj_q, proj_k, proj_v, q, gate, attn_out, cos, sin;
+  ops::ActRows act, act2;
+  ops::MoeScratch moe;
+};
+
+DecoderModel::DecoderModel(gguf::File file) : Model(std::move(file)), ws_(std::make_unique<Workspace>()) {}
+DecoderModel::~DecoderModel() = default;
+
+// ---- RoPE ---------------------------------------------------------------------------------------
+
+Result<RopeParams> read_rope_params(const HparamReader& hp, const gguf::File& file, int n_rot, int64_t n_ctx_train) {
+  RopeParams p;
+  p.n_rot = n_rot;
+  HYLO_ASSIGN_OR_RETURN(p.freq_base, hp.get_float_or("rope.freq_base", 10000.0f));
+  if (!(p.freq_base > 1.0f)) return make_error("[model] {}: rope.freq_base {} must be > 1", file.path(), p.freq_base);
+  p.n_ctx_orig = n_ctx_train;
+  const auto type = file.get_string(hp.name("rope.scaling.type"));
+  if (type && *type == "yarn") {
+    HYLO_ASSIGN_OR_RETURN(float factor, hp.get_float("rope.scaling.factor"));
+    if (!(factor >= 1.0f)) return make_error("[model] {}: rope.scaling.factor {} must be ≥ 1", file.path(), factor);
+    p.freq_scale = 1.0f / factor;
+    p.ext_factor = 1.0f;
+    HYLO_ASSIGN_OR_RETURN(p.n_ctx_orig, hp.get_int_or("rope.scaling.original_context_length", n_ctx_train));
+  } else if (type && *type != "none" && *type != "linear") {
+    return make_error("[model] {}: rope scaling type '{}' is not supported (none, linear, yarn)", file.path(), *type);
+  } else if (type && *type == "linear") {
+    HYLO_ASSIGN_OR_RETURN(float factor, hp.get_float("rope.scaling.factor"));
+    if (!(factor > 0.0f)) return make_error("[model] {}: rope.scaling.factor {} must be > 0", file.path(), factor);
+    p.freq_scale = 1.0f / factor;
+  }
+  return p;
+}
+
+namespace {
+
+// YaRN correction range (spec §6): the pair index where the rotation count at n_ctx_orig crosses
+// β turns.
+float yarn_corr_dim(int n_dims, int64_t n_ctx_orig, float n_rot, float base) {
+  return n_dims * std::log(static_cast<float>(n_ctx_orig) / (n_rot * 2 * std::numbers::pi_v<float>)) /
+         (2 * std::log(base));
+}
+
+}  // namespace
+
+void rope_tables(const RopeParams& p, int32_t pos, float* cos_out, float* sin_out) {
+  const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+  float low = 0, high = 0, mscale = p.attn_factor;
+  if (p.ext_factor != 0.0f) {
+    low = std::max(0.0f, std::floor(yarn_corr_dim(p.n_rot, p.n_ctx_orig, p.beta_fast, p.freq_base)));
+    high = std::min(static_cast<float>(p.n_rot - 1),
+                    std::ceil(yarn_corr_dim(p.n_rot, p.n_ctx_orig, p.beta_slow, p.freq_base)));
+    mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
+  }
+  float theta_extrap = static_cast<float>(pos);
+  for (int i = 0; i < p.n_rot / 2; ++i) {
+    const float theta_interp = p.freq_scale * theta_extrap;
+    float theta = theta_interp;
+    if (p.ext_factor != 0.0f) {
+      const float y = (static_cast<float>(i) - low) / std::max(0.001f, high - low);
+      const float ramp = (1.0f - std::min(1.0f, std::max(0.0f, y))) * p.ext_factor;
+      theta = theta_interp * (1 - ramp) + theta_extrap * ramp;
+    }
+    cos_out[i] = std::cos(theta) * mscale;
+    sin_out[i] = std::sin(theta) * mscale;
+    theta_extrap *= theta_scale;
+  }
+}
+
+// ---- loading ------------------------------------------------------------------------------------
+
+Status DecoderModel::load_common(TensorLoader& tl, const HparamReader& hp, const std::string& ffn_norm_name,
+                                 bool shared_expert, int64_t n_ff_exp, int64_t n_ff_shexp) {
+  HYLO_ASSIGN_OR_RETURN(token_embd_, tl.table("token_embd.weight", n_embd_, n_vocab_));
+  HYLO_ASSIGN_OR_RETURN(output_norm_, tl.vector("output_norm.weight", n_embd_));
+  if (tl.has("output.weight")) {
+    HYLO_ASSIGN_OR_RETURN(output_, tl.matrix("output.weight", n_embd_, n_vocab_));
+  } else {
+    if (token_embd_.kernel == nullptr)
+      return make_error("[model] {}: tied LM head: token_embd type {} has no matrix kernel", file_.path(),
+                        tensor_type_name(token_embd_.type));
+    output_ = token_embd_;
+  }
+  layers_.resize(n_layer_);
+  for (int64_t il = 0; il < n_layer_; ++il) {
+    const std::string p = fmt::format("blk.{}.", il);
+    Layer& L = layers_[il];
+    HYLO_ASSIGN_OR_RETURN(L.attn_norm, tl.vector(p + "attn_norm.weight", n_embd_));
+    HYLO_ASSIGN_OR_RETURN(L.ffn_norm, tl.vector(p + ffn_norm_name + ".weight", n_embd_));
+    ops::MoeWeights& m = L.moe;
+    HYLO_ASSIGN_OR_RETURN(m.router, tl.matrix(p + "ffn_gate_inp.weight", n_embd_, n_expert_));
+    if (tl.has(p + "ffn_gate_up_exps.weight")) {
+      // Fused gate/up (--fuse-gate-up-exps): gate = first n_ff rows of each expert, up = the rest.
+      HYLO_ASSIGN_OR_RETURN(ops::ExpertWeight gu, tl.experts(p + "ffn_gate_up_exps.weight", n_embd_, 2 * n_ff_exp,
+                                                             n_expert_));
+      m.gate = gu;
+      m.gate.first = gu.first.rows(0, n_ff_exp);
+      m.up = gu;
+      m.up.first = gu.first.rows(n_ff_exp, n_ff_exp);
+    } else {
+      HYLO_ASSIGN_OR_RETURN(m.gate, tl.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp, n_expert_));
+      HYLO_ASSIGN_OR_RETURN(m.up, tl.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp, n_expert_));
+    }
+    HYLO_ASSIGN_OR_RETURN(m.down, tl.experts(p + "ffn_down_exps.weight", n_ff_exp, n_embd_, n_expert_));
+    m.n_used = static_cast<int>(n_expert_used_);
+    if (shared_expert) {
+      HYLO_ASSIGN_OR_RETURN(m.shexp_gate_inp, tl.vector(p + "ffn_gate_inp_shexp.weight", n_embd_));
+      HYLO_ASSIGN_OR_RETURN(m.shexp_gate, tl.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_shexp));
+      HYLO_ASSIGN_OR_RETURN(m.shexp_up, tl.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_shexp));
+      HYLO_ASSIGN_OR_RETURN(m.shexp_down, tl.matrix(p + "ffn_down_shexp.weight", n_ff_shexp, n_embd_));
+    }
+  }
+  (void)hp;
+  return ok_status();
+}
+
+Result<AttentionWeights> DecoderModel::load_attention(TensorLoader& tl, int il, const AttentionDims& d, bool gated) {
+  const std::string p = fmt::format("blk.{}.", il);
+  AttentionWeights w;
+  w.gated = gated;
+  HYLO_ASSIGN_OR_RETURN(w.q, tl.matrix(p + "attn_q.weight", n_embd_, int64_t{d.n_head} * d.head_dim * (gated ? 2 : 1)));
+  HYLO_ASSIGN_OR_RETURN(w.k, tl.matrix(p + "attn_k.weight", n_embd_, int64_t{d.n_kv_head} * d.head_dim));
+  HYLO_ASSIGN_OR_RETURN(w.v, tl.matrix(p + "attn_v.weight", n_embd_, int64_t{d.n_kv_head} * d.head_dim));
+  HYLO_ASSIGN_OR_RETURN(w.out, tl.matrix(p + "attn_output.weight", int64_t{d.n_head} * d.head_dim, n_embd_));
+  HYLO_ASSIGN_OR_RETURN(w.q_norm, tl.vector(p + "attn_q_norm.weight", d.head_dim));
+  HYLO_ASSIGN_OR_RETURN(w.k_norm, tl.vector(p + "attn_k_norm.weight", d.head_dim));
+  return w;
+}
+
+void DecoderModel::finish_info(const TensorLoader& tl) {
+  info_.arch = file_.get_string("general.architecture").value_or("");
+  info_.name = file_.get_string("general.name").value_or("");
+  info_.path = file_.path();
+  info_.n_vocab = n_vocab_;
+  info_.n_embd = n_embd_;
+  info_.n_layer = n_layer_;
+  info_.n_ctx_train = n_ctx_train_;
+  info_.n_expert = n_expert_;
+  info_.n_expert_used = n_expert_used_;
+  info_.weight_bytes = 0;
+  for (const auto& t : file_.tensors()) info_.weight_bytes += t.n_bytes;
+  // Bytes read per decoded token: everything loaded, with the expert tensors scaled to the
+  // experts used, minus the embedding table (one row is read) and any MTP block.
+  uint64_t active = 0, params = 0;
+  for (const auto& t : file_.tensors()) {
+    if (t.name.rfind("blk.", 0) == 0) {
+      const int64_t il = std::atoll(t.name.c_str() + 4);
+      if (il >= n_layer_) continue;
+    }
+    if (t.name == "token_embd.weight") {
+      active += t.n_bytes / static_cast<uint64_t>(n_vocab_);
+      if (output_.data == token_embd_.data) {
+        active += t.n_bytes;
+        params += static_cast<uint64_t>(t.n_elements());
+      }
+      continue;
+    }
+    const bool expert = t.name.find("_exps.") != std::string::npos;
+    const uint64_t scale_num = expert ? static_cast<uint64_t>(n_expert_used_) : 1;
+    const uint64_t scale_den = expert ? static_cast<uint64_t>(n_expert_) : 1;
+    active += t.n_bytes * scale_num / scale_den;
+    if (t.n_dims >= 2) params += static_cast<uint64_t>(t.n_elements()) * scale_num / scale_den;
+  }
+  info_.active_weight_bytes = active;
+  info_.active_params = params;
+  for (const auto& name : tl.unused()) {
+    if (name.rfind(fmt::format("blk.{}.", n_layer_), 0) == 0) continue;  // MTP block, loaded separately
+    log_warn("[model] {}: tensor {} is not used", file_.path(), name);
+  }
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+
+Result<std::vector<SeqRun>> DecoderModel::validate(std::span<const BatchRow> rows, const Memory& memory) const {
+  if (rows.empty()) return make_error("[model] empty batch");
+  std::vector<SeqRun> runs;
+  std::unordered_set<int32_t> seen;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const BatchRow& r = rows[i];
+    if (r.seq < 0 || r.seq >= memory.n_seq())
+      return make_error("[model] batch row {}: sequence {} outside [0, {})", i, r.seq, memory.n_seq());
+    if (r.token < 0 || r.token >= n_vocab_)
+      return make_error("[model] batch row {}: token {} outside the vocabulary [0, {})", i, r.token, n_vocab_);
+    if (runs.empty() || runs.back().seq != r.seq) {
+      if (!seen.insert(r.seq).second)
+        return make_error("[model] batch row {}: sequence {} appears in two separate runs", i, r.seq);
+      const int32_t len = memory.seq_len(r.seq);
+      if (r.pos != len)
+        return make_error("[model] batch row {}: sequence {} continues at position {}, row has position {}", i, r.seq,
+                          len, r.pos);
+      runs.push_back({r.seq, static_cast<int64_t>(i), 0, r.pos});
+    } else if (r.pos != runs.back().pos0 + runs.back().n) {
+      return make_error("[model] batch row {}: position {} does not follow {} in sequence {}", i, r.pos,
+                        runs.back().pos0 + runs.back().n - 1, r.seq);
+    }
+    if (r.pos >= memory.n_ctx())
+      return make_error("[model] batch row {}: position {} is beyond the context size {} of sequence {}", i, r.pos,
+                        memory.n_ctx(), r.seq);
+    runs.back().n++;
+  }
+  return runs;
+}
+
+Status DecoderModel::forward(std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool, float* logits) {
+  HYLO_ASSIGN_OR_RETURN(std::vector<SeqRun> runs, validate(rows, memory));
+  const kernels::VecKernels& K = kernels::vec();
+  Workspace& w = *ws_;
+  const int64_t T = static_cast<int64_t>(rows.size()), E = n_embd_;
+  w.x.resize(T * E);
+  w.a.resize(T * E);
+  w.mixed.resize(T * E);
+  w.f.resize(T * E);
+  w.ffn_out.resize(T * E);
+
+  for (int64_t t = 0; t < T; ++t)
+    kernels::dequantize_row(token_embd_.type, token_embd_.row(rows[t].token), w.x.data() + t * E, E);
+  ops::dump("embd", w.x.data(), {T, E});
+
+  auto norm_rows = [&](const float* in, const float* weight, float* out) {
+    pool.parallel_for(T, 16, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) K.rms_norm(in + t * E, weight, out + t * E, E, norm_eps_);
+    });
+  };
+
+  for (int il = 0; il < n_layer_; ++il) {
+    const Layer& L = layers_[il];
+    norm_rows(w.x.data(), L.attn_norm.data(), w.a.data());
+    ops::dump(ops::layer_name("attn_norm", il), w.a.data(), {T, E});
+    mix(il, w.a.data(), w.mixed.data(), runs, rows, memory, pool);
+    for (int64_t i = 0; i < T * E; ++i) w.x[i] += w.mixed[i];  // h = x + mixer
+    ops::dump(ops::layer_name("attn_residual", il), w.x.data(), {T, E});
+    norm_rows(w.x.data(), L.ffn_norm.data(), w.f.data());
+    ops::dump(ops::layer_name("attn_post_norm", il), w.f.data(), {T, E});
+    ops::moe_forward(pool, L.moe, w.f.data(), T, w.ffn_out.data(), w.moe, il);
+    for (int64_t i = 0; i < T * E; ++i) w.x[i] += w.ffn_out[i];  // x' = h + MoE
+    ops::dump(ops::layer_name("l_out", il), w.x.data(), {T, E});
+  }
+  for (const SeqRun& r : runs) memory.set_seq_len(r.seq, r.pos0 + static_cast<int32_t>(r.n));
+
+  // Final norm and LM head for the requested rows only.
+  std::vector<int64_t> out_rows;
+  for (int64_t t = 0; t < T; ++t)
+    if (rows[t].logits) out_rows.push_back(t);
+  const int64_t n_out = static_cast<int64_t>(out_rows.size());
+  hidden_out_.resize(n_out * E);
+  for (int64_t i = 0; i < n_out; ++i)
+    K.rms_norm(w.x.data() + out_rows[i] * E, output_norm_.data(), hidden_out_.data() + i * E, E, norm_eps_);
+  ops::dump("result_norm", hidden_out_.data(), {n_out, E});
+  if (n_out > 0) ops::matmul(pool, output_, hidden_out_.data(), n_out, logits, &w.act);
+  return ok_status();
+}
+
+// ---- attention mixer ----------------------------------------------------------------------------
+
+void DecoderModel::attention(int il, const AttentionWeights& aw, const AttentionDims& d, const float* a, float* out,
+                             std::span<const SeqRun> runs, std::span<const BatchRow> rows, Memory& memory,
+                             ThreadPool& pool) {
+  const kernels::VecKernels& K = kernels::vec();
+  Workspace& w = *ws_;
+  const int64_t T = static_cast<int64_t>(rows.size());
+  const int64_t hd = d.head_dim, nq = int64_t{d.n_head} * hd, nkv = int64_t{d.n_kv_head} * hd;
+  const int64_t pw = aw.q.n_out;  // query projection width (2·nq when gated)
+  w.proj_q.resize(T * pw);
+  w.proj_k.resize(T * nkv);
+  w.proj_v.resize(T * nkv);
+  ops::convert_rows(pool, *aw.q.kernel, a, T, n_embd_, n_embd_, &w.act);
+  const ops::ActRows* in_kv = &w.act;
+  if (aw.k.kernel->act != aw.q.kernel->act) {
+    ops::convert_rows(pool, *aw.k.kernel, a, T, n_embd_, n_embd_, &w.act2);
+    in_kv = &w.act2;
+  }
+  const ops::MatmulJob jobs[] = {{&aw.q, &w.act, w.proj_q.data(), pw},
+                                 {&aw.k, in_kv, w.proj_k.data(), nkv},
+                                 {&aw.v, in_kv, w.proj_v.data(), nkv}};
+  HYLO_CHECK(aw.v.kernel->act == aw.k.kernel->act, "attn_k and attn_v need the same activation format");
+  ops::matmul(pool, jobs);
+  ops::dump(ops::layer_name("Qcur_full", il), w.proj_q.data(), {T, pw});
+
+  // Split query / gate, QK-norm (before RoPE), RoPE, then store K and V.
+  w.q.resize(T * nq);
+  w.gate.resize(aw.gated ? T * nq : 0);
+  w.cos.resize(rope_.n_rot / 2);
+  w.sin.resize(rope_.n_rot / 2);
+  for (int64_t t = 0; t < T; ++t) {
+    rope_tables(rope_, rows[t].pos, w.cos.data(), w.sin.data());
+    for (int h = 0; h < d.n_head; ++h) {
+      const float* src = w.proj_q.data() + t * pw + (aw.gated ? 2 * h * hd : h * hd);
+      float* q = w.q.data() + t * nq + h * hd;
+      K.rms_norm(src, aw.q_norm.data(), q, hd, norm_eps_);
+      K.rope_neox(q, w.cos.data(), w.sin.data(), rope_.n_rot);
+      if (aw.gated) std::memcpy(w.gate.data() + t * nq + h * hd, src + hd, sizeof(float) * hd);
+    }
+    for (int h = 0; h < d.n_kv_head; ++h) {
+      float* k = w.proj_k.data() + t * nkv + h * hd;
+      K.rms_norm(k, aw.k_norm.data(), k, hd, norm_eps_);
+      K.rope_neox(k, w.cos.data(), w.sin.data(), rope_.n_rot);
+    }
+  }
+  ops::dump(ops::layer_name("Qcur", il), w.q.data(), {T, d.n_head, hd});
+  ops::dump(ops::layer_name("Kcur", il), w.proj_k.data(), {T, d.n_kv_head, hd});
+  std::vector<ops::AttentionRun> attn_runs;
+  w.attn_out.resize(T * nq);
+  for (const SeqRun& r : runs) {
+    ops::KvSeqCache& cache = memory.kv(il, r.seq);
+    cache.truncate(r.pos0);  // drop anything past the sequence's length (e.g. a failed batch)
+    for (int64_t i = 0; i < r.n; ++i)
+      cache.store(r.pos0 + static_cast<int32_t>(i), w.proj_k.data() + (r.row0 + i) * nkv,
+                  w.proj_v.data() + (r.row0 + i) * nkv);
+    attn_runs.push_back({&cache, w.q.data() + r.row0 * nq, w.attn_out.data() + r.row0 * nq, r.n, r.pos0});
+  }
+  ops::attention(pool, attn_runs, {d.n_head, d.n_kv_head, d.head_dim, d.scale});
+  ops::dump(ops::layer_name("attn_pregate", il), w.attn_out.data(), {T, nq});
+  if (aw.gated) {
+    K.mul_sigmoid(w.attn_out.data(), w.gate.data(), w.attn_out.data(), T * nq);
+    ops::dump(ops::layer_name("attn_gated", il), w.attn_out.data(), {T, nq});
+  }
+  ops::matmul(pool, aw.out, w.attn_out.data(), T, out, &w.act);
+  ops::dump(ops::layer_name("attn_output", il), out, {T, n_embd_});
+}
+
+}  // namespace hylo::models

@@ -1,0 +1,99 @@
+// What the supported architectures share: token embedding, a stack of pre-norm blocks
+// x → x + Mixer(norm(x)) → h + MoE(norm(h)), the final norm and the LM head, batch validation
+// and the gated/plain attention mixer. Architectures supply their mixers (qwen3_next.cpp,
+// qwen3_moe.cpp); nothing here asks which architecture it runs.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/loader.h"
+#include "models/model.h"
+#include "ops/matmul.h"
+#include "ops/moe.h"
+
+namespace hylo::models {
+
+// The rows of one sequence inside a batch.
+struct SeqRun {
+  int32_t seq;
+  int64_t row0;     // first row in the batch
+  int64_t n;        // number of rows
+  int32_t pos0;     // position of the first row
+};
+
+// RoPE parameters (spec §2.5, §6). YaRN is active when ext_factor != 0.
+struct RopeParams {
+  int n_rot = 0;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;
+  float ext_factor = 0.0f;
+  float attn_factor = 1.0f;
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+  int64_t n_ctx_orig = 0;
+};
+Result<RopeParams> read_rope_params(const HparamReader& hp, const gguf::File& file, int n_rot, int64_t n_ctx_train);
+// cos/sin of the n_rot/2 rotation angles at position pos, as ggml computes them (f32, incremental θ).
+void rope_tables(const RopeParams& p, int32_t pos, float* cos_out, float* sin_out);
+
+// Self-attention with QK-norm and NeoX RoPE; `gated` = Qwen3-Next's per-head [query | gate]
+// projection and sigmoid output gate.
+struct AttentionWeights {
+  ops::Weight q, k, v, out;
+  std::vector<float> q_norm, k_norm;
+  bool gated = false;
+};
+
+struct AttentionDims {
+  int n_head, n_kv_head, head_dim;
+  float scale;
+};
+
+struct Workspace;
+
+class DecoderModel : public Model {
+ public:
+  MemoryLayout memory_layout() const override { return layout_; }
+  Status forward(std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool, float* logits) override;
+  const std::vector<float>& last_hidden() const override { return hidden_out_; }
+
+ protected:
+  explicit DecoderModel(gguf::File file);
+  ~DecoderModel() override;
+
+  // Mixer of layer il: out = Mixer(a); a, out: [n_rows][n_embd].
+  virtual void mix(int il, const float* a, float* out, std::span<const SeqRun> runs, std::span<const BatchRow> rows,
+                   Memory& memory, ThreadPool& pool) = 0;
+
+  // Loads token_embd, output_norm, output (or the tied embedding) and per-layer norms + MoE.
+  Status load_common(TensorLoader& tl, const HparamReader& hp, const std::string& ffn_norm_name, bool shared_expert,
+                     int64_t n_ff_exp, int64_t n_ff_shexp);
+  Result<AttentionWeights> load_attention(TensorLoader& tl, int il, const AttentionDims& d, bool gated);
+  void attention(int il, const AttentionWeights& w, const AttentionDims& d, const float* a, float* out,
+                 std::span<const SeqRun> runs, std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool);
+  void finish_info(const TensorLoader& tl);
+
+  // Hyper-parameters every architecture has.
+  int64_t n_embd_ = 0, n_vocab_ = 0, n_layer_ = 0, n_ctx_train_ = 0;
+  int64_t n_expert_ = 0, n_expert_used_ = 0;
+  float norm_eps_ = 1e-6f;
+  RopeParams rope_;
+  MemoryLayout layout_;
+
+  ops::Weight token_embd_, output_;
+  std::vector<float> output_norm_;
+  struct Layer {
+    std::vector<float> attn_norm, ffn_norm;
+    ops::MoeWeights moe;
+  };
+  std::vector<Layer> layers_;
+  std::unique_ptr<Workspace> ws_;
+  std::vector<float> hidden_out_;
+
+ private:
+  Result<std::vector<SeqRun>> validate(std::span<const BatchRow> rows, const Memory& memory) const;
+};
+
+}  // namespace hylo::models

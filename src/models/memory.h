@@ -1,0 +1,87 @@
+// Per-sequence model state behind one interface: a paged KV cache for attention layers and a
+// recurrent state (conv window + S matrices) for Gated DeltaNet layers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "base/result.h"
+#include "base/tensor_type.h"
+#include "ops/kv_cache.h"
+
+namespace hylo::models {
+
+// What state a model keeps per sequence, per layer.
+struct MemoryLayout {
+  struct Kv {
+    int layer;
+    int n_kv_head;
+    int head_dim;
+  };
+  struct Recurrent {
+    int layer;
+    int conv_window;  // kernel size − 1
+    int conv_dim;
+    int n_heads;
+    int d_k;
+    int d_v;
+  };
+  int n_layer = 0;  // all blocks the forward pass may touch (trunk + MTP)
+  std::vector<Kv> kv;
+  std::vector<Recurrent> recurrent;
+
+  uint64_t kv_bytes_per_token(TensorType kv_type) const;
+  uint64_t recurrent_bytes_per_sequence() const;
+};
+
+struct MemoryOptions {
+  int n_seq = 1;                          // sequences that can be held at once (ids 0 … n_seq−1)
+  int32_t n_ctx = 4096;                   // positions per sequence
+  TensorType kv_type = TensorType::kF16;  // f16 or f32
+};
+
+class Memory {
+ public:
+  Memory(const MemoryLayout& layout, const MemoryOptions& options);
+
+  const MemoryOptions& options() const { return options_; }
+  const MemoryLayout& layout() const { return layout_; }
+  int n_seq() const { return options_.n_seq; }
+  int32_t n_ctx() const { return options_.n_ctx; }
+
+  // Number of positions stored for sequence seq.
+  int32_t seq_len(int seq) const { return seq_len_.at(seq); }
+  void clear(int seq);
+  // dst becomes a copy of src (forking a conversation).
+  Status copy(int src, int dst);
+  // Keeps the first n positions. Attention-only models can always do this; models with recurrent
+  // layers only to n == seq_len (nothing to undo) or n == 0, unless a snapshot was taken at n.
+  Status truncate(int seq, int32_t n);
+  // Recurrent state snapshot of seq at its current length (one per sequence); truncate() to that
+  // length restores it. Used to roll back rejected speculative tokens.
+  void snapshot(int seq);
+  bool has_recurrent() const { return !layout_.recurrent.empty(); }
+
+  uint64_t bytes_allocated() const;
+
+  // For the models' forward pass.
+  ops::KvSeqCache& kv(int layer, int seq);
+  ops::RecurrentSeqState& recurrent(int layer, int seq);
+  void set_seq_len(int seq, int32_t n) { seq_len_.at(seq) = n; }
+
+ private:
+  MemoryLayout layout_;
+  MemoryOptions options_;
+  std::vector<int> kv_slot_of_layer_, rs_slot_of_layer_;                 // -1 if none
+  std::vector<std::vector<std::unique_ptr<ops::KvSeqCache>>> kv_;        // [kv layer][seq]
+  std::vector<std::vector<std::unique_ptr<ops::RecurrentSeqState>>> rs_;  // [recurrent layer][seq]
+  struct Snapshot {
+    int32_t len = -1;
+    std::vector<std::vector<float>> conv, ssm;  // per recurrent layer
+  };
+  std::vector<Snapshot> snapshots_;
+  std::vector<int32_t> seq_len_;
+};
+
+}  // namespace hylo::models

@@ -1,0 +1,79 @@
+// The model interface: a forward pass over a batch of (sequence, position, token) rows.
+// One implementation file per architecture (qwen3_next.cpp, qwen3_moe.cpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/thread_pool.h"
+#include "gguf/gguf.h"
+#include "models/memory.h"
+#include "ops/delta_net.h"
+
+namespace hylo::models {
+
+// One row of a batch. The rows of a sequence are consecutive and continue it: positions
+// seq_len(seq), seq_len(seq)+1, ... A sequence appears in at most one run per batch.
+struct BatchRow {
+  int32_t seq = 0;
+  int32_t pos = 0;
+  int32_t token = 0;
+  bool logits = false;  // produce this row's logits
+};
+
+struct ModelInfo {
+  std::string arch;         // general.architecture
+  std::string name;         // general.name
+  std::string path;
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;      // trunk blocks (MTP blocks excluded)
+  int64_t n_ctx_train = 0;  // <arch>.context_length
+  int64_t n_expert = 0, n_expert_used = 0;
+  bool has_mtp = false;
+  // Weight bytes: all tensors, and those read to decode one token (active experts only).
+  uint64_t weight_bytes = 0;
+  uint64_t active_weight_bytes = 0;
+  uint64_t active_params = 0;  // multiply-adds per token in the matrix products
+};
+
+struct ForwardOptions {
+  ops::DeltaMode delta_mode = ops::DeltaMode::kAuto;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  const ModelInfo& info() const { return info_; }
+  const gguf::File& file() const { return file_; }
+  virtual MemoryLayout memory_layout() const = 0;
+
+  ForwardOptions& options() { return options_; }
+
+  // Runs a batch. For each row with logits = true, in row order, writes n_vocab floats to
+  // `logits` ([n_logit_rows][n_vocab]). Validates the batch against `memory` first; on error
+  // nothing has been changed. Not thread-safe: one forward at a time per model.
+  virtual Status forward(std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool, float* logits) = 0;
+
+  // The final normed hidden states of the logit rows of the last forward ([n][n_embd]): the
+  // LM head's input (`h_nextn`, the MTP head's input).
+  virtual const std::vector<float>& last_hidden() const = 0;
+
+ protected:
+  Model(gguf::File file) : file_(std::move(file)) {}
+  gguf::File file_;
+  ModelInfo info_;
+  ForwardOptions options_;
+};
+
+// Opens a GGUF file and builds the model for its architecture (weights stay memory-mapped).
+Result<std::unique_ptr<Model>> load_model(const std::string& path);
+// Architectures this build can run.
+std::vector<std::string> supported_architectures();
+
+}  // namespace hylo::models

@@ -1,0 +1,159 @@
+#include "ops/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "kernels/vec.h"
+#include "ops/dump.h"
+
+namespace hylo::ops {
+namespace {
+
+// Copies rows `rows` of src into dst (same activation format).
+void gather_rows(const ActRows& src, const std::vector<int32_t>& rows, ActRows* dst) {
+  dst->type = src.type;
+  dst->n = src.n;
+  dst->stride = src.stride;
+  dst->rows = static_cast<int64_t>(rows.size());
+  const size_t need = src.stride * rows.size();
+  if (dst->data.size() < need) dst->data.resize(need);
+  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(dst->data.data() + i * src.stride, src.row(rows[i]), src.stride);
+}
+
+}  // namespace
+
+void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t n_tokens, float* y,
+                 MoeScratch& s, int layer) {
+  const kernels::VecKernels& K = kernels::vec();
+  const int64_t n_embd = w.router.n_in, n_exp = w.router.n_out, k = w.n_used;
+  const int64_t n_ff = w.gate.first.n_out;
+
+  // Router: logits, softmax, top-k, renormalisation (clamped as llama.cpp).
+  s.logits.resize(n_tokens * n_exp);
+  ActRows router_in;
+  matmul(pool, w.router, f, n_tokens, s.logits.data(), &router_in);
+  dump(layer_name("ffn_moe_logits", layer), s.logits.data(), {n_tokens, n_exp});
+  s.probs = s.logits;
+  s.selected.resize(n_tokens * k);
+  s.weights.resize(n_tokens * k);
+  std::vector<int32_t> order(n_exp);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* p = s.probs.data() + t * n_exp;
+    K.softmax(p, n_exp);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    float sum = 0.0f;
+    for (int64_t i = 0; i < k; ++i) {
+      s.selected[t * k + i] = order[i];
+      s.weights[t * k + i] = p[order[i]];
+      sum += p[order[i]];
+    }
+    if (w.norm_topk) {
+      sum = std::max(sum, 6.103515625e-5f);
+      for (int64_t i = 0; i < k; ++i) s.weights[t * k + i] /= sum;
+    }
+  }
+  dump(layer_name("ffn_moe_probs", layer), s.probs.data(), {n_tokens, n_exp});
+  dump(layer_name("ffn_moe_weights_norm", layer), s.weights.data(), {n_tokens, k});
+
+  // Tokens per expert; slot index = t·k + i.
+  std::vector<std::vector<int32_t>> tokens_of(n_exp), slots_of(n_exp);
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t i = 0; i < k; ++i) {
+      tokens_of[s.selected[t * k + i]].push_back(static_cast<int32_t>(t));
+      slots_of[s.selected[t * k + i]].push_back(static_cast<int32_t>(t * k + i));
+    }
+  std::vector<int32_t> active;
+  for (int32_t e = 0; e < n_exp; ++e)
+    if (!tokens_of[e].empty()) active.push_back(e);
+
+  // Gate and up projections of every active expert (and the shared expert) in one parallel region.
+  const kernels::MatmulKernel& in_kernel = *w.gate.first.kernel;
+  convert_rows(pool, in_kernel, f, n_tokens, n_embd, n_embd, &s.tokens_q);
+  if (s.expert_in.size() < static_cast<size_t>(n_exp)) {
+    s.expert_in.resize(n_exp);
+    s.expert_hidden.resize(n_exp);
+  }
+  std::vector<int64_t> offset(n_exp + 1, 0);  // row offset of each expert's rows in gate_out/up_out
+  for (int32_t e = 0; e < n_exp; ++e) offset[e + 1] = offset[e] + static_cast<int64_t>(tokens_of[e].size());
+  const int64_t routed_rows = offset[n_exp];
+  const bool shared = w.shexp_gate.valid();
+  const int64_t n_ff_sh = shared ? w.shexp_gate.n_out : 0;
+  s.gate_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
+  s.up_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
+  std::vector<Weight> experts_gate(n_exp), experts_up(n_exp), experts_down(n_exp);
+  std::vector<MatmulJob> jobs;
+  for (int32_t e : active) {
+    gather_rows(s.tokens_q, tokens_of[e], &s.expert_in[e]);
+    experts_gate[e] = w.gate.expert(e);
+    experts_up[e] = w.up.expert(e);
+    experts_down[e] = w.down.expert(e);
+    jobs.push_back({&experts_gate[e], &s.expert_in[e], s.gate_out.data() + offset[e] * n_ff, n_ff});
+    jobs.push_back({&experts_up[e], &s.expert_in[e], s.up_out.data() + offset[e] * n_ff, n_ff});
+  }
+  float* sh_gate = s.gate_out.data() + routed_rows * n_ff;
+  float* sh_up = s.up_out.data() + routed_rows * n_ff;
+  ActRows shared_in;
+  if (shared) {
+    const ActRows* in = &s.tokens_q;
+    if (w.shexp_gate.kernel->act != in_kernel.act) {
+      convert_rows(pool, *w.shexp_gate.kernel, f, n_tokens, n_embd, n_embd, &shared_in);
+      in = &shared_in;
+    }
+    jobs.push_back({&w.shexp_gate, in, sh_gate, n_ff_sh});
+    jobs.push_back({&w.shexp_up, in, sh_up, n_ff_sh});
+  }
+  matmul(pool, jobs);
+
+  // SwiGLU, then the down projections.
+  K.swiglu(s.gate_out.data(), s.up_out.data(), s.gate_out.data(), routed_rows * n_ff + n_tokens * n_ff_sh);
+  s.slot_out.resize(n_tokens * k * n_embd);
+  s.hidden.resize(routed_rows * n_embd);
+  s.shared.resize(n_tokens * n_embd);
+  jobs.clear();
+  for (int32_t e : active) {
+    convert_rows(pool, *w.down.first.kernel, s.gate_out.data() + offset[e] * n_ff, offset[e + 1] - offset[e], n_ff,
+                 n_ff, &s.expert_hidden[e]);
+    jobs.push_back({&experts_down[e], &s.expert_hidden[e], s.hidden.data() + offset[e] * n_embd, n_embd});
+  }
+  if (shared) {
+    convert_rows(pool, *w.shexp_down.kernel, sh_gate, n_tokens, n_ff_sh, n_ff_sh, &s.shared_hidden_q);
+    jobs.push_back({&w.shexp_down, &s.shared_hidden_q, s.shared.data(), n_embd});
+  }
+  matmul(pool, jobs);
+  for (int32_t e : active)
+    for (size_t i = 0; i < slots_of[e].size(); ++i)
+      std::memcpy(s.slot_out.data() + static_cast<int64_t>(slots_of[e][i]) * n_embd,
+                  s.hidden.data() + (offset[e] + static_cast<int64_t>(i)) * n_embd, sizeof(float) * n_embd);
+
+  // y = Σ_i w_i·FFN_i in top-k order (each product rounded, then added left to right).
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* yt = y + t * n_embd;
+    for (int64_t c = 0; c < n_embd; ++c) {
+      float acc = s.weights[t * k] * s.slot_out[(t * k) * n_embd + c];
+      for (int64_t i = 1; i < k; ++i) {
+        const float term = s.weights[t * k + i] * s.slot_out[(t * k + i) * n_embd + c];
+        acc += term;
+      }
+      yt[c] = acc;
+    }
+  }
+  dump(layer_name("ffn_moe_out", layer), y, {n_tokens, n_embd});
+  if (shared) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float gate = 1.0f / (1.0f + std::exp(-K.dot(w.shexp_gate_inp.data(), f + t * n_embd, n_embd)));
+      float* yt = y + t * n_embd;
+      const float* st = s.shared.data() + t * n_embd;
+      for (int64_t c = 0; c < n_embd; ++c) {
+        const float gated = st[c] * gate;
+        yt[c] += gated;
+      }
+    }
+    dump(layer_name("ffn_shexp", layer), s.shared.data(), {n_tokens, n_embd});
+  }
+}
+
+}  // namespace hylo::ops
