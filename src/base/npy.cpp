@@ -65,8 +65,7 @@ Result<NpyArray> read_npy(const std::string& path) {
   if (!in.read(header.data(), hlen)) return make_error("[npy] {}: truncated header", path);
   NpyArray a;
   a.dtype = dict_value(header, "descr");
-  if (dict_value(header, "fortran_order").find("True") != std::string::npos)
-    return make_error("[npy] {}: fortran order not supported", path);
+  const bool fortran = dict_value(header, "fortran_order").find("True") != std::string::npos;
   std::string shape = dict_value(header, "shape");
   for (size_t i = 0; i < shape.size();) {
     if (std::isdigit(static_cast<unsigned char>(shape[i]))) {
@@ -83,6 +82,25 @@ Result<NpyArray> read_npy(const std::string& path) {
   a.bytes.resize(static_cast<size_t>(a.numel() * es));
   if (!in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size())))
     return make_error("[npy] {}: truncated data ({} bytes expected)", path, a.bytes.size());
+  if (fortran && a.shape.size() > 1) {
+    // Column-major on disk: element (i0, i1, ...) at i0 + s0·(i1 + s1·(...)). Reorder to C order.
+    std::vector<uint8_t> c(a.bytes.size());
+    const size_t nd = a.shape.size();
+    std::vector<int64_t> idx(nd, 0);
+    for (int64_t flat = 0; flat < a.numel(); ++flat) {
+      int64_t f_off = 0, stride = 1;
+      for (size_t d = 0; d < nd; ++d) {
+        f_off += idx[d] * stride;
+        stride *= a.shape[d];
+      }
+      std::memcpy(c.data() + flat * es, a.bytes.data() + f_off * es, static_cast<size_t>(es));
+      for (size_t d = nd; d-- > 0;) {  // advance the C-order index
+        if (++idx[d] < a.shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+    a.bytes = std::move(c);
+  }
   return a;
 }
 
