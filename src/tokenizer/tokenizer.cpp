@@ -272,6 +272,11 @@ Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   return t;
 }
 
+Result<Tokenizer> Tokenizer::from_gguf_file(const std::string& path) {
+  HYLO_ASSIGN_OR_RETURN(gguf::File file, gguf::File::open(path));
+  return from_gguf(file);
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
   const Impl& m = *impl_;
   std::vector<int32_t> out;

@@ -46,6 +46,8 @@ class Tokenizer {
  public:
   // Reads tokenizer.ggml.* and tokenizer.chat_template; only metadata is touched.
   static Result<Tokenizer> from_gguf(const gguf::File& file);
+  // Opens the GGUF file and reads its tokenizer (tensor data is mapped, never read).
+  static Result<Tokenizer> from_gguf_file(const std::string& path);
   // Validates `vocab` (types, merges, special ids) and builds the lookup tables.
   static Result<Tokenizer> from_vocab(Vocab vocab);
 
