@@ -8,6 +8,7 @@
 
 #include "base/cpu.h"
 #include "base/strings.h"
+#include "tokenizer/tokenizer.h"
 
 namespace hylo::apps {
 
@@ -59,9 +60,8 @@ Result<Engine> EngineFlags::make(models::Model& model, int n_seq, int32_t n_ctx,
 }
 
 Result<std::vector<int32_t>> tokenize_prompt(const models::Model& model, const std::string& text) {
-  (void)model;
-  (void)text;
-  return make_error("[cli] --prompt needs the tokenizer, which this build does not have yet; use --ids");
+  HYLO_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok, tokenizer::Tokenizer::from_gguf(model.file()));
+  return tok.encode(text, /*parse_special=*/true);
 }
 
 }  // namespace hylo::apps

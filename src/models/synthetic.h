@@ -1,0 +1,36 @@
+// Deterministic random-weight models with the real architectures' tensor names, shapes and
+// metadata (`hylo make-model`, the built-in default model, benchmarks). Values are scaled so
+// activations stay finite; the text such a model writes is meaningless by construction.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/result.h"
+#include "base/tensor_type.h"
+#include "base/thread_pool.h"
+#include "gguf/writer.h"
+
+namespace hylo::models {
+
+struct SyntheticSpec {
+  std::string arch = "qwen3next";  // qwen3next | qwen3moe
+  std::string preset = "tiny";     // tiny | small | bench
+  // Weight format: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", or the llama.cpp
+  // style mixes "q4_k_m", "q5_k_m" (ffn_down, attn_v, ssm_out, output in q6_k).
+  std::string type = "q8_0";
+  uint64_t seed = 42;
+  std::string layout = "split";  // qwen3next DeltaNet input: split (attn_qkv + attn_gate) | legacy (ssm_in)
+  bool mtp = false;              // qwen3next: append one MTP block
+};
+
+// Checks the spec; the error names the bad field and the accepted values.
+Status validate(const SyntheticSpec& spec);
+
+// Writes the model to `path`. `add_tokenizer` adds the tokenizer.* metadata (vocabulary size
+// must be 151936, the Qwen3 vocabulary). Returns the file size.
+Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::string& path, ThreadPool& pool,
+                                       const std::function<Status(gguf::Writer&)>& add_tokenizer);
+
+}  // namespace hylo::models
