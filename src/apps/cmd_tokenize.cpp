@@ -54,8 +54,7 @@ CommandRegistrar reg("tokenize", "Print the token ids of a text (special tokens 
                        app.add_flag("--no-special", o->no_special, "Treat special-token text as plain text");
                        app.add_flag("--json", o->json, "Print a JSON array instead of space-separated ids");
                        app.callback([text, file] {
-                         if (text->count() == 0 && file->count() == 0)
-                           throw CLI::RequiredError("--text or --file");
+                         if (text->count() == 0 && file->count() == 0) throw CLI::RequiredError("--text or --file");
                        });
                        return [o] { return run_tokenize(*o); };
                      });

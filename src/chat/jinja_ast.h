@@ -42,6 +42,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;  // kCompare: "==", "!=", "<", "<=", ">", ">=", "in", "notin"
   bool negated = false;          // kTest
+  int depth = 1;                 // height of this subtree (bounded by the parser)
 };
 
 struct Stmt;
@@ -49,16 +50,16 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 enum class StmtKind {
-  kText,      // text
-  kOutput,    // {{ expr }}
-  kIf,        // conds[i] -> bodies[i], else_body
-  kFor,       // for targets in expr [if filter] body [else else_body]
-  kSet,       // set targets / ns.attr = expr
-  kSetBlock,  // set target [| filter] body endset
-  kMacro,     // macro name(params = defaults) body
+  kText,         // text
+  kOutput,       // {{ expr }}
+  kIf,           // conds[i] -> bodies[i], else_body
+  kFor,          // for targets in expr [if filter] body [else else_body]
+  kSet,          // set targets / ns.attr = expr
+  kSetBlock,     // set target [| filter] body endset
+  kMacro,        // macro name(params = defaults) body
   kFilterBlock,  // filter expr(body)
-  kWith,      // with targets = values: body in a new scope
-  kScope,     // block name: body rendered in place
+  kWith,         // with targets = values: body in a new scope
+  kScope,        // block name: body rendered in place
   kBreak,
   kContinue,
 };
@@ -66,15 +67,15 @@ enum class StmtKind {
 struct Stmt {
   StmtKind kind = StmtKind::kText;
   int line = 0;
-  std::string text;                 // kText; kSet/kSetBlock: attribute for "ns.attr" targets
-  ExprPtr expr;                     // kOutput, kFor (iterable), kSet (value), kFilterBlock / kSetBlock (filter)
-  ExprPtr filter;                   // kFor: the "if" condition
+  std::string text;                  // kText; kSet/kSetBlock: attribute for "ns.attr" targets
+  ExprPtr expr;                      // kOutput, kFor (iterable), kSet (value), kFilterBlock / kSetBlock (filter)
+  ExprPtr filter;                    // kFor: the "if" condition
   std::vector<std::string> targets;  // kFor / kSet / kSetBlock / kWith names; kMacro: parameter names
-  std::vector<ExprPtr> values;      // kWith values; kMacro: defaults (null = none)
-  std::vector<ExprPtr> conds;       // kIf
-  std::vector<Body> bodies;         // kIf
+  std::vector<ExprPtr> values;       // kWith values; kMacro: defaults (null = none)
+  std::vector<ExprPtr> conds;        // kIf
+  std::vector<Body> bodies;          // kIf
   Body body, else_body;
-  std::string name;                 // kMacro / kScope
+  std::string name;  // kMacro / kScope
 };
 
 }  // namespace hylo::chat::jinja

@@ -32,7 +32,8 @@ bool bool_arg(const CallArgs& a, size_t i, const char* name, bool dflt) {
 int64_t int_arg(const CallArgs& a, size_t i, const char* name, int64_t dflt) {
   const Value* v = arg(a, i, name);
   if (v == nullptr || v->is_none()) return dflt;
-  if (!v->is_int() && !v->is_bool()) fail(fmt::format("argument '{}' must be an integer, not {}", name, v->type_name()));
+  if (!v->is_int() && !v->is_bool())
+    fail(fmt::format("argument '{}' must be an integer, not {}", name, v->type_name()));
   return v->as_int();
 }
 
@@ -40,12 +41,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -178,9 +190,8 @@ const std::unordered_map<std::string, Filter>& filters() {
     };
     f["string"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(py_str(v)); };
     f["safe"] = [](Interpreter&, const Value& v, CallArgs&) { return v; };
-    f["escape"] = f["e"] = f["forceescape"] = [](Interpreter&, const Value& v, CallArgs&) {
-      return Value(html_escape(py_str(v)));
-    };
+    f["escape"] = f["e"] =
+        f["forceescape"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(html_escape(py_str(v))); };
     f["length"] = f["count"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(py_len(v)); };
     f["trim"] = [](Interpreter&, const Value& v, CallArgs& a) {
       const Value* chars = arg(a, 0, "chars");
@@ -251,15 +262,16 @@ const std::unordered_map<std::string, Filter>& filters() {
       return Value::list(std::move(items));
     };
     f["sort"] = [](Interpreter& in, const Value& v, CallArgs& a) {
-      return Value::list(sorted(in, iterate(v), bool_arg(a, 0, "reverse", false), bool_arg(a, 1, "case_sensitive", false),
-                                arg(a, 2, "attribute")));
+      return Value::list(sorted(in, iterate(v), bool_arg(a, 0, "reverse", false),
+                                bool_arg(a, 1, "case_sensitive", false), arg(a, 2, "attribute")));
     };
     f["unique"] = [](Interpreter& in, const Value& v, CallArgs& a) {
       const bool cs = bool_arg(a, 0, "case_sensitive", false);
       const Value* attribute = arg(a, 1, "attribute");
       std::vector<Value> out, seen;
       for (const Value& item : iterate(v)) {
-        const Value k = sort_key(attribute && !attribute->is_none() ? attr_path(in, item, py_str(*attribute)) : item, cs);
+        const Value k =
+            sort_key(attribute && !attribute->is_none() ? attr_path(in, item, py_str(*attribute)) : item, cs);
         if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return py_equal(s, k); })) {
           seen.push_back(k);
           out.push_back(item);
@@ -362,9 +374,10 @@ const std::unordered_map<std::string, Filter>& filters() {
     };
     f["indent"] = [](Interpreter& in, const Value& v, CallArgs& a) {
       const Value* width = arg(a, 0, "width");
-      std::string pad = width != nullptr && width->is_string()
-                            ? width->str()
-                            : std::string(static_cast<size_t>(std::clamp<int64_t>(int_arg(a, 0, "width", 4), 0, 256)), ' ');
+      std::string pad =
+          width != nullptr && width->is_string()
+              ? width->str()
+              : std::string(static_cast<size_t>(std::clamp<int64_t>(int_arg(a, 0, "width", 4), 0, 256)), ' ');
       const bool first = bool_arg(a, 1, "first", false), blank = bool_arg(a, 2, "blank", false);
       const std::vector<std::string> lines = pystr::splitlines(py_str(v) + "\n");
       std::string out;
@@ -471,16 +484,13 @@ const std::unordered_map<std::string, Test>& tests() {
       if (v.is_list() || v.is_dict() || v.is_object() || v.is_function()) return py_equal(v, o);
       return py_equal(v, o);
     };
-    t["eq"] = t["equalto"] = t["=="] = [other](Interpreter&, const Value& v, CallArgs& a) {
-      return py_equal(v, other(a, "eq"));
-    };
+    t["eq"] = t["equalto"] =
+        t["=="] = [other](Interpreter&, const Value& v, CallArgs& a) { return py_equal(v, other(a, "eq")); };
     t["ne"] = t["!="] = [other](Interpreter&, const Value& v, CallArgs& a) { return !py_equal(v, other(a, "ne")); };
-    t["lt"] = t["lessthan"] = t["<"] = [other](Interpreter&, const Value& v, CallArgs& a) {
-      return py_less(v, other(a, "lt"));
-    };
-    t["gt"] = t["greaterthan"] = t[">"] = [other](Interpreter&, const Value& v, CallArgs& a) {
-      return py_less(other(a, "gt"), v);
-    };
+    t["lt"] = t["lessthan"] =
+        t["<"] = [other](Interpreter&, const Value& v, CallArgs& a) { return py_less(v, other(a, "lt")); };
+    t["gt"] = t["greaterthan"] =
+        t[">"] = [other](Interpreter&, const Value& v, CallArgs& a) { return py_less(other(a, "gt"), v); };
     t["le"] = t["<="] = [other](Interpreter&, const Value& v, CallArgs& a) { return !py_less(other(a, "le"), v); };
     t["ge"] = t[">="] = [other](Interpreter&, const Value& v, CallArgs& a) { return !py_less(v, other(a, "ge")); };
     t["in"] = [other](Interpreter&, const Value& v, CallArgs& a) { return py_contains(other(a, "in"), v); };
@@ -590,7 +600,8 @@ void add_global_functions(Scope& globals) {
   });
   define("range", [](CallArgs& a) {
     for (const Value& v : a.args)
-      if (!v.is_int() && !v.is_bool()) fail(fmt::format("'{}' object cannot be interpreted as an integer", v.type_name()));
+      if (!v.is_int() && !v.is_bool())
+        fail(fmt::format("'{}' object cannot be interpreted as an integer", v.type_name()));
     if (a.args.empty() || a.args.size() > 3) fail("range expected 1 to 3 arguments");
     int64_t start = 0, stop, step = 1;
     if (a.args.size() == 1) {

@@ -26,12 +26,18 @@ void Scope::set(const std::string& name, Value v) {
 }
 
 void Interpreter::check_size(size_t n) const {
-  if (n > limits_.max_output_bytes)
-    fail(fmt::format("output exceeds the limit of {} bytes", limits_.max_output_bytes));
+  if (n > limits_.max_output_bytes) fail(fmt::format("output exceeds the limit of {} bytes", limits_.max_output_bytes));
 }
 
 void Interpreter::step() {
   if (++steps_ > limits_.max_steps) fail(fmt::format("template exceeded {} steps", limits_.max_steps));
+}
+
+void Interpreter::check_stack() const {
+  char marker;
+  const auto here = reinterpret_cast<uintptr_t>(&marker);
+  const uintptr_t used = here > stack_base_ ? here - stack_base_ : stack_base_ - here;
+  if (used > limits_.max_stack_bytes) fail("template nesting too deep (evaluation stack limit)");
 }
 
 void Interpreter::append(std::string& out, std::string_view text) const {
@@ -40,6 +46,8 @@ void Interpreter::append(std::string& out, std::string_view text) const {
 }
 
 std::string Interpreter::render(const Body& body, std::shared_ptr<Scope> globals) {
+  char marker;
+  stack_base_ = reinterpret_cast<uintptr_t>(&marker);
   add_global_functions(*globals);
   std::string out;
   exec_body(body, globals, out);
@@ -56,16 +64,25 @@ Interpreter::Flow Interpreter::exec_body(const Body& body, const std::shared_ptr
 
 Interpreter::Flow Interpreter::exec(const Stmt& s, const std::shared_ptr<Scope>& scope, std::string& out) {
   step();
+  check_stack();
   try {
     switch (s.kind) {
-      case StmtKind::kText: append(out, s.text); break;
-      case StmtKind::kOutput: append(out, py_str(eval(*s.expr, scope))); break;
+      case StmtKind::kText:
+        append(out, s.text);
+        break;
+      case StmtKind::kOutput:
+        append(out, py_str(eval(*s.expr, scope)));
+        break;
       case StmtKind::kIf:
         for (size_t i = 0; i < s.conds.size(); ++i)
           if (eval(*s.conds[i], scope).truthy()) return exec_body(s.bodies[i], scope, out);
         return exec_body(s.else_body, scope, out);
-      case StmtKind::kFor: exec_for(s, scope, out); break;
-      case StmtKind::kSet: exec_set(s, scope, eval(*s.expr, scope)); break;
+      case StmtKind::kFor:
+        exec_for(s, scope, out);
+        break;
+      case StmtKind::kSet:
+        exec_set(s, scope, eval(*s.expr, scope));
+        break;
       case StmtKind::kSetBlock: {
         std::string captured;
         exec_body(s.body, scope, captured);
@@ -77,7 +94,9 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const std::shared_ptr<Scope>&
         exec_set(s, scope, std::move(v));
         break;
       }
-      case StmtKind::kMacro: scope->set(s.name, define_macro(s, scope)); break;
+      case StmtKind::kMacro:
+        scope->set(s.name, define_macro(s, scope));
+        break;
       case StmtKind::kFilterBlock: {
         std::string captured;
         exec_body(s.body, scope, captured);
@@ -104,8 +123,10 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const std::shared_ptr<Scope>&
         exec_body(s.body, inner, out);
         break;
       }
-      case StmtKind::kBreak: return Flow::kBreak;
-      case StmtKind::kContinue: return Flow::kContinue;
+      case StmtKind::kBreak:
+        return Flow::kBreak;
+      case StmtKind::kContinue:
+        return Flow::kContinue;
     }
   } catch (TemplateError& e) {
     if (e.line == 0) e.line = s.line;
@@ -255,6 +276,7 @@ CallArgs Interpreter::eval_args(const Expr& e, size_t first, const std::shared_p
 }
 
 Value Interpreter::eval(const Expr& e, const std::shared_ptr<Scope>& scope) {
+  check_stack();
   try {
     return eval_inner(e, scope);
   } catch (TemplateError& err) {
@@ -265,7 +287,8 @@ Value Interpreter::eval(const Expr& e, const std::shared_ptr<Scope>& scope) {
 
 Value Interpreter::eval_inner(const Expr& e, const std::shared_ptr<Scope>& scope) {
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
+    case ExprKind::kLiteral:
+      return e.literal;
     case ExprKind::kName: {
       const Value* v = scope->lookup(e.name);
       return v != nullptr ? *v : Value::undefined(fmt::format("'{}' is undefined", e.name));
@@ -285,13 +308,14 @@ Value Interpreter::eval_inner(const Expr& e, const std::shared_ptr<Scope>& scope
       }
       return d;
     }
-    case ExprKind::kGetAttr: return get_attr(*this, eval(*e.children[0], scope), e.name);
-    case ExprKind::kGetItem: return get_item(*this, eval(*e.children[0], scope), eval(*e.children[1], scope));
+    case ExprKind::kGetAttr:
+      return get_attr(*this, eval(*e.children[0], scope), e.name);
+    case ExprKind::kGetItem:
+      return get_item(*this, eval(*e.children[0], scope), eval(*e.children[1], scope));
     case ExprKind::kSlice: {
       Value obj = eval(*e.children[0], scope);
       Value parts[3];
-      for (int i = 0; i < 3; ++i)
-        parts[i] = e.children[i + 1] ? eval(*e.children[i + 1], scope) : Value::none();
+      for (int i = 0; i < 3; ++i) parts[i] = e.children[i + 1] ? eval(*e.children[i + 1], scope) : Value::none();
       return get_slice(obj, parts[0], parts[1], parts[2]);
     }
     case ExprKind::kCall: {
@@ -458,7 +482,8 @@ Value Interpreter::eval_binary(const std::string& op, const Value& a, const Valu
     }
   }
   if (op == "%" && a.is_string()) {
-    std::string s = percent_format(a.str(), b.is_list() && b.list_ref().tuple ? b.list_ref().items : std::vector<Value>{b});
+    std::string s =
+        percent_format(a.str(), b.is_list() && b.list_ref().tuple ? b.list_ref().items : std::vector<Value>{b});
     check_size(s.size());
     return Value(std::move(s));
   }

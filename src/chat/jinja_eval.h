@@ -17,6 +17,7 @@ struct RenderLimits {
   size_t max_output_bytes = size_t{256} << 20;  // any single string, the output included
   int max_call_depth = 100;                     // nested macro calls
   int64_t max_steps = 50'000'000;               // statements + loop iterations + calls
+  size_t max_stack_bytes = 512 << 10;           // C++ stack used by nested evaluation
 };
 
 struct Scope {
@@ -37,6 +38,9 @@ class Interpreter {
   void check_size(size_t n) const;
   // Counts one unit of work; throws past the step limit.
   void step();
+  // Throws when nested evaluation has used more than the allowed stack (macros calling macros
+  // inside deep expressions), long before the thread's real stack runs out.
+  void check_stack() const;
 
  private:
   enum class Flow { kNormal, kBreak, kContinue };
@@ -57,6 +61,7 @@ class Interpreter {
   RenderLimits limits_;
   int64_t steps_ = 0;
   int depth_ = 0;
+  uintptr_t stack_base_ = 0;
 };
 
 }  // namespace hylo::chat::jinja

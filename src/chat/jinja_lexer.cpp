@@ -211,8 +211,8 @@ class Lexer {
       return;
     }
     if (c == '\'' || c == '"') return lex_string();
-    static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "/", "*", "%", "~", "[", "]",
-                                 "(", ")", "{", "}", "<", ">", "=", ".", ":", "|", ",", ";"};
+    static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "/", "*", "%", "~", "[",
+                                 "]",  "(",  ")",  "{",  "}",  "<",  ">", "=", ".", ":", "|", ",", ";"};
     for (const char* op : kOps) {
       const size_t n = std::strlen(op);
       if (src_.compare(pos_, n, op) != 0) continue;
@@ -229,7 +229,8 @@ class Lexer {
     size_t q = pos_;
     uint32_t cp = static_cast<uint8_t>(c);
     tokenizer::utf8_decode(src_, q, &cp);
-    fail_at(line, fmt::format("unexpected character '{}' (U+{:04X}) in tag", src_.substr(pos_, std::max<size_t>(q - pos_, 1)), cp));
+    fail_at(line, fmt::format("unexpected character '{}' (U+{:04X}) in tag",
+                              src_.substr(pos_, std::max<size_t>(q - pos_, 1)), cp));
   }
 
   void lex_number() {
@@ -314,30 +315,59 @@ class Lexer {
         uint32_t v = 0;
         for (int i = 0; i < n; ++i) {
           const char h = src_[p + i];
-          if (!std::isxdigit(static_cast<unsigned char>(h))) fail_at(line, "truncated \\x/\\u escape in string literal");
-          v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0'
-                                                                                        : (std::tolower(h) - 'a' + 10));
+          if (!std::isxdigit(static_cast<unsigned char>(h)))
+            fail_at(line, "truncated \\x/\\u escape in string literal");
+          v = v * 16 + static_cast<uint32_t>(
+                           std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
         }
         p += n;
         if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) fail_at(line, "invalid code point escape in string literal");
         tokenizer::utf8_append(value, v);
       };
       switch (e) {
-        case '\n': break;  // line continuation
-        case '\\': value += '\\'; break;
-        case '\'': value += '\''; break;
-        case '"': value += '"'; break;
-        case 'a': value += '\a'; break;
-        case 'b': value += '\b'; break;
-        case 'f': value += '\f'; break;
-        case 'n': value += '\n'; break;
-        case 'r': value += '\r'; break;
-        case 't': value += '\t'; break;
-        case 'v': value += '\v'; break;
-        case 'x': hex(2); break;
-        case 'u': hex(4); break;
-        case 'U': hex(8); break;
-        case 'N': fail_at(line, "\\N{...} escapes are not supported");
+        case '\n':
+          break;  // line continuation
+        case '\\':
+          value += '\\';
+          break;
+        case '\'':
+          value += '\'';
+          break;
+        case '"':
+          value += '"';
+          break;
+        case 'a':
+          value += '\a';
+          break;
+        case 'b':
+          value += '\b';
+          break;
+        case 'f':
+          value += '\f';
+          break;
+        case 'n':
+          value += '\n';
+          break;
+        case 'r':
+          value += '\r';
+          break;
+        case 't':
+          value += '\t';
+          break;
+        case 'v':
+          value += '\v';
+          break;
+        case 'x':
+          hex(2);
+          break;
+        case 'u':
+          hex(4);
+          break;
+        case 'U':
+          hex(8);
+          break;
+        case 'N':
+          fail_at(line, "\\N{...} escapes are not supported");
         default:
           if (e >= '0' && e <= '7') {
             uint32_t v = static_cast<uint32_t>(e - '0');

@@ -41,7 +41,8 @@ std::string str_arg(const CallArgs& a, size_t i, const char* name, const char* m
 std::optional<std::string> opt_str_arg(const CallArgs& a, size_t i, const char* name, const char* method) {
   const Value* v = arg(a, i, name);
   if (v == nullptr || v->is_none()) return std::nullopt;
-  if (!v->is_string()) fail(fmt::format("{}() argument '{}' must be str or None, not {}", method, name, v->type_name()));
+  if (!v->is_string())
+    fail(fmt::format("{}() argument '{}' must be str or None, not {}", method, name, v->type_name()));
   return v->str();
 }
 
@@ -140,7 +141,8 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& a) 
   if (name == "title") return Value(title(s));
   if (name == "capitalize") return Value(capitalize(s));
   if (name == "replace")
-    return Value(replace(s, str_arg(a, 0, "old", "replace"), str_arg(a, 1, "new", "replace"), int_arg(a, 2, "count", -1)));
+    return Value(
+        replace(s, str_arg(a, 0, "old", "replace"), str_arg(a, 1, "new", "replace"), int_arg(a, 2, "count", -1)));
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
     const int64_t at = pystr::find(s, str_arg(a, 0, "sub", name.c_str()), name[0] == 'r');
     if (at < 0 && (name == "index" || name == "rindex")) fail("substring not found");
@@ -219,21 +221,21 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& a) 
 }
 
 const std::set<std::string, std::less<>> kStrMethods = {
-    "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "upper", "lower",
-    "title", "capitalize", "replace", "find", "rfind", "index", "rindex", "count", "join", "format",
-    "removeprefix", "removesuffix", "partition", "rpartition", "center", "ljust", "rjust", "zfill", "isspace",
-    "isdigit", "isdecimal", "isnumeric", "isalpha", "isalnum", "islower", "isupper"};
+    "startswith", "endswith", "strip",   "lstrip",     "rstrip",       "split",        "rsplit",    "splitlines",
+    "upper",      "lower",    "title",   "capitalize", "replace",      "find",         "rfind",     "index",
+    "rindex",     "count",    "join",    "format",     "removeprefix", "removesuffix", "partition", "rpartition",
+    "center",     "ljust",    "rjust",   "zfill",      "isspace",      "isdigit",      "isdecimal", "isnumeric",
+    "isalpha",    "isalnum",  "islower", "isupper"};
 const std::set<std::string, std::less<>> kDictMethods = {"items", "keys", "values", "get", "copy"};
 const std::set<std::string, std::less<>> kDictMutators = {"pop", "popitem", "setdefault", "update", "clear"};
 const std::set<std::string, std::less<>> kListMethods = {"index", "count", "copy"};
-const std::set<std::string, std::less<>> kListMutators = {"append", "extend", "insert", "pop", "remove",
-                                                          "reverse", "sort", "clear"};
+const std::set<std::string, std::less<>> kListMutators = {"append", "extend",  "insert", "pop",
+                                                          "remove", "reverse", "sort",   "clear"};
 
 Value unsafe_method(const Value& obj, const std::string& name) {
   const std::string type = obj.type_name();
   return Value::function(name, [type, name](CallArgs&) -> Value {
-    fail(fmt::format("access to attribute '{}' of '{}' object is unsafe (templates cannot modify values)", name,
-                     type));
+    fail(fmt::format("access to attribute '{}' of '{}' object is unsafe (templates cannot modify values)", name, type));
   });
 }
 
@@ -285,7 +287,8 @@ Value list_method(const Value& obj, const std::string& name) {
 
 Value get_attr(Interpreter&, const Value& obj, const std::string& name) {
   switch (obj.kind()) {
-    case Value::Kind::kUndefined: fail(obj.undefined_hint());
+    case Value::Kind::kUndefined:
+      fail(obj.undefined_hint());
     case Value::Kind::kDict:
       if (kDictMethods.count(name)) return dict_method(obj, name);
       if (kDictMutators.count(name)) return unsafe_method(obj, name);
@@ -304,7 +307,8 @@ Value get_attr(Interpreter&, const Value& obj, const std::string& name) {
     case Value::Kind::kObject:
       if (const Value* v = obj.object_ref().attrs.find(name)) return *v;
       return missing_attr(obj, name);
-    default: return missing_attr(obj, name);
+    default:
+      return missing_attr(obj, name);
   }
 }
 
@@ -347,7 +351,8 @@ Value get_item(Interpreter& interp, const Value& obj, const Value& key) {
     case Value::Kind::kObject:
       if (key.is_string()) return get_attr(interp, obj, key.str());
       return missing();
-    default: return missing();
+    default:
+      return missing();
   }
 }
 
@@ -400,8 +405,10 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
 
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return {};
-    case Value::Kind::kList: return v.list_ref().items;
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.list_ref().items;
     case Value::Kind::kDict: {
       std::vector<Value> keys;
       for (const auto& kv : v.dict_ref().items) keys.emplace_back(kv.first);
@@ -412,23 +419,30 @@ std::vector<Value> iterate(const Value& v) {
       for (uint32_t cp : pystr::code_points(v.str())) chars.emplace_back(pystr::from_code_points({cp}, 0, 1));
       return chars;
     }
-    default: fail(fmt::format("'{}' object is not iterable", v.type_name()));
+    default:
+      fail(fmt::format("'{}' object is not iterable", v.type_name()));
   }
 }
 
 int64_t py_len(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return 0;
-    case Value::Kind::kString: return static_cast<int64_t>(tokenizer::utf8_length(v.str()));
-    case Value::Kind::kList: return static_cast<int64_t>(v.list_ref().items.size());
-    case Value::Kind::kDict: return static_cast<int64_t>(v.dict_ref().items.size());
-    default: fail(fmt::format("object of type '{}' has no len()", v.type_name()));
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return static_cast<int64_t>(tokenizer::utf8_length(v.str()));
+    case Value::Kind::kList:
+      return static_cast<int64_t>(v.list_ref().items.size());
+    case Value::Kind::kDict:
+      return static_cast<int64_t>(v.dict_ref().items.size());
+    default:
+      fail(fmt::format("object of type '{}' has no len()", v.type_name()));
   }
 }
 
 bool py_contains(const Value& haystack, const Value& needle) {
   switch (haystack.kind()) {
-    case Value::Kind::kUndefined: return false;
+    case Value::Kind::kUndefined:
+      return false;
     case Value::Kind::kString:
       if (!needle.is_string())
         fail(fmt::format("'in <string>' requires string as left operand, not {}", needle.type_name()));
@@ -437,8 +451,10 @@ bool py_contains(const Value& haystack, const Value& needle) {
       for (const Value& v : haystack.list_ref().items)
         if (py_equal(v, needle)) return true;
       return false;
-    case Value::Kind::kDict: return needle.is_string() && haystack.dict_ref().find(needle.str()) != nullptr;
-    default: fail(fmt::format("argument of type '{}' is not iterable", haystack.type_name()));
+    case Value::Kind::kDict:
+      return needle.is_string() && haystack.dict_ref().find(needle.str()) != nullptr;
+    default:
+      fail(fmt::format("argument of type '{}' is not iterable", haystack.type_name()));
   }
 }
 

@@ -11,7 +11,8 @@ namespace hylo::chat::jinja {
 namespace {
 
 // Deeply nested input ("((((...") must not exhaust the C++ stack.
-constexpr int kMaxNesting = 200;
+constexpr int kMaxNesting = 100;
+constexpr int kMaxExprDepth = 256;
 
 class Parser {
  public:
@@ -47,12 +48,18 @@ class Parser {
   [[noreturn]] void error(const std::string& msg) const { throw TemplateError{msg, cur().line}; }
   std::string describe(const Token& tok) const {
     switch (tok.kind) {
-      case TokenKind::kEof: return "end of template";
-      case TokenKind::kBlockEnd: return "end of statement block";
-      case TokenKind::kVarEnd: return "end of print statement";
-      case TokenKind::kData: return "template data";
-      case TokenKind::kString: return "string literal";
-      default: return "'" + tok.text + "'";
+      case TokenKind::kEof:
+        return "end of template";
+      case TokenKind::kBlockEnd:
+        return "end of statement block";
+      case TokenKind::kVarEnd:
+        return "end of print statement";
+      case TokenKind::kData:
+        return "template data";
+      case TokenKind::kString:
+        return "string literal";
+      default:
+        return "'" + tok.text + "'";
     }
   }
   void expect_op(const char* op) {
@@ -63,7 +70,8 @@ class Parser {
     return next().text;
   }
   void expect_block_end() {
-    if (cur().kind != TokenKind::kBlockEnd) error(fmt::format("expected end of statement block, got {}", describe(cur())));
+    if (cur().kind != TokenKind::kBlockEnd)
+      error(fmt::format("expected end of statement block, got {}", describe(cur())));
     next();
   }
   struct DepthGuard {
@@ -78,6 +86,17 @@ class Parser {
     auto e = std::make_unique<Expr>();
     e->kind = kind;
     e->line = line;
+    return e;
+  }
+  // Records the depth of a completed node. Long operator chains (a + b + c ...) and postfix
+  // chains are built iteratively, so this is what keeps evaluation and destruction shallow.
+  ExprPtr finish(ExprPtr e) {
+    int depth = 0;
+    for (const auto& c : e->children)
+      if (c) depth = std::max(depth, c->depth);
+    for (const auto& [k, v] : e->kwargs) depth = std::max(depth, v->depth);
+    e->depth = depth + 1;
+    if (e->depth > kMaxExprDepth) throw TemplateError{"expression nested too deeply", e->line};
     return e;
   }
 
@@ -101,7 +120,8 @@ class Parser {
         s->kind = StmtKind::kOutput;
         s->line = tok.line;
         s->expr = parse_tuple();
-        if (cur().kind != TokenKind::kVarEnd) error(fmt::format("expected end of print statement, got {}", describe(cur())));
+        if (cur().kind != TokenKind::kVarEnd)
+          error(fmt::format("expected end of print statement, got {}", describe(cur())));
         next();
         body.push_back(std::move(s));
       } else if (tok.kind == TokenKind::kBlockBegin) {
@@ -273,7 +293,7 @@ class Parser {
     }
     auto e = node(ExprKind::kTuple, line);
     e->children = std::move(items);
-    return e;
+    return finish(std::move(e));
   }
   bool is_tuple_end() const {
     const Token& tok = cur();
@@ -293,7 +313,7 @@ class Parser {
       e->children.push_back(std::move(expr));
       e->children.push_back(std::move(cond));
       e->children.push_back(std::move(otherwise));
-      expr = std::move(e);
+      expr = finish(std::move(e));
     }
     return expr;
   }
@@ -303,7 +323,7 @@ class Parser {
     e->name = op;
     e->children.push_back(std::move(l));
     e->children.push_back(std::move(r));
-    return e;
+    return finish(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -330,7 +350,7 @@ class Parser {
       auto e = node(ExprKind::kUnary, next().line);
       e->name = "not";
       e->children.push_back(parse_not());
-      return e;
+      return finish(std::move(e));
     }
     return parse_compare();
   }
@@ -342,9 +362,8 @@ class Parser {
     std::vector<ExprPtr> operands;
     while (true) {
       std::string op;
-      if (cur().kind == TokenKind::kOp &&
-          (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == "<=" || cur().text == ">" ||
-           cur().text == ">=")) {
+      if (cur().kind == TokenKind::kOp && (cur().text == "==" || cur().text == "!=" || cur().text == "<" ||
+                                           cur().text == "<=" || cur().text == ">" || cur().text == ">=")) {
         op = next().text;
       } else if (skip_name("in")) {
         op = "in";
@@ -363,7 +382,7 @@ class Parser {
     e->children.push_back(std::move(first));
     for (auto& o : operands) e->children.push_back(std::move(o));
     e->ops = std::move(ops);
-    return e;
+    return finish(std::move(e));
   }
 
   ExprPtr parse_math1() {
@@ -382,7 +401,7 @@ class Parser {
     auto e = node(ExprKind::kConcat, line);
     e->children.push_back(std::move(first));
     while (skip_op("~")) e->children.push_back(parse_math2());
-    return e;
+    return finish(std::move(e));
   }
 
   ExprPtr parse_math2() {
@@ -411,6 +430,7 @@ class Parser {
       e = node(ExprKind::kUnary, op.line);
       e->name = op.text;
       e->children.push_back(parse_unary(false));
+      e = finish(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -441,8 +461,10 @@ class Parser {
         while (cur().kind == TokenKind::kString) s += next().text;  // adjacent literals concatenate
         return lit(Value(std::move(s)));
       }
-      case TokenKind::kInt: return lit(Value(next().int_value));
-      case TokenKind::kFloat: return lit(Value(next().float_value));
+      case TokenKind::kInt:
+        return lit(Value(next().int_value));
+      case TokenKind::kFloat:
+        return lit(Value(next().float_value));
       case TokenKind::kOp:
         if (tok.text == "(") {
           next();
@@ -463,7 +485,7 @@ class Parser {
             e->children.push_back(parse_expression());
           }
           expect_op("]");
-          return e;
+          return finish(std::move(e));
         }
         if (tok.text == "{") {
           next();
@@ -476,10 +498,11 @@ class Parser {
             e->children.push_back(parse_expression());
           }
           expect_op("}");
-          return e;
+          return finish(std::move(e));
         }
         break;
-      default: break;
+      default:
+        break;
     }
     error(fmt::format("unexpected {}", describe(tok)));
   }
@@ -494,13 +517,13 @@ class Parser {
           idx->literal = Value(next().int_value);
           g->children.push_back(std::move(e));
           g->children.push_back(std::move(idx));
-          e = std::move(g);
+          e = finish(std::move(g));
           continue;
         }
         auto g = node(ExprKind::kGetAttr, line);
         g->name = expect_name();
         g->children.push_back(std::move(e));
-        e = std::move(g);
+        e = finish(std::move(g));
       } else if (is_op("[")) {
         e = parse_subscript(std::move(e));
       } else if (is_op("(")) {
@@ -531,12 +554,12 @@ class Parser {
       auto g = node(ExprKind::kGetItem, line);
       g->children.push_back(std::move(obj));
       g->children.push_back(std::move(parts[0]));
-      return g;
+      return finish(std::move(g));
     }
     auto s = node(ExprKind::kSlice, line);
     s->children.push_back(std::move(obj));
     for (auto& p : parts) s->children.push_back(std::move(p));
-    return s;
+    return finish(std::move(s));
   }
 
   // "(args, name=value)" into e->children (after the existing ones) and e->kwargs.
@@ -564,7 +587,7 @@ class Parser {
     auto c = node(ExprKind::kCall, cur().line);
     c->children.push_back(std::move(callee));
     parse_call_args(*c);
-    return c;
+    return finish(std::move(c));
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
@@ -596,7 +619,7 @@ class Parser {
       }
       f->children.push_back(std::move(e));
       if (is_op("(")) parse_call_args(*f);
-      e = std::move(f);
+      e = finish(std::move(f));
     }
     return e;
   }
@@ -622,7 +645,7 @@ class Parser {
       if (is_name("is")) error("You cannot chain multiple tests with is");
       t->children.push_back(parse_postfix(parse_primary()));
     }
-    return t;
+    return finish(std::move(t));
   }
 
   const std::vector<Token>& t_;

@@ -56,30 +56,50 @@ double Value::as_double() const { return is_float() ? std::get<double>(v_) : sta
 
 bool Value::truthy() const {
   switch (kind()) {
-    case Kind::kUndefined: case Kind::kNone: return false;
-    case Kind::kBool: return as_bool();
-    case Kind::kInt: return as_int() != 0;
-    case Kind::kFloat: return as_double() != 0.0;
-    case Kind::kString: return !str().empty();
-    case Kind::kList: return !list_ref().items.empty();
-    case Kind::kDict: return !dict_ref().items.empty();
-    case Kind::kObject: case Kind::kFunction: return true;
+    case Kind::kUndefined:
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return as_bool();
+    case Kind::kInt:
+      return as_int() != 0;
+    case Kind::kFloat:
+      return as_double() != 0.0;
+    case Kind::kString:
+      return !str().empty();
+    case Kind::kList:
+      return !list_ref().items.empty();
+    case Kind::kDict:
+      return !dict_ref().items.empty();
+    case Kind::kObject:
+    case Kind::kFunction:
+      return true;
   }
   return false;
 }
 
 std::string Value::type_name() const {
   switch (kind()) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return list_ref().tuple ? "tuple" : "list";
-    case Kind::kDict: return "dict";
-    case Kind::kObject: return object_ref().kind == Object::Kind::kLoop ? "LoopContext" : "Namespace";
-    case Kind::kFunction: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return list_ref().tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kObject:
+      return object_ref().kind == Object::Kind::kLoop ? "LoopContext" : "Namespace";
+    case Kind::kFunction:
+      return "function";
   }
   return "object";
 }
@@ -87,16 +107,23 @@ std::string Value::type_name() const {
 Value from_json(const nlohmann::ordered_json& j) {
   using T = nlohmann::ordered_json::value_t;
   switch (j.type()) {
-    case T::null: case T::discarded: case T::binary: return Value::none();
-    case T::boolean: return Value(j.get<bool>());
-    case T::number_integer: return Value(j.get<int64_t>());
+    case T::null:
+    case T::discarded:
+    case T::binary:
+      return Value::none();
+    case T::boolean:
+      return Value(j.get<bool>());
+    case T::number_integer:
+      return Value(j.get<int64_t>());
     case T::number_unsigned: {
       const auto u = j.get<uint64_t>();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<int64_t>(u));
       return Value(static_cast<double>(u));
     }
-    case T::number_float: return Value(j.get<double>());
-    case T::string: return Value(j.get<std::string>());
+    case T::number_float:
+      return Value(j.get<double>());
+    case T::string:
+      return Value(j.get<std::string>());
     case T::array: {
       std::vector<Value> items;
       items.reserve(j.size());
@@ -120,8 +147,11 @@ bool py_equal(const Value& a, const Value& b) {
   }
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
-    case K::kUndefined: case K::kNone: return true;
-    case K::kString: return a.str() == b.str();
+    case K::kUndefined:
+    case K::kNone:
+      return true;
+    case K::kString:
+      return a.str() == b.str();
     case K::kList: {
       const auto &x = a.list_ref(), &y = b.list_ref();
       if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
@@ -138,9 +168,12 @@ bool py_equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    case K::kObject: return &a.object_ref() == &b.object_ref();
-    case K::kFunction: return &a.function_ref() == &b.function_ref();
-    default: return false;
+    case K::kObject:
+      return &a.object_ref() == &b.object_ref();
+    case K::kFunction:
+      return &a.function_ref() == &b.function_ref();
+    default:
+      return false;
   }
 }
 
@@ -215,8 +248,9 @@ std::string repr_string(const std::string& s) {
     } else if (c < 0x7F) {
       out += static_cast<char>(c);
     } else if (!pystr::is_printable(c)) {
-      out += c <= 0xFF ? fmt::format("\\x{:02x}", c) : c <= 0xFFFF ? fmt::format("\\u{:04x}", c)
-                                                                     : fmt::format("\\U{:08x}", c);
+      out += c <= 0xFF     ? fmt::format("\\x{:02x}", c)
+             : c <= 0xFFFF ? fmt::format("\\u{:04x}", c)
+                           : fmt::format("\\U{:08x}", c);
     } else {
       tokenizer::utf8_append(out, c);
     }
@@ -228,12 +262,18 @@ std::string repr_string(const std::string& s) {
 std::string str_impl(const Value& v, bool repr) {
   using K = Value::Kind;
   switch (v.kind()) {
-    case K::kUndefined: return repr ? "Undefined" : "";
-    case K::kNone: return "None";
-    case K::kBool: return v.as_bool() ? "True" : "False";
-    case K::kInt: return std::to_string(v.as_int());
-    case K::kFloat: return py_float_repr(v.as_double());
-    case K::kString: return repr ? repr_string(v.str()) : v.str();
+    case K::kUndefined:
+      return repr ? "Undefined" : "";
+    case K::kNone:
+      return "None";
+    case K::kBool:
+      return v.as_bool() ? "True" : "False";
+    case K::kInt:
+      return std::to_string(v.as_int());
+    case K::kFloat:
+      return py_float_repr(v.as_double());
+    case K::kString:
+      return repr ? repr_string(v.str()) : v.str();
     case K::kList: {
       const List& l = v.list_ref();
       std::string out = l.tuple ? "(" : "[";
@@ -265,7 +305,8 @@ std::string str_impl(const Value& v, bool repr) {
       }
       return out + "}>";
     }
-    case K::kFunction: return "<function " + v.function_ref().name + ">";
+    case K::kFunction:
+      return "<function " + v.function_ref().name + ">";
   }
   return "";
 }
@@ -274,13 +315,27 @@ void json_string(const std::string& s, bool ensure_ascii, std::string& out) {
   out += '"';
   for (uint32_t c : pystr::code_points(s)) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20 || (ensure_ascii && c > 0x7E)) {
           if (c > 0xFFFF) {
@@ -305,15 +360,23 @@ void json_value(const Value& v, const JsonOptions& o, int level, std::string& ou
     for (int i = 0; i < lvl; ++i) out += o.indent_str.empty() ? std::string(o.indent, ' ') : o.indent_str;
   };
   switch (v.kind()) {
-    case K::kNone: out += "null"; return;
-    case K::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case K::kInt: out += std::to_string(v.as_int()); return;
+    case K::kNone:
+      out += "null";
+      return;
+    case K::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case K::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case K::kFloat: {
       const double d = v.as_double();
       out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d < 0 ? "-Infinity" : "Infinity") : py_float_repr(d);
       return;
     }
-    case K::kString: json_string(v.str(), o.ensure_ascii, out); return;
+    case K::kString:
+      json_string(v.str(), o.ensure_ascii, out);
+      return;
     case K::kList: {
       const auto& items = v.list_ref().items;
       if (items.empty()) {

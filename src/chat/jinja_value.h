@@ -93,7 +93,7 @@ class Value {
   bool is_function() const { return kind() == Kind::kFunction; }
 
   bool as_bool() const { return std::get<bool>(v_); }
-  int64_t as_int() const;  // int or bool
+  int64_t as_int() const;    // int or bool
   double as_double() const;  // any number
   const std::string& str() const { return std::get<std::string>(v_); }
   List& list_ref() const { return *std::get<std::shared_ptr<List>>(v_); }
@@ -127,7 +127,7 @@ std::string py_float_repr(double d);  // repr(float): "1.0", "1e+16", "0.1"
 
 struct JsonOptions {
   bool ensure_ascii = false;
-  int indent = -1;  // < 0: single line
+  int indent = -1;         // < 0: single line
   std::string indent_str;  // used instead of `indent` spaces when non-empty
   std::string item_sep = ", ", key_sep = ": ";
   bool sort_keys = false;

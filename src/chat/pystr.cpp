@@ -13,8 +13,23 @@ using tokenizer::utf8_decode;
 bool is_space(uint32_t cp) {
   // Python's Py_UNICODE_ISSPACE: bidirectional types WS/B/S or category Zs.
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E: case 0x1F:
-    case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x1F:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
     case 0x3000:
       return true;
     default:
@@ -25,8 +40,14 @@ bool is_space(uint32_t cp) {
 bool is_printable(uint32_t cp) {
   if (cp == ' ') return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS: case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS:
       return false;
     default:
       return true;
@@ -35,7 +56,10 @@ bool is_printable(uint32_t cp) {
 
 bool is_alpha(uint32_t cp) {
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
     case UTF8PROC_CATEGORY_LO:
       return true;
     default:
@@ -183,56 +207,158 @@ struct SpecialCase {
   const char* mapped;
 };
 constexpr SpecialCase kUpperSpecial[] = {
-    {0x00DF, "\x53\x53"}, {0x0149, "\xca\xbc\x4e"}, {0x01F0, "\x4a\xcc\x8c"}, {0x0390, "\xce\x99\xcc\x88\xcc\x81"},
-    {0x03B0, "\xce\xa5\xcc\x88\xcc\x81"}, {0x0587, "\xd4\xb5\xd5\x92"}, {0x1E96, "\x48\xcc\xb1"},
-    {0x1E97, "\x54\xcc\x88"}, {0x1E98, "\x57\xcc\x8a"}, {0x1E99, "\x59\xcc\x8a"}, {0x1E9A, "\x41\xca\xbe"},
-    {0x1F50, "\xce\xa5\xcc\x93"}, {0x1F52, "\xce\xa5\xcc\x93\xcc\x80"}, {0x1F54, "\xce\xa5\xcc\x93\xcc\x81"},
-    {0x1F56, "\xce\xa5\xcc\x93\xcd\x82"}, {0x1F80, "\xe1\xbc\x88\xce\x99"}, {0x1F81, "\xe1\xbc\x89\xce\x99"},
-    {0x1F82, "\xe1\xbc\x8a\xce\x99"}, {0x1F83, "\xe1\xbc\x8b\xce\x99"}, {0x1F84, "\xe1\xbc\x8c\xce\x99"},
-    {0x1F85, "\xe1\xbc\x8d\xce\x99"}, {0x1F86, "\xe1\xbc\x8e\xce\x99"}, {0x1F87, "\xe1\xbc\x8f\xce\x99"},
-    {0x1F88, "\xe1\xbc\x88\xce\x99"}, {0x1F89, "\xe1\xbc\x89\xce\x99"}, {0x1F8A, "\xe1\xbc\x8a\xce\x99"},
-    {0x1F8B, "\xe1\xbc\x8b\xce\x99"}, {0x1F8C, "\xe1\xbc\x8c\xce\x99"}, {0x1F8D, "\xe1\xbc\x8d\xce\x99"},
-    {0x1F8E, "\xe1\xbc\x8e\xce\x99"}, {0x1F8F, "\xe1\xbc\x8f\xce\x99"}, {0x1F90, "\xe1\xbc\xa8\xce\x99"},
-    {0x1F91, "\xe1\xbc\xa9\xce\x99"}, {0x1F92, "\xe1\xbc\xaa\xce\x99"}, {0x1F93, "\xe1\xbc\xab\xce\x99"},
-    {0x1F94, "\xe1\xbc\xac\xce\x99"}, {0x1F95, "\xe1\xbc\xad\xce\x99"}, {0x1F96, "\xe1\xbc\xae\xce\x99"},
-    {0x1F97, "\xe1\xbc\xaf\xce\x99"}, {0x1F98, "\xe1\xbc\xa8\xce\x99"}, {0x1F99, "\xe1\xbc\xa9\xce\x99"},
-    {0x1F9A, "\xe1\xbc\xaa\xce\x99"}, {0x1F9B, "\xe1\xbc\xab\xce\x99"}, {0x1F9C, "\xe1\xbc\xac\xce\x99"},
-    {0x1F9D, "\xe1\xbc\xad\xce\x99"}, {0x1F9E, "\xe1\xbc\xae\xce\x99"}, {0x1F9F, "\xe1\xbc\xaf\xce\x99"},
-    {0x1FA0, "\xe1\xbd\xa8\xce\x99"}, {0x1FA1, "\xe1\xbd\xa9\xce\x99"}, {0x1FA2, "\xe1\xbd\xaa\xce\x99"},
-    {0x1FA3, "\xe1\xbd\xab\xce\x99"}, {0x1FA4, "\xe1\xbd\xac\xce\x99"}, {0x1FA5, "\xe1\xbd\xad\xce\x99"},
-    {0x1FA6, "\xe1\xbd\xae\xce\x99"}, {0x1FA7, "\xe1\xbd\xaf\xce\x99"}, {0x1FA8, "\xe1\xbd\xa8\xce\x99"},
-    {0x1FA9, "\xe1\xbd\xa9\xce\x99"}, {0x1FAA, "\xe1\xbd\xaa\xce\x99"}, {0x1FAB, "\xe1\xbd\xab\xce\x99"},
-    {0x1FAC, "\xe1\xbd\xac\xce\x99"}, {0x1FAD, "\xe1\xbd\xad\xce\x99"}, {0x1FAE, "\xe1\xbd\xae\xce\x99"},
-    {0x1FAF, "\xe1\xbd\xaf\xce\x99"}, {0x1FB2, "\xe1\xbe\xba\xce\x99"}, {0x1FB3, "\xce\x91\xce\x99"},
-    {0x1FB4, "\xce\x86\xce\x99"}, {0x1FB6, "\xce\x91\xcd\x82"}, {0x1FB7, "\xce\x91\xcd\x82\xce\x99"},
-    {0x1FBC, "\xce\x91\xce\x99"}, {0x1FC2, "\xe1\xbf\x8a\xce\x99"}, {0x1FC3, "\xce\x97\xce\x99"},
-    {0x1FC4, "\xce\x89\xce\x99"}, {0x1FC6, "\xce\x97\xcd\x82"}, {0x1FC7, "\xce\x97\xcd\x82\xce\x99"},
-    {0x1FCC, "\xce\x97\xce\x99"}, {0x1FD2, "\xce\x99\xcc\x88\xcc\x80"}, {0x1FD3, "\xce\x99\xcc\x88\xcc\x81"},
-    {0x1FD6, "\xce\x99\xcd\x82"}, {0x1FD7, "\xce\x99\xcc\x88\xcd\x82"}, {0x1FE2, "\xce\xa5\xcc\x88\xcc\x80"},
-    {0x1FE3, "\xce\xa5\xcc\x88\xcc\x81"}, {0x1FE4, "\xce\xa1\xcc\x93"}, {0x1FE6, "\xce\xa5\xcd\x82"},
-    {0x1FE7, "\xce\xa5\xcc\x88\xcd\x82"}, {0x1FF2, "\xe1\xbf\xba\xce\x99"}, {0x1FF3, "\xce\xa9\xce\x99"},
-    {0x1FF4, "\xce\x8f\xce\x99"}, {0x1FF6, "\xce\xa9\xcd\x82"}, {0x1FF7, "\xce\xa9\xcd\x82\xce\x99"},
-    {0x1FFC, "\xce\xa9\xce\x99"}, {0xFB00, "\x46\x46"}, {0xFB01, "\x46\x49"}, {0xFB02, "\x46\x4c"},
-    {0xFB03, "\x46\x46\x49"}, {0xFB04, "\x46\x46\x4c"}, {0xFB05, "\x53\x54"}, {0xFB06, "\x53\x54"},
-    {0xFB13, "\xd5\x84\xd5\x86"}, {0xFB14, "\xd5\x84\xd4\xb5"}, {0xFB15, "\xd5\x84\xd4\xbb"},
-    {0xFB16, "\xd5\x8e\xd5\x86"}, {0xFB17, "\xd5\x84\xd4\xbd"},
+    {0x00DF, "\x53\x53"},
+    {0x0149, "\xca\xbc\x4e"},
+    {0x01F0, "\x4a\xcc\x8c"},
+    {0x0390, "\xce\x99\xcc\x88\xcc\x81"},
+    {0x03B0, "\xce\xa5\xcc\x88\xcc\x81"},
+    {0x0587, "\xd4\xb5\xd5\x92"},
+    {0x1E96, "\x48\xcc\xb1"},
+    {0x1E97, "\x54\xcc\x88"},
+    {0x1E98, "\x57\xcc\x8a"},
+    {0x1E99, "\x59\xcc\x8a"},
+    {0x1E9A, "\x41\xca\xbe"},
+    {0x1F50, "\xce\xa5\xcc\x93"},
+    {0x1F52, "\xce\xa5\xcc\x93\xcc\x80"},
+    {0x1F54, "\xce\xa5\xcc\x93\xcc\x81"},
+    {0x1F56, "\xce\xa5\xcc\x93\xcd\x82"},
+    {0x1F80, "\xe1\xbc\x88\xce\x99"},
+    {0x1F81, "\xe1\xbc\x89\xce\x99"},
+    {0x1F82, "\xe1\xbc\x8a\xce\x99"},
+    {0x1F83, "\xe1\xbc\x8b\xce\x99"},
+    {0x1F84, "\xe1\xbc\x8c\xce\x99"},
+    {0x1F85, "\xe1\xbc\x8d\xce\x99"},
+    {0x1F86, "\xe1\xbc\x8e\xce\x99"},
+    {0x1F87, "\xe1\xbc\x8f\xce\x99"},
+    {0x1F88, "\xe1\xbc\x88\xce\x99"},
+    {0x1F89, "\xe1\xbc\x89\xce\x99"},
+    {0x1F8A, "\xe1\xbc\x8a\xce\x99"},
+    {0x1F8B, "\xe1\xbc\x8b\xce\x99"},
+    {0x1F8C, "\xe1\xbc\x8c\xce\x99"},
+    {0x1F8D, "\xe1\xbc\x8d\xce\x99"},
+    {0x1F8E, "\xe1\xbc\x8e\xce\x99"},
+    {0x1F8F, "\xe1\xbc\x8f\xce\x99"},
+    {0x1F90, "\xe1\xbc\xa8\xce\x99"},
+    {0x1F91, "\xe1\xbc\xa9\xce\x99"},
+    {0x1F92, "\xe1\xbc\xaa\xce\x99"},
+    {0x1F93, "\xe1\xbc\xab\xce\x99"},
+    {0x1F94, "\xe1\xbc\xac\xce\x99"},
+    {0x1F95, "\xe1\xbc\xad\xce\x99"},
+    {0x1F96, "\xe1\xbc\xae\xce\x99"},
+    {0x1F97, "\xe1\xbc\xaf\xce\x99"},
+    {0x1F98, "\xe1\xbc\xa8\xce\x99"},
+    {0x1F99, "\xe1\xbc\xa9\xce\x99"},
+    {0x1F9A, "\xe1\xbc\xaa\xce\x99"},
+    {0x1F9B, "\xe1\xbc\xab\xce\x99"},
+    {0x1F9C, "\xe1\xbc\xac\xce\x99"},
+    {0x1F9D, "\xe1\xbc\xad\xce\x99"},
+    {0x1F9E, "\xe1\xbc\xae\xce\x99"},
+    {0x1F9F, "\xe1\xbc\xaf\xce\x99"},
+    {0x1FA0, "\xe1\xbd\xa8\xce\x99"},
+    {0x1FA1, "\xe1\xbd\xa9\xce\x99"},
+    {0x1FA2, "\xe1\xbd\xaa\xce\x99"},
+    {0x1FA3, "\xe1\xbd\xab\xce\x99"},
+    {0x1FA4, "\xe1\xbd\xac\xce\x99"},
+    {0x1FA5, "\xe1\xbd\xad\xce\x99"},
+    {0x1FA6, "\xe1\xbd\xae\xce\x99"},
+    {0x1FA7, "\xe1\xbd\xaf\xce\x99"},
+    {0x1FA8, "\xe1\xbd\xa8\xce\x99"},
+    {0x1FA9, "\xe1\xbd\xa9\xce\x99"},
+    {0x1FAA, "\xe1\xbd\xaa\xce\x99"},
+    {0x1FAB, "\xe1\xbd\xab\xce\x99"},
+    {0x1FAC, "\xe1\xbd\xac\xce\x99"},
+    {0x1FAD, "\xe1\xbd\xad\xce\x99"},
+    {0x1FAE, "\xe1\xbd\xae\xce\x99"},
+    {0x1FAF, "\xe1\xbd\xaf\xce\x99"},
+    {0x1FB2, "\xe1\xbe\xba\xce\x99"},
+    {0x1FB3, "\xce\x91\xce\x99"},
+    {0x1FB4, "\xce\x86\xce\x99"},
+    {0x1FB6, "\xce\x91\xcd\x82"},
+    {0x1FB7, "\xce\x91\xcd\x82\xce\x99"},
+    {0x1FBC, "\xce\x91\xce\x99"},
+    {0x1FC2, "\xe1\xbf\x8a\xce\x99"},
+    {0x1FC3, "\xce\x97\xce\x99"},
+    {0x1FC4, "\xce\x89\xce\x99"},
+    {0x1FC6, "\xce\x97\xcd\x82"},
+    {0x1FC7, "\xce\x97\xcd\x82\xce\x99"},
+    {0x1FCC, "\xce\x97\xce\x99"},
+    {0x1FD2, "\xce\x99\xcc\x88\xcc\x80"},
+    {0x1FD3, "\xce\x99\xcc\x88\xcc\x81"},
+    {0x1FD6, "\xce\x99\xcd\x82"},
+    {0x1FD7, "\xce\x99\xcc\x88\xcd\x82"},
+    {0x1FE2, "\xce\xa5\xcc\x88\xcc\x80"},
+    {0x1FE3, "\xce\xa5\xcc\x88\xcc\x81"},
+    {0x1FE4, "\xce\xa1\xcc\x93"},
+    {0x1FE6, "\xce\xa5\xcd\x82"},
+    {0x1FE7, "\xce\xa5\xcc\x88\xcd\x82"},
+    {0x1FF2, "\xe1\xbf\xba\xce\x99"},
+    {0x1FF3, "\xce\xa9\xce\x99"},
+    {0x1FF4, "\xce\x8f\xce\x99"},
+    {0x1FF6, "\xce\xa9\xcd\x82"},
+    {0x1FF7, "\xce\xa9\xcd\x82\xce\x99"},
+    {0x1FFC, "\xce\xa9\xce\x99"},
+    {0xFB00, "\x46\x46"},
+    {0xFB01, "\x46\x49"},
+    {0xFB02, "\x46\x4c"},
+    {0xFB03, "\x46\x46\x49"},
+    {0xFB04, "\x46\x46\x4c"},
+    {0xFB05, "\x53\x54"},
+    {0xFB06, "\x53\x54"},
+    {0xFB13, "\xd5\x84\xd5\x86"},
+    {0xFB14, "\xd5\x84\xd4\xb5"},
+    {0xFB15, "\xd5\x84\xd4\xbb"},
+    {0xFB16, "\xd5\x8e\xd5\x86"},
+    {0xFB17, "\xd5\x84\xd4\xbd"},
 };
 constexpr SpecialCase kTitleSpecial[] = {
-    {0x00DF, "\x53\x73"}, {0x0149, "\xca\xbc\x4e"}, {0x01F0, "\x4a\xcc\x8c"}, {0x0390, "\xce\x99\xcc\x88\xcc\x81"},
-    {0x03B0, "\xce\xa5\xcc\x88\xcc\x81"}, {0x0587, "\xd4\xb5\xd6\x82"}, {0x1E96, "\x48\xcc\xb1"},
-    {0x1E97, "\x54\xcc\x88"}, {0x1E98, "\x57\xcc\x8a"}, {0x1E99, "\x59\xcc\x8a"}, {0x1E9A, "\x41\xca\xbe"},
-    {0x1F50, "\xce\xa5\xcc\x93"}, {0x1F52, "\xce\xa5\xcc\x93\xcc\x80"}, {0x1F54, "\xce\xa5\xcc\x93\xcc\x81"},
-    {0x1F56, "\xce\xa5\xcc\x93\xcd\x82"}, {0x1FB2, "\xe1\xbe\xba\xcd\x85"}, {0x1FB4, "\xce\x86\xcd\x85"},
-    {0x1FB6, "\xce\x91\xcd\x82"}, {0x1FB7, "\xce\x91\xcd\x82\xcd\x85"}, {0x1FC2, "\xe1\xbf\x8a\xcd\x85"},
-    {0x1FC4, "\xce\x89\xcd\x85"}, {0x1FC6, "\xce\x97\xcd\x82"}, {0x1FC7, "\xce\x97\xcd\x82\xcd\x85"},
-    {0x1FD2, "\xce\x99\xcc\x88\xcc\x80"}, {0x1FD3, "\xce\x99\xcc\x88\xcc\x81"}, {0x1FD6, "\xce\x99\xcd\x82"},
-    {0x1FD7, "\xce\x99\xcc\x88\xcd\x82"}, {0x1FE2, "\xce\xa5\xcc\x88\xcc\x80"}, {0x1FE3, "\xce\xa5\xcc\x88\xcc\x81"},
-    {0x1FE4, "\xce\xa1\xcc\x93"}, {0x1FE6, "\xce\xa5\xcd\x82"}, {0x1FE7, "\xce\xa5\xcc\x88\xcd\x82"},
-    {0x1FF2, "\xe1\xbf\xba\xcd\x85"}, {0x1FF4, "\xce\x8f\xcd\x85"}, {0x1FF6, "\xce\xa9\xcd\x82"},
-    {0x1FF7, "\xce\xa9\xcd\x82\xcd\x85"}, {0xFB00, "\x46\x66"}, {0xFB01, "\x46\x69"}, {0xFB02, "\x46\x6c"},
-    {0xFB03, "\x46\x66\x69"}, {0xFB04, "\x46\x66\x6c"}, {0xFB05, "\x53\x74"}, {0xFB06, "\x53\x74"},
-    {0xFB13, "\xd5\x84\xd5\xb6"}, {0xFB14, "\xd5\x84\xd5\xa5"}, {0xFB15, "\xd5\x84\xd5\xab"},
-    {0xFB16, "\xd5\x8e\xd5\xb6"}, {0xFB17, "\xd5\x84\xd5\xad"},
+    {0x00DF, "\x53\x73"},
+    {0x0149, "\xca\xbc\x4e"},
+    {0x01F0, "\x4a\xcc\x8c"},
+    {0x0390, "\xce\x99\xcc\x88\xcc\x81"},
+    {0x03B0, "\xce\xa5\xcc\x88\xcc\x81"},
+    {0x0587, "\xd4\xb5\xd6\x82"},
+    {0x1E96, "\x48\xcc\xb1"},
+    {0x1E97, "\x54\xcc\x88"},
+    {0x1E98, "\x57\xcc\x8a"},
+    {0x1E99, "\x59\xcc\x8a"},
+    {0x1E9A, "\x41\xca\xbe"},
+    {0x1F50, "\xce\xa5\xcc\x93"},
+    {0x1F52, "\xce\xa5\xcc\x93\xcc\x80"},
+    {0x1F54, "\xce\xa5\xcc\x93\xcc\x81"},
+    {0x1F56, "\xce\xa5\xcc\x93\xcd\x82"},
+    {0x1FB2, "\xe1\xbe\xba\xcd\x85"},
+    {0x1FB4, "\xce\x86\xcd\x85"},
+    {0x1FB6, "\xce\x91\xcd\x82"},
+    {0x1FB7, "\xce\x91\xcd\x82\xcd\x85"},
+    {0x1FC2, "\xe1\xbf\x8a\xcd\x85"},
+    {0x1FC4, "\xce\x89\xcd\x85"},
+    {0x1FC6, "\xce\x97\xcd\x82"},
+    {0x1FC7, "\xce\x97\xcd\x82\xcd\x85"},
+    {0x1FD2, "\xce\x99\xcc\x88\xcc\x80"},
+    {0x1FD3, "\xce\x99\xcc\x88\xcc\x81"},
+    {0x1FD6, "\xce\x99\xcd\x82"},
+    {0x1FD7, "\xce\x99\xcc\x88\xcd\x82"},
+    {0x1FE2, "\xce\xa5\xcc\x88\xcc\x80"},
+    {0x1FE3, "\xce\xa5\xcc\x88\xcc\x81"},
+    {0x1FE4, "\xce\xa1\xcc\x93"},
+    {0x1FE6, "\xce\xa5\xcd\x82"},
+    {0x1FE7, "\xce\xa5\xcc\x88\xcd\x82"},
+    {0x1FF2, "\xe1\xbf\xba\xcd\x85"},
+    {0x1FF4, "\xce\x8f\xcd\x85"},
+    {0x1FF6, "\xce\xa9\xcd\x82"},
+    {0x1FF7, "\xce\xa9\xcd\x82\xcd\x85"},
+    {0xFB00, "\x46\x66"},
+    {0xFB01, "\x46\x69"},
+    {0xFB02, "\x46\x6c"},
+    {0xFB03, "\x46\x66\x69"},
+    {0xFB04, "\x46\x66\x6c"},
+    {0xFB05, "\x53\x74"},
+    {0xFB06, "\x53\x74"},
+    {0xFB13, "\xd5\x84\xd5\xb6"},
+    {0xFB14, "\xd5\x84\xd5\xa5"},
+    {0xFB15, "\xd5\x84\xd5\xab"},
+    {0xFB16, "\xd5\x8e\xd5\xb6"},
+    {0xFB17, "\xd5\x84\xd5\xad"},
 };
 
 template <size_t N>
@@ -241,14 +367,23 @@ const char* special_case(const SpecialCase (&table)[N], uint32_t cp) {
   while (lo < hi) {
     const size_t mid = (lo + hi) / 2;
     if (table[mid].cp == cp) return table[mid].mapped;
-    if (table[mid].cp < cp) lo = mid + 1; else hi = mid;
+    if (table[mid].cp < cp)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return nullptr;
 }
 
-uint32_t simple_upper(uint32_t cp) { return static_cast<uint32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))); }
-uint32_t simple_lower(uint32_t cp) { return static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))); }
-uint32_t simple_title(uint32_t cp) { return static_cast<uint32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp))); }
+uint32_t simple_upper(uint32_t cp) {
+  return static_cast<uint32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(cp)));
+}
+uint32_t simple_lower(uint32_t cp) {
+  return static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp)));
+}
+uint32_t simple_title(uint32_t cp) {
+  return static_cast<uint32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp)));
+}
 
 bool is_cased(uint32_t cp) {
   const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));

@@ -14,9 +14,9 @@ inline chat::SpecialTokens qwen_special_tokens() {
   chat::SpecialTokens s;
   s.eos = "<|im_end|>";
   s.pad = "<|endoftext|>";
-  s.additional = {"<|im_start|>",  "<|im_end|>",     "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-                  "<|box_end|>",   "<|quad_start|>", "<|quad_end|>",         "<|vision_start|>",   "<|vision_end|>",
-                  "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"};
+  s.additional = {"<|im_start|>",   "<|im_end|>",     "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+                  "<|box_end|>",    "<|quad_start|>", "<|quad_end|>",         "<|vision_start|>",   "<|vision_end|>",
+                  "<|vision_pad|>", "<|image_pad|>",  "<|video_pad|>"};
   return s;
 }
 
