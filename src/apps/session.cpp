@@ -1,0 +1,164 @@
+#include "apps/session.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "apps/default_model.h"
+#include "apps/progress.h"
+#include "base/cpu.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "base/timer.h"
+
+namespace hylo::apps {
+
+void SessionFlags::add(CLI::App& app, bool with_parallel) {
+  app.add_option("-m,--model", model, "GGUF model file (default: the built-in random-weight model)");
+  app.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
+  app.add_option("-c,--ctx-size", ctx, "Context size per sequence (default: trained context, capped by memory)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  app.add_option("--kv-type", kv_type, "KV cache type: f16 or f32")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
+  app.add_option("-b,--batch-size", batch, "Tokens per forward call (prefill chunk)")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--chat-template", chat_template_file, "Jinja chat template file instead of the model's");
+  if (with_parallel)
+    app.add_option("-np,--parallel", parallel, "Sequences decoded together (slots)")
+        ->check(CLI::Range(1, 256))
+        ->capture_default_str();
+}
+
+ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType kv_type,
+                             uint64_t available_bytes) {
+  const models::MemoryLayout layout = model.memory_layout();
+  const uint64_t per_token = std::max<uint64_t>(1, layout.kv_bytes_per_token(kv_type)) * parallel;
+  const uint64_t fixed = layout.recurrent_bytes_per_sequence() * parallel;
+  const int64_t trained = model.info().n_ctx_train;
+  // Memory for the cache: what is available now, minus the weights still to be paged in (counted
+  // whole, to be safe), fixed state, and a reserve for compute buffers and the system.
+  const uint64_t reserve = 1ull << 30;
+  const uint64_t weights = model.info().weight_bytes;
+  const uint64_t used = weights + fixed + reserve;
+  const uint64_t budget = available_bytes > used ? available_bytes - used : 0;
+  const int64_t fits = static_cast<int64_t>(budget / per_token) / 256 * 256;
+  ContextChoice c;
+  if (requested > 0) {
+    c.n_ctx = static_cast<int32_t>(std::min<int64_t>(requested, INT32_MAX));
+    c.reason = fmt::format("context {} tokens (set with -c)", format_count(static_cast<uint64_t>(c.n_ctx)));
+    if (requested > trained)
+      c.reason += fmt::format("; beyond the trained {} tokens, quality may drop without rope scaling",
+                              format_count(static_cast<uint64_t>(trained)));
+    if (requested > fits)
+      c.reason += fmt::format("; the KV cache may not fit in memory ({} per token, {} available)",
+                              format_bytes(per_token), format_bytes(budget));
+    return c;
+  }
+  if (fits >= trained) {
+    c.n_ctx = static_cast<int32_t>(std::min<int64_t>(trained, INT32_MAX));
+    c.reason = fmt::format("context {} tokens: the model's trained context ({} of KV cache per token{})",
+                           format_count(static_cast<uint64_t>(c.n_ctx)), format_bytes(per_token),
+                           parallel > 1 ? fmt::format(" for {} slots", parallel) : "");
+  } else {
+    c.n_ctx = static_cast<int32_t>(std::max<int64_t>(256, fits));
+    c.reason = fmt::format(
+        "context {} tokens: the trained {} would need {} of KV cache, {} is free beside the {} of weights "
+        "(-c sets it)",
+        format_count(static_cast<uint64_t>(c.n_ctx)), format_count(static_cast<uint64_t>(trained)),
+        format_bytes(per_token * static_cast<uint64_t>(trained)), format_bytes(budget), format_bytes(weights));
+  }
+  return c;
+}
+
+namespace {
+
+// Reads every page of the weights once, so the first request does not pay for page faults and
+// a cold disk shows up as a progress bar instead of a slow first token.
+void warm_weights(const models::Model& model) {
+  const MappedFile* map = model.file().mapping();
+  if (map == nullptr || map->size() < (256ull << 20)) return;
+  Progress progress("loading " + model.info().name, static_cast<int64_t>(map->size() >> 20), "MiB");
+  constexpr uint64_t kChunk = 64ull << 20;
+  volatile uint8_t sink = 0;
+  for (uint64_t off = 0; off < map->size(); off += kChunk) {
+    const uint64_t end = std::min(map->size(), off + kChunk);
+    map->prefetch(off, end - off);
+    uint8_t acc = 0;
+    for (uint64_t p = off; p < end; p += 4096) acc ^= map->data()[p];
+    sink = sink ^ acc;
+    progress.update(static_cast<int64_t>(end >> 20));
+  }
+  progress.finish();
+}
+
+void read_sampling_defaults(const gguf::File& f, bool thinking, runtime::SamplingParams* p) {
+  // The Qwen3 model cards: thinking 0.6 / 0.95 / 20, instruct 0.7 / 0.8 / 20; min_p 0.
+  p->temperature = thinking ? 0.6f : 0.7f;
+  p->top_p = thinking ? 0.95f : 0.8f;
+  p->top_k = 20;
+  p->min_p = 0.0f;
+  if (auto v = f.get_float("general.sampling.temp")) p->temperature = static_cast<float>(*v);
+  if (auto v = f.get_int("general.sampling.top_k")) p->top_k = static_cast<int32_t>(*v);
+  if (auto v = f.get_float("general.sampling.top_p")) p->top_p = static_cast<float>(*v);
+  if (auto v = f.get_float("general.sampling.min_p")) p->min_p = static_cast<float>(*v);
+  if (auto v = f.get_float("general.sampling.penalty_repeat")) p->repeat_penalty = static_cast<float>(*v);
+  if (auto v = f.get_int("general.sampling.penalty_last_n")) p->repeat_last_n = static_cast<int32_t>(*v);
+}
+
+}  // namespace
+
+Result<std::string> Session::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                    std::optional<bool> enable_thinking, bool add_generation_prompt) const {
+  return chat_template->render(messages, tools, add_generation_prompt, enable_thinking,
+                               chat::special_tokens_of(tokenizer));
+}
+
+Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
+  auto s = std::make_unique<Session>();
+  s->pool = std::make_unique<ThreadPool>(flags.threads > 0 ? flags.threads : physical_core_count());
+  std::string path = flags.model;
+  if (path.empty()) {
+    HYLO_ASSIGN_OR_RETURN(path, ensure_default_model(*s->pool));
+  }
+  HYLO_ASSIGN_OR_RETURN(s->model, models::load_model(path));
+  HYLO_ASSIGN_OR_RETURN(s->tokenizer, tokenizer::Tokenizer::from_gguf(s->model->file()));
+  if (s->tokenizer.n_vocab() > s->model->info().n_vocab)
+    return make_error("[model] {}: the tokenizer has {} tokens, the embedding only {} rows", path,
+                      s->tokenizer.n_vocab(), s->model->info().n_vocab);
+  s->random_weights = s->model->file().get_bool("hylo.random_weights").value_or(false);
+
+  std::string tmpl = s->tokenizer.chat_template();
+  if (!flags.chat_template_file.empty()) {
+    std::ifstream in(flags.chat_template_file);
+    if (!in) return make_error("[chat] cannot read the chat template {}", flags.chat_template_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    tmpl = ss.str();
+  }
+  if (tmpl.empty()) {
+    tmpl = chat::chatml_fallback_template();
+    s->chatml_fallback = true;
+    log_warn("[chat] {} has no chat template: using plain ChatML", path);
+  }
+  HYLO_ASSIGN_OR_RETURN(chat::ChatTemplate ct, chat::ChatTemplate::parse(tmpl));
+  s->chat_template = std::move(ct);
+  auto probe = s->render(nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hi"}}}));
+  s->thinking_model = probe.ok() && chat::prompt_opens_thinking(*probe);
+  read_sampling_defaults(s->model->file(), s->thinking_model, &s->sampling);
+
+  const TensorType kv = flags.kv_type == "f32" ? TensorType::kF32 : TensorType::kF16;
+  const ContextChoice ctx = choose_context(*s->model, flags.ctx, flags.parallel, kv, available_memory_bytes());
+  s->n_ctx = ctx.n_ctx;
+  s->ctx_reason = ctx.reason;
+  if (flags.warm) warm_weights(*s->model);
+  runtime::EngineOptions eo;
+  eo.n_slots = flags.parallel;
+  eo.n_ctx = s->n_ctx;
+  eo.n_batch = flags.batch;
+  eo.kv_type = kv;
+  s->engine = std::make_unique<runtime::Engine>(*s->model, s->tokenizer, *s->pool, eo);
+  return s;
+}
+
+}  // namespace hylo::apps

@@ -1,0 +1,63 @@
+// A loaded model ready to generate, as the run/chat/serve/bench commands need it: the model
+// (or the built-in default), its tokenizer and chat template, sampling defaults, the context
+// chosen (and why), a thread pool and the generation engine.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "base/result.h"
+#include "base/thread_pool.h"
+#include "chat/chat_template.h"
+#include "models/model.h"
+#include "runtime/engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hylo::apps {
+
+struct SessionFlags {
+  std::string model;  // empty: the built-in default model
+  int threads = 0;
+  int64_t ctx = 0;    // 0: the trained context, capped by what fits in memory
+  std::string kv_type = "f16";
+  int parallel = 1;
+  int32_t batch = 512;
+  std::string chat_template_file;
+  bool warm = true;  // read the weights in up front (with progress)
+
+  void add(CLI::App& app, bool with_parallel);
+};
+
+struct Session {
+  std::unique_ptr<models::Model> model;
+  tokenizer::Tokenizer tokenizer;
+  std::optional<chat::ChatTemplate> chat_template;  // the model's, the given file, or ChatML
+  bool chatml_fallback = false;
+  bool thinking_model = false;  // the generation prompt opens <think>
+  bool random_weights = false;
+  runtime::SamplingParams sampling;  // defaults: GGUF general.sampling.*, else the Qwen3 card
+  int32_t n_ctx = 0;
+  std::string ctx_reason;
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<runtime::Engine> engine;
+
+  // Renders messages with the chat template (adding the generation prompt).
+  Result<std::string> render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools = nullptr,
+                             std::optional<bool> enable_thinking = std::nullopt, bool add_generation_prompt = true) const;
+};
+
+// The largest context whose KV cache and recurrent state fit in available memory beside the
+// weights, and the sentence that explains the choice.
+struct ContextChoice {
+  int32_t n_ctx;
+  std::string reason;
+};
+ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType kv_type,
+                             uint64_t available_bytes);
+
+Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags);
+
+}  // namespace hylo::apps

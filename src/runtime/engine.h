@@ -1,0 +1,141 @@
+// The generation engine: N sequence slots over one model, and a scheduler thread that batches
+// the prefill chunks and decode steps of all active requests into each forward call
+// (continuous batching). Used by `hylo run`, `hylo chat`, `hylo serve` and `hylo bench`.
+//
+// Results do not depend on what else is in the batch: the forward pass is batch-invariant, and
+// prompts are split only at multiples of the DeltaNet chunk (absolute positions), so a request
+// gets the same tokens alone or under load.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "base/thread_pool.h"
+#include "base/timer.h"
+#include "models/model.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hylo::runtime {
+
+enum class FinishReason {
+  kStop,       // end-of-generation token or a stop string
+  kLength,     // max_tokens reached
+  kContext,    // the context is full (reported to API clients as "length")
+  kCancelled,  // the client went away or asked to stop
+  kError,
+};
+const char* finish_reason_name(FinishReason r);
+
+struct TokenEvent {
+  int32_t token = -1;
+  std::string text;  // text released by this token (stop strings and split UTF-8 held back)
+  float logprob = 0;
+  std::vector<TokenProb> top;  // n_probs most likely tokens at this step
+};
+
+struct RequestResult {
+  FinishReason reason = FinishReason::kStop;
+  std::string error;         // for kError
+  std::string stop_matched;  // the stop string that ended it, if any
+  int32_t n_prompt = 0;      // prompt tokens
+  int32_t n_cached = 0;      // prompt tokens reused from the slot's cache (not prefilled)
+  int32_t n_generated = 0;
+  double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
+  uint64_t seed = 0;
+};
+
+// One generation. Callbacks run on the engine thread: keep them short.
+struct Request {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int32_t max_tokens = -1;  // < 0: until the context is full
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  int n_probs = 0;          // top logprobs per token
+  bool show_special = false;  // emit CONTROL tokens' text
+
+  std::function<void(int32_t done, int32_t total)> on_prefill;  // after each prefill chunk
+  std::function<void(const TokenEvent&)> on_token;
+  std::function<void(const RequestResult&)> on_done;  // exactly once
+
+  std::atomic<bool> cancelled{false};
+  Timer timer;  // started by Engine::submit
+};
+
+struct EngineOptions {
+  int n_slots = 1;
+  int32_t n_ctx = 4096;      // positions per slot
+  int32_t n_batch = 512;     // tokens per forward call (prefill budget); rounded to a multiple of 64
+  int max_queue = 64;        // waiting requests beyond the slots
+  TensorType kv_type = TensorType::kF16;
+};
+
+struct EngineStats {
+  int slots_total = 0, slots_busy = 0, queued = 0;
+  uint64_t requests_done = 0, prompt_tokens = 0, prefilled_tokens = 0, generated_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;  // busy time of the scheduler
+  double ttft_seconds_sum = 0;
+  uint64_t ttft_count = 0;
+  uint64_t memory_bytes = 0;  // KV cache + recurrent state allocated
+};
+
+// Errors from submit() that an API maps to HTTP statuses.
+struct SubmitError {
+  enum Kind { kNone, kInvalid, kContextExceeded, kQueueFull, kStopped } kind = kNone;
+  std::string message;
+  int32_t n_prompt = 0, n_ctx = 0;
+};
+
+class Engine {
+ public:
+  Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request (validated first); its callbacks then run on the engine thread.
+  SubmitError submit(std::shared_ptr<Request> request);
+  // Wakes the scheduler so it notices cancelled requests promptly.
+  void poke();
+
+  EngineStats stats() const;
+  const EngineOptions& options() const { return options_; }
+  models::Model& model() { return model_; }
+  const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
+
+ private:
+  struct Slot;
+  void loop();
+  bool step();  // one forward call; false if there was nothing to do
+  // Assigns queued requests to free slots (under mu_); returns cancelled ones to report.
+  std::vector<std::shared_ptr<Request>> admit();
+  void finish(Slot& slot, FinishReason reason, const std::string& error = {});
+  void emit_token(Slot& slot, int32_t token);
+
+  models::Model& model_;
+  const tokenizer::Tokenizer& tokenizer_;
+  ThreadPool& pool_;
+  EngineOptions options_;
+  std::unique_ptr<models::Memory> memory_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Request>> queue_;
+  bool stopping_ = false;
+  EngineStats stats_;
+  std::vector<float> logits_;
+  std::thread thread_;
+};
+
+}  // namespace hylo::runtime
