@@ -50,7 +50,9 @@ void ThreadPool::run_impl(Thunk thunk, void* ctx) {
 }
 
 void ThreadPool::worker(int ith) {
-  uint32_t seen = generation_.load(std::memory_order_acquire);
+  // The generation when the pool was built, not when this thread got going: a job posted before
+  // the thread first ran must not be skipped.
+  uint32_t seen = 0;
   for (;;) {
     int spins = 0;
     uint32_t g;
