@@ -103,21 +103,26 @@ apps::CommandRegistrar reg(
     [](CLI::App& app) -> std::function<int()> {
       auto cli = std::make_shared<CliOptions>();
       app.allow_extras();
-      app.add_option("-m,--model", cli->model, "GGUF file (only its metadata and tensor directory are read)");
-      app.add_option("--profile", cli->profile, "Built-in model profile (see --list)");
-      app.add_option("--quant", cli->quant, "Quantisation for a profile, or what-if for a file (Q4_K_M, Q8_0, ...)");
-      app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)");
-      app.add_option("--parallel", cli->parallel, "Sequences served at once");
-      app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...");
-      app.add_option("--batch", cli->batch, "Logical batch size (default 2048)");
-      app.add_option("--ubatch", cli->ubatch, "Micro-batch size (default 512)");
-      app.add_option("--modelfile", cli->modelfile, "Ollama Modelfile to check (FROM, PARAMETER num_ctx, ...)");
-      app.add_option("--endpoint", cli->endpoint, "Running hylo, llama-server or Ollama server to read settings from");
-      app.add_option("--hardware", cli->hardware, "Hardware profile (see --list)");
+      app.add_option("-m,--model", cli->model, "GGUF file (only its metadata and tensor directory are read)")
+          ->type_name("FILE.gguf");
+      app.add_option("--profile", cli->profile, "Built-in model profile (see --list)")->type_name("NAME");
+      app.add_option("--quant", cli->quant, "Quantisation for a profile, or what-if for a file (Q4_K_M, Q8_0, ...)")
+          ->type_name("TYPE");
+      app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
+      app.add_option("--parallel", cli->parallel, "Sequences served at once")->type_name("N");
+      app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...")->type_name("TYPE");
+      app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");
+      app.add_option("--ubatch", cli->ubatch, "Micro-batch size (default 512)")->type_name("N");
+      app.add_option("--modelfile", cli->modelfile, "Ollama Modelfile to check (FROM, PARAMETER num_ctx, ...)")
+          ->type_name("FILE");
+      app.add_option("--endpoint", cli->endpoint, "Running hylo, llama-server or Ollama server to read settings from")
+          ->type_name("URL");
+      app.add_option("--hardware", cli->hardware, "Hardware profile (see --list)")->type_name("NAME");
       app.add_flag("--detect", cli->detect, "Use this machine and measure its memory bandwidth (~1 s)");
-      app.add_option("--prompt-tokens", cli->prompt_tokens, "Prompt size to check, in tokens");
-      app.add_option("--prefill-tps", cli->prefill_tps, "Known prefill speed in tokens/s (else estimated)");
-      app.add_option("--timeout", cli->timeout, "Client request timeout in seconds");
+      app.add_option("--prompt-tokens", cli->prompt_tokens, "Prompt size to check, in tokens")->type_name("N");
+      app.add_option("--prefill-tps", cli->prefill_tps, "Known prefill speed in tokens/s (else estimated)")
+          ->type_name("X");
+      app.add_option("--timeout", cli->timeout, "Client request timeout in seconds")->type_name("SECONDS");
       app.add_flag("--compare-hardware", cli->compare, "Tabulate fit and speed bounds across hardware profiles");
       app.add_flag("--json", cli->json, "Machine-readable output");
       app.add_flag("--list", cli->list, "List model and hardware profiles and quantisations");

@@ -107,6 +107,9 @@ uint64_t total_bytes_at(const Report& report, int64_t ctx, TensorType kv_type, u
 int64_t largest_fitting_ctx(const Report& report, TensorType kv_type, uint64_t weights_bytes, uint64_t keep_free = 0);
 
 // Model constants, exposed for tests and for `hylo bench`.
+// The hylo process beyond weights, caches and compute buffers: code, tokenizer tables, the HTTP
+// server, thread stacks and allocator slack. The OS share comes from the machine (profile or
+// detection).
 inline constexpr uint64_t kRuntimeReserveBytes = uint64_t{512} << 20;
 inline constexpr double kPrefillEfficiency = 0.35;  // fraction of peak FLOP/s prefill sustains
 inline constexpr int64_t kCtxStep = 1024;           // suggested contexts are multiples of this

@@ -222,7 +222,7 @@ class Diagnosis {
       add("answer-exceeds-ctx", Severity::kWarning,
           fmt::format("a {}-token prompt plus a {}-token answer exceeds the {}-token context: the answer is cut short",
                       tokens_str(prompt), tokens_str(answer), tokens_str(r_.ctx)),
-          needed <= supported ? ctx_fix(c_, needed) : fmt::format("a shorter prompt or num_predict"));
+          needed <= supported ? ctx_fix(c_, needed) : std::string("a shorter prompt or a smaller num_predict"));
     }
     if (prompt > supported) {
       add("prompt-exceeds-trained", Severity::kError,

@@ -26,7 +26,7 @@ class FakeServer {
   void stop() {
     if (!thread_.joinable()) return;
     // stop() only acts on a running accept loop; the thread may not have entered it yet.
-    while (!server_.is_running()) std::this_thread::yield();
+    for (int i = 0; i < 10000000 && !server_.is_running(); ++i) std::this_thread::yield();
     server_.stop();
     thread_.join();
   }
