@@ -49,7 +49,10 @@ std::optional<int64_t> int_field(const json& o, const char* key) {
   auto it = o.find(key);
   if (it == o.end()) return std::nullopt;
   if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number()) return static_cast<int64_t>(std::llround(it->get<double>()));
+  if (it->is_number()) {
+    const double d = it->get<double>();
+    if (std::isfinite(d) && std::fabs(d) < 9e18) return static_cast<int64_t>(std::llround(d));
+  }
   return std::nullopt;
 }
 
