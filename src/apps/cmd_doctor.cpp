@@ -1,0 +1,132 @@
+// `hylo doctor`: explains memory, context and timeouts for a model on a machine before they bite.
+// Flag parsing only; the arithmetic is in doctor/.
+#include <cstdio>
+#include <memory>
+
+#include "apps/command.h"
+#include "base/strings.h"
+#include "doctor/config.h"
+#include "doctor/doctor.h"
+#include "doctor/render.h"
+
+namespace {
+
+using namespace hylo;
+using namespace hylo::doctor;
+
+// Numbers arrive as text so that a bad value is a usage error (exit 2) with our own message.
+struct CliOptions {
+  std::string model, profile, quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware;
+  std::string prompt_tokens, prefill_tps, timeout;
+  bool detect = false, compare = false, json = false, list = false;
+};
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "hylo doctor: %s\n", message.c_str());
+  return apps::kExitUsage;
+}
+
+int run(const CliOptions& cli, const std::vector<std::string>& extras) {
+  if (!extras.empty()) return usage_error("unexpected argument '" + extras.front() + "' (see hylo doctor --help)");
+  if (cli.list) {
+    std::fputs(cli.json ? (render_list_json().dump(2) + "\n").c_str() : render_list_text().c_str(), stdout);
+    return apps::kExitOk;
+  }
+  if (!cli.model.empty() && !cli.profile.empty()) return usage_error("give either -m FILE.gguf or --profile NAME");
+  if (!cli.hardware.empty() && cli.detect) return usage_error("give either --hardware NAME or --detect");
+
+  Options o;
+  o.model_path = cli.model;
+  o.profile = cli.profile;
+  o.quant = cli.quant;
+  o.modelfile = cli.modelfile;
+  o.endpoint = cli.endpoint;
+  o.hardware = cli.hardware;
+  o.detect = cli.detect;
+  // Parses the optional number flags; the first bad value is reported.
+  std::string bad;
+  auto count = [&](const std::string& text, const char* flag, int64_t lo, int64_t hi, std::optional<int64_t>* out) {
+    if (text.empty() || !bad.empty()) return;
+    auto v = parse_count(text, flag, lo, hi);
+    if (v.ok())
+      *out = *v;
+    else
+      bad = v.message();
+  };
+  auto number = [&](const std::string& text, const char* flag, double hi, std::optional<double>* out) {
+    if (text.empty() || !bad.empty()) return;
+    auto v = parse_positive(text, flag, hi);
+    if (v.ok())
+      *out = *v;
+    else
+      bad = v.message();
+  };
+  count(cli.ctx, "--ctx", 1, kMaxCtx, &o.ctx);
+  count(cli.parallel, "--parallel", 1, kMaxParallel, &o.parallel);
+  count(cli.batch, "--batch", 1, kMaxBatch, &o.batch);
+  count(cli.ubatch, "--ubatch", 1, kMaxBatch, &o.ubatch);
+  count(cli.prompt_tokens, "--prompt-tokens", 1, kMaxCtx, &o.prompt_tokens);
+  number(cli.prefill_tps, "--prefill-tps", 1e9, &o.prefill_tps);
+  number(cli.timeout, "--timeout", kMaxSeconds, &o.timeout_seconds);
+  if (!cli.kv_type.empty() && bad.empty()) {
+    auto t = parse_kv_type(cli.kv_type);
+    if (t.ok())
+      o.kv_type = *t;
+    else
+      bad = t.message();
+  }
+  if (!bad.empty()) return usage_error(bad);
+
+  auto inputs = gather_inputs(o);
+  if (!inputs.ok()) {
+    std::fprintf(stderr, "hylo doctor: %s\n", inputs.message().c_str());
+    return apps::kExitError;
+  }
+  const Report report = analyze(*inputs);
+  if (cli.compare) {
+    const auto rows = compare_hardware(*inputs, hardware_profiles());
+    if (cli.json) {
+      nlohmann::json j = render_json(report);
+      j["compare"] = render_compare_json(rows);
+      std::fputs((j.dump(2) + "\n").c_str(), stdout);
+    } else {
+      std::fputs(render_compare_text(report, rows).c_str(), stdout);
+    }
+    return apps::kExitOk;
+  }
+  std::fputs(cli.json ? (render_json(report).dump(2) + "\n").c_str() : render_text(report).c_str(), stdout);
+  return apps::kExitOk;
+}
+
+apps::CommandRegistrar reg(
+    "doctor", "Explain memory, context and timeouts for a model on a machine", /*order=*/40,
+    [](CLI::App& app) -> std::function<int()> {
+      auto cli = std::make_shared<CliOptions>();
+      app.allow_extras();
+      app.add_option("-m,--model", cli->model, "GGUF file (only its metadata and tensor directory are read)")
+          ->type_name("FILE.gguf");
+      app.add_option("--profile", cli->profile, "Built-in model profile (see --list)")->type_name("NAME");
+      app.add_option("--quant", cli->quant, "Quantisation for a profile, or what-if for a file (Q4_K_M, Q8_0, ...)")
+          ->type_name("TYPE");
+      app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
+      app.add_option("--parallel", cli->parallel, "Sequences served at once")->type_name("N");
+      app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...")->type_name("TYPE");
+      app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");
+      app.add_option("--ubatch", cli->ubatch, "Micro-batch size (default 512)")->type_name("N");
+      app.add_option("--modelfile", cli->modelfile, "Ollama Modelfile to check (FROM, PARAMETER num_ctx, ...)")
+          ->type_name("FILE");
+      app.add_option("--endpoint", cli->endpoint, "Running hylo, llama-server or Ollama server to read settings from")
+          ->type_name("URL");
+      app.add_option("--hardware", cli->hardware, "Hardware profile (see --list)")->type_name("NAME");
+      app.add_flag("--detect", cli->detect, "Use this machine and measure its memory bandwidth (~1 s)");
+      app.add_option("--prompt-tokens", cli->prompt_tokens, "Prompt size to check, in tokens")->type_name("N");
+      app.add_option("--prefill-tps", cli->prefill_tps, "Known prefill speed in tokens/s (else estimated)")
+          ->type_name("X");
+      app.add_option("--timeout", cli->timeout, "Client request timeout in seconds")->type_name("SECONDS");
+      app.add_flag("--compare-hardware", cli->compare, "Tabulate fit and speed bounds across hardware profiles");
+      app.add_flag("--json", cli->json, "Machine-readable output");
+      app.add_flag("--list", cli->list, "List model and hardware profiles and quantisations");
+      return [cli, &app] { return run(*cli, app.remaining()); };
+    });
+
+}  // namespace

@@ -1,0 +1,209 @@
+#include "doctor/analysis.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hylo::doctor {
+namespace {
+
+// Attention streams the KV cache in tiles of this many positions (flash-style), so scores never
+// exist for the whole context: one tile per query row and head is live at a time.
+constexpr int64_t kAttnTile = 512;
+// The chunked gated-delta-rule prefill (spec §3.6) works on chunks of 64 tokens.
+constexpr int64_t kDeltaChunk = 64;
+
+uint64_t u64(int64_t v) { return v > 0 ? static_cast<uint64_t>(v) : 0; }
+
+// Saturating byte arithmetic: absurd inputs (a huge context times many sequences) give an absurdly
+// large total that does not fit, never a wrapped-around small one that does.
+constexpr uint64_t kMaxBytes = UINT64_MAX / 4;
+uint64_t mul(uint64_t a, uint64_t b) { return a != 0 && b > kMaxBytes / a ? kMaxBytes : a * b; }
+uint64_t add(uint64_t a, uint64_t b) { return std::min(kMaxBytes, a + std::min(b, kMaxBytes)); }
+
+int64_t resolved_ctx(const Inputs& in) { return in.config.ctx > 0 ? in.config.ctx : in.model.n_ctx_train; }
+
+}  // namespace
+
+const char* severity_name(Severity s) {
+  switch (s) {
+    case Severity::kInfo:
+      return "info";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kError:
+      return "error";
+  }
+  return "?";
+}
+
+// Compute buffers for one micro-batch of `ubatch` tokens, in f32:
+//  * activations: two live buffers (an op's input and output) of the widest per-token set:
+//    residual + normed input (2·n_embd) plus the widest of
+//      attention  q (×2 when gated, qwen3next) + K + V + attention output,
+//      DeltaNet   mixed qkv (conv_dim) + z gate + output (2·value_dim) + β and g (2·H_v),
+//      FFN / MoE  router logits + used experts × (gate, up) + shared expert (gate, up) + sum;
+//  * logits: n_vocab floats for every row of the micro-batch (speculative verification and
+//    prompt logits need them; decode uses one row);
+//  * attention scratch: one tile of scores per query row and head (kAttnTile positions);
+//  * DeltaNet chunk scratch: per value head, a chunk × chunk matrix and chunk-wide k/v copies.
+ComputeBreakdown compute_buffers(const ModelDesc& m, const Config& c) {
+  const int64_t ub = std::max<int64_t>(1, std::min(c.ubatch, c.batch));
+  const bool gated_q = m.arch == "qwen3next";
+  const int64_t attn = m.n_attn_layers() > 0 ? m.n_head * m.head_dim_k * (gated_q ? 2 : 1) +
+                                                   m.n_head_kv * (m.head_dim_k + m.head_dim_v) + m.n_head * m.head_dim_v
+                                             : 0;
+  const int64_t delta =
+      m.n_recurrent_layers() > 0 ? m.ssm_conv_dim() + 2 * m.ssm_inner_size + 2 * m.ssm_time_step_rank : 0;
+  const int64_t ffn =
+      m.n_expert > 0 ? m.n_expert + m.n_expert_used * 2 * m.n_ff_exp + 2 * m.n_ff_shexp + m.n_embd : 2 * m.n_ff;
+  const int64_t per_token = 2 * m.n_embd + std::max({attn, delta, ffn});
+  ComputeBreakdown b;
+  b.activations = u64(2 * ub * per_token) * sizeof(float);
+  b.logits = u64(m.n_vocab * ub) * sizeof(float);
+  if (m.n_attn_layers() > 0) b.attention = u64(ub * m.n_head * kAttnTile) * sizeof(float);
+  if (m.n_recurrent_layers() > 0)
+    b.deltanet = u64(ub * m.ssm_time_step_rank * (kDeltaChunk + m.ssm_state_size + m.ssm_d_v())) * sizeof(float);
+  return b;
+}
+
+// Prefill as a roofline: the larger of compute time and weight-streaming time.
+//  * FLOPs: 2 per active weight per token (matmuls; the LM head only for the last token), plus
+//    causal attention 2·n_head·(d_k + d_v) per (query, key) pair and layer, P(P+1)/2 pairs, plus
+//    the chunked delta rule ~2·H_v·(3·d_k·d_v + chunk·(d_k + d_v)) per token and recurrent layer;
+//    sustained at kPrefillEfficiency of the peak.
+//  * Memory: every micro-batch streams the weights it touches once; with ubatch tokens each
+//    picking n_used of n_expert experts, a fraction 1 − (1 − used/n_expert)^ubatch of the experts.
+double estimate_prefill_seconds(const ModelDesc& m, const WeightStats& w, double compute_tflops,
+                                std::optional<double> bandwidth_gbs, int64_t tokens, int64_t ubatch) {
+  if (tokens <= 0) return 0.0;
+  const double P = static_cast<double>(tokens);
+  const double matmul_params =
+      static_cast<double>(w.active_params) - static_cast<double>(w.lm_head_params) - static_cast<double>(m.n_embd);
+  double flops = 2.0 * P * std::max(0.0, matmul_params) + 2.0 * static_cast<double>(w.lm_head_params);
+  flops += 2.0 * static_cast<double>(m.n_attn_layers() * m.n_head * (m.head_dim_k + m.head_dim_v)) * P * (P + 1) / 2;
+  flops += P * static_cast<double>(m.n_recurrent_layers() * m.ssm_time_step_rank) * 2.0 *
+           static_cast<double>(3 * m.ssm_state_size * m.ssm_d_v() + kDeltaChunk * (m.ssm_state_size + m.ssm_d_v()));
+  double seconds = compute_tflops > 0 ? flops / (kPrefillEfficiency * compute_tflops * 1e12) : 0.0;
+  if (bandwidth_gbs && *bandwidth_gbs > 0) {
+    const int64_t ub = std::max<int64_t>(1, ubatch);
+    double expert_fraction = 1.0;
+    if (m.n_expert > 0 && m.n_expert_used > 0)
+      expert_fraction = 1.0 - std::pow(1.0 - static_cast<double>(m.n_expert_used) / static_cast<double>(m.n_expert),
+                                       static_cast<double>(std::min(ub, tokens)));
+    const double touched = static_cast<double>(w.total_bytes - w.expert_bytes - w.mtp_bytes) +
+                           static_cast<double>(w.expert_bytes) * expert_fraction;
+    const double n_ubatches = std::ceil(P / static_cast<double>(ub));
+    seconds = std::max(seconds, n_ubatches * touched / (*bandwidth_gbs * 1e9));
+  }
+  return seconds;
+}
+
+uint64_t total_bytes_at(const Report& r, int64_t ctx, TensorType kv_type, uint64_t weights_bytes) {
+  const uint64_t parallel = u64(r.inputs.config.parallel);
+  const uint64_t kv = mul(mul(r.inputs.model.kv_bytes_per_token(kv_type), u64(ctx)), parallel);
+  return add(add(add(add(weights_bytes, kv), r.memory.recurrent_state_bytes), r.memory.compute_bytes),
+             r.memory.reserve_bytes);
+}
+
+int64_t largest_fitting_ctx(const Report& r, TensorType kv_type, uint64_t weights_bytes, uint64_t keep_free) {
+  const uint64_t fixed = total_bytes_at(r, 0, kv_type, weights_bytes) + keep_free;
+  if (fixed >= r.memory.available_bytes) return 0;
+  const int64_t cap = r.inputs.model.max_supported_ctx();
+  const uint64_t per_ctx = mul(r.inputs.model.kv_bytes_per_token(kv_type), u64(r.inputs.config.parallel));
+  if (per_ctx == 0) return cap;
+  const uint64_t n = (r.memory.available_bytes - fixed) / per_ctx;
+  if (n >= u64(cap)) return cap;
+  return static_cast<int64_t>(n) / kCtxStep * kCtxStep;
+}
+
+Report analyze(const Inputs& in) {
+  Report r;
+  r.inputs = in;
+  r.ctx = resolved_ctx(in);
+  const ModelDesc& model = in.model;
+  const Config& cfg = in.config;
+
+  MemoryReport& mem = r.memory;
+  mem.weights_bytes = in.weights.total_bytes;
+  mem.kv_bytes_per_token = model.kv_bytes_per_token(cfg.kv_type);
+  mem.kv_cache_bytes = mul(mul(mem.kv_bytes_per_token, u64(r.ctx)), u64(cfg.parallel));
+  mem.recurrent_bytes_per_sequence = model.recurrent_bytes_per_sequence();
+  mem.recurrent_state_bytes = mul(mem.recurrent_bytes_per_sequence, u64(cfg.parallel));
+  mem.compute = compute_buffers(model, cfg);
+  mem.compute_bytes = mem.compute.total();
+  mem.os_reserve_bytes = in.machine.os_reserve_bytes;
+  mem.runtime_reserve_bytes = kRuntimeReserveBytes;
+  mem.reserve_bytes = mem.os_reserve_bytes + mem.runtime_reserve_bytes;
+  mem.total_bytes =
+      add(add(add(add(mem.weights_bytes, mem.kv_cache_bytes), mem.recurrent_state_bytes), mem.compute_bytes),
+          mem.reserve_bytes);
+  mem.available_bytes = in.machine.memory_bytes;
+  mem.headroom_bytes = mem.total_bytes <= mem.available_bytes
+                           ? static_cast<int64_t>(mem.available_bytes - mem.total_bytes)
+                           : -static_cast<int64_t>(mem.total_bytes - mem.available_bytes);
+  mem.fits = mem.headroom_bytes >= 0;
+  mem.largest_ctx_that_fits = largest_fitting_ctx(r, cfg.kv_type, mem.weights_bytes);
+
+  TimeReport& t = r.time;
+  t.prefill_tokens = cfg.prompt_tokens ? *cfg.prompt_tokens : r.ctx;
+  t.prefill_basis = cfg.prompt_tokens ? "prompt" : "full context";
+  t.bandwidth_gbs = in.measured.bandwidth_gbs ? in.measured.bandwidth_gbs : in.machine.bandwidth_gbs;
+  if (cfg.prefill_tps) {
+    t.prefill_tps = *cfg.prefill_tps;
+    t.prefill_tps_source = "given";
+  } else if (in.measured.prefill_tps) {
+    t.prefill_tps = *in.measured.prefill_tps;
+    t.prefill_tps_source = "measured";
+  }
+  if (t.prefill_tps > 0) {
+    t.prefill_seconds = static_cast<double>(t.prefill_tokens) / t.prefill_tps;
+  } else {
+    t.prefill_seconds = estimate_prefill_seconds(model, in.weights, in.machine.compute_tflops.value_or(0),
+                                                 t.bandwidth_gbs, t.prefill_tokens, cfg.ubatch);
+    t.prefill_tps = t.prefill_seconds > 0 ? static_cast<double>(t.prefill_tokens) / t.prefill_seconds : 0;
+    t.prefill_tps_source = "estimated";
+  }
+  t.ttft_seconds = t.prefill_seconds;
+  t.active_bytes_per_token = in.weights.active_bytes_per_token;
+  t.decode_ctx = cfg.prompt_tokens ? std::min(*cfg.prompt_tokens, r.ctx) : r.ctx;
+  if (t.bandwidth_gbs && *t.bandwidth_gbs > 0 && t.active_bytes_per_token > 0) {
+    const double bw = *t.bandwidth_gbs * 1e9;
+    t.decode_tps_bound = bw / static_cast<double>(t.active_bytes_per_token);
+    // Each token also reads the KV cache of its context and reads and writes the recurrent state.
+    const double per_token = static_cast<double>(t.active_bytes_per_token) +
+                             static_cast<double>(mem.kv_bytes_per_token) * static_cast<double>(t.decode_ctx) +
+                             2.0 * static_cast<double>(mem.recurrent_bytes_per_sequence);
+    t.decode_tps_bound_at_ctx = bw / per_token;
+  }
+
+  r.findings = diagnose(r);
+  return r;
+}
+
+std::vector<CompareRow> compare_hardware(const Inputs& inputs, const std::vector<HardwareProfile>& hardware) {
+  std::vector<CompareRow> rows;
+  for (const HardwareProfile& h : hardware) {
+    Inputs in = inputs;
+    in.machine = machine_from_profile(h);
+    in.measured = {};
+    in.config.prefill_tps.reset();  // a speed measured elsewhere says nothing about this machine
+    const Report r = analyze(in);
+    CompareRow row;
+    row.hardware = h.name;
+    row.display_name = h.display_name;
+    row.kind = h.kind;
+    row.available_bytes = r.memory.available_bytes;
+    row.total_bytes = r.memory.total_bytes;
+    row.headroom_bytes = r.memory.headroom_bytes;
+    row.fits = r.memory.fits;
+    row.largest_ctx_that_fits = r.memory.largest_ctx_that_fits;
+    row.bandwidth_gbs = h.bandwidth_gbs;
+    row.decode_tps_bound = r.time.decode_tps_bound;
+    row.prefill_tps = r.time.prefill_tps;
+    row.prefill_seconds = r.time.prefill_seconds;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace hylo::doctor

@@ -1,0 +1,38 @@
+// Entry point of `hylo doctor`: turns what the user gave (a GGUF file or profile, flags, a
+// Modelfile, an endpoint, a machine) into the analysis inputs. Precedence for each setting:
+// flags over the Modelfile over the endpoint over defaults.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "base/tensor_type.h"
+#include "doctor/analysis.h"
+#include "doctor/machine.h"
+
+namespace hylo::doctor {
+
+struct Options {
+  std::string model_path;  // -m FILE.gguf (metadata and tensor directory only)
+  std::string profile;     // --profile NAME
+  std::string quant;       // --quant TYPE (profiles; for a file: "what if it were TYPE")
+  std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
+  std::optional<TensorType> kv_type;
+  std::string modelfile;  // --modelfile FILE
+  std::string endpoint;   // --endpoint URL
+  double endpoint_timeout_seconds = 5.0;
+  std::string hardware;  // --hardware NAME
+  bool detect = false;   // --detect: also measure this machine's memory bandwidth
+  DetectOptions detect_options;
+  std::optional<double> prefill_tps, timeout_seconds;
+  Measurements measured;  // from the engine (`hylo bench`), when available
+};
+
+Result<Inputs> gather_inputs(const Options& options);
+
+// All quantisations of `model` that can be derived from its shapes, smallest first (empty for
+// architectures whose tensor shapes are unknown).
+std::vector<QuantOption> quant_options_for(const ModelDesc& model);
+
+}  // namespace hylo::doctor

@@ -1,0 +1,117 @@
+// `hylo doctor` end to end: the binary's JSON parsed back, the human report, and exit codes
+// (0 report ran, 1 bad input, 2 usage).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/fixtures.h"
+
+namespace hylo {
+namespace {
+
+using json = nlohmann::json;
+
+int doctor(const std::string& args, std::string* out) {
+  return test::run_command(test::hylo_binary() + " doctor " + args, out);
+}
+
+json doctor_json(const std::string& args) {
+  std::string out;
+  const int rc = doctor(args + " --json", &out);
+  EXPECT_EQ(rc, 0) << out;
+  json j = json::parse(out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << out;
+  return j;
+}
+
+bool has_finding(const json& j, const std::string& id) {
+  for (const json& f : j["findings"])
+    if (f["id"] == id) return true;
+  return false;
+}
+
+TEST(DoctorCli, SeedCaseAsJson) {
+  const std::string dir = test::work_dir() + "/doctor-cli";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/Modelfile") << "FROM qwen3-coder:30b\nPARAMETER num_ctx 131072\n";
+  const json j = doctor_json("--modelfile " + dir +
+                             "/Modelfile --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 "
+                             "--prefill-tps 400 --timeout 300");
+  for (const char* key : {"weights_bytes", "kv_cache_bytes", "kv_bytes_per_token", "recurrent_state_bytes",
+                          "compute_bytes", "reserve_bytes", "total_bytes", "available_bytes"})
+    EXPECT_TRUE(j["memory"][key].is_number()) << key;
+  EXPECT_EQ(j["memory"]["kv_bytes_per_token"], 98304);
+  EXPECT_EQ(j["memory"]["kv_cache_bytes"], 98304LL * 131072);
+  EXPECT_EQ(j["memory"]["available_bytes"], 64LL << 30);
+  EXPECT_NEAR(j["time"]["prefill_seconds"].get<double>(), 366.9, 0.05);
+  EXPECT_TRUE(j["time"]["decode_tps_bound"].is_number());
+  EXPECT_TRUE(has_finding(j, "ctx-below-trained"));
+  EXPECT_TRUE(has_finding(j, "prompt-exceeds-ctx"));
+  EXPECT_TRUE(has_finding(j, "prefill-exceeds-timeout"));
+  for (const json& f : j["findings"]) {
+    for (const char* key : {"id", "severity", "message", "fix"}) EXPECT_TRUE(f[key].is_string()) << key;
+    const std::string sev = f["severity"];
+    EXPECT_TRUE(sev == "info" || sev == "warning" || sev == "error") << sev;
+  }
+}
+
+TEST(DoctorCli, ProfileAt262kAndHumanReport) {
+  const json j =
+      doctor_json("--profile qwen3-coder-30b-a3b --ctx 256k --kv-type f16 --hardware mac-studio-m2-ultra-64");
+  EXPECT_EQ(j["memory"]["kv_cache_bytes"], 24LL << 30);
+  EXPECT_TRUE(j["memory"]["fits"].get<bool>());
+
+  std::string out;
+  ASSERT_EQ(doctor("--profile qwen3-coder-30b-a3b --ctx 262144 --hardware desktop-ddr5-32", &out), 0) << out;
+  EXPECT_NE(out.find("Memory"), std::string::npos) << out;
+  EXPECT_NE(out.find("█"), std::string::npos) << out;
+  EXPECT_NE(out.find("does-not-fit"), std::string::npos) << out;
+  EXPECT_NE(out.find("largest context that fits"), std::string::npos) << out;
+}
+
+TEST(DoctorCli, GgufFileQwenNext) {
+  const std::string path = test::fixture_model("qwen3next-tiny");
+  ASSERT_FALSE(path.empty());
+  const json j = doctor_json("-m " + path + " --hardware h100 --ctx 4096 --parallel 2");
+  EXPECT_EQ(j["model"]["arch"], "qwen3next");
+  EXPECT_EQ(j["model"]["n_attn_layers"], 1);
+  EXPECT_EQ(j["memory"]["kv_bytes_per_token"], 512);
+  EXPECT_EQ(j["memory"]["kv_cache_bytes"], 512 * 4096 * 2);
+  EXPECT_EQ(j["memory"]["recurrent_state_bytes"], 2 * 3 * (3 * 512 + 4 * 64 * 64) * 4);
+}
+
+TEST(DoctorCli, CompareHardwareAndList) {
+  const json j = doctor_json("--profile qwen3-next-80b-a3b --compare-hardware");
+  ASSERT_TRUE(j["compare"].is_array());
+  EXPECT_GE(j["compare"].size(), 10u);
+  const double active = j["time"]["active_bytes_per_token"].get<double>();
+  for (const json& row : j["compare"])
+    EXPECT_NEAR(row["decode_tps_bound"].get<double>(), row["bandwidth_gbs"].get<double>() * 1e9 / active, 1e-6);
+
+  std::string out;
+  ASSERT_EQ(doctor("--profile qwen3-next-80b-a3b --compare-hardware", &out), 0) << out;
+  EXPECT_NE(out.find("dgx-spark"), std::string::npos) << out;
+  ASSERT_EQ(doctor("--list", &out), 0) << out;
+  for (const char* name : {"qwen3-next-80b-a3b", "qwen3-coder-30b-a3b", "qwen3-30b-a3b", "dgx-spark",
+                           "mac-studio-m2-ultra-64", "mac-studio-m3-ultra-512", "rtx-4090", "h100", "h200", "mi300x"})
+    EXPECT_NE(out.find(name), std::string::npos) << name;
+}
+
+TEST(DoctorCli, ExitCodes) {
+  std::string out;
+  EXPECT_EQ(doctor("--profile no-such-model --hardware h100", &out), 1) << out;
+  EXPECT_NE(out.find("unknown model profile"), std::string::npos) << out;
+  EXPECT_EQ(doctor("-m /nonexistent/model.gguf --hardware h100", &out), 1) << out;
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --hardware no-such-machine", &out), 1) << out;
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --ctx lots --hardware h100", &out), 2) << out;
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --hardware h100 --detect", &out), 2) << out;
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b -m x.gguf", &out), 2) << out;
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --frobnicate", &out), 2) << out;
+  // Error findings still mean the report ran.
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --quant BF16 --hardware rtx-4090", &out), 0) << out;
+}
+
+}  // namespace
+}  // namespace hylo
