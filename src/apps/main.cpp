@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Help and version exit 0; every other parse problem is a usage error (exit 2).
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   if (verbose) hylo::set_log_level(hylo::LogLevel::kDebug);
   if (quiet) hylo::set_log_level(hylo::LogLevel::kWarn);
