@@ -32,6 +32,10 @@ int fail(const std::string& msg) {
 }
 
 int run_template(const TemplateOptions& o) {
+  if (o.model.empty() && o.template_file.empty()) {
+    std::fprintf(stderr, "hylo template: -m MODEL or --chat-template FILE is required\n");
+    return kExitUsage;
+  }
   std::string source;
   chat::SpecialTokens special;
   if (!o.model.empty()) {
@@ -77,17 +81,13 @@ CommandRegistrar reg(
     "template", "Render a conversation with the model's chat template; print the prompt exactly", 42,
     [](CLI::App& app) -> std::function<int()> {
       auto o = std::make_shared<TemplateOptions>();
-      auto* model = app.add_option("-m,--model", o->model, "GGUF model (only its metadata is read)");
-      auto* file =
-          app.add_option("--chat-template", o->template_file, "Jinja template file to use instead of the model's");
+      app.add_option("-m,--model", o->model, "GGUF model (only its metadata is read)");
+      app.add_option("--chat-template", o->template_file, "Jinja template file to use instead of the model's");
       app.add_option("--messages", o->messages_file, "JSON array of OpenAI-style messages")->required();
       app.add_option("--tools", o->tools_file, "JSON array of OpenAI-style tools");
       app.add_flag("--no-generation-prompt", o->no_generation_prompt, "Do not append the assistant generation prompt");
       app.add_option("--thinking", o->thinking, "Pass enable_thinking (default: not passed)")
           ->check(CLI::IsMember({"on", "off"}));
-      app.callback([model, file] {
-        if (model->count() == 0 && file->count() == 0) throw CLI::RequiredError("-m or --chat-template");
-      });
       return [o] { return run_template(*o); };
     });
 

@@ -15,7 +15,11 @@ struct TokenizeOptions {
   bool no_special = false, json = false;
 };
 
-int run_tokenize(const TokenizeOptions& o) {
+int run_tokenize(const TokenizeOptions& o, bool have_text) {
+  if (!have_text && o.file.empty()) {
+    std::fprintf(stderr, "hylo tokenize: --text TEXT or --file FILE is required\n");
+    return kExitUsage;
+  }
   auto tok = tokenizer::Tokenizer::from_gguf_file(o.model);
   if (!tok.ok()) {
     std::fprintf(stderr, "hylo tokenize: %s\n", tok.message().c_str());
@@ -50,13 +54,10 @@ CommandRegistrar reg("tokenize", "Print the token ids of a text (special tokens 
                        app.add_option("-m,--model", o->model, "GGUF model (only its metadata is read)")->required();
                        auto* text = app.add_option("--text", o->text, "Text to tokenize");
                        auto* file = app.add_option("--file", o->file, "File whose bytes to tokenize");
-                       text->excludes(file);
+                       text->excludes(file);  // CLI11 reports this one itself
                        app.add_flag("--no-special", o->no_special, "Treat special-token text as plain text");
                        app.add_flag("--json", o->json, "Print a JSON array instead of space-separated ids");
-                       app.callback([text, file] {
-                         if (text->count() == 0 && file->count() == 0) throw CLI::RequiredError("--text or --file");
-                       });
-                       return [o] { return run_tokenize(*o); };
+                       return [o, text] { return run_tokenize(*o, text->count() > 0); };
                      });
 
 }  // namespace

@@ -202,7 +202,27 @@ const std::unordered_map<std::string, Filter>& filters() {
     f["upper"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(pystr::upper(py_str(v))); };
     f["lower"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(pystr::lower(py_str(v))); };
     f["capitalize"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(pystr::capitalize(py_str(v))); };
-    f["title"] = [](Interpreter&, const Value& v, CallArgs&) { return Value(pystr::title(py_str(v))); };
+    // Not str.title(): jinja2 upper-cases the first character of each word, words starting
+    // after whitespace or one of - ( { [ <.
+    f["title"] = [](Interpreter&, const Value& v, CallArgs&) {
+      const std::vector<uint32_t> cps = pystr::code_points(py_str(v));
+      auto is_sep = [](uint32_t c) {
+        return pystr::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
+      };
+      std::string out;
+      for (size_t i = 0; i < cps.size();) {
+        size_t j = i;
+        while (j < cps.size() && is_sep(cps[j]) == is_sep(cps[i])) ++j;
+        if (is_sep(cps[i])) {
+          out += pystr::from_code_points(cps, i, j);
+        } else {
+          out += pystr::upper(pystr::from_code_points(cps, i, i + 1)) +
+                 pystr::lower(pystr::from_code_points(cps, i + 1, j));
+        }
+        i = j;
+      }
+      return Value(std::move(out));
+    };
     f["replace"] = [](Interpreter& in, const Value& v, CallArgs& a) {
       const Value* old = arg(a, 0, "old");
       const Value* with = arg(a, 1, "new");

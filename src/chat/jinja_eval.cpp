@@ -225,7 +225,7 @@ Value Interpreter::define_macro(const Stmt& s, const std::shared_ptr<Scope>& sco
     if (!parent) fail(fmt::format("macro '{}' called after its scope ended", s.name));
     if (++depth_ > limits_.max_call_depth) {
       --depth_;
-      fail(fmt::format("maximum macro call depth ({}) exceeded", limits_.max_call_depth));
+      fail(fmt::format("macro calls nested too deep (more than {})", limits_.max_call_depth));
     }
     struct Unwind {
       int& d;

@@ -33,5 +33,35 @@ TEST(ChatFixtures, RenderByteIdentical) {
   EXPECT_GE(n_errors, 1);
 }
 
+TEST(ChatTemplate, ChatmlFallback) {
+  const auto messages = nlohmann::ordered_json::parse(R"([
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image"}, {"type": "text", "text": "!"}]},
+    {"role": "assistant", "content": null}])");
+  auto out = render_chat(chatml_fallback_template(), messages, nullptr, true, std::nullopt, {});
+  ASSERT_TRUE(out.ok()) << out.message();
+  EXPECT_EQ(*out,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n"
+            "<|im_start|>assistant\n<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, SpecialTokensAndInputChecks) {
+  const tokenizer::Tokenizer* tok = test::fixture_tokenizer();
+  ASSERT_NE(tok, nullptr);
+  const SpecialTokens s = special_tokens_of(*tok);
+  EXPECT_EQ(s.eos, "<|im_end|>");
+  EXPECT_EQ(s.pad, "<|endoftext|>");
+  EXPECT_EQ(s.bos, "");  // the Qwen vocabulary does not add a BOS, and HF passes none
+  auto t = ChatTemplate::parse("{{ eos_token }}|{{ bos_token is defined }}|{{ enable_thinking is defined }}|{{ x }}");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->tool_call_format(), ToolCallFormat::kHermesJson);
+  auto out = t->render(nlohmann::ordered_json::array(), nullptr, false, std::nullopt, s, {{"x", 7}});
+  ASSERT_TRUE(out.ok()) << out.message();
+  EXPECT_EQ(*out, "<|im_end|>|False|False|7");
+  EXPECT_FALSE(t->render(nlohmann::ordered_json::object(), nullptr, false, std::nullopt, s).ok());
+  EXPECT_FALSE(t->render(nlohmann::ordered_json::array(), "tools", false, std::nullopt, s).ok());
+  EXPECT_FALSE(ChatTemplate::parse("{% if %}").ok());
+}
+
 }  // namespace
 }  // namespace hylo::chat

