@@ -26,10 +26,12 @@ struct Engine::Slot {
   std::shared_ptr<Request> req;
   std::vector<int32_t> cached;  // tokens whose state is in memory
   int32_t snapshot_len = -1;    // length at which the recurrent state was snapshotted
+  std::vector<float> snapshot_logits;  // logits of the last token before the snapshot
 
   // The request in progress.
   int32_t prompt_done = 0;  // prompt tokens in memory
   bool prefilling = false;
+  bool replay_logits = false;  // the whole prompt was cached: sample from snapshot_logits
   int32_t last_token = -1;  // sampled, not yet fed
   std::vector<int32_t> history;
   std::unique_ptr<Sampler> sampler;
@@ -129,6 +131,11 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
       int32_t keep = cp;
       if (memory_->has_recurrent() && cp != static_cast<int32_t>(s->cached.size()))
         keep = (s->snapshot_len >= 0 && s->snapshot_len <= cp) ? s->snapshot_len : 0;
+      // The identical prompt again (a retry, another seed, n > 1): its state and logits are saved.
+      if (s->snapshot_len == n_prompt && !s->snapshot_logits.empty() &&
+          static_cast<int32_t>(s->cached.size()) >= n_prompt &&
+          std::equal(r->prompt.begin(), r->prompt.end(), s->cached.begin()))
+        keep = n_prompt;
       if (keep > best_keep) {
         best_keep = keep;
         best = s.get();
@@ -145,7 +152,8 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     if (s.snapshot_len > best_keep) s.snapshot_len = -1;
     s.req = std::move(r);
     s.prompt_done = best_keep;
-    s.prefilling = true;
+    s.replay_logits = best_keep == n_prompt;
+    s.prefilling = !s.replay_logits;
     s.last_token = -1;
     s.history = s.req->prompt;
     s.sampler = std::make_unique<Sampler>(s.req->sampling, model_.info().n_vocab);
@@ -234,6 +242,20 @@ bool Engine::step() {
   for (auto& s : slots_)
     if (s->req && s->req->cancelled.load()) finish(*s, FinishReason::kCancelled);
 
+  // Requests whose whole prompt was cached start from the saved logits, without a forward call.
+  bool replayed = false;
+  for (auto& s : slots_) {
+    if (!s->req || !s->replay_logits) continue;
+    s->replay_logits = false;
+    replayed = true;
+    s->t_prefilled = s->req->timer.seconds();
+    if (s->req->max_tokens == 0) {
+      finish(*s, FinishReason::kLength);
+      continue;
+    }
+    emit_token(*s, s->sampler->sample(s->snapshot_logits.data(), s->history));
+  }
+
   std::vector<models::BatchRow> rows;
   std::vector<Slot*> logit_slots;  // slot of each logits row, in row order
   for (auto& s : slots_) {
@@ -260,7 +282,7 @@ bool Engine::step() {
     prefills.emplace_back(s.get(), n);
     budget -= n;
   }
-  if (rows.empty()) return false;
+  if (rows.empty()) return replayed;
 
   // Prefill rows come after the decode rows, so the logits rows are in logit_slots order.
   const int64_t n_vocab = model_.info().n_vocab;
@@ -299,6 +321,7 @@ bool Engine::step() {
       s.t_prefilled = s.req->timer.seconds();
       memory_->snapshot(s.id);  // lets a later request with this prompt rewind here
       s.snapshot_len = memory_->seq_len(s.id);
+      s.snapshot_logits.assign(logits_.begin() + i * n_vocab, logits_.begin() + (i + 1) * n_vocab);
       if (s.req->max_tokens == 0) {
         finish(s, FinishReason::kLength);
         continue;

@@ -10,7 +10,7 @@ namespace hylo::runtime {
 Status validate(const SamplingParams& p, int64_t n_vocab) {
   if (!std::isfinite(p.temperature) || p.temperature < 0 || p.temperature > 100)
     return make_error("[sampling] temperature {} must be in [0, 100]", p.temperature);
-  if (p.top_k < 0 || p.top_k > n_vocab) return make_error("[sampling] top_k {} must be in [0, {}]", p.top_k, n_vocab);
+  if (p.top_k < 0) return make_error("[sampling] top_k {} must be ≥ 0 (0: off)", p.top_k);
   if (!std::isfinite(p.top_p) || p.top_p <= 0 || p.top_p > 1)
     return make_error("[sampling] top_p {} must be in (0, 1]", p.top_p);
   if (!std::isfinite(p.min_p) || p.min_p < 0 || p.min_p > 1)
