@@ -1,0 +1,128 @@
+// hylo chat in a pseudo-terminal: two turns where the second reuses the cache, Ctrl-C stops an
+// answer without ending the session, Ctrl-D exits.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <termios.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <regex>
+
+#include "common/fixtures.h"
+
+namespace hylo {
+namespace {
+
+class Pty {
+ public:
+  explicit Pty(const std::vector<std::string>& argv) {
+    // No echo: what the test reads back is only what hylo writes.
+    termios tio{};
+    cfmakeraw(&tio);
+    tio.c_lflag |= ISIG | ICANON;
+    tio.c_iflag |= ICRNL;
+    tio.c_oflag |= OPOST | ONLCR;
+    tio.c_cc[VINTR] = 3;
+    tio.c_cc[VEOF] = 4;
+    tio.c_cc[VMIN] = 1;
+    pid_ = forkpty(&fd_, nullptr, &tio, nullptr);
+    if (pid_ == 0) {
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Pty() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) close(fd_);
+  }
+  void send(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
+  // Reads until `pattern` matches the output collected since the last call (or the deadline).
+  std::smatch expect(const std::string& pattern, int seconds = 120) {
+    const std::regex re(pattern);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    std::smatch m;
+    while (!std::regex_search(buf_, m, re)) {
+      const int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+      if (left <= 0) {
+        ADD_FAILURE() << "timed out waiting for /" << pattern << "/; output so far:\n" << buf_;
+        return m;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, left) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = read(fd_, chunk, sizeof chunk);
+      if (n <= 0) {
+        ADD_FAILURE() << "terminal closed while waiting for /" << pattern << "/; output:\n" << buf_;
+        return m;
+      }
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+    matched_ = m.str(0);
+    buf_ = m.suffix();
+    return m;
+  }
+  int wait_exit() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buf_, matched_;
+};
+
+TEST(ChatTerminal, SecondTurnReusesTheCache) {
+  const std::string model = test::fixture_model("qwen3next-tiny");
+  Pty t({test::hylo_binary(), "chat", "-m", model, "--temp", "0", "-n", "8", "-c", "2048"});
+  t.expect("> ");
+  t.send("What is the capital of France?\n");
+  auto m1 = t.expect(R"(\[chat\] prompt (\d+) tokens \((\d+) cached\))");
+  ASSERT_FALSE(m1.empty());
+  const int prompt1 = std::stoi(m1[1]), cached1 = std::stoi(m1[2]);
+  EXPECT_EQ(cached1, 0);
+  t.expect("> ");
+  t.send("And of Germany?\n");
+  auto m2 = t.expect(R"(\[chat\] prompt (\d+) tokens \((\d+) cached\))");
+  ASSERT_FALSE(m2.empty());
+  const int prompt2 = std::stoi(m2[1]), cached2 = std::stoi(m2[2]);
+  EXPECT_GT(prompt2, prompt1);
+  // The first turn's prompt (and answer) come from the cache: only the new part is prefilled.
+  EXPECT_GE(cached2, prompt1);
+  EXPECT_LT(prompt2 - cached2, prompt2 - prompt1 + 1);
+  t.expect("> ");
+  t.send("\x04");  // Ctrl-D
+  EXPECT_EQ(t.wait_exit(), 0);
+}
+
+TEST(ChatTerminal, CtrlCStopsTheAnswerNotTheSession) {
+  const std::string model = test::fixture_model("qwen3moe-tiny");
+  Pty t({test::hylo_binary(), "chat", "-m", model, "--temp", "0", "-n", "-1", "-c", "100000"});
+  t.expect("> ");
+  t.send("Talk for a long time\n");
+  t.expect(R"(\S)");  // the answer has started
+  t.send("\x03");     // Ctrl-C
+  auto m = t.expect(R"(\[chat\] prompt \d+ tokens .* \| (\w+))");
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m[1], "cancelled");
+  t.expect("> ");
+  t.send("/reset\n");
+  t.expect("conversation cleared");
+  t.send("/exit\n");
+  EXPECT_EQ(t.wait_exit(), 0);
+}
+
+}  // namespace
+}  // namespace hylo
