@@ -4,12 +4,44 @@
 #include <memory>
 
 #include "apps/command.h"
+#include "base/timer.h"
+#include "base/cpu.h"
+#include "models/model.h"
 #include "base/strings.h"
 #include "doctor/config.h"
 #include "doctor/doctor.h"
 #include "doctor/render.h"
 
+namespace hylo::apps {
 namespace {
+
+// Prefill tokens/s of the model on this machine: one 512-token batch after a short warm-up.
+Result<double> measure_prefill_tps(const std::string& path) {
+  HYLO_ASSIGN_OR_RETURN(auto model, models::load_model(path));
+  ThreadPool pool(physical_core_count());
+  models::MemoryOptions mo;
+  mo.n_ctx = 1024;
+  models::Memory mem(model->memory_layout(), mo);
+  std::vector<float> logits(model->info().n_vocab);
+  auto prefill = [&](int32_t n) -> Result<double> {
+    mem.clear(0);
+    std::vector<models::BatchRow> rows;
+    for (int32_t i = 0; i < n; ++i) rows.push_back({0, i, 1000 + (i * 7919) % 50000, i == n - 1});
+    Timer t;
+    HYLO_TRY(model->forward(rows, mem, pool, logits.data()));
+    return n / t.seconds();
+  };
+  std::fprintf(stderr, "hylo doctor: measuring prefill speed of %s ...\n", path.c_str());
+  HYLO_TRY(prefill(64));
+  return prefill(512);
+}
+
+}  // namespace
+}  // namespace hylo::apps
+
+namespace {
+
+
 
 using namespace hylo;
 using namespace hylo::doctor;
@@ -77,6 +109,14 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
   }
   if (!bad.empty()) return usage_error(bad);
 
+  if (cli.detect && !cli.model.empty() && !o.prefill_tps) {
+    // The machine and the model are both at hand: measure the real prefill speed.
+    if (auto tps = hylo::apps::measure_prefill_tps(cli.model); tps.ok()) {
+      o.measured.prefill_tps = *tps;
+    } else {
+      std::fprintf(stderr, "hylo doctor: prefill not measured: %s\n", tps.message().c_str());
+    }
+  }
   auto inputs = gather_inputs(o);
   if (!inputs.ok()) {
     std::fprintf(stderr, "hylo doctor: %s\n", inputs.message().c_str());
