@@ -24,6 +24,15 @@ bool can_quantize(TensorType type);
 // f32, f16, bf16, q8_0, q8_1, q8_K, and where implemented q4_0, q4_K, q5_K, q6_K.
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
 
+// f32 row to the activation format `act` exactly as every MatmulKernel::quantize_act does: ggml's
+// x86 from_float for q8_0/q8_1 (d = amax/127 in fp16, q = round-half-even(x * 127/amax)), the
+// reference for q8_K, f16 and bf16 (round to nearest even), a copy for f32. Lets callers quantize
+// an activation once and share it between kernels of different families.
+void quantize_act_row(TensorType act, const float* src, void* dst, int64_t n);
+
+// ggml's vec_dot_type: the activation format a weight type is multiplied with.
+TensorType vec_dot_type(TensorType weight);
+
 // ---- Matrix multiplication ---------------------------------------------------------------------
 
 // How a weight matrix of one type is multiplied with f32 activations. The activations are first
