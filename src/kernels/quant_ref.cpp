@@ -46,6 +46,11 @@ void dequant_q8_0(const BlockQ8_0& b, float* y) {
   for (int j = 0; j < kQK; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
 }
 
+void dequant_q8_1(const BlockQ8_1& b, float* y) {
+  const float d = fp16_to_fp32(b.d);
+  for (int j = 0; j < kQK; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
+}
+
 void dequant_q2_k(const BlockQ2_K& b, float* y) {
   const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
   for (int e = 0; e < kQKK; ++e) {
@@ -244,6 +249,7 @@ bool can_dequantize(TensorType type) {
     case TensorType::kQ5_0:
     case TensorType::kQ5_1:
     case TensorType::kQ8_0:
+    case TensorType::kQ8_1:
     case TensorType::kQ8_K:
     case TensorType::kQ2_K:
     case TensorType::kQ3_K:
@@ -283,6 +289,8 @@ void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
       return dequant_blocks<BlockQ5_1, kQK>(src, dst, n, dequant_q5_1);
     case TensorType::kQ8_0:
       return dequant_blocks<BlockQ8_0, kQK>(src, dst, n, dequant_q8_0);
+    case TensorType::kQ8_1:
+      return dequant_blocks<BlockQ8_1, kQK>(src, dst, n, dequant_q8_1);
     case TensorType::kQ8_K:
       return dequant_blocks<BlockQ8_K, kQKK>(src, dst, n, dequant_q8_k);
     case TensorType::kQ2_K:
