@@ -10,6 +10,9 @@ namespace hylo::kernels {
 #define HYLO_AVX512_GEMM(name)                                                                                         \
   void name(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, \
             float* y, size_t ldy)
+HYLO_AVX512_GEMM(avx512_gemm_f32);
+HYLO_AVX512_GEMM(avx512_gemm_f16);
+HYLO_AVX512_GEMM(avx512_gemm_bf16);
 HYLO_AVX512_GEMM(avx512_gemm_q8_0);
 HYLO_AVX512_GEMM(avx512_gemm_q4_0);
 HYLO_AVX512_GEMM(avx512_gemm_iq4_nl);

@@ -44,9 +44,9 @@ inline int32_t sum_i8x16(const int8_t* q) {
 enum class Side { kMinPairs, kStart16, kStart32 };
 
 template <Side kSide, int kBias>
-void prep_q8_k(const uint8_t* act_row, int64_t n_blocks, uint8_t* records, size_t block_stride) {
+void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
   const auto* a = reinterpret_cast<const BlockQ8_K*>(act_row);
-  for (int64_t b = 0; b < n_blocks; ++b) {
+  for (int64_t b = 0; b < n / kQKK; ++b) {
     auto* rec = reinterpret_cast<ActRecordK*>(records + static_cast<size_t>(b) * block_stride);
     std::memcpy(rec->qs, a[b].qs, kQKK);
     rec->d = a[b].d;
@@ -160,8 +160,10 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
         s[0][c] = P::kHasStart ? _mm512_set1_epi32(rec[c].side[j]) : _mm512_setzero_si512();
         for (int k = 1; k < kSplit; ++k) s[k][c] = _mm512_setzero_si512();
       }
+#pragma GCC unroll 8
       for (int g = 0; g < kGroups; ++g) {  // columns innermost: C · kSplit independent chains
         const __m512i w = _mm512_load_si512(pb[b].codes[kGroups * j + g]);
+#pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
           s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], w, bcast_i32(rec[c].qs + kGroups * 4 * j + 4 * g));
         }
@@ -193,12 +195,12 @@ struct FormatQ4_K : KFormatBase {
   static constexpr int kWeightBlockBytes = sizeof(BlockQ4_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
 
-  static void prep(const uint8_t* a, int64_t nb, uint8_t* rec, size_t stride) {
-    prep_q8_k<Side::kMinPairs, 0>(a, nb, rec, stride);
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs, 0>(a, n, rec, stride);
   }
 
   // Chunk c of qs (32 bytes) holds sub-block 2c in its low nibbles and 2c + 1 in its high ones.
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, uint8_t* packed) {
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     for (int b = 0; b < n_blocks; ++b) {
       const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ4_K);
@@ -256,12 +258,12 @@ struct FormatQ5_K : KFormatBase {
   static constexpr int kWeightBlockBytes = sizeof(BlockQ5_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
 
-  static void prep(const uint8_t* a, int64_t nb, uint8_t* rec, size_t stride) {
-    prep_q8_k<Side::kMinPairs, 0>(a, nb, rec, stride);
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs, 0>(a, n, rec, stride);
   }
 
   // As q4_K, plus bit 2c (low nibbles) or 2c + 1 (high nibbles) of qh[l] as bit 4 of the code.
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, uint8_t* packed) {
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     const __m512i bit4 = _mm512_set1_epi8(0x10);
     for (int b = 0; b < n_blocks; ++b) {
@@ -288,13 +290,13 @@ struct FormatQ6_K : KFormatBase {
   static constexpr int kWeightBlockBytes = sizeof(BlockQ6_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
 
-  static void prep(const uint8_t* a, int64_t nb, uint8_t* rec, size_t stride) {
-    prep_q8_k<Side::kStart16, 32>(a, nb, rec, stride);
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kStart16, 32>(a, n, rec, stride);
   }
 
   // Element 128h + 32t + l: low 4 bits from ql[64h + 32(t & 1) + l] (high nibble for t >= 2),
   // bits 4-5 from bits 2t, 2t+1 of qh[32h + l]. Stored as the 6-bit code (value + 32).
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, uint8_t* packed) {
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
     const __m512i bits45 = _mm512_set1_epi8(0x30);
     for (int b = 0; b < n_blocks; ++b) {
@@ -331,13 +333,13 @@ struct FormatIq4Xs : KFormatBase {
   static constexpr int kWeightBlockBytes = sizeof(BlockIQ4_XS);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
 
-  static void prep(const uint8_t* a, int64_t nb, uint8_t* rec, size_t stride) {
-    prep_q8_k<Side::kStart32, 128>(a, nb, rec, stride);
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kStart32, 128>(a, n, rec, stride);
   }
 
   // Sub-block s: qs[16s .. 16s+15] nibble-packed, so dword 4s + q of qs holds group q (low
   // nibbles) and group q + 4 (high nibbles) of sub-block s. Codes are grid value + 128.
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, uint8_t* packed) {
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     alignas(16) uint8_t biased[16];
     for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);

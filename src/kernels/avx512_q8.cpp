@@ -74,9 +74,9 @@ struct Block32Format {
   static constexpr int kChunkBlocks = 16;
   static constexpr int kMaxCols = 12;
 
-  static void prep(const uint8_t* act_row, int64_t n_blocks, uint8_t* records, size_t block_stride) {
+  static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
     const auto* a = reinterpret_cast<const BlockQ8_0*>(act_row);
-    for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int64_t b = 0; b < n / kQK; ++b) {
       auto* rec = reinterpret_cast<ActRecord*>(records + static_cast<size_t>(b) * block_stride);
       rec->d = fp16_scalar(a[b].d);
       rec->start = -kBias * sum_i8x32(a[b].qs);
@@ -84,7 +84,7 @@ struct Block32Format {
     }
   }
 
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, uint8_t* packed) {
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedBlock32*>(packed);
     for (int b = 0; b < n_blocks; ++b) {
       const uint8_t* base = w + static_cast<size_t>(b) * kWeightBytes;
@@ -109,8 +109,10 @@ struct Block32Format {
         s[0][c] = _mm512_set1_epi32(rec[c].start);
         for (int k = 1; k < kSplit; ++k) s[k][c] = _mm512_setzero_si512();
       }
+#pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {  // columns innermost: C · kSplit independent chains
         const __m512i wq = _mm512_load_si512(pb[b].codes[g]);
+#pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
           s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
         }

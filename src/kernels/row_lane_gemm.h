@@ -28,8 +28,10 @@ namespace {
 //   kLanes, kBlockElems, kWeightBlockBytes, kChunkBlocks, kMaxCols
 //   kPackedBlockBytes: packed bytes of one block of kLanes rows
 //   kActRecordBytes:   bytes of one column's activation record per block
-//   static void prep(const uint8_t* act_row, int64_t n_blocks, uint8_t* records, size_t block_stride);
-//   static void pack(const uint8_t* w, const int32_t* row_offsets, int n_blocks, uint8_t* packed);
+//   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride);
+//   static void pack(const uint8_t* w, const int32_t* row_offsets, int n_blocks, int64_t n_left, uint8_t* packed);
+// (n_left: elements of the row from the chunk's first block on; only the float formats, whose
+// last block may be partial, use it.)
 //   template <int C> static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks);
 //
 // The activations are re-laid once per call as records [block][column] (codes plus whatever side
@@ -65,7 +67,7 @@ template <typename F>
 void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                    int64_t n_cols, float* y, size_t ldy) {
   constexpr int kLanes = F::kLanes;
-  const int64_t n_blocks = n / F::kBlockElems;
+  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
   const auto* xb = static_cast<const uint8_t*>(x);
   const auto* wb = static_cast<const uint8_t*>(w);
 
@@ -73,7 +75,7 @@ void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
   const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
   auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
   for (int64_t c = 0; c < n_cols; ++c) {
-    F::prep(xb + static_cast<size_t>(c) * x_stride, n_blocks, act + static_cast<size_t>(c) * F::kActRecordBytes,
+    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
             act_block_stride);
   }
 
@@ -87,7 +89,8 @@ void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
 
     for (int64_t b0 = 0; b0 < n_blocks; b0 += F::kChunkBlocks) {
       const int nb = n_blocks - b0 < F::kChunkBlocks ? static_cast<int>(n_blocks - b0) : F::kChunkBlocks;
-      F::pack(w_group + static_cast<size_t>(b0) * F::kWeightBlockBytes, row_offsets, nb, packed);
+      F::pack(w_group + static_cast<size_t>(b0) * F::kWeightBlockBytes, row_offsets, nb, n - b0 * F::kBlockElems,
+              packed);
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
       for (int64_t c0 = 0; c0 < n_cols; c0 += F::kMaxCols) {
         const int cols = n_cols - c0 < F::kMaxCols ? static_cast<int>(n_cols - c0) : F::kMaxCols;
