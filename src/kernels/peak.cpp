@@ -1,4 +1,5 @@
-// Dispatch of the peak measurements (peak.h) to the ISA-specific loops.
+// Dispatch of the peak measurements (peak.h) to the loops of the kernel family in use (best_isa(),
+// so HYLO_ISA=avx2 measures the AVX2 instructions).
 #include "kernels/peak.h"
 
 #include "base/cpu.h"
@@ -9,9 +10,9 @@ namespace hylo::kernels {
 double measure_int8_peak_gops(int threads) {
   double per_core = 0;
 #if defined(__x86_64__)
-  if (isa_supported(Isa::kAvx512))
+  if (best_isa() == Isa::kAvx512)
     per_core = avx512_int8_peak_gops();
-  else if (isa_supported(Isa::kAvx2))
+  else if (best_isa() == Isa::kAvx2)
     per_core = avx2_int8_peak_gops();
 #endif
   return per_core * threads;
@@ -20,7 +21,7 @@ double measure_int8_peak_gops(int threads) {
 double measure_bf16_peak_gflops(int threads) {
   double per_core = 0;
 #if defined(__x86_64__)
-  if (isa_supported(Isa::kAvx512)) per_core = avx512_bf16_peak_gflops();
+  if (best_isa() == Isa::kAvx512) per_core = avx512_bf16_peak_gflops();
 #endif
   return per_core * threads;
 }
@@ -28,9 +29,9 @@ double measure_bf16_peak_gflops(int threads) {
 double measure_fma_peak_gflops(int threads) {
   double per_core = 0;
 #if defined(__x86_64__)
-  if (isa_supported(Isa::kAvx512))
+  if (best_isa() == Isa::kAvx512)
     per_core = avx512_fma_peak_gflops();
-  else if (isa_supported(Isa::kAvx2))
+  else if (best_isa() == Isa::kAvx2)
     per_core = avx2_fma_peak_gflops();
 #endif
   return per_core * threads;

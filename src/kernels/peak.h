@@ -1,5 +1,6 @@
 // Measured arithmetic peaks of one core, the denominators of "% of peak" in benchmarks: a tight
-// loop of independent accumulators in the best instruction the CPU has, about 50 ms each.
+// loop of independent accumulators in the instruction of the kernel family in use (best_isa()),
+// about 50 ms each.
 // Measured on the calling thread; the result is that rate times `threads` (pass 1 for one core).
 #pragma once
 

@@ -195,6 +195,10 @@ void expect_close(const MatmulKernel& k, const Problem& p, const std::vector<flo
   }
 }
 
+// Types whose scalar kernel follows the SIMD families' arithmetic (the others follow ggml's scalar
+// order and have no SIMD kernel).
+bool shares_simd_numerics(TensorType t) { return matmul_kernel(t, Isa::kAvx2) != nullptr; }
+
 // Tests -----------------------------------------------------------------------------------------
 
 TEST(Matmul, KernelTable) {
@@ -274,8 +278,11 @@ TEST(Matmul, FixtureDots) {
     c.kernel->gemm(f.n_per_row, f.bytes.data(), f.row_bytes, f.n_rows, f.act_native.data(), 0, 1, y.data(), f.n_rows);
     std::vector<float> a(f.n_per_row);
     dequantize_row(f.act, f.act_native.data(), a.data(), f.n_per_row);
-    const bool exact = c.kernel->isa == Isa::kScalar || c.kernel->weight == TensorType::kQ8_0 ||
-                       c.kernel->weight == TensorType::kQ4_0 || c.kernel->weight == TensorType::kIQ4_NL;
+    // ggml's scalar order: q8_0, q4_0, iq4_nl in every family; the scalar family's types without
+    // SIMD kernels. The rest follow the SIMD families' own order (within the tolerance).
+    const TensorType t = c.kernel->weight;
+    const bool exact = t == TensorType::kQ8_0 || t == TensorType::kQ4_0 || t == TensorType::kIQ4_NL ||
+                       (c.kernel->isa == Isa::kScalar && !shares_simd_numerics(t));
     for (int64_t r = 0; r < f.n_rows; ++r) {
       const float want = f.dots["vec_dot_scalar__act_native"][r].get<float>();
       double mag = 0;
@@ -325,6 +332,37 @@ TEST(Matmul, BatchInvariance) {
       if ((a != std::bit_cast<uint32_t>(split[i]) || a != std::bit_cast<uint32_t>(single[i])) && diffs++ < 5) {
         ADD_FAILURE() << c.name << " col " << i / ldy << " row " << i % ldy << ": whole " << whole[i] << " split "
                       << split[i] << " single " << single[i];
+      }
+    }
+  }
+}
+
+// Every family implements the same per-output arithmetic for the types they share (exact integer
+// block sums, one fixed f32 sequence), so a model gives the same bits on any CPU: compare every
+// family present here with every other on the same shapes.
+TEST(Matmul, FamiliesAgreeBitForBit) {
+  for (TensorType t : kTypes) {
+    std::vector<const MatmulKernel*> kernels;
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      const MatmulKernel* k = matmul_kernel(t, isa);
+      if (k != nullptr && (isa != Isa::kScalar || shares_simd_numerics(t))) kernels.push_back(k);
+    }
+    if (kernels.size() < 2) continue;
+    std::mt19937 rng(11);
+    const int64_t block = std::max<int64_t>(32, tensor_type_info(t).block_elems);
+    for (int64_t n : {block, block * 9, block * 3}) {
+      const int64_t n_elems = tensor_type_info(t).block_elems == 1 ? n + 5 : n;  // odd float lengths too
+      const Problem p = make_problem(*kernels[0], n_elems, 19, 7, rng);
+      const std::vector<float> first = run(*kernels[0], p);
+      for (size_t i = 1; i < kernels.size(); ++i) {
+        const std::vector<float> other = run(*kernels[i], p);
+        int diffs = 0;
+        for (size_t e = 0; e < first.size(); ++e) {
+          if (std::bit_cast<uint32_t>(first[e]) != std::bit_cast<uint32_t>(other[e]) && diffs++ < 3) {
+            ADD_FAILURE() << tensor_type_name(t) << " n=" << n_elems << " " << isa_name(kernels[0]->isa) << " vs "
+                          << isa_name(kernels[i]->isa) << " at " << e << ": " << first[e] << " vs " << other[e];
+          }
+        }
       }
     }
   }
