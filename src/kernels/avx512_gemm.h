@@ -22,4 +22,10 @@ HYLO_AVX512_GEMM(avx512_gemm_q6_k);
 HYLO_AVX512_GEMM(avx512_gemm_iq4_xs);
 #undef HYLO_AVX512_GEMM
 
+// Activation quantizers (avx512_act.cpp), bit-identical to quantize_act_row.
+void avx512_quantize_q8_0(const float* x, void* dst, int64_t n);
+void avx512_quantize_q8_k(const float* x, void* dst, int64_t n);
+void avx512_quantize_f16(const float* x, void* dst, int64_t n);
+void avx512_quantize_bf16(const float* x, void* dst, int64_t n);
+
 }  // namespace hylo::kernels

@@ -218,19 +218,41 @@ TEST(Matmul, KernelTable) {
 }
 
 // quantize_act of every family writes the bytes of quantize_act_row (so all families see the same
-// activations), here on data with exact rounding ties and zero blocks.
+// activations), here on data with exact rounding ties, zero blocks, ties of the largest magnitude
+// with both signs, subnormals and, for the float formats, lengths that are no multiple of a vector.
 TEST(Matmul, ActivationBytesIdenticalInEveryFamily) {
   std::mt19937 rng(1);
-  const int64_t n = 1024;
-  std::vector<float> x = random_activations(1, n, rng);
+  const int64_t n = 2048;
+  std::vector<float> x = random_activations(1, n + 13, rng);
   for (int i = 0; i < 32; ++i) x[64 + i] = 0.0f;                                // an all-zero q8_0 block
   for (int i = 0; i < 32; ++i) x[128 + i] = i == 0 ? 127.0f : (i - 16) + 0.5f;  // ties at scale 1
   for (int i = 0; i < 256; ++i) x[768 + i] = 0.0f;                              // an all-zero q8_K block
+  x[1024 + 3] = -9.0f;                                                          // largest magnitude twice,
+  x[1024 + 200] = 9.0f;                                                         // first one negative
+  x[1300] = 1e-40f;                                                             // f32 subnormal
+  x[1301] = -0.0f;
+  x[1302] = 65520.0f;                        // rounds to f16 inf
+  x[1303] = 1.0009765625f + 0.00048828125f;  // f16 tie
+  x[1304] = 1.00390625f;                     // bf16 tie
+  x[1305] = 5.9604645e-08f;                  // f16 subnormal
   for (const Case& c : all_kernels()) {
-    std::vector<uint8_t> got(row_bytes(c.kernel->act, n)), want(got.size());
-    c.kernel->quantize_act(x.data(), got.data(), n);
-    quantize_act_row(c.kernel->act, x.data(), want.data(), n);
-    EXPECT_EQ(got, want) << c.name;
+    const bool float_act = tensor_type_info(c.kernel->act).block_elems == 1;
+    for (int64_t len : {n, float_act ? n + 13 : n}) {
+      std::vector<uint8_t> got(row_bytes(c.kernel->act, len)), want(got.size());
+      c.kernel->quantize_act(x.data(), got.data(), len);
+      quantize_act_row(c.kernel->act, x.data(), want.data(), len);
+      EXPECT_EQ(got, want) << c.name << " n=" << len;
+    }
+  }
+  // NaN survives bf16 conversion as a quiet NaN in every family.
+  std::vector<float> nan_row(37, std::nanf(""));
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (const MatmulKernel* k = matmul_kernel(TensorType::kBF16, isa)) {
+      std::vector<uint8_t> got(2 * nan_row.size()), want(got.size());
+      k->quantize_act(nan_row.data(), got.data(), static_cast<int64_t>(nan_row.size()));
+      quantize_act_row(TensorType::kBF16, nan_row.data(), want.data(), static_cast<int64_t>(nan_row.size()));
+      EXPECT_EQ(got, want) << isa_name(isa);
+    }
   }
 }
 
