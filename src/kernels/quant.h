@@ -21,14 +21,40 @@ void dequantize_row(TensorType type, const void* src, float* dst, int64_t n);
 // True if quantize_row supports the type (as a storage format: writer, KV cache, activations).
 bool can_quantize(TensorType type);
 // f32 row to `type`, bit-exact with ggml's reference quantizer (quantize_row_*_ref):
-// f32, f16, bf16, q8_0, q8_1, q8_K, and where implemented q4_0, q4_K, q5_K, q6_K.
+// f32, f16, bf16, q8_0, q8_1, q8_K, and the writer formats q4_0, q4_K, q5_K, q6_K (their
+// scale searches reproduce ggml's bytes on the fixture; no importance matrix).
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
+
+// f32 row to the activation format `act` exactly as every MatmulKernel::quantize_act does: ggml's
+// x86 from_float for q8_0/q8_1 (d = amax/127 in fp16, q = round-half-even(x * 127/amax)), the
+// reference for q8_K, f16 and bf16 (round to nearest even), a copy for f32. Lets callers quantize
+// an activation once and share it between kernels of different families.
+void quantize_act_row(TensorType act, const float* src, void* dst, int64_t n);
+
+// ggml's vec_dot_type: the activation format a weight type is multiplied with.
+TensorType vec_dot_type(TensorType weight);
 
 // ---- Matrix multiplication ---------------------------------------------------------------------
 
 // How a weight matrix of one type is multiplied with f32 activations. The activations are first
 // converted row by row to `act` (ggml's vec_dot_type: q8_0 for q8_0/q4_0/iq4_nl weights, q8_1 for
 // q4_1/q5_1, q8_K for the K-quants and iq4_xs, f16/bf16/f32 for float weights), then `gemm` runs.
+//
+// Families: scalar (portable C++, every type), AVX2 (+FMA/F16C) and AVX-512 (F/BW/VL/DQ + VNNI +
+// BF16) for f32, f16, bf16, q8_0, q4_0, iq4_nl, q4_K, q5_K, q6_K, iq4_xs. For those types all
+// three families perform the same per-output arithmetic and return identical bits on any CPU:
+//   q8_0, q4_0, iq4_nl: ggml's scalar vec_dot order (= vec_dot_reference);
+//   K-quants, iq4_xs:   per super-block t = Σ_j fma(float(S_j), f32(d·scale_j), t) over the exact
+//                       integer sub-block sums S_j, minus fma(M, dmin) for q4_K/q5_K, then
+//                       y = fma(t, d_a, y);
+//   f32, f16, bf16:     per 256 elements, even and odd elements in two fma chains, y += (p0 + p1).
+// q2_K, q3_K, q4_1, q5_0, q5_1 (scalar family only) use ggml's scalar order.
+//
+// The SIMD kernels read the weights in place: each group of 16 (AVX-512) or 8 (AVX2) rows is
+// interleaved and unpacked per chunk into an L1-sized buffer on the stack (about 20 KB), and the
+// activations are re-laid once per call into a per-thread scratch buffer (about 1.3 bytes per
+// activation element for the integer formats, 4 for the float ones). gemm may run concurrently
+// on different threads.
 struct MatmulKernel {
   TensorType weight;
   TensorType act;
@@ -37,8 +63,9 @@ struct MatmulKernel {
   // this follows ggml's x86 path (scale 127/amax, round half to even) in every ISA variant.
   void (*quantize_act)(const float* x, void* dst, int64_t n);
   // y[c * ldy + r] = Σ_k W[r][k] · X[c][k]   for r < n_rows, c < n_cols
-  // W: n_rows rows of n elements in `weight` format, w_stride bytes apart.
-  // X: n_cols rows of n elements in `act` format, x_stride bytes apart.
+  // W: n_rows rows of n elements in `weight` format, w_stride bytes apart (w_stride < 64 MiB).
+  // X: n_cols rows of n elements in `act` format, x_stride bytes apart (0: one row for all).
+  // n: a multiple of the weight's block size (any n >= 1 for the float types).
   // Batch invariance: every y[c][r] is computed with the same sequence of floating-point
   // operations whatever n_rows, n_cols and the tile it falls in, so a row's result never depends
   // on which other rows share the batch.
@@ -46,8 +73,10 @@ struct MatmulKernel {
                int64_t n_cols, float* y, size_t ldy);
 };
 
-// The kernel for `weight` in the given ISA family, or nullptr if that pair is not compiled in
-// or the type has no matmul support. matmul_kernel(type) uses best_isa().
+// The kernel for `weight` in the given ISA family, or nullptr if that pair is not compiled in,
+// this CPU lacks the family's instructions, or the type has no matmul support.
+// matmul_kernel(type) uses best_isa() (HYLO_ISA lowers it) and falls back to a lower family for
+// types the best one does not implement.
 const MatmulKernel* matmul_kernel(TensorType weight, Isa isa);
 const MatmulKernel* matmul_kernel(TensorType weight);
 bool has_matmul(TensorType weight);

@@ -1,0 +1,240 @@
+// `hylo bench`: prefill (pp) and decode (tg) speed like llama-bench, each also as a fraction of
+// this machine's roofline, measured in the same run: decode as weight bytes read per token ×
+// tok/s against the measured memory read bandwidth; prefill as FLOP/s against the measured peak
+// of the instruction set the weights use (int8 dot products for quantized weights, bf16 or f32
+// FMA otherwise).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/command.h"
+#include "apps/common.h"
+#include "apps/default_model.h"
+#include "apps/progress.h"
+#include "base/bandwidth.h"
+#include "base/cpu.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "base/timer.h"
+#include "kernels/peak.h"
+#include "models/model.h"
+
+namespace hylo::apps {
+namespace {
+
+struct Options {
+  std::string model;
+  int32_t n_prompt = 512;
+  int32_t n_gen = 128;
+  int threads = 0;
+  int reps = 3;
+  int32_t batch = 512;
+  std::string kv_type = "f16";
+  bool json = false;
+};
+
+struct Stat {
+  double mean = 0, stdev = 0;
+};
+
+Stat stat_of(const std::vector<double>& v) {
+  Stat s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  for (double x : v) s.stdev += (x - s.mean) * (x - s.mean);
+  s.stdev = v.size() > 1 ? std::sqrt(s.stdev / static_cast<double>(v.size() - 1)) : 0;
+  return s;
+}
+
+// The instruction set the matrix products run on: decided by the type holding most weight bytes.
+struct Peak {
+  std::string name;
+  double gops = 0;  // per second, all threads
+};
+
+Peak measure_peak(const models::Model& m, int threads) {
+  std::map<TensorType, uint64_t> bytes;
+  for (const auto& t : m.file().tensors())
+    if (t.n_dims >= 2) bytes[t.type] += t.n_bytes;
+  TensorType dominant = TensorType::kF32;
+  uint64_t most = 0;
+  for (const auto& [t, b] : bytes)
+    if (b > most) {
+      most = b;
+      dominant = t;
+    }
+  Peak p;
+  if (dominant == TensorType::kBF16 && kernels::measure_bf16_peak_gflops(1) > 0) {
+    p.name = "bf16";
+    p.gops = kernels::measure_bf16_peak_gflops(threads);
+  } else if (dominant == TensorType::kF32 || dominant == TensorType::kF16 || dominant == TensorType::kBF16) {
+    p.name = "f32 fma";
+    p.gops = kernels::measure_fma_peak_gflops(threads);
+  } else {
+    p.name = "int8";
+    p.gops = kernels::measure_int8_peak_gops(threads);
+  }
+  return p;
+}
+
+int run(const Options& o) {
+  const int threads = o.threads > 0 ? o.threads : physical_core_count();
+  ThreadPool pool(threads);
+  std::string path = o.model;
+  if (path.empty()) {
+    auto p = ensure_default_model(pool);
+    if (!p.ok()) return fail(p.error());
+    path = *p;
+  }
+  auto loaded = models::load_model(path);
+  if (!loaded.ok()) return fail(loaded.error());
+  models::Model& m = **loaded;
+  const models::ModelInfo& info = m.info();
+  const int64_t n_vocab = info.n_vocab;
+
+  // Read every weight page once so the first repetition measures compute, not page faults.
+  if (const MappedFile* map = m.file().mapping()) {
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < map->size(); off += 4096) sink = sink ^ map->data()[off];
+  }
+  log_info("[bench] measuring memory bandwidth and compute peak ({} threads)", threads);
+  const double bandwidth = measure_read_bandwidth_gbs(pool);
+  const Peak peak = measure_peak(m, threads);
+
+  models::MemoryOptions mo;
+  mo.n_seq = 1;
+  mo.n_ctx = o.n_prompt + o.n_gen + 1;
+  mo.kv_type = o.kv_type == "f32" ? TensorType::kF32 : TensorType::kF16;
+  models::Memory mem(m.memory_layout(), mo);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(std::min<int64_t>(n_vocab, 151643) - 1));
+  std::vector<float> logits(n_vocab);
+  const int32_t chunk = std::max<int32_t>(64, o.batch / 64 * 64);
+
+  std::vector<double> pp, tg;
+  for (int rep = 0; rep < o.reps + 1; ++rep) {  // repetition 0 warms up and is not counted
+    if (o.n_prompt > 0) {
+      mem.clear(0);
+      std::vector<int32_t> prompt(o.n_prompt);
+      for (auto& t : prompt) t = tok(rng);
+      Timer t;
+      for (int32_t done = 0; done < o.n_prompt; done += chunk) {
+        const int32_t n = std::min(chunk, o.n_prompt - done);
+        std::vector<models::BatchRow> rows(n);
+        for (int32_t i = 0; i < n; ++i) rows[i] = {0, done + i, prompt[done + i], done + i == o.n_prompt - 1};
+        if (auto st = m.forward(rows, mem, pool, logits.data()); !st.ok()) return fail(st.error());
+      }
+      if (rep > 0) pp.push_back(o.n_prompt / t.seconds());
+    }
+    if (o.n_gen > 0) {
+      mem.clear(0);
+      Timer t;
+      int32_t next = tok(rng);
+      for (int32_t i = 0; i < o.n_gen; ++i) {
+        const models::BatchRow row{0, i, next, true};
+        if (auto st = m.forward(std::span<const models::BatchRow>(&row, 1), mem, pool, logits.data()); !st.ok())
+          return fail(st.error());
+        next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      }
+      if (rep > 0) tg.push_back(o.n_gen / t.seconds());
+    }
+  }
+  const Stat pps = stat_of(pp), tgs = stat_of(tg);
+  // Decode roofline: weight bytes touched per token (active experts only) over bandwidth.
+  const double bytes_per_token = static_cast<double>(info.active_weight_bytes);
+  const double decode_frac = bandwidth > 0 ? bytes_per_token * tgs.mean / (bandwidth * 1e9) : 0;
+  // Prefill: 2 FLOPs per multiply-add of the matrix products a token goes through.
+  const double flops_per_token = 2.0 * static_cast<double>(info.active_params);
+  const double prefill_frac = peak.gops > 0 ? flops_per_token * pps.mean / (peak.gops * 1e9) : 0;
+
+  std::map<std::string, uint64_t> by_type;
+  for (const auto& t : m.file().tensors()) by_type[std::string(tensor_type_name(t.type))] += t.n_bytes;
+  std::string types;
+  for (const auto& [t, b] : by_type)
+    if (b * 10 > info.weight_bytes) types += (types.empty() ? "" : "+") + t;
+
+  if (o.json) {
+    nlohmann::json j = {{"model", info.name},
+                        {"path", path},
+                        {"arch", info.arch},
+                        {"types", types},
+                        {"size_bytes", info.weight_bytes},
+                        {"active_weight_bytes", info.active_weight_bytes},
+                        {"active_params", info.active_params},
+                        {"threads", threads},
+                        {"isa", isa_name(best_isa())},
+                        {"n_prompt", o.n_prompt},
+                        {"n_gen", o.n_gen},
+                        {"reps", o.reps},
+                        {"pp_tps", pps.mean},
+                        {"pp_tps_stdev", pps.stdev},
+                        {"tg_tps", tgs.mean},
+                        {"tg_tps_stdev", tgs.stdev},
+                        {"bandwidth_gbs", bandwidth},
+                        {"decode_gbs", bytes_per_token * tgs.mean / 1e9},
+                        {"decode_bandwidth_fraction", decode_frac},
+                        {"peak_kind", peak.name},
+                        {"peak_gops", peak.gops},
+                        {"prefill_gops", flops_per_token * pps.mean / 1e9},
+                        {"prefill_peak_fraction", prefill_frac}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("| %-34s | %10s | %8s | %7s | %7s | %18s | %-40s |\n", "model", "size", "params", "threads", "test",
+              "t/s", "roofline");
+  std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(36, '-').c_str(), std::string(12, '-').c_str(),
+              std::string(10, '-').c_str(), std::string(9, '-').c_str(), std::string(9, '-').c_str(),
+              std::string(20, '-').c_str(), std::string(42, '-').c_str());
+  const std::string name = fmt::format("{} {}", info.arch, types);
+  const std::string params = fmt::format("{:.2f} B", static_cast<double>(info.active_params) / 1e9);
+  if (o.n_prompt > 0)
+    std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
+                format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
+                fmt::format("pp{}", o.n_prompt).c_str(), fmt::format("{:.2f} ± {:.2f}", pps.mean, pps.stdev).c_str(),
+                fmt::format("{:.1f}% of {} peak ({:.0f} of {:.0f} GOPS)", prefill_frac * 100, peak.name,
+                            flops_per_token * pps.mean / 1e9, peak.gops)
+                    .c_str());
+  if (o.n_gen > 0)
+    std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
+                format_bytes(info.weight_bytes).c_str(), params.c_str(), threads, fmt::format("tg{}", o.n_gen).c_str(),
+                fmt::format("{:.2f} ± {:.2f}", tgs.mean, tgs.stdev).c_str(),
+                fmt::format("{:.1f}% of {:.1f} GB/s ({:.2f} GB/s)", decode_frac * 100, bandwidth,
+                            bytes_per_token * tgs.mean / 1e9)
+                    .c_str());
+  std::printf("\nparams = multiply-adds per token (active experts only); decode reads %s of weights per token.\n",
+              format_bytes(info.active_weight_bytes).c_str());
+  return kExitOk;
+}
+
+CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60,
+                     [](CLI::App& app) {
+                       auto o = std::make_shared<Options>();
+                       app.add_option("-m,--model", o->model, "GGUF model (default: the built-in model)");
+                       app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
+                           ->check(CLI::Range(0, 1 << 20))
+                           ->capture_default_str();
+                       app.add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (tg)")
+                           ->check(CLI::Range(0, 1 << 20))
+                           ->capture_default_str();
+                       app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+                       app.add_option("-r,--repetitions", o->reps, "Repetitions (after one warm-up)")
+                           ->check(CLI::Range(1, 1000))
+                           ->capture_default_str();
+                       app.add_option("-b,--batch-size", o->batch, "Prefill chunk (tokens per forward call)")
+                           ->check(CLI::Range(64, 1 << 16))
+                           ->capture_default_str();
+                       app.add_option("--kv-type", o->kv_type, "KV cache type")
+                           ->check(CLI::IsMember({"f16", "f32"}))
+                           ->capture_default_str();
+                       app.add_flag("--json", o->json, "One JSON object");
+                       return [o] { return run(*o); };
+                     });
+
+}  // namespace
+}  // namespace hylo::apps

@@ -1,0 +1,169 @@
+// AVX2 matmul for float weights: f32, f16 and bf16 (activations in the same type). Row-lane
+// kernels with 8 weight rows per ymm, widened to f32 at pack time.
+//
+// Per output the arithmetic is exactly the AVX-512 family's (see avx512_float.cpp): per chunk of
+// 256 elements, even and odd elements accumulate by fma in two partial sums, then
+// y = y + (p_even + p_odd). Both families return the same bits.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/avx2_gemm.h"
+#include "kernels/avx2_util.h"
+#include "kernels/row_lane_gemm.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+namespace {
+
+constexpr int kStep = 16;  // elements per block
+
+struct alignas(32) PackedFloatBlock {
+  float w[kStep][8];  // w[k] lane l = element k of row l
+};
+
+struct alignas(32) ActRecordF {
+  float a[kStep];
+};
+
+// 8 dwords of fp16 bits (low halves) -> f32.
+inline __m256 widen_fp16(__m256i v) {
+  const __m256i p = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_setzero_si256());
+  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+}
+
+inline void store(float* p, __m256 v) { _mm256_store_ps(p, v); }
+inline void store(float* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
+
+struct StorageF32 {
+  static constexpr int kBytes = 4;
+  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+    __m256i t[16];
+    load_transpose_8x8(base, offsets, t);
+    load_transpose_8x8(base + 32, offsets, t + 8);
+    for (int k = 0; k < 16; ++k) store(out->w[k], t[k]);
+  }
+  static void load_row(const uint8_t* p, int count, float* dst) { std::memcpy(dst, p, static_cast<size_t>(count) * 4); }
+};
+
+struct StorageF16 {
+  static constexpr int kBytes = 2;
+  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+    __m256i t[8];  // dword g: elements 2g (low half) and 2g + 1 (high half)
+    load_transpose_8x8(base, offsets, t);
+    for (int g = 0; g < 8; ++g) {
+      store(out->w[2 * g], widen_fp16(t[g]));
+      store(out->w[2 * g + 1], widen_fp16(_mm256_srli_epi32(t[g], 16)));
+    }
+  }
+  static void load_row(const uint8_t* p, int count, float* dst) {
+    for (int i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      dst[i] = fp16_scalar(h);
+    }
+  }
+};
+
+struct StorageBF16 {
+  static constexpr int kBytes = 2;
+  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+    __m256i t[8];
+    load_transpose_8x8(base, offsets, t);
+    const __m256i upper = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+    for (int g = 0; g < 8; ++g) {
+      store(out->w[2 * g], _mm256_slli_epi32(t[g], 16));
+      store(out->w[2 * g + 1], _mm256_and_si256(t[g], upper));
+    }
+  }
+  static void load_row(const uint8_t* p, int count, float* dst) {
+    for (int i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      const uint32_t bits = static_cast<uint32_t>(h) << 16;
+      std::memcpy(&dst[i], &bits, 4);
+    }
+  }
+};
+
+template <typename S>
+struct FloatFormat {
+  static constexpr int kLanes = 8;
+  static constexpr int kBlockElems = kStep;
+  static constexpr int kWeightBlockBytes = kStep * S::kBytes;
+  static constexpr int kPackedBlockBytes = sizeof(PackedFloatBlock);
+  static constexpr int kActRecordBytes = sizeof(ActRecordF);
+  static constexpr int kChunkBlocks = 16;  // 256 elements: the partial-sum period, as in AVX-512
+  static constexpr int kMaxCols = 6;
+
+  static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+    for (int64_t b = 0; b * kStep < n; ++b) {
+      auto* rec = reinterpret_cast<ActRecordF*>(records + static_cast<size_t>(b) * block_stride);
+      const int count = n - b * kStep >= kStep ? kStep : static_cast<int>(n - b * kStep);
+      std::memset(rec->a, 0, sizeof(rec->a));
+      S::load_row(act_row + b * kStep * S::kBytes, count, rec->a);
+    }
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t n_left, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedFloatBlock*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const int64_t left = n_left - static_cast<int64_t>(b) * kStep;
+      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBlockBytes;
+      if (left >= kStep) {
+        S::widen16(base, offsets, &out[b]);
+        continue;
+      }
+      alignas(32) uint8_t padded[8][kWeightBlockBytes];  // last, partial block, zero-padded
+      int32_t padded_offsets[8];
+      for (int l = 0; l < 8; ++l) {
+        std::memset(padded[l], 0, kWeightBlockBytes);
+        std::memcpy(padded[l], base + offsets[l], static_cast<size_t>(left) * S::kBytes);
+        padded_offsets[l] = l * kWeightBlockBytes;
+      }
+      S::widen16(padded[0], padded_offsets, &out[b]);
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    const __m256i mask = lane_mask_vector(tile.lane_mask);
+    __m256 p[2][C];  // the unroll pragmas keep these in registers (k % 2 must be a constant)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) p[0][c] = p[1][c] = _mm256_setzero_ps();
+    const auto* pb = reinterpret_cast<const PackedFloatBlock*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto* rec = reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+#pragma GCC unroll 16
+      for (int k = 0; k < kStep; ++k) {
+        const __m256 w = _mm256_load_ps(pb[b].w[k]);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) p[k % 2][c] = _mm256_fmadd_ps(w, _mm256_set1_ps(rec[c].a[k]), p[k % 2][c]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const __m256 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
+      store_masked(tile.y[c], mask, _mm256_add_ps(y, _mm256_add_ps(p[0][c], p[1][c])));
+    }
+  }
+};
+
+}  // namespace
+
+void avx2_gemm_f32(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                   int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FloatFormat<StorageF32>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_f16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                   int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FloatFormat<StorageF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FloatFormat<StorageBF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,31 @@
+// The AVX2 family's gemm entry points, one per weight type (signature of MatmulKernel::gemm).
+// Defined in the avx2_*.cpp sources, collected into the family table by avx2_matmul.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hylo::kernels {
+
+#define HYLO_AVX2_GEMM(name)                                                                                           \
+  void name(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, \
+            float* y, size_t ldy)
+HYLO_AVX2_GEMM(avx2_gemm_f32);
+HYLO_AVX2_GEMM(avx2_gemm_f16);
+HYLO_AVX2_GEMM(avx2_gemm_bf16);
+HYLO_AVX2_GEMM(avx2_gemm_q8_0);
+HYLO_AVX2_GEMM(avx2_gemm_q4_0);
+HYLO_AVX2_GEMM(avx2_gemm_iq4_nl);
+HYLO_AVX2_GEMM(avx2_gemm_q4_k);
+HYLO_AVX2_GEMM(avx2_gemm_q5_k);
+HYLO_AVX2_GEMM(avx2_gemm_q6_k);
+HYLO_AVX2_GEMM(avx2_gemm_iq4_xs);
+#undef HYLO_AVX2_GEMM
+
+// Activation quantizers (avx2_act.cpp), bit-identical to quantize_act_row.
+void avx2_quantize_q8_0(const float* x, void* dst, int64_t n);
+void avx2_quantize_q8_k(const float* x, void* dst, int64_t n);
+void avx2_quantize_f16(const float* x, void* dst, int64_t n);
+void avx2_quantize_bf16(const float* x, void* dst, int64_t n);
+
+}  // namespace hylo::kernels

@@ -1,0 +1,385 @@
+// AVX2 matmul for the 256-element super-block formats against q8_K activations: q4_K, q5_K, q6_K,
+// iq4_xs. Row-lane kernels with 8 weight rows per ymm; the 4-element dots are vpmaddubsw pairs
+// summed in s16 as far as the code range allows, then widened to s32 with vpmaddwd.
+//
+// Per output the arithmetic is exactly the AVX-512 family's (see avx512_kquants.cpp): exact integer
+// sub-block sums S_j, then t = fma(float(S_j), dsc_j, t) over the sub-blocks, the q4_K/q5_K min
+// term t = fnmadd(float(M), dmin, t), and y = fma(t, d_a, y). Both families return the same bits.
+//
+// How far s16 sums reach (vpmaddubsw pairs are 2 u8·s8 products, |q_a| <= 127):
+//   q4_K codes <= 15: 8 groups (32 products, <= 30480); q5_K <= 31: 4 groups (<= 31496);
+//   q6_K stored codes <= 63 (q + 32, bias removed by the start value): 2 groups (<= 32004);
+//   iq4_xs: signed grid values, |w| x (q_a · sign w), one group (<= 32258).
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/avx2_gemm.h"
+#include "kernels/avx2_util.h"
+#include "kernels/blocks.h"
+#include "kernels/row_lane_gemm.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+namespace {
+
+struct ActRecordK {
+  int8_t qs[kQKK];
+  float d;
+  // q4_K/q5_K: 4 int16 pairs (B_2p, B_2p+1), B_j = Σ of sub-block j's 32 codes;
+  // q6_K: 16 start values -32 · Σ of each 16 codes; iq4_xs: none.
+  int32_t side[16];
+};
+
+enum class Side { kNone, kMinPairs, kStart16 };
+
+template <Side kSide>
+void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+  const auto* a = reinterpret_cast<const BlockQ8_K*>(act_row);
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    auto* rec = reinterpret_cast<ActRecordK*>(records + static_cast<size_t>(b) * block_stride);
+    std::memcpy(rec->qs, a[b].qs, kQKK);
+    rec->d = a[b].d;
+    int32_t sum16[16];  // recomputed from the codes: ggml leaves bsums unwritten for zero blocks
+    for (int k = 0; k < 16; ++k) {
+      sum16[k] = 0;
+      for (int i = 0; i < 16; ++i) sum16[k] += a[b].qs[16 * k + i];
+    }
+    if constexpr (kSide == Side::kMinPairs) {
+      for (int p = 0; p < 4; ++p) {
+        const int32_t lo = sum16[4 * p] + sum16[4 * p + 1], hi = sum16[4 * p + 2] + sum16[4 * p + 3];
+        rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(lo & 0xFFFF) | static_cast<uint32_t>(hi) << 16);
+      }
+    } else if constexpr (kSide == Side::kStart16) {
+      for (int k = 0; k < 16; ++k) rec->side[k] = -32 * sum16[k];
+    }
+  }
+}
+
+template <int kSubBlocks>
+struct alignas(32) PackedSuperBlock {
+  uint8_t codes[64][32];  // codes[k] lane l = elements 4k .. 4k+3 of row l
+  float dsc[kSubBlocks][8];
+  int32_t min_pairs[4][8];
+  float dmin[8];
+};
+
+inline __m256i byte_of(__m256i v, int k) {
+  return _mm256_and_si256(_mm256_srli_epi32(v, 8 * k), _mm256_set1_epi32(0xFF));
+}
+
+inline void split_nibbles(const __m256i t[8], __m256i lo[8], __m256i hi[8]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int g = 0; g < 8; ++g) {
+    lo[g] = _mm256_and_si256(t[g], low4);
+    hi[g] = _mm256_and_si256(_mm256_srli_epi16(t[g], 4), low4);
+  }
+}
+
+inline __m256i or_masked(__m256i b, __m256i a, __m256i mask) { return _mm256_or_si256(b, _mm256_and_si256(a, mask)); }
+
+template <int kShift>
+inline __m256i shift_bits(__m256i v) {
+  if constexpr (kShift >= 0)
+    return _mm256_slli_epi32(v, kShift);
+  else
+    return _mm256_srli_epi32(v, -kShift);
+}
+
+inline void store(void* p, __m256i v) { _mm256_store_si256(static_cast<__m256i*>(p), v); }
+
+// q4_K / q5_K header of 8 rows (see avx512_kquants.cpp pack_k4_header).
+void pack_k4_header(const uint8_t* block, const int32_t* offsets, PackedSuperBlock<8>* out) {
+  __m256i h[4];
+  load_transpose_8x4(block, offsets, h);
+  const __m256i lo16 = _mm256_and_si256(h[0], _mm256_set1_epi32(0xFFFF));
+  const __m256i hi16 = _mm256_srli_epi32(h[0], 16);
+  const auto widen = [](__m256i v) {  // 8 dwords holding fp16 bits -> f32
+    const __m256i p = _mm256_packus_epi32(v, v);
+    return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+  };
+  const __m256 d = widen(lo16);
+  _mm256_store_ps(out->dmin, widen(hi16));
+  const __m256i m6 = _mm256_set1_epi8(0x3F), m4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
+  const __m256i sc_lo = _mm256_and_si256(h[1], m6);
+  const __m256i mn_lo = _mm256_and_si256(h[2], m6);
+  const __m256i sc_hi = or_masked(_mm256_and_si256(h[3], m4), _mm256_srli_epi32(h[1], 2), hi2);
+  const __m256i mn_hi = or_masked(_mm256_and_si256(_mm256_srli_epi32(h[3], 4), m4), _mm256_srli_epi32(h[2], 2), hi2);
+  for (int j = 0; j < 8; ++j) {
+    _mm256_store_ps(out->dsc[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_of(j < 4 ? sc_lo : sc_hi, j % 4))));
+  }
+  for (int p = 0; p < 4; ++p) {
+    const __m256i mn = p < 2 ? mn_lo : mn_hi;
+    const int k = 2 * (p % 2);
+    store(out->min_pairs[p], _mm256_or_si256(byte_of(mn, k), _mm256_slli_epi32(byte_of(mn, k + 1), 16)));
+  }
+}
+
+struct KFormatBase {
+  static constexpr int kLanes = 8;
+  static constexpr int kBlockElems = kQKK;
+  static constexpr int kActRecordBytes = sizeof(ActRecordK);
+  static constexpr int kChunkBlocks = 4;
+  static constexpr int kMaxCols = 4;
+};
+
+// P: kSubBlocks, kHasMin, kHasStart, kSigned, kS16Groups (groups summed in s16 before widening).
+template <typename P, int C>
+void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+  constexpr int kSub = P::kSubBlocks;
+  constexpr int kGroups = kQKK / kSub / 4;
+  constexpr int kRun = P::kS16Groups < kGroups ? P::kS16Groups : kGroups;
+  using Packed = PackedSuperBlock<kSub>;
+  const __m256i mask = lane_mask_vector(tile.lane_mask);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 y[C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) y[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+  const auto* pb = reinterpret_cast<const Packed*>(packed);
+  for (int b = 0; b < n_blocks; ++b) {
+    const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+    __m256 t[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) t[c] = _mm256_setzero_ps();
+    for (int j = 0; j < kSub; ++j) {
+      __m256i s[C];
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) s[c] = P::kHasStart ? _mm256_set1_epi32(rec[c].side[j]) : _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int g0 = 0; g0 < kGroups; g0 += kRun) {
+        __m256i s16[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) s16[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = g0; g < g0 + kRun; ++g) {
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[kGroups * j + g]));
+          const __m256i wu = P::kSigned ? _mm256_abs_epi8(w) : w;
+#pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) {
+            __m256i a = bcast_i32(rec[c].qs + kGroups * 4 * j + 4 * g);
+            if constexpr (P::kSigned) a = _mm256_sign_epi8(a, w);
+            s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(wu, a));
+          }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(s16[c], ones));
+      }
+      const __m256 dsc = _mm256_load_ps(pb[b].dsc[j]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) t[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]), dsc, t[c]);
+    }
+    if constexpr (P::kHasMin) {
+      const __m256 dmin = _mm256_load_ps(pb[b].dmin);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        __m256i m = _mm256_setzero_si256();
+        for (int p = 0; p < 4; ++p) {
+          const __m256i pairs = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].min_pairs[p]));
+          m = _mm256_add_epi32(m, _mm256_madd_epi16(pairs, _mm256_set1_epi32(rec[c].side[p])));
+        }
+        t[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), dmin, t[c]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) y[c] = _mm256_fmadd_ps(t[c], _mm256_set1_ps(rec[c].d), y[c]);
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, y[c]);
+}
+
+struct FormatQ4_K : KFormatBase {
+  static constexpr int kSubBlocks = 8, kS16Groups = 8;
+  static constexpr bool kHasMin = true, kHasStart = false, kSigned = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ4_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs>(a, n, rec, stride);
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ4_K);
+      pack_k4_header(block, offsets, &out[b]);
+      for (int c = 0; c < 4; ++c) {
+        __m256i t[8], lo[8], hi[8];
+        load_transpose_8x8(block + offsetof(BlockQ4_K, qs) + 32 * c, offsets, t);
+        split_nibbles(t, lo, hi);
+        for (int g = 0; g < 8; ++g) {
+          store(out[b].codes[8 * (2 * c) + g], lo[g]);
+          store(out[b].codes[8 * (2 * c + 1) + g], hi[g]);
+        }
+      }
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ4_K, C>(tile, packed, n_blocks);
+  }
+};
+
+template <int kChunk>
+[[gnu::always_inline]] inline void pack_q5_chunk(const uint8_t* block, const int32_t* offsets, const __m256i qh[8],
+                                                 __m256i bit4, uint8_t (*codes)[32]) {
+  __m256i t[8], lo[8], hi[8];
+  load_transpose_8x8(block + offsetof(BlockQ5_K, qs) + 32 * kChunk, offsets, t);
+  split_nibbles(t, lo, hi);
+  for (int g = 0; g < 8; ++g) {
+    store(codes[8 * (2 * kChunk) + g], or_masked(lo[g], shift_bits<4 - 2 * kChunk>(qh[g]), bit4));
+    store(codes[8 * (2 * kChunk + 1) + g], or_masked(hi[g], shift_bits<3 - 2 * kChunk>(qh[g]), bit4));
+  }
+}
+
+struct FormatQ5_K : KFormatBase {
+  static constexpr int kSubBlocks = 8, kS16Groups = 4;
+  static constexpr bool kHasMin = true, kHasStart = false, kSigned = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ5_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs>(a, n, rec, stride);
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ5_K);
+      pack_k4_header(block, offsets, &out[b]);
+      __m256i qh[8];
+      load_transpose_8x8(block + offsetof(BlockQ5_K, qh), offsets, qh);
+      pack_q5_chunk<0>(block, offsets, qh, bit4, out[b].codes);
+      pack_q5_chunk<1>(block, offsets, qh, bit4, out[b].codes);
+      pack_q5_chunk<2>(block, offsets, qh, bit4, out[b].codes);
+      pack_q5_chunk<3>(block, offsets, qh, bit4, out[b].codes);
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ5_K, C>(tile, packed, n_blocks);
+  }
+};
+
+template <int kHalf>
+[[gnu::always_inline]] inline void pack_q6_quarters(const uint8_t* ql, const int32_t* offsets, const __m256i qh[8],
+                                                    __m256i bits45, uint8_t (*codes)[32]) {
+  __m256i t8[8], lo[8], hi[8];
+  load_transpose_8x8(ql, offsets, t8);
+  split_nibbles(t8, lo, hi);
+  constexpr int kLo = kHalf, kHi = kHalf + 2;
+  for (int g = 0; g < 8; ++g) {
+    store(codes[8 * kLo + g], or_masked(lo[g], shift_bits<4 - 2 * kLo>(qh[g]), bits45));
+    store(codes[8 * kHi + g], or_masked(hi[g], shift_bits<4 - 2 * kHi>(qh[g]), bits45));
+  }
+}
+
+struct FormatQ6_K : KFormatBase {
+  static constexpr int kSubBlocks = 16, kS16Groups = 2;
+  static constexpr bool kHasMin = false, kHasStart = true, kSigned = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ6_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kStart16>(a, n, rec, stride);
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
+    const __m256i bits45 = _mm256_set1_epi8(0x30);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ6_K);
+      for (int h = 0; h < 2; ++h) {
+        __m256i qh[8];
+        load_transpose_8x8(block + offsetof(BlockQ6_K, qh) + 32 * h, offsets, qh);
+        const uint8_t* ql = block + offsetof(BlockQ6_K, ql) + 64 * h;
+        pack_q6_quarters<0>(ql, offsets, qh, bits45, out[b].codes + 32 * h);
+        pack_q6_quarters<1>(ql + 32, offsets, qh, bits45, out[b].codes + 32 * h);
+      }
+      __m256i sc[4];
+      load_transpose_8x4(block + offsetof(BlockQ6_K, scales), offsets, sc);
+      // d is the last field: read the dword ending with it.
+      const __m256i d_bits = _mm256_srli_epi32(gather_u32(block + offsetof(BlockQ6_K, d) - 2, offsets), 16);
+      const __m256i p = _mm256_packus_epi32(d_bits, d_bits);
+      const __m256 d = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+      for (int j = 0; j < 16; ++j) {
+        const __m256i s = _mm256_srai_epi32(_mm256_slli_epi32(sc[j / 4], 24 - 8 * (j % 4)), 24);
+        _mm256_store_ps(out[b].dsc[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
+      }
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ6_K, C>(tile, packed, n_blocks);
+  }
+};
+
+struct FormatIq4Xs : KFormatBase {
+  static constexpr int kSubBlocks = 8, kS16Groups = 1;
+  static constexpr bool kHasMin = false, kHasStart = false, kSigned = true;
+  static constexpr int kWeightBlockBytes = sizeof(BlockIQ4_XS);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kNone>(a, n, rec, stride);
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockIQ4_XS);
+      for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
+        __m256i t[8], lo[8], hi[8];
+        load_transpose_8x8(block + offsetof(BlockIQ4_XS, qs) + 32 * c, offsets, t);
+        split_nibbles(t, lo, hi);
+        for (int i = 0; i < 8; ++i) {
+          const int s = 2 * c + i / 4, q = i % 4;
+          store(out[b].codes[8 * s + q], _mm256_shuffle_epi8(lut, lo[i]));
+          store(out[b].codes[8 * s + q + 4], _mm256_shuffle_epi8(lut, hi[i]));
+        }
+      }
+      const __m256i h0 = gather_u32(block, offsets), h1 = gather_u32(block + 4, offsets);
+      const __m256i lo16 = _mm256_and_si256(h0, _mm256_set1_epi32(0xFFFF));
+      const __m256i p = _mm256_packus_epi32(lo16, lo16);
+      const __m256 d = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+      for (int s = 0; s < 8; ++s) {
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi32(h1, 4 * s), _mm256_set1_epi32(0x0F));
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi32(h0, 16 + 2 * s), _mm256_set1_epi32(3));
+        const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+        _mm256_store_ps(out[b].dsc[s], _mm256_mul_ps(d, _mm256_cvtepi32_ps(ls)));
+      }
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatIq4Xs, C>(tile, packed, n_blocks);
+  }
+};
+
+}  // namespace
+
+void avx2_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ4_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ5_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ6_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,32 @@
+// The AVX2 matmul family table (AVX2 + FMA + F16C): which gemm and activation
+// quantizer serve each weight type. The kernels themselves live in avx2_*.cpp by quant family.
+#include "kernels/avx2_gemm.h"
+#include "kernels/quant_internal.h"
+
+namespace hylo::kernels {
+namespace {
+
+using T = TensorType;
+constexpr MatmulKernel kKernels[] = {
+    {T::kF32, T::kF32, Isa::kAvx2, quantize_row_f32, avx2_gemm_f32},
+    {T::kF16, T::kF16, Isa::kAvx2, avx2_quantize_f16, avx2_gemm_f16},
+    {T::kBF16, T::kBF16, Isa::kAvx2, avx2_quantize_bf16, avx2_gemm_bf16},
+    {T::kQ8_0, T::kQ8_0, Isa::kAvx2, avx2_quantize_q8_0, avx2_gemm_q8_0},
+    {T::kQ4_0, T::kQ8_0, Isa::kAvx2, avx2_quantize_q8_0, avx2_gemm_q4_0},
+    {T::kIQ4_NL, T::kQ8_0, Isa::kAvx2, avx2_quantize_q8_0, avx2_gemm_iq4_nl},
+    {T::kQ4_K, T::kQ8_K, Isa::kAvx2, avx2_quantize_q8_k, avx2_gemm_q4_k},
+    {T::kQ5_K, T::kQ8_K, Isa::kAvx2, avx2_quantize_q8_k, avx2_gemm_q5_k},
+    {T::kQ6_K, T::kQ8_K, Isa::kAvx2, avx2_quantize_q8_k, avx2_gemm_q6_k},
+    {T::kIQ4_XS, T::kQ8_K, Isa::kAvx2, avx2_quantize_q8_k, avx2_gemm_iq4_xs},
+};
+
+}  // namespace
+
+const MatmulKernel* avx2_matmul_kernel(TensorType weight) {
+  for (const MatmulKernel& k : kKernels) {
+    if (k.weight == weight) return &k;
+  }
+  return nullptr;
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,192 @@
+// AVX2 matmul for the 32-element block formats against q8_0 activations: q8_0, q4_0, iq4_nl.
+// Row-lane kernels (row_lane_gemm.h) with 8 weight rows per ymm. Without VNNI the 4-element dot of
+// a lane is vpmaddubsw (u8 x s8 pairs to s16) followed by vpmaddwd against ones (to s32).
+//
+// Per output the arithmetic is exactly the AVX-512 family's, i.e. ggml's scalar vec_dot, block
+// after block (see avx512_q8.cpp): the block's integer sum S is exact however it is formed, then
+//   acc += float(S) * (d_w * d_a) (q8_0),  (float(S) * d_w) * d_a (q4_0),  (d_a * d_w) * float(S)
+// (iq4_nl). Signed weights (q8_0 codes, iq4_nl grid values) use |w| as the unsigned operand and
+// move w's sign onto the activation (vpsignb); q4_0's nibbles are unsigned and its -8 offset is
+// removed by starting S at -8 * Σ q_a.
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/avx2_gemm.h"
+#include "kernels/avx2_util.h"
+#include "kernels/blocks.h"
+#include "kernels/row_lane_gemm.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+namespace {
+
+// One block of 8 rows: codes[g] lane l = elements 4g .. 4g+3 of row l (signed values for q8_0 and
+// iq4_nl, unsigned nibbles for q4_0), d[l] = the row's block scale.
+struct alignas(32) PackedBlock32 {
+  uint8_t codes[8][32];
+  float d[8];
+};
+
+struct ActRecord {
+  float d;
+  int32_t start;  // -8 * Σ q_a for q4_0, 0 otherwise
+  int8_t qs[kQK];
+};
+
+struct OrderQ8_0 {
+  static __m256 apply(__m256 acc, __m256 s, __m256 dw, __m256 da) {
+    return _mm256_add_ps(acc, _mm256_mul_ps(s, _mm256_mul_ps(dw, da)));
+  }
+};
+struct OrderQ4_0 {
+  static __m256 apply(__m256 acc, __m256 s, __m256 dw, __m256 da) {
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(s, dw), da));
+  }
+};
+struct OrderIq4Nl {
+  static __m256 apply(__m256 acc, __m256 s, __m256 dw, __m256 da) {
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(da, dw), s));
+  }
+};
+
+// kSigned: codes are signed values (sign moved to the activation); otherwise unsigned nibbles.
+template <typename Derived, typename Order, bool kSigned, int kBias, int kWeightBytes>
+struct Block32Format {
+  static constexpr int kLanes = 8;
+  static constexpr int kBlockElems = kQK;
+  static constexpr int kWeightBlockBytes = kWeightBytes;
+  static constexpr int kPackedBlockBytes = sizeof(PackedBlock32);
+  static constexpr int kActRecordBytes = sizeof(ActRecord);
+  static constexpr int kChunkBlocks = 16;
+  static constexpr int kMaxCols = 4;
+
+  static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+    const auto* a = reinterpret_cast<const BlockQ8_0*>(act_row);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      auto* rec = reinterpret_cast<ActRecord*>(records + static_cast<size_t>(b) * block_stride);
+      rec->d = fp16_scalar(a[b].d);
+      int32_t sum = 0;
+      for (int i = 0; i < kQK; ++i) sum += a[b].qs[i];
+      rec->start = -kBias * sum;
+      std::memcpy(rec->qs, a[b].qs, kQK);
+    }
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedBlock32*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBytes;
+      Derived::pack_codes(base, offsets, out[b].codes);
+      _mm256_store_ps(out[b].d, gather_fp16(base, offsets));  // d is the first field of all three
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    const __m256i mask = lane_mask_vector(tile.lane_mask);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+    const auto* pb = reinterpret_cast<const PackedBlock32*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto* rec = reinterpret_cast<const ActRecord*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+      __m256i s[C];
+      if constexpr (kSigned) {
+        // |w| x (a · sign w): pairs are at most 2 · 128 · 127, so each group widens to s32 at once.
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) s[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[g]));
+          const __m256i wabs = _mm256_abs_epi8(w);
+#pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) {
+            const __m256i as = _mm256_sign_epi8(bcast_i32(rec[c].qs + 4 * g), w);
+            s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, as), ones));
+          }
+        }
+      } else {
+        // Nibbles: pairs are at most 2 · 15 · 127, so all eight groups add up in s16 (<= 30480).
+        __m256i s16[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) s16[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[g]));
+#pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) {
+            s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(w, bcast_i32(rec[c].qs + 4 * g)));
+          }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) {
+          s[c] = _mm256_add_epi32(_mm256_set1_epi32(rec[c].start), _mm256_madd_epi16(s16[c], ones));
+        }
+      }
+      const __m256 dw = _mm256_load_ps(pb[b].d);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[c] = Order::apply(acc[c], _mm256_cvtepi32_ps(s[c]), dw, _mm256_set1_ps(rec[c].d));
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, acc[c]);
+  }
+};
+
+struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, true, 0, sizeof(BlockQ8_0)> {
+  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[32]) {
+    __m256i t[8];
+    load_transpose_8x8(block + offsetof(BlockQ8_0, qs), offsets, t);
+    for (int g = 0; g < 8; ++g) _mm256_store_si256(reinterpret_cast<__m256i*>(codes[g]), t[g]);
+  }
+};
+
+// Nibble-packed codes: groups 0..3 the low nibbles (elements 0..15), 4..7 the high ones, each
+// looked up in `lut` when use_lut.
+inline void unpack_nibbles(const uint8_t* qs, const int32_t* offsets, __m256i lut, bool use_lut, uint8_t (*codes)[32]) {
+  __m256i t[4];
+  load_transpose_8x4(qs, offsets, t);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int g = 0; g < 4; ++g) {
+    __m256i lo = _mm256_and_si256(t[g], low4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(t[g], 4), low4);
+    if (use_lut) {
+      lo = _mm256_shuffle_epi8(lut, lo);
+      hi = _mm256_shuffle_epi8(lut, hi);
+    }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(codes[g]), lo);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(codes[g + 4]), hi);
+  }
+}
+
+struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, false, 8, sizeof(BlockQ4_0)> {
+  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[32]) {
+    unpack_nibbles(block + offsetof(BlockQ4_0, qs), offsets, _mm256_setzero_si256(), false, codes);
+  }
+};
+
+struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, true, 0, sizeof(BlockIQ4_NL)> {
+  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[32]) {
+    const __m128i values = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+    unpack_nibbles(block + offsetof(BlockIQ4_NL, qs), offsets, _mm256_broadcastsi128_si256(values), true, codes);
+  }
+};
+
+}  // namespace
+
+void avx2_gemm_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ8_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ4_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatIq4Nl>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,164 @@
+// AVX-512 matmul for float weights: f32 (f32 activations), f16 (f16 activations) and bf16 (bf16
+// activations). Row-lane kernels like the integer ones (row_lane_gemm.h): 16 weight rows widened
+// to f32 and transposed per chunk, so that lane l of a vector is row l and one vfmadd231ps with a
+// broadcast activation value advances 16 outputs of a column by one element.
+//
+// Per output y[c][r], for each chunk of 256 elements in order: two partial sums, p_even and p_odd,
+// each p = fma(w[r][k], x[c][k], p) over the chunk's even (odd) elements in order, then
+// y = y + (p_even + p_odd); y starts at 0. (f16 and bf16 values widen exactly, so every product is
+// exact before its single rounding.) Padding beyond n multiplies zeros.
+//
+// Why not vdpbf16ps for bf16: it issues about once per two cycles on the CPUs measured (32
+// products), while the widening costs one shift or mask per 16 values at pack time and FMA issues
+// twice per cycle; measured, this kernel runs above the vdpbf16ps peak.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/avx512_gemm.h"
+#include "kernels/avx512_util.h"
+#include "kernels/row_lane_gemm.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+namespace {
+
+constexpr int kStep = 16;  // elements per block: one 16 x 16 transpose
+
+// One block of 16 rows: w[k] lane l = element k of row l, as f32.
+struct alignas(64) PackedFloatBlock {
+  float w[kStep][16];
+};
+
+// One column's block of activations, as f32.
+struct alignas(64) ActRecordF {
+  float a[kStep];
+};
+
+// Storage types. kBytes per element; widen16 turns the 16 elements of a row (64 or 32 bytes at
+// base + offsets[l]) into 16 vectors w[k] (lane l = element k of row l); load16 widens the
+// elements of one row selected by a mask (zeros elsewhere).
+struct StorageF32 {
+  static constexpr int kBytes = 4;
+  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+    __m512i t[16];
+    load_transpose_16x8(base, offsets, t);
+    load_transpose_16x8(base + 32, offsets, t + 8);
+    for (int k = 0; k < 16; ++k) _mm512_store_si512(out->w[k], t[k]);
+  }
+  static __m512 load16(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+
+struct StorageF16 {
+  static constexpr int kBytes = 2;
+  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+    __m512i t[8];  // dword g: elements 2g (low half) and 2g + 1 (high half)
+    load_transpose_16x8(base, offsets, t);
+    for (int g = 0; g < 8; ++g) {
+      _mm512_store_ps(out->w[2 * g], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[g])));
+      _mm512_store_ps(out->w[2 * g + 1], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[g], 16))));
+    }
+  }
+  static __m512 load16(const uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+struct StorageBF16 {
+  static constexpr int kBytes = 2;
+  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+    __m512i t[8];  // bf16 is the upper half of an f32: shift or mask, no conversion
+    load_transpose_16x8(base, offsets, t);
+    const __m512i upper = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+    for (int g = 0; g < 8; ++g) {
+      _mm512_store_si512(out->w[2 * g], _mm512_slli_epi32(t[g], 16));
+      _mm512_store_si512(out->w[2 * g + 1], _mm512_and_si512(t[g], upper));
+    }
+  }
+  static __m512 load16(const uint8_t* p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+  }
+};
+
+template <typename S>
+struct FloatFormat {
+  static constexpr int kLanes = 16;
+  static constexpr int kBlockElems = kStep;
+  static constexpr int kWeightBlockBytes = kStep * S::kBytes;
+  static constexpr int kPackedBlockBytes = sizeof(PackedFloatBlock);
+  static constexpr int kActRecordBytes = sizeof(ActRecordF);
+  static constexpr int kChunkBlocks = 16;
+  static constexpr int kMaxCols = 8;
+
+  static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+    for (int64_t b = 0; b * kStep < n; ++b) {
+      const int64_t left = n - b * kStep;
+      const __mmask16 m = left >= kStep ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+      auto* rec = reinterpret_cast<ActRecordF*>(records + static_cast<size_t>(b) * block_stride);
+      _mm512_store_ps(rec->a, S::load16(act_row + b * kStep * S::kBytes, m));
+    }
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t n_left, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedFloatBlock*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const int64_t left = n_left - static_cast<int64_t>(b) * kStep;
+      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBlockBytes;
+      if (left >= kStep) {
+        S::widen16(base, offsets, &out[b]);
+        continue;
+      }
+      // The last, partial block: copy the rows zero-padded (the rows may end right after n).
+      alignas(64) uint8_t padded[16][kWeightBlockBytes];
+      int32_t padded_offsets[16];
+      for (int l = 0; l < 16; ++l) {
+        std::memset(padded[l], 0, kWeightBlockBytes);
+        std::memcpy(padded[l], base + offsets[l], static_cast<size_t>(left) * S::kBytes);
+        padded_offsets[l] = l * kWeightBlockBytes;
+      }
+      S::widen16(padded[0], padded_offsets, &out[b]);
+    }
+  }
+
+  // Per chunk (kChunkBlocks blocks, a fixed 256 elements): even and odd elements in two partial
+  // sums, then y += p_even + p_odd. Two chains per output keep the FMA pipeline busy when there is
+  // only one column.
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
+    __m512 p[2][C];  // (the unroll pragmas keep these in registers: k % 2 must be a constant)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) p[0][c] = p[1][c] = _mm512_setzero_ps();
+    const auto* pb = reinterpret_cast<const PackedFloatBlock*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto* rec = reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+#pragma GCC unroll 16
+      for (int k = 0; k < kStep; ++k) {  // columns innermost: 2C independent chains
+        const __m512 w = _mm512_load_ps(pb[b].w[k]);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) p[k % 2][c] = _mm512_fmadd_ps(w, _mm512_set1_ps(rec[c].a[k]), p[k % 2][c]);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      const __m512 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
+      _mm512_mask_storeu_ps(tile.y[c], mask, _mm512_add_ps(y, _mm512_add_ps(p[0][c], p[1][c])));
+    }
+  }
+};
+
+}  // namespace
+
+void avx512_gemm_f32(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                     int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FloatFormat<StorageF32>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_f16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                     int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FloatFormat<StorageF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FloatFormat<StorageBF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+}  // namespace hylo::kernels

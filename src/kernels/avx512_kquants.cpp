@@ -1,0 +1,400 @@
+// AVX-512 (VNNI) matmul for the 256-element super-block formats against q8_K activations:
+// q4_K, q5_K, q6_K and iq4_xs. Row-lane kernels (row_lane_gemm.h): 16 weight rows per zmm,
+// unpacked once per chunk into u8 codes, one vpdpbusd per 4 elements per column.
+//
+// Per output y[c][r] and super-block, with sub-blocks j of 32 (q4_K, q5_K, iq4_xs) or 16 (q6_K)
+// elements, S_j the exact integer dot of sub-block j, dsc_j = f32(d_w · scale_j) and d_a the
+// activation's f32 scale, the operations are, in this order:
+//   t = 0;  t = fma(float(S_j), dsc_j, t) for j = 0, 1, ...
+//   q4_K, q5_K: t = fnmadd(float(M), dmin_w, t)   with M = Σ_j m_j · Σ_{i in j} q_a[i] (exact)
+//   y = fma(t, d_a, y)
+// (y starts at 0 and carries over super-blocks). This differs from ggml's scalar order only in
+// rounding; see the tolerance derivation in the tests.
+//
+// Signed weight values are biased to u8 for vpdpbusd and the bias is removed exactly by starting
+// S_j at -bias · Σ_{i in j} q_a[i]: q6_K stores q + 32 (bias 32), iq4_xs the grid value + 128.
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/avx512_gemm.h"
+#include "kernels/avx512_util.h"
+#include "kernels/blocks.h"
+#include "kernels/row_lane_gemm.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+namespace {
+
+// One column's q8_K super-block as the kernels read it.
+struct ActRecordK {
+  int8_t qs[kQKK];
+  float d;
+  // q4_K/q5_K: 4 int16 pairs (B_2p, B_2p+1), B_j = Σ of sub-block j's 32 codes;
+  // q6_K: 16 start values -32 · Σ of each 16 codes; iq4_xs: 8 start values -128 · B_j.
+  int32_t side[16];
+};
+
+// Σ of 16 consecutive int8 codes.
+inline int32_t sum_i8x16(const int8_t* q) {
+  const __m128i u = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_set1_epi8(-128));
+  const __m128i s = _mm_sad_epu8(u, _mm_setzero_si128());
+  return static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) - 16 * 128;
+}
+
+enum class Side { kMinPairs, kStart16, kStart32 };
+
+template <Side kSide, int kBias>
+void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+  const auto* a = reinterpret_cast<const BlockQ8_K*>(act_row);
+  for (int64_t b = 0; b < n / kQKK; ++b) {
+    auto* rec = reinterpret_cast<ActRecordK*>(records + static_cast<size_t>(b) * block_stride);
+    std::memcpy(rec->qs, a[b].qs, kQKK);
+    rec->d = a[b].d;
+    int32_t sum16[16];  // recomputed from the codes: ggml leaves bsums unwritten for zero blocks
+    for (int k = 0; k < 16; ++k) sum16[k] = sum_i8x16(a[b].qs + 16 * k);
+    if constexpr (kSide == Side::kMinPairs) {
+      for (int p = 0; p < 4; ++p) {
+        const int32_t lo = sum16[4 * p] + sum16[4 * p + 1], hi = sum16[4 * p + 2] + sum16[4 * p + 3];
+        rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(lo & 0xFFFF) | static_cast<uint32_t>(hi) << 16);
+      }
+    } else if constexpr (kSide == Side::kStart16) {
+      for (int k = 0; k < 16; ++k) rec->side[k] = -kBias * sum16[k];
+    } else {
+      for (int j = 0; j < 8; ++j) rec->side[j] = -kBias * (sum16[2 * j] + sum16[2 * j + 1]);
+    }
+  }
+}
+
+// One super-block of 16 rows, packed: codes[k] lane l = elements 4k .. 4k+3 of row l (u8),
+// dsc[j] lane l = f32(d · scale_j) of row l; for the formats with a min term, min_pairs[p] holds
+// the int16 pair (m_2p, m_2p+1) and dmin the f32 dmin.
+template <int kSubBlocks>
+struct alignas(64) PackedSuperBlock {
+  uint8_t codes[64][64];
+  float dsc[kSubBlocks][16];
+  int32_t min_pairs[4][16];
+  float dmin[16];
+};
+
+// Byte k (0..3) of every dword, zero-extended.
+inline __m512i byte_of(__m512i v, int k) {
+  return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF));
+}
+
+// Lower nibbles and upper nibbles of 8 transposed dword vectors t[g] into codes[lo0 + g] and
+// codes[hi0 + g] (4-bit codes, before any 5th/6th bit is merged).
+inline void split_nibbles(const __m512i t[8], __m512i lo[8], __m512i hi[8]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int g = 0; g < 8; ++g) {
+    lo[g] = _mm512_and_si512(t[g], low4);
+    hi[g] = _mm512_and_si512(_mm512_srli_epi16(t[g], 4), low4);
+  }
+}
+
+// b | (a & mask), one vpternlogd.
+inline __m512i or_masked(__m512i b, __m512i a, __m512i mask) { return _mm512_ternarylogic_epi32(b, a, mask, 0xF8); }
+
+// Shift every dword left (kShift > 0) or right (kShift < 0) by |kShift| bits (immediate form).
+template <int kShift>
+inline __m512i shift_bits(__m512i v) {
+  if constexpr (kShift >= 0)
+    return _mm512_slli_epi32(v, kShift);
+  else
+    return _mm512_srli_epi32(v, -kShift);
+}
+
+// q4_K / q5_K header: d, dmin and the eight 6-bit (scale, min) pairs of 16 rows.
+template <typename Block>
+void pack_k4_header(const uint8_t* block, const int32_t* offsets, PackedSuperBlock<8>* out) {
+  __m512i h[4];  // dword 0: d | dmin << 16; dwords 1..3: scales[0..11]
+  load_transpose_16x4(block, offsets, h);
+  const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h[0]));
+  _mm512_store_ps(out->dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h[0], 16))));
+  const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+  // Bytes j of: scales 0..3, mins 0..3, scales 4..7, mins 4..7 (see unpack_scale_min_k4).
+  const __m512i sc_lo = _mm512_and_si512(h[1], m6);
+  const __m512i mn_lo = _mm512_and_si512(h[2], m6);
+  const __m512i sc_hi = or_masked(_mm512_and_si512(h[3], m4), _mm512_srli_epi32(h[1], 2), hi2);
+  const __m512i mn_hi = or_masked(_mm512_and_si512(_mm512_srli_epi32(h[3], 4), m4), _mm512_srli_epi32(h[2], 2), hi2);
+  for (int j = 0; j < 8; ++j) {
+    const __m512i sc = byte_of(j < 4 ? sc_lo : sc_hi, j % 4);
+    _mm512_store_ps(out->dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+  }
+  for (int p = 0; p < 4; ++p) {  // (m_2p, m_2p+1) as two int16
+    const __m512i mn = p < 2 ? mn_lo : mn_hi;
+    const int k = 2 * (p % 2);
+    const __m512i pair = _mm512_or_si512(byte_of(mn, k), _mm512_slli_epi32(byte_of(mn, k + 1), 16));
+    _mm512_store_si512(out->min_pairs[p], pair);
+  }
+}
+
+struct KFormatBase {
+  static constexpr int kLanes = 16;
+  static constexpr int kBlockElems = kQKK;
+  static constexpr int kActRecordBytes = sizeof(ActRecordK);
+  static constexpr int kChunkBlocks = 4;
+  static constexpr int kMaxCols = 8;
+};
+
+// The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart.
+template <typename P, int C>
+void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+  constexpr int kSub = P::kSubBlocks;
+  constexpr int kGroups = kQKK / kSub / 4;  // dword groups per sub-block
+  // vpdpbusd has a 5-cycle latency and 2 issue ports: with few columns, split each sub-block's
+  // chain so that about 8 independent chains are in flight.
+  constexpr int kSplit = C >= 4 ? 1 : (C >= 2 || kGroups < 8 ? 2 : 4);
+  using Packed = PackedSuperBlock<kSub>;
+  const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
+  __m512 y[C];
+  for (int c = 0; c < C; ++c) y[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+  const auto* pb = reinterpret_cast<const Packed*>(packed);
+  for (int b = 0; b < n_blocks; ++b) {
+    const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+    __m512 t[C];
+    for (int c = 0; c < C; ++c) t[c] = _mm512_setzero_ps();
+    for (int j = 0; j < kSub; ++j) {
+      // S_j as kSplit partial sums (exact integers, so the split changes nothing but latency).
+      __m512i s[kSplit][C];
+      for (int c = 0; c < C; ++c) {
+        s[0][c] = P::kHasStart ? _mm512_set1_epi32(rec[c].side[j]) : _mm512_setzero_si512();
+        for (int k = 1; k < kSplit; ++k) s[k][c] = _mm512_setzero_si512();
+      }
+#pragma GCC unroll 8
+      for (int g = 0; g < kGroups; ++g) {  // columns innermost: C · kSplit independent chains
+        const __m512i w = _mm512_load_si512(pb[b].codes[kGroups * j + g]);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], w, bcast_i32(rec[c].qs + kGroups * 4 * j + 4 * g));
+        }
+      }
+      const __m512 dsc = _mm512_load_ps(pb[b].dsc[j]);
+      for (int c = 0; c < C; ++c) {
+        for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
+        t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][c]), dsc, t[c]);
+      }
+    }
+    if constexpr (P::kHasMin) {
+      const __m512 dmin = _mm512_load_ps(pb[b].dmin);
+      for (int c = 0; c < C; ++c) {
+        __m512i m = _mm512_setzero_si512();
+        for (int p = 0; p < 4; ++p) {
+          m = _mm512_dpwssd_epi32(m, _mm512_load_si512(pb[b].min_pairs[p]), _mm512_set1_epi32(rec[c].side[p]));
+        }
+        t[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dmin, t[c]);
+      }
+    }
+    for (int c = 0; c < C; ++c) y[c] = _mm512_fmadd_ps(t[c], _mm512_set1_ps(rec[c].d), y[c]);
+  }
+  for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, y[c]);
+}
+
+struct FormatQ4_K : KFormatBase {
+  static constexpr int kSubBlocks = 8;
+  static constexpr bool kHasMin = true, kHasStart = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ4_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs, 0>(a, n, rec, stride);
+  }
+
+  // Chunk c of qs (32 bytes) holds sub-block 2c in its low nibbles and 2c + 1 in its high ones.
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ4_K);
+      pack_k4_header<BlockQ4_K>(block, offsets, &out[b]);
+      for (int c = 0; c < 4; ++c) {
+        __m512i t[8], lo[8], hi[8];
+        load_transpose_16x8(block + offsetof(BlockQ4_K, qs) + 32 * c, offsets, t);
+        split_nibbles(t, lo, hi);
+        for (int g = 0; g < 8; ++g) {
+          _mm512_store_si512(out[b].codes[8 * (2 * c) + g], lo[g]);
+          _mm512_store_si512(out[b].codes[8 * (2 * c + 1) + g], hi[g]);
+        }
+      }
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ4_K, C>(tile, packed, n_blocks);
+  }
+};
+
+// q5_K chunk c (qs[32c .. 32c+31]): low nibbles get bit 2c of qh, high nibbles bit 2c + 1, moved
+// to bit 4 of each byte.
+template <int kChunk>
+[[gnu::always_inline]] inline void pack_q5_chunk(const uint8_t* block, const int32_t* offsets, const __m512i qh[8],
+                                                 __m512i bit4, uint8_t (*codes)[64]) {
+  __m512i t[8], lo[8], hi[8];
+  load_transpose_16x8(block + offsetof(BlockQ5_K, qs) + 32 * kChunk, offsets, t);
+  split_nibbles(t, lo, hi);
+  for (int g = 0; g < 8; ++g) {
+    _mm512_store_si512(codes[8 * (2 * kChunk) + g], or_masked(lo[g], shift_bits<4 - 2 * kChunk>(qh[g]), bit4));
+    _mm512_store_si512(codes[8 * (2 * kChunk + 1) + g], or_masked(hi[g], shift_bits<3 - 2 * kChunk>(qh[g]), bit4));
+  }
+}
+
+// q6_K half h, ql bytes 64h + 32 half: low nibbles are quarter t = half, high nibbles quarter
+// half + 2; bits 2t, 2t+1 of qh move to bits 4-5.
+template <int kHalf>
+[[gnu::always_inline]] inline void pack_q6_quarters(const uint8_t* ql, const int32_t* offsets, const __m512i qh[8],
+                                                    __m512i bits45, uint8_t (*codes)[64]) {
+  __m512i t8[8], lo[8], hi[8];
+  load_transpose_16x8(ql, offsets, t8);
+  split_nibbles(t8, lo, hi);
+  constexpr int kLo = kHalf, kHi = kHalf + 2;
+  for (int g = 0; g < 8; ++g) {
+    _mm512_store_si512(codes[8 * kLo + g], or_masked(lo[g], shift_bits<4 - 2 * kLo>(qh[g]), bits45));
+    _mm512_store_si512(codes[8 * kHi + g], or_masked(hi[g], shift_bits<4 - 2 * kHi>(qh[g]), bits45));
+  }
+}
+
+struct FormatQ5_K : KFormatBase {
+  static constexpr int kSubBlocks = 8;
+  static constexpr bool kHasMin = true, kHasStart = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ5_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs, 0>(a, n, rec, stride);
+  }
+
+  // As q4_K, plus bit 2c (low nibbles) or 2c + 1 (high nibbles) of qh[l] as bit 4 of the code.
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
+    const __m512i bit4 = _mm512_set1_epi8(0x10);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ5_K);
+      pack_k4_header<BlockQ5_K>(block, offsets, &out[b]);
+      __m512i qh[8];
+      load_transpose_16x8(block + offsetof(BlockQ5_K, qh), offsets, qh);
+      pack_q5_chunk<0>(block, offsets, qh, bit4, out[b].codes);
+      pack_q5_chunk<1>(block, offsets, qh, bit4, out[b].codes);
+      pack_q5_chunk<2>(block, offsets, qh, bit4, out[b].codes);
+      pack_q5_chunk<3>(block, offsets, qh, bit4, out[b].codes);
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ5_K, C>(tile, packed, n_blocks);
+  }
+};
+
+struct FormatQ6_K : KFormatBase {
+  static constexpr int kSubBlocks = 16;
+  static constexpr bool kHasMin = false, kHasStart = true;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ6_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kStart16, 32>(a, n, rec, stride);
+  }
+
+  // Element 128h + 32t + l: low 4 bits from ql[64h + 32(t & 1) + l] (high nibble for t >= 2),
+  // bits 4-5 from bits 2t, 2t+1 of qh[32h + l]. Stored as the 6-bit code (value + 32).
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
+    const __m512i bits45 = _mm512_set1_epi8(0x30);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ6_K);
+      for (int h = 0; h < 2; ++h) {
+        __m512i qh[8];
+        load_transpose_16x8(block + offsetof(BlockQ6_K, qh) + 32 * h, offsets, qh);
+        const uint8_t* ql = block + offsetof(BlockQ6_K, ql) + 64 * h;
+        pack_q6_quarters<0>(ql, offsets, qh, bits45, out[b].codes + 32 * h);
+        pack_q6_quarters<1>(ql + 32, offsets, qh, bits45, out[b].codes + 32 * h);
+      }
+      __m512i sc[4];  // int8 scales 4k .. 4k+3 per dword
+      load_transpose_16x4(block + offsetof(BlockQ6_K, scales), offsets, sc);
+      // d is the last field: read the dword ending with it (the block has no bytes after d).
+      const __m512i d_hi = _mm512_srli_epi32(
+          _mm512_i32gather_epi32(_mm512_loadu_si512(offsets), block + offsetof(BlockQ6_K, d) - 2, 1), 16);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_hi));
+      for (int j = 0; j < 16; ++j) {  // sign-extend byte j % 4 of sc[j / 4]
+        const __m512i s = _mm512_srai_epi32(_mm512_slli_epi32(sc[j / 4], 24 - 8 * (j % 4)), 24);
+        _mm512_store_ps(out[b].dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
+      }
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ6_K, C>(tile, packed, n_blocks);
+  }
+};
+
+struct FormatIq4Xs : KFormatBase {
+  static constexpr int kSubBlocks = 8;
+  static constexpr bool kHasMin = false, kHasStart = true;
+  static constexpr int kWeightBlockBytes = sizeof(BlockIQ4_XS);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kStart32, 128>(a, n, rec, stride);
+  }
+
+  // Sub-block s: qs[16s .. 16s+15] nibble-packed, so dword 4s + q of qs holds group q (low
+  // nibbles) and group q + 4 (high nibbles) of sub-block s. Codes are grid value + 128.
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
+    alignas(16) uint8_t biased[16];
+    for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(biased)));
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockIQ4_XS);
+      for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
+        __m512i t[8], lo[8], hi[8];
+        load_transpose_16x8(block + offsetof(BlockIQ4_XS, qs) + 32 * c, offsets, t);
+        split_nibbles(t, lo, hi);
+        for (int i = 0; i < 8; ++i) {
+          const int s = 2 * c + i / 4, q = i % 4;
+          _mm512_store_si512(out[b].codes[8 * s + q], _mm512_shuffle_epi8(lut, lo[i]));
+          _mm512_store_si512(out[b].codes[8 * s + q + 4], _mm512_shuffle_epi8(lut, hi[i]));
+        }
+      }
+      // dword 0: d | scales_h << 16, dword 1: scales_l[0..3]
+      const __m512i h0 = _mm512_i32gather_epi32(_mm512_loadu_si512(offsets), block, 1);
+      const __m512i h1 = _mm512_i32gather_epi32(_mm512_loadu_si512(offsets), block + 4, 1);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h0));
+      for (int s = 0; s < 8; ++s) {
+        const __m512i low = _mm512_and_si512(_mm512_srli_epi32(h1, 4 * s), _mm512_set1_epi32(0x0F));
+        const __m512i high = _mm512_and_si512(_mm512_srli_epi32(h0, 16 + 2 * s), _mm512_set1_epi32(3));
+        const __m512i ls = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
+        _mm512_store_ps(out[b].dsc[s], _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls)));
+      }
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatIq4Xs, C>(tile, packed, n_blocks);
+  }
+};
+
+}  // namespace
+
+void avx512_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ4_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ5_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ6_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                        int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+}  // namespace hylo::kernels

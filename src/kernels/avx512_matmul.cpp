@@ -1,0 +1,32 @@
+// The AVX-512 matmul family table (AVX-512 F/BW/VL/DQ + VNNI + BF16): which gemm and activation
+// quantizer serve each weight type. The kernels themselves live in avx512_*.cpp by quant family.
+#include "kernels/avx512_gemm.h"
+#include "kernels/quant_internal.h"
+
+namespace hylo::kernels {
+namespace {
+
+using T = TensorType;
+constexpr MatmulKernel kKernels[] = {
+    {T::kF32, T::kF32, Isa::kAvx512, quantize_row_f32, avx512_gemm_f32},
+    {T::kF16, T::kF16, Isa::kAvx512, avx512_quantize_f16, avx512_gemm_f16},
+    {T::kBF16, T::kBF16, Isa::kAvx512, avx512_quantize_bf16, avx512_gemm_bf16},
+    {T::kQ8_0, T::kQ8_0, Isa::kAvx512, avx512_quantize_q8_0, avx512_gemm_q8_0},
+    {T::kQ4_0, T::kQ8_0, Isa::kAvx512, avx512_quantize_q8_0, avx512_gemm_q4_0},
+    {T::kIQ4_NL, T::kQ8_0, Isa::kAvx512, avx512_quantize_q8_0, avx512_gemm_iq4_nl},
+    {T::kQ4_K, T::kQ8_K, Isa::kAvx512, avx512_quantize_q8_k, avx512_gemm_q4_k},
+    {T::kQ5_K, T::kQ8_K, Isa::kAvx512, avx512_quantize_q8_k, avx512_gemm_q5_k},
+    {T::kQ6_K, T::kQ8_K, Isa::kAvx512, avx512_quantize_q8_k, avx512_gemm_q6_k},
+    {T::kIQ4_XS, T::kQ8_K, Isa::kAvx512, avx512_quantize_q8_k, avx512_gemm_iq4_xs},
+};
+
+}  // namespace
+
+const MatmulKernel* avx512_matmul_kernel(TensorType weight) {
+  for (const MatmulKernel& k : kKernels) {
+    if (k.weight == weight) return &k;
+  }
+  return nullptr;
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,189 @@
+// AVX-512 (VNNI) matmul for the 32-element block formats multiplied with q8_0 activations:
+// q8_0, q4_0 and iq4_nl weights. Row-lane kernels (see row_lane_gemm.h): 16 weight rows per zmm,
+// one vpdpbusd per 4 elements per column.
+//
+// Per output y[c][r] the arithmetic is ggml's scalar vec_dot, block after block:
+//   S = Σ q_w · q_a (exact int32), acc += float(S) · (d_w · d_a)          (q8_0)
+//   acc += (float(S) · d_w) · d_a (q4_0),  acc += (d_a · d_w) · float(S)  (iq4_nl)
+// so this family returns exactly vec_dot_reference's value for every row and column.
+//
+// vpdpbusd multiplies unsigned by signed bytes: the weight codes are stored biased to u8
+// (q + 128 for q8_0 and iq4_nl, the raw 0..15 nibble for q4_0) and the bias is removed by starting
+// the int32 sum at -bias · Σ q_a, taken from a per-column side table.
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/avx512_gemm.h"
+#include "kernels/avx512_util.h"
+#include "kernels/blocks.h"
+#include "kernels/quant_internal.h"
+#include "kernels/row_lane_gemm.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+namespace {
+
+// One block of 16 rows, packed: codes[g] lane l = elements 4g .. 4g+3 of row l (biased u8),
+// d[l] = the row's block scale.
+struct alignas(64) PackedBlock32 {
+  uint8_t codes[8][64];
+  float d[16];
+};
+
+// One column's activation block as the kernel reads it: the scale as f32, the start value
+// -bias · Σ q_a of the integer sum, and the codes.
+struct ActRecord {
+  float d;
+  int32_t start;
+  int8_t qs[kQK];
+};
+
+// Σ of the 32 int8 codes of a q8_0 block.
+inline int32_t sum_i8x32(const int8_t* q) {
+  const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), _mm256_set1_epi8(-128));
+  const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());  // 4 partial sums of (q + 128)
+  const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  return static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+}
+
+// The row orders of ggml's scalar kernels for the block scale.
+struct OrderQ8_0 {  // acc += float(S) * (d_w * d_a)
+  static __m512 apply(__m512 acc, __m512 s, __m512 dw, __m512 da) {
+    return _mm512_add_ps(acc, _mm512_mul_ps(s, _mm512_mul_ps(dw, da)));
+  }
+};
+struct OrderQ4_0 {  // acc += (float(S) * d_w) * d_a
+  static __m512 apply(__m512 acc, __m512 s, __m512 dw, __m512 da) {
+    return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(s, dw), da));
+  }
+};
+struct OrderIq4Nl {  // acc += (d_a * d_w) * float(S)
+  static __m512 apply(__m512 acc, __m512 s, __m512 dw, __m512 da) {
+    return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(da, dw), s));
+  }
+};
+
+// Shared by the three formats: everything but the packer, the bias and the scale order.
+template <typename Derived, typename Order, int kBias, int kWeightBytes>
+struct Block32Format {
+  static constexpr int kLanes = 16;
+  static constexpr int kBlockElems = kQK;
+  static constexpr int kWeightBlockBytes = kWeightBytes;
+  static constexpr int kPackedBlockBytes = sizeof(PackedBlock32);
+  static constexpr int kActRecordBytes = sizeof(ActRecord);
+  static constexpr int kChunkBlocks = 16;
+  static constexpr int kMaxCols = 12;
+
+  static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+    const auto* a = reinterpret_cast<const BlockQ8_0*>(act_row);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      auto* rec = reinterpret_cast<ActRecord*>(records + static_cast<size_t>(b) * block_stride);
+      rec->d = fp16_scalar(a[b].d);
+      rec->start = -kBias * sum_i8x32(a[b].qs);
+      std::memcpy(rec->qs, a[b].qs, kQK);
+    }
+  }
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedBlock32*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBytes;
+      Derived::pack_codes(base, offsets, out[b].codes);
+      _mm512_store_ps(out[b].d, gather_fp16(base, offsets));  // d is the first field of all three
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    // vpdpbusd: 5-cycle latency, 2 ports; keep about 8 chains in flight when columns are few.
+    constexpr int kSplit = C >= 4 ? 1 : (C >= 2 ? 2 : 4);
+    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+    const auto* pb = reinterpret_cast<const PackedBlock32*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto* rec = reinterpret_cast<const ActRecord*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+      // The block's integer sum as kSplit partial sums (exact, so only latency changes).
+      __m512i s[kSplit][C];
+      for (int c = 0; c < C; ++c) {
+        s[0][c] = _mm512_set1_epi32(rec[c].start);
+        for (int k = 1; k < kSplit; ++k) s[k][c] = _mm512_setzero_si512();
+      }
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {  // columns innermost: C · kSplit independent chains
+        const __m512i wq = _mm512_load_si512(pb[b].codes[g]);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
+        }
+      }
+      const __m512 dw = _mm512_load_ps(pb[b].d);
+      for (int c = 0; c < C; ++c) {
+        for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
+        acc[c] = Order::apply(acc[c], _mm512_cvtepi32_ps(s[0][c]), dw, _mm512_set1_ps(rec[c].d));
+      }
+    }
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, acc[c]);
+  }
+};
+
+struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, 128, sizeof(BlockQ8_0)> {
+  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[64]) {
+    __m512i t[8];
+    load_transpose_16x8(block + offsetof(BlockQ8_0, qs), offsets, t);
+    const __m512i bias = _mm512_set1_epi8(-128);
+    for (int g = 0; g < 8; ++g) _mm512_store_si512(codes[g], _mm512_xor_si512(t[g], bias));
+  }
+};
+
+// Nibble-packed 32-element codes: groups 0..3 are the low nibbles (elements 0..15), groups 4..7 the
+// high nibbles (elements 16..31), each mapped through `lut` (16 byte values per 128-bit lane).
+inline void unpack_nibbles(const uint8_t* qs, const int32_t* offsets, __m512i lut, bool use_lut, uint8_t (*codes)[64]) {
+  __m512i t[4];
+  load_transpose_16x4(qs, offsets, t);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int g = 0; g < 4; ++g) {
+    __m512i lo = _mm512_and_si512(t[g], low4);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(t[g], 4), low4);
+    if (use_lut) {
+      lo = _mm512_shuffle_epi8(lut, lo);
+      hi = _mm512_shuffle_epi8(lut, hi);
+    }
+    _mm512_store_si512(codes[g], lo);
+    _mm512_store_si512(codes[g + 4], hi);
+  }
+}
+
+struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, 8, sizeof(BlockQ4_0)> {
+  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[64]) {
+    unpack_nibbles(block + offsetof(BlockQ4_0, qs), offsets, _mm512_setzero_si512(), false, codes);
+  }
+};
+
+struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, 128, sizeof(BlockIQ4_NL)> {
+  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[64]) {
+    alignas(16) uint8_t biased[16];  // grid value + 128 as u8
+    for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(biased)));
+    unpack_nibbles(block + offsetof(BlockIQ4_NL, qs), offsets, lut, true, codes);
+  }
+};
+
+}  // namespace
+
+void avx512_gemm_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ8_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ4_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                        int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatIq4Nl>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,32 @@
+// Peak loops in AVX-512: vpdpbusd, vdpbf16ps and vfmadd231ps on zmm registers.
+#include "kernels/peak_internal.h"
+#include "kernels/peak_loop.h"
+#include "kernels/simd.h"
+
+namespace hylo::kernels {
+
+double avx512_int8_peak_gops() {
+  __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-5);
+  __asm__ volatile("" : "+v"(a), "+v"(b));
+  const double ips =
+      peak_instructions_per_second(_mm512_setzero_si512(), [&](__m512i acc) { return _mm512_dpbusd_epi32(acc, a, b); });
+  return ips * 64 * 2 / 1e9;
+}
+
+double avx512_bf16_peak_gflops() {
+  __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi16(0x3f80)), b = a;
+  __asm__ volatile("" : "+v"(a), "+v"(b));
+  const double ips =
+      peak_instructions_per_second(_mm512_setzero_ps(), [&](__m512 acc) { return _mm512_dpbf16_ps(acc, a, b); });
+  return ips * 32 * 2 / 1e9;
+}
+
+double avx512_fma_peak_gflops() {
+  __m512 a = _mm512_set1_ps(0.5f), b = _mm512_set1_ps(0.25f);
+  __asm__ volatile("" : "+v"(a), "+v"(b));
+  const double ips =
+      peak_instructions_per_second(_mm512_setzero_ps(), [&](__m512 acc) { return _mm512_fmadd_ps(acc, a, b); });
+  return ips * 16 * 2 / 1e9;
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,302 @@
+// Weight quantizers for writing files (hylo make-model): q4_0 and the K-quants q4_K, q5_K, q6_K
+// with the semantics of ggml's reference quantizers (no importance matrix). Not used at inference.
+// Compiled with -ffp-contract=off: the search below compares rounded float errors, so the exact
+// operation order decides which scale wins, and ggml-base (the reference) has no FMA.
+#include <cmath>
+#include <cstring>
+
+#include "base/check.h"
+#include "base/half.h"
+#include "kernels/blocks.h"
+#include "kernels/quant_internal.h"
+
+namespace hylo::kernels {
+namespace {
+
+// Below this magnitude a group counts as all zero (ggml's GROUP_MAX_EPS).
+constexpr float kGroupMaxEps = 1e-15f;
+
+// Round half to even through the float adder, valid for |v| < 2^22 (ggml's nearest_int).
+int nearest_int(float v) {
+  const float shifted = v + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, 4);
+  return (bits & 0x007fffff) - 0x00400000;
+}
+
+int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Affine fit x ≈ scale * L + min with L in 0..nmax (min <= 0), minimising Σ w (scale L + min - x)².
+// Start from the plain min/max grid, then try `nstep + 1` stretched grids
+// iscale = (nmax + rmin + rdelta * is) / (max - min); for each, solve the weighted least-squares
+// problem for (scale, min) with the codes fixed and keep it if its error is lower. This is the
+// search of ggml's make_qkx2_quants (squared error). Returns scale; *neg_min receives -min.
+float fit_scale_and_min(int n, int nmax, const float* x, const float* w, uint8_t* codes, float* neg_min, float rmin,
+                        float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = w[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::memset(codes, 0, static_cast<size_t>(n));
+    *neg_min = -min;
+    return 0.0f;
+  }
+  float iscale = static_cast<float>(nmax) / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    codes[i] = static_cast<uint8_t>(clamp_int(nearest_int(iscale * (x[i] - min)), 0, nmax));
+    const float diff = scale * static_cast<float>(codes[i]) + min - x[i];
+    best_error += w[i] * (diff * diff);
+  }
+  uint8_t trial[32];
+  HYLO_CHECK(n <= 32);
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = clamp_int(nearest_int(iscale * (x[i] - min)), 0, nmax);
+      trial[i] = static_cast<uint8_t>(l);
+      const float fl = static_cast<float>(l);
+      sum_l += w[i] * fl;
+      sum_l2 += w[i] * fl * fl;
+      sum_xl += w[i] * fl * x[i];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(det > 0)) continue;
+    float trial_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+    float trial_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (trial_min > 0) {  // the offset must not be positive: refit the scale alone
+      trial_min = 0;
+      trial_scale = sum_xl / sum_l2;
+    }
+    float error = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = trial_scale * static_cast<float>(trial[i]) + trial_min - x[i];
+      error += w[i] * (diff * diff);
+    }
+    if (error < best_error) {
+      std::memcpy(codes, trial, static_cast<size_t>(n));
+      best_error = error;
+      scale = trial_scale;
+      min = trial_min;
+    }
+  }
+  *neg_min = -min;
+  return scale;
+}
+
+// Symmetric fit x ≈ scale * (L - nmax) with L - nmax in -nmax..nmax-1, weights x² (ggml's
+// make_qx_quants with rmse_type 1): the grid through the largest-magnitude value, then 18 stretched
+// grids iscale = -(nmax + 0.1 is) / max; keep the one maximising (Σ w x l)² / Σ w l², which is the
+// least-squares error reduction. Returns the least-squares scale of the winner.
+float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* codes) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::memset(codes, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  auto code_of = [&](float iscale, int i) { return clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1); };
+  auto moments = [&](float iscale, float* sum_lx, float* sum_l2) {
+    *sum_lx = 0;
+    *sum_l2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const float l = static_cast<float>(code_of(iscale, i));
+      const float w = x[i] * x[i];
+      *sum_lx += w * x[i] * l;
+      *sum_l2 += w * l * l;
+    }
+  };
+  float iscale = static_cast<float>(-nmax) / max;
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<int8_t>(code_of(iscale, i) + nmax);
+  float sum_lx, sum_l2;
+  moments(iscale, &sum_lx, &sum_l2);
+  float scale = sum_l2 != 0 ? sum_lx / sum_l2 : 0.0f;
+  float best = scale * sum_lx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    moments(iscale, &sum_lx, &sum_l2);
+    if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
+      for (int i = 0; i < n; ++i) codes[i] = static_cast<int8_t>(code_of(iscale, i) + nmax);
+      scale = sum_lx / sum_l2;
+      best = scale * sum_lx;
+    }
+  }
+  return scale;
+}
+
+// Packs eight 6-bit (scale, min) pairs into the 12 bytes of q4_K / q5_K (inverse of
+// unpack_scale_min_k4).
+void pack_scale_min_k4(const uint8_t* sc, const uint8_t* m, uint8_t* b) {
+  std::memset(b, 0, 12);
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      b[j] = sc[j];
+      b[j + 4] = m[j];
+    } else {
+      b[j + 4] = static_cast<uint8_t>((sc[j] & 0x0F) | (m[j] & 0x0F) << 4);
+      b[j - 4] |= static_cast<uint8_t>((sc[j] >> 4) << 6);
+      b[j] |= static_cast<uint8_t>((m[j] >> 4) << 6);
+    }
+  }
+}
+
+// Shared by q4_K and q5_K: per 32-element sub-block an affine fit with weights |x| + rms(x), then
+// the 6-bit quantized scales and mins relative to the largest of each, then the codes re-derived
+// from the quantized block scales. Fills d, dmin, scales and codes[256] (0..nmax).
+void quantize_k4_super_block(const float* x, int nmax, float rmin, int nstep, uint16_t* d_out, uint16_t* dmin_out,
+                             uint8_t* scales_out, uint8_t* codes) {
+  float scales[8], mins[8];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float rms = std::sqrt(sum_x2 / 32);
+    float weights[32];
+    for (int l = 0; l < 32; ++l) weights[l] = rms + std::fabs(xs[l]);
+    scales[j] = fit_scale_and_min(32, nmax, xs, weights, codes + 32 * j, &mins[j], rmin, 0.1f, nstep);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  uint8_t ls[8], lm[8];
+  for (int j = 0; j < 8; ++j) {
+    ls[j] = static_cast<uint8_t>(nearest_int(inv_scale * scales[j]));
+    lm[j] = static_cast<uint8_t>(nearest_int(inv_min * mins[j]));
+    if (ls[j] > 63) ls[j] = 63;
+    if (lm[j] > 63) lm[j] = 63;
+  }
+  pack_scale_min_k4(ls, lm, scales_out);
+  *d_out = fp32_to_fp16(max_scale / 63.0f);
+  *dmin_out = fp32_to_fp16(max_min / 63.0f);
+  const float d = fp16_to_fp32(*d_out), dmin = fp16_to_fp32(*dmin_out);
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    unpack_scale_min_k4(j, scales_out, &sc, &m);
+    const float dl = d * static_cast<float>(sc);
+    if (dl == 0) continue;  // keep the codes of the fit
+    const float ml = dmin * static_cast<float>(m);
+    for (int l = 0; l < 32; ++l) {
+      codes[32 * j + l] = static_cast<uint8_t>(clamp_int(nearest_int((x[32 * j + l] + ml) / dl), 0, nmax));
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_row_q4_0_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQK == 0);
+  BlockQ4_0* y = static_cast<BlockQ4_0*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    float amax = 0, max = 0;  // signed value of the first element of largest magnitude
+    for (int j = 0; j < kQK; ++j) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    const float d = max / -8;  // the largest magnitude maps to code 0 (value -8)
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK / 2; ++j) {
+      // Truncation of (v + 8.5) rounds half up within the code range.
+      const int q0 = static_cast<int8_t>(x[j] * id + 8.5f);
+      const int q1 = static_cast<int8_t>(x[j + 16] * id + 8.5f);
+      y[i].qs[j] = static_cast<uint8_t>((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
+    }
+  }
+}
+
+void quantize_row_q4_k_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQKK == 0);
+  BlockQ4_K* y = static_cast<BlockQ4_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    uint8_t codes[kQKK];
+    quantize_k4_super_block(x, 15, -1.0f, 20, &y[i].d, &y[i].dmin, y[i].scales, codes);
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        y[i].qs[32 * c + l] = static_cast<uint8_t>(codes[64 * c + l] | codes[64 * c + 32 + l] << 4);
+      }
+    }
+  }
+}
+
+void quantize_row_q5_k_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQKK == 0);
+  BlockQ5_K* y = static_cast<BlockQ5_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    uint8_t codes[kQKK];
+    quantize_k4_super_block(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin, y[i].scales, codes);
+    std::memset(y[i].qh, 0, sizeof(y[i].qh));
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        const int lo = codes[64 * c + l], hi = codes[64 * c + 32 + l];
+        y[i].qs[32 * c + l] = static_cast<uint8_t>((lo & 0x0F) | (hi & 0x0F) << 4);
+        y[i].qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * c) | (hi >> 4) << (2 * c + 1));
+      }
+    }
+  }
+}
+
+void quantize_row_q6_k_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQKK == 0);
+  BlockQ6_K* y = static_cast<BlockQ6_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    int8_t codes[kQKK];  // 0..63 (value + 32)
+    float scales[16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int k = 0; k < 16; ++k) {
+      scales[k] = fit_symmetric_scale(16, 32, x + 16 * k, codes + 16 * k);
+      if (std::fabs(scales[k]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[k]);
+        max_scale = scales[k];
+      }
+    }
+    if (max_abs_scale < kGroupMaxEps) {
+      std::memset(&y[i], 0, sizeof(y[i]));
+      continue;
+    }
+    const float iscale = -128.0f / max_scale;
+    y[i].d = fp32_to_fp16(1 / iscale);
+    for (int k = 0; k < 16; ++k) {
+      const int s = nearest_int(iscale * scales[k]);
+      y[i].scales[k] = static_cast<int8_t>(s < 127 ? s : 127);
+    }
+    const float d = fp16_to_fp32(y[i].d);
+    for (int k = 0; k < 16; ++k) {
+      const float dl = d * static_cast<float>(y[i].scales[k]);
+      if (dl == 0) continue;  // keep the codes of the fit
+      for (int l = 0; l < 16; ++l) {
+        codes[16 * k + l] = static_cast<int8_t>(clamp_int(nearest_int(x[16 * k + l] / dl), -32, 31) + 32);
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* q = codes + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        y[i].ql[64 * h + l] = static_cast<uint8_t>((q[l] & 0x0F) | (q[l + 64] & 0x0F) << 4);
+        y[i].ql[64 * h + 32 + l] = static_cast<uint8_t>((q[l + 32] & 0x0F) | (q[l + 96] & 0x0F) << 4);
+        y[i].qh[32 * h + l] =
+            static_cast<uint8_t>((q[l] >> 4) | (q[l + 32] >> 4) << 2 | (q[l + 64] >> 4) << 4 | (q[l + 96] >> 4) << 6);
+      }
+    }
+  }
+}
+
+}  // namespace hylo::kernels

@@ -1,0 +1,106 @@
+// The loop nest shared by the SIMD integer matmul kernels ("row lanes"): a vector lane holds one
+// weight row, so a group of kLanes rows is multiplied with one activation column by broadcasting
+// 4 activation bytes into vpdpbusd (or its AVX2 equivalent) against 4 bytes of every row.
+//
+//   for each group of kLanes weight rows (the last one repeats its final row in the spare lanes):
+//     for each chunk of kChunkBlocks blocks along n:
+//       pack: transpose the group's blocks into lane-interleaved, unpacked codes + scale vectors
+//       for each group of up to kMaxCols activation columns:
+//         compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
+//
+// Batch invariance: a lane's arithmetic never mixes with another lane's, the chunk loop only
+// stores y and reloads it unchanged, and compute<C> performs for every column exactly the
+// operations compute<1> performs. So y[c][r] depends only on row r, column c and n.
+//
+// Included only by ISA-specific sources: everything is in an anonymous namespace (each including
+// translation unit gets its own copy), and it uses no library templates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/scratch.h"
+
+namespace hylo::kernels {
+namespace {
+
+// What a format F provides (see avx512_q8.cpp for an example):
+//   kLanes, kBlockElems, kWeightBlockBytes, kChunkBlocks, kMaxCols
+//   kPackedBlockBytes: packed bytes of one block of kLanes rows
+//   kActRecordBytes:   bytes of one column's activation record per block
+//   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride);
+//   static void pack(const uint8_t* w, const int32_t* row_offsets, int n_blocks, int64_t n_left, uint8_t* packed);
+// (n_left: elements of the row from the chunk's first block on; only the float formats, whose
+// last block may be partial, use it.)
+//   template <int C> static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks);
+//
+// The activations are re-laid once per call as records [block][column] (codes plus whatever side
+// values the format wants precomputed), so a column tile reads one pointer plus constant offsets.
+template <int C>
+struct ColumnTile {
+  const uint8_t* act;       // record of (the chunk's first block, the tile's first column)
+  size_t act_block_stride;  // bytes from one block's records to the next
+  float* y[C];              // y + c * ldy + first row of the group
+  uint32_t lane_mask;       // valid rows of the group
+  bool first_chunk;         // start from 0 instead of loading y
+};
+
+template <typename F, int C>
+void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_t* act, size_t act_block_stride,
+                     float* y, size_t ldy, uint32_t lane_mask, bool first) {
+  if (cols != C) {
+    if constexpr (C > 1) {
+      compute_columns<F, C - 1>(cols, packed, n_blocks, act, act_block_stride, y, ldy, lane_mask, first);
+    }
+    return;
+  }
+  ColumnTile<C> tile;
+  tile.act = act;
+  tile.act_block_stride = act_block_stride;
+  for (int c = 0; c < C; ++c) tile.y[c] = y + static_cast<size_t>(c) * ldy;
+  tile.lane_mask = lane_mask;
+  tile.first_chunk = first;
+  F::template compute<C>(tile, packed, n_blocks);
+}
+
+template <typename F>
+void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                   int64_t n_cols, float* y, size_t ldy) {
+  constexpr int kLanes = F::kLanes;
+  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* wb = static_cast<const uint8_t*>(w);
+
+  // Activation records [block][column], once per call.
+  const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
+  auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
+  for (int64_t c = 0; c < n_cols; ++c) {
+    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
+            act_block_stride);
+  }
+
+  alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kLanes) {
+    const int rows = n_rows - r0 < kLanes ? static_cast<int>(n_rows - r0) : kLanes;
+    int32_t row_offsets[kLanes];  // spare lanes repeat the last row: valid memory, results dropped
+    for (int l = 0; l < kLanes; ++l) row_offsets[l] = static_cast<int32_t>((l < rows ? l : rows - 1) * w_stride);
+    const uint32_t lane_mask = rows == 32 ? ~0u : (1u << rows) - 1;
+    const uint8_t* w_group = wb + static_cast<size_t>(r0) * w_stride;
+
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += F::kChunkBlocks) {
+      const int nb = n_blocks - b0 < F::kChunkBlocks ? static_cast<int>(n_blocks - b0) : F::kChunkBlocks;
+      F::pack(w_group + static_cast<size_t>(b0) * F::kWeightBlockBytes, row_offsets, nb, n - b0 * F::kBlockElems,
+              packed);
+      const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
+      for (int64_t c0 = 0; c0 < n_cols; c0 += F::kMaxCols) {
+        const int cols = n_cols - c0 < F::kMaxCols ? static_cast<int>(n_cols - c0) : F::kMaxCols;
+        compute_columns<F, F::kMaxCols>(cols, packed, nb, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
+                                        act_block_stride, y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0),
+                                        ldy, lane_mask, b0 == 0);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hylo::kernels

@@ -1,0 +1,394 @@
+// Every matmul kernel the binary contains (type × ISA family supported by this CPU) against the
+// scalar reference: random shapes including edge tiles, the fixture rows of dots.json, identical
+// activation bytes in every family, and batch invariance (bit-identical outputs however the
+// matrix is split into row ranges and column sets).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/half.h"
+#include "kernels/quant.h"
+#include "kernels/quant_fixture.h"
+
+namespace hylo::kernels {
+namespace {
+
+constexpr TensorType kTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16,   TensorType::kQ8_0,
+                                 TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,   TensorType::kQ6_K,
+                                 TensorType::kQ2_K, TensorType::kQ3_K, TensorType::kIQ4_NL, TensorType::kIQ4_XS,
+                                 TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1};
+
+struct Case {
+  const MatmulKernel* kernel;
+  std::string name;
+};
+
+// Every (type, family) pair compiled in and runnable here.
+std::vector<Case> all_kernels() {
+  std::vector<Case> cases;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    for (TensorType t : kTypes) {
+      if (const MatmulKernel* k = matmul_kernel(t, isa)) {
+        cases.push_back({k, std::string(isa_name(isa)) + "/" + std::string(tensor_type_name(t))});
+      }
+    }
+  }
+  return cases;
+}
+
+// Weights and activations ------------------------------------------------------------------------
+
+// n_rows random rows of `type`: quantized from N(0, 1) (with per-row scale variety) where a writer
+// quantizer exists, otherwise random code bytes with small positive fp16 block scales.
+std::vector<uint8_t> random_weights(TensorType type, int64_t n_rows, int64_t n, std::mt19937& rng) {
+  const size_t rb = row_bytes(type, n);
+  std::vector<uint8_t> w(rb * n_rows);
+  if (can_quantize(type)) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> row(n);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const float scale = std::ldexp(1.0f, static_cast<int>(r % 7) - 3);
+      for (float& v : row) v = normal(rng) * scale;
+      quantize_row(type, row.data(), w.data() + r * rb, n);
+    }
+    return w;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& b : w) b = static_cast<uint8_t>(byte(rng));
+  // Tame the fp16 scale fields: the first field of every block of these types (d), plus dmin for
+  // q4_1/q5_1 and the K-quants' d/dmin at their offsets.
+  std::uniform_real_distribution<float> mag(0.001f, 0.02f);
+  const TensorTypeInfo& info = tensor_type_info(type);
+  std::vector<size_t> fields;
+  switch (type) {
+    case TensorType::kQ2_K:
+      fields = {80, 82};
+      break;
+    case TensorType::kQ3_K:
+      fields = {108};
+      break;
+    case TensorType::kQ4_1:
+    case TensorType::kQ5_1:
+      fields = {0, 2};
+      break;
+    default:
+      fields = {0};
+      break;
+  }
+  for (size_t off = 0; off < w.size(); off += info.block_bytes) {
+    for (size_t f : fields) {
+      const uint16_t h = fp32_to_fp16(mag(rng));
+      std::memcpy(&w[off + f], &h, 2);
+    }
+  }
+  return w;
+}
+
+std::vector<float> random_activations(int64_t n_cols, int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n_cols * n);
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+struct Problem {
+  int64_t n, n_rows, n_cols;
+  std::vector<uint8_t> w;   // [n_rows, row_bytes(weight)]
+  std::vector<uint8_t> xq;  // [n_cols, row_bytes(act)]
+  size_t w_stride, x_stride;
+};
+
+Problem make_problem(const MatmulKernel& k, int64_t n, int64_t n_rows, int64_t n_cols, std::mt19937& rng) {
+  Problem p{
+      n, n_rows, n_cols, random_weights(k.weight, n_rows, n, rng), {}, row_bytes(k.weight, n), row_bytes(k.act, n)};
+  const std::vector<float> x = random_activations(n_cols, n, rng);
+  p.xq.resize(p.x_stride * n_cols);
+  for (int64_t c = 0; c < n_cols; ++c) k.quantize_act(x.data() + c * n, p.xq.data() + c * p.x_stride, n);
+  return p;
+}
+
+std::vector<float> run(const MatmulKernel& k, const Problem& p) {
+  std::vector<float> y(p.n_cols * p.n_rows, std::nanf(""));
+  k.gemm(p.n, p.w.data(), p.w_stride, p.n_rows, p.xq.data(), p.x_stride, p.n_cols, y.data(), p.n_rows);
+  return y;
+}
+
+// Tolerance --------------------------------------------------------------------------------------
+
+// Every kernel computes exact integer (or exact product) partial sums and then accumulates them in
+// f32 with at most one rounding per step: a chain of m roundings errs by at most m·u·Σ|terms|
+// (u = 2^-24, first order), and every term is bounded by the Σ|w·a| of its elements, so
+// |dot - exact| <= c · Σ|w·a| with c = 1.5 · m · u (1.5: slack for second-order terms), m the
+// longest chain of roundings an output goes through:
+//  - integer formats: one accumulation step per block of >= 16 elements plus a few scale
+//    products, min terms and final reductions: m = n / 16 + 16 (4e-6 for n = 512, in line with
+//    the README's measured 1.2e-7 .. 1e-6);
+//  - float formats: the SIMD families accumulate one element per step (one fma per element, in
+//    order), so m = n + 16; the scalar family sums in double and is far inside that.
+double tolerance_c(TensorType type, int64_t n) {
+  const bool per_element = tensor_type_info(type).block_elems == 1;
+  const double m = per_element ? static_cast<double>(n) + 16 : static_cast<double>(n) / 16 + 16;
+  return 1.5 * m * std::ldexp(1.0, -24);
+}
+
+// q4_1/q5_1 weights (y = q·d + m) meet q8_1 activations through the block's stored s = fp16(d_a·Σq_a):
+// ggml adds m_w·s_a where the exact product has m_w·d_a·Σq_a. That rounding is part of the format
+// (the README's 7.3e-6), so the reference includes it: Σ_blocks m_w · (s_a - d_a·Σq_a).
+double q8_1_offset_rounding(const MatmulKernel& k, const Problem& p, int64_t r, int64_t c) {
+  const size_t wb = tensor_type_info(k.weight).block_bytes;
+  double delta = 0;
+  for (int64_t b = 0; b < p.n / 32; ++b) {
+    const uint8_t* wblk = p.w.data() + r * p.w_stride + b * wb;
+    const uint8_t* ablk = p.xq.data() + c * p.x_stride + b * 36;
+    uint16_t m_bits, d_bits, s_bits;
+    std::memcpy(&m_bits, wblk + 2, 2);
+    std::memcpy(&d_bits, ablk, 2);
+    std::memcpy(&s_bits, ablk + 2, 2);
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) sum += static_cast<int8_t>(ablk[4 + i]);
+    delta += static_cast<double>(fp16_to_fp32(m_bits)) *
+             (fp16_to_fp32(s_bits) - static_cast<double>(fp16_to_fp32(d_bits)) * sum);
+  }
+  return delta;
+}
+
+// Exact (double) dot of the dequantized rows and Σ|w·a|, per (c, r).
+void reference(const MatmulKernel& k, const Problem& p, std::vector<double>* dot, std::vector<double>* mag) {
+  std::vector<float> wf(p.n), xf(p.n);
+  dot->assign(p.n_cols * p.n_rows, 0);
+  mag->assign(p.n_cols * p.n_rows, 0);
+  std::vector<float> xall(p.n_cols * p.n);
+  for (int64_t c = 0; c < p.n_cols; ++c) dequantize_row(k.act, p.xq.data() + c * p.x_stride, &xall[c * p.n], p.n);
+  for (int64_t r = 0; r < p.n_rows; ++r) {
+    dequantize_row(k.weight, p.w.data() + r * p.w_stride, wf.data(), p.n);
+    for (int64_t c = 0; c < p.n_cols; ++c) {
+      double s = 0, m = 0;
+      for (int64_t i = 0; i < p.n; ++i) {
+        const double t = static_cast<double>(wf[i]) * xall[c * p.n + i];
+        s += t;
+        m += std::fabs(t);
+      }
+      if (k.act == TensorType::kQ8_1) s += q8_1_offset_rounding(k, p, r, c);
+      (*dot)[c * p.n_rows + r] = s;
+      (*mag)[c * p.n_rows + r] = m;
+    }
+  }
+}
+
+void expect_close(const MatmulKernel& k, const Problem& p, const std::vector<float>& y, const std::string& what) {
+  std::vector<double> dot, mag;
+  reference(k, p, &dot, &mag);
+  const double c = tolerance_c(k.weight, p.n);
+  int failures = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double err = std::fabs(y[i] - dot[i]);
+    if (!(err <= c * mag[i]) && failures++ < 5) {
+      ADD_FAILURE() << what << " col " << i / p.n_rows << " row " << i % p.n_rows << ": " << y[i] << " vs exact "
+                    << dot[i] << " (err " << err << " > " << c << " * " << mag[i] << ")";
+    }
+  }
+}
+
+// Types whose scalar kernel follows the SIMD families' arithmetic (the others follow ggml's scalar
+// order and have no SIMD kernel).
+bool shares_simd_numerics(TensorType t) { return matmul_kernel(t, Isa::kAvx2) != nullptr; }
+
+// Tests -----------------------------------------------------------------------------------------
+
+TEST(Matmul, KernelTable) {
+  for (TensorType t : {TensorType::kF32, TensorType::kF16, TensorType::kBF16, TensorType::kQ8_0, TensorType::kQ4_K,
+                       TensorType::kQ5_K, TensorType::kQ6_K}) {
+    const MatmulKernel* k = matmul_kernel(t);
+    ASSERT_NE(k, nullptr) << tensor_type_name(t);
+    EXPECT_EQ(k->weight, t);
+    EXPECT_EQ(k->act, vec_dot_type(t));
+    EXPECT_TRUE(has_matmul(t));
+  }
+  for (const Case& c : all_kernels()) {
+    EXPECT_EQ(c.kernel->act, vec_dot_type(c.kernel->weight)) << c.name;
+    EXPECT_TRUE(isa_supported(c.kernel->isa)) << c.name;
+  }
+  EXPECT_EQ(matmul_kernel(TensorType::kIQ2_XXS), nullptr);
+}
+
+// quantize_act of every family writes the bytes of quantize_act_row (so all families see the same
+// activations), here on data with exact rounding ties, zero blocks, ties of the largest magnitude
+// with both signs, subnormals and, for the float formats, lengths that are no multiple of a vector.
+TEST(Matmul, ActivationBytesIdenticalInEveryFamily) {
+  std::mt19937 rng(1);
+  const int64_t n = 2048;
+  std::vector<float> x = random_activations(1, n + 13, rng);
+  for (int i = 0; i < 32; ++i) x[64 + i] = 0.0f;                                // an all-zero q8_0 block
+  for (int i = 0; i < 32; ++i) x[128 + i] = i == 0 ? 127.0f : (i - 16) + 0.5f;  // ties at scale 1
+  for (int i = 0; i < 256; ++i) x[768 + i] = 0.0f;                              // an all-zero q8_K block
+  x[1024 + 3] = -9.0f;                                                          // largest magnitude twice,
+  x[1024 + 200] = 9.0f;                                                         // first one negative
+  x[1300] = 1e-40f;                                                             // f32 subnormal
+  x[1301] = -0.0f;
+  x[1302] = 65520.0f;                        // rounds to f16 inf
+  x[1303] = 1.0009765625f + 0.00048828125f;  // f16 tie
+  x[1304] = 1.00390625f;                     // bf16 tie
+  x[1305] = 5.9604645e-08f;                  // f16 subnormal
+  for (const Case& c : all_kernels()) {
+    const bool float_act = tensor_type_info(c.kernel->act).block_elems == 1;
+    for (int64_t len : {n, float_act ? n + 13 : n}) {
+      std::vector<uint8_t> got(row_bytes(c.kernel->act, len)), want(got.size());
+      c.kernel->quantize_act(x.data(), got.data(), len);
+      quantize_act_row(c.kernel->act, x.data(), want.data(), len);
+      EXPECT_EQ(got, want) << c.name << " n=" << len;
+    }
+  }
+  // NaN survives bf16 conversion as a quiet NaN in every family.
+  std::vector<float> nan_row(37, std::nanf(""));
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (const MatmulKernel* k = matmul_kernel(TensorType::kBF16, isa)) {
+      std::vector<uint8_t> got(2 * nan_row.size()), want(got.size());
+      k->quantize_act(nan_row.data(), got.data(), static_cast<int64_t>(nan_row.size()));
+      quantize_act_row(TensorType::kBF16, nan_row.data(), want.data(), static_cast<int64_t>(nan_row.size()));
+      EXPECT_EQ(got, want) << isa_name(isa);
+    }
+  }
+}
+
+TEST(Matmul, MatchesReferenceOnRandomShapes) {
+  struct Shape {
+    int64_t blocks, n_rows, n_cols;
+  };
+  const Shape shapes[] = {{1, 1, 1},  {1, 17, 3}, {3, 16, 8},  {2, 33, 9},
+                          {5, 5, 13}, {9, 40, 1}, {24, 20, 2}, {40, 3, 17}};
+  for (const Case& c : all_kernels()) {
+    std::mt19937 rng(42);
+    const int64_t block =
+        tensor_type_info(c.kernel->weight).block_elems == 1 ? 32 : tensor_type_info(c.kernel->weight).block_elems;
+    for (const Shape& s : shapes) {
+      const int64_t n = s.blocks * block;
+      const Problem p = make_problem(*c.kernel, n, s.n_rows, s.n_cols, rng);
+      expect_close(*c.kernel, p, run(*c.kernel, p),
+                   c.name + " n=" + std::to_string(n) + " rows=" + std::to_string(s.n_rows) +
+                       " cols=" + std::to_string(s.n_cols));
+    }
+  }
+}
+
+// Float kernels on lengths that are not a multiple of their vector width.
+TEST(Matmul, FloatTypesOddLengths) {
+  for (const Case& c : all_kernels()) {
+    if (tensor_type_info(c.kernel->weight).block_elems != 1) continue;
+    std::mt19937 rng(3);
+    for (int64_t n : {1, 7, 17, 33, 100}) {
+      const Problem p = make_problem(*c.kernel, n, 19, 5, rng);
+      expect_close(*c.kernel, p, run(*c.kernel, p), c.name + " n=" + std::to_string(n));
+    }
+  }
+}
+
+// The fixture rows (dots.json) with the natively quantized activation: within the tolerance of
+// ggml's scalar result, and bit for bit where the family promises ggml's scalar order.
+TEST(Matmul, FixtureDots) {
+  for (const Case& c : all_kernels()) {
+    const std::string type_name(tensor_type_name(c.kernel->weight));
+    const auto& types = test::quant_fixture_types();
+    if (std::find(types.begin(), types.end(), type_name) == types.end()) continue;
+    const auto f = test::load_quant_fixture(type_name);
+    std::vector<float> y(f.n_rows);
+    c.kernel->gemm(f.n_per_row, f.bytes.data(), f.row_bytes, f.n_rows, f.act_native.data(), 0, 1, y.data(), f.n_rows);
+    std::vector<float> a(f.n_per_row);
+    dequantize_row(f.act, f.act_native.data(), a.data(), f.n_per_row);
+    // ggml's scalar order: q8_0, q4_0, iq4_nl in every family; the scalar family's types without
+    // SIMD kernels. The rest follow the SIMD families' own order (within the tolerance).
+    const TensorType t = c.kernel->weight;
+    const bool exact = t == TensorType::kQ8_0 || t == TensorType::kQ4_0 || t == TensorType::kIQ4_NL ||
+                       (c.kernel->isa == Isa::kScalar && !shares_simd_numerics(t));
+    for (int64_t r = 0; r < f.n_rows; ++r) {
+      const float want = f.dots["vec_dot_scalar__act_native"][r].get<float>();
+      double mag = 0;
+      for (int64_t i = 0; i < f.n_per_row; ++i)
+        mag += std::fabs(static_cast<double>(f.dequant[r * f.n_per_row + i]) * a[i]);
+      if (exact) {
+        EXPECT_EQ(std::bit_cast<uint32_t>(y[r]), std::bit_cast<uint32_t>(want)) << c.name << " row " << r;
+      } else {
+        EXPECT_LE(std::fabs(y[r] - want), 2 * tolerance_c(f.type, f.n_per_row) * mag) << c.name << " row " << r;
+      }
+    }
+  }
+}
+
+// The same matrix computed whole, one column at a time, and as an irregular grid of row ranges and
+// column sets (so rows land in different lanes and tiles, and columns in different column groups)
+// must give bit-identical results.
+TEST(Matmul, BatchInvariance) {
+  for (const Case& c : all_kernels()) {
+    std::mt19937 rng(9);
+    const int64_t block = std::max<int64_t>(32, tensor_type_info(c.kernel->weight).block_elems);
+    const int64_t n = block * (block == 32 ? 21 : 5);  // more than one K-chunk of every kernel
+    const Problem p = make_problem(*c.kernel, n, 45, 21, rng);
+    const std::vector<float> whole = run(*c.kernel, p);
+
+    std::vector<float> split(whole.size(), std::nanf(""));
+    const size_t ldy = p.n_rows;
+    const int64_t row_cuts[] = {0, 1, 4, 21, 22, 38, 45};
+    const int64_t col_cuts[] = {0, 1, 2, 11, 12, 21};
+    for (size_t ri = 0; ri + 1 < std::size(row_cuts); ++ri) {
+      for (size_t ci = 0; ci + 1 < std::size(col_cuts); ++ci) {
+        const int64_t r0 = row_cuts[ri], r1 = row_cuts[ri + 1], c0 = col_cuts[ci], c1 = col_cuts[ci + 1];
+        c.kernel->gemm(n, p.w.data() + r0 * p.w_stride, p.w_stride, r1 - r0, p.xq.data() + c0 * p.x_stride, p.x_stride,
+                       c1 - c0, split.data() + c0 * ldy + r0, ldy);
+      }
+    }
+    std::vector<float> single(whole.size(), std::nanf(""));
+    for (int64_t r = 0; r < p.n_rows; ++r) {
+      for (int64_t col = 0; col < p.n_cols; ++col) {
+        c.kernel->gemm(n, p.w.data() + r * p.w_stride, p.w_stride, 1, p.xq.data() + col * p.x_stride, p.x_stride, 1,
+                       &single[col * ldy + r], ldy);
+      }
+    }
+    int diffs = 0;
+    for (size_t i = 0; i < whole.size(); ++i) {
+      const uint32_t a = std::bit_cast<uint32_t>(whole[i]);
+      if ((a != std::bit_cast<uint32_t>(split[i]) || a != std::bit_cast<uint32_t>(single[i])) && diffs++ < 5) {
+        ADD_FAILURE() << c.name << " col " << i / ldy << " row " << i % ldy << ": whole " << whole[i] << " split "
+                      << split[i] << " single " << single[i];
+      }
+    }
+  }
+}
+
+// Every family implements the same per-output arithmetic for the types they share (exact integer
+// block sums, one fixed f32 sequence), so a model gives the same bits on any CPU: compare every
+// family present here with every other on the same shapes.
+TEST(Matmul, FamiliesAgreeBitForBit) {
+  for (TensorType t : kTypes) {
+    std::vector<const MatmulKernel*> kernels;
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      const MatmulKernel* k = matmul_kernel(t, isa);
+      if (k != nullptr && (isa != Isa::kScalar || shares_simd_numerics(t))) kernels.push_back(k);
+    }
+    if (kernels.size() < 2) continue;
+    std::mt19937 rng(11);
+    const int64_t block = std::max<int64_t>(32, tensor_type_info(t).block_elems);
+    for (int64_t n : {block, block * 9, block * 3}) {
+      const int64_t n_elems = tensor_type_info(t).block_elems == 1 ? n + 5 : n;  // odd float lengths too
+      const Problem p = make_problem(*kernels[0], n_elems, 19, 7, rng);
+      const std::vector<float> first = run(*kernels[0], p);
+      for (size_t i = 1; i < kernels.size(); ++i) {
+        const std::vector<float> other = run(*kernels[i], p);
+        int diffs = 0;
+        for (size_t e = 0; e < first.size(); ++e) {
+          if (std::bit_cast<uint32_t>(first[e]) != std::bit_cast<uint32_t>(other[e]) && diffs++ < 3) {
+            ADD_FAILURE() << tensor_type_name(t) << " n=" << n_elems << " " << isa_name(kernels[0]->isa) << " vs "
+                          << isa_name(kernels[i]->isa) << " at " << e << ": " << first[e] << " vs " << other[e];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hylo::kernels
