@@ -63,23 +63,12 @@ void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_
   F::template compute<C>(tile, packed, n_blocks);
 }
 
+// Rows r0.. in groups of kLanes, against columns [c_begin, c_end).
 template <typename F>
-void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
-                   int64_t n_cols, float* y, size_t ldy) {
+void row_lane_column_block(int64_t n_blocks, int64_t n, const uint8_t* wb, size_t w_stride, int64_t n_rows,
+                           const uint8_t* act, size_t act_block_stride, int64_t c_begin, int64_t c_end, float* y,
+                           size_t ldy, uint8_t* packed) {
   constexpr int kLanes = F::kLanes;
-  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* wb = static_cast<const uint8_t*>(w);
-
-  // Activation records [block][column], once per call.
-  const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
-  auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
-  for (int64_t c = 0; c < n_cols; ++c) {
-    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
-            act_block_stride);
-  }
-
-  alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
   for (int64_t r0 = 0; r0 < n_rows; r0 += kLanes) {
     const int rows = n_rows - r0 < kLanes ? static_cast<int>(n_rows - r0) : kLanes;
     int32_t row_offsets[kLanes];  // spare lanes repeat the last row: valid memory, results dropped
@@ -92,13 +81,38 @@ void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
       F::pack(w_group + static_cast<size_t>(b0) * F::kWeightBlockBytes, row_offsets, nb, n - b0 * F::kBlockElems,
               packed);
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
-      for (int64_t c0 = 0; c0 < n_cols; c0 += F::kMaxCols) {
-        const int cols = n_cols - c0 < F::kMaxCols ? static_cast<int>(n_cols - c0) : F::kMaxCols;
+      for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kMaxCols) {
+        const int cols = c_end - c0 < F::kMaxCols ? static_cast<int>(c_end - c0) : F::kMaxCols;
         compute_columns<F, F::kMaxCols>(cols, packed, nb, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
                                         act_block_stride, y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0),
                                         ldy, lane_mask, b0 == 0);
       }
     }
+  }
+}
+
+template <typename F>
+void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                   int64_t n_cols, float* y, size_t ldy) {
+  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* wb = static_cast<const uint8_t*>(w);
+
+  // Activation records [block][column], once per call.
+  const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
+  auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
+  for (int64_t c = 0; c < n_cols; ++c) {
+    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
+            act_block_stride);
+  }
+
+  // Columns in blocks whose activation records stay in L2 (about 256 columns, a multiple of
+  // kMaxCols); the weights are packed again for every block, a small cost at that ratio.
+  constexpr int64_t kColumnBlock = F::kMaxCols * (256 / F::kMaxCols);
+  alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
+  for (int64_t cb = 0; cb < n_cols; cb += kColumnBlock) {
+    const int64_t cb_end = n_cols - cb < kColumnBlock ? n_cols : cb + kColumnBlock;
+    row_lane_column_block<F>(n_blocks, n, wb, w_stride, n_rows, act, act_block_stride, cb, cb_end, y, ldy, packed);
   }
 }
 
