@@ -1,12 +1,15 @@
-// The loop nest shared by the SIMD integer matmul kernels ("row lanes"): a vector lane holds one
-// weight row, so a group of kLanes rows is multiplied with one activation column by broadcasting
-// 4 activation bytes into vpdpbusd (or its AVX2 equivalent) against 4 bytes of every row.
+// The loop nest shared by the SIMD matmul kernels ("row lanes"): a vector lane holds one weight
+// row, so a group of kLanes rows is multiplied with one activation column by broadcasting 4
+// activation bytes into vpdpbusd (or its AVX2 equivalent) against 4 bytes of every row, or, for
+// the float formats, one activation value into an FMA.
 //
-//   for each group of kLanes weight rows (the last one repeats its final row in the spare lanes):
-//     for each chunk of kChunkBlocks blocks along n:
-//       pack: transpose the group's blocks into lane-interleaved, unpacked codes + scale vectors
-//       for each group of up to kMaxCols activation columns:
-//         compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
+//   prep: every activation column re-laid as records [block][column] (once per call)
+//   for each block of about 256 columns (their records stay in L2):
+//     for each group of kLanes weight rows (the last one repeats its final row in spare lanes):
+//       for each chunk of kChunkBlocks blocks along n:
+//         pack: transpose the group's blocks into lane-interleaved, unpacked codes + scale vectors
+//         for each group of up to kMaxCols columns of the block:
+//           compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
 //
 // Batch invariance: a lane's arithmetic never mixes with another lane's, the chunk loop only
 // stores y and reloads it unchanged, and compute<C> performs for every column exactly the
