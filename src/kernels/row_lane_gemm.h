@@ -1,12 +1,15 @@
-// The loop nest shared by the SIMD integer matmul kernels ("row lanes"): a vector lane holds one
-// weight row, so a group of kLanes rows is multiplied with one activation column by broadcasting
-// 4 activation bytes into vpdpbusd (or its AVX2 equivalent) against 4 bytes of every row.
+// The loop nest shared by the SIMD matmul kernels ("row lanes"): a vector lane holds one weight
+// row, so a group of kLanes rows is multiplied with one activation column by broadcasting 4
+// activation bytes into vpdpbusd (or its AVX2 equivalent) against 4 bytes of every row, or, for
+// the float formats, one activation value into an FMA.
 //
-//   for each group of kLanes weight rows (the last one repeats its final row in the spare lanes):
-//     for each chunk of kChunkBlocks blocks along n:
-//       pack: transpose the group's blocks into lane-interleaved, unpacked codes + scale vectors
-//       for each group of up to kMaxCols activation columns:
-//         compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
+//   prep: every activation column re-laid as records [block][column] (once per call)
+//   for each block of about 256 columns (their records stay in L2):
+//     for each group of kLanes weight rows (the last one repeats its final row in spare lanes):
+//       for each chunk of kChunkBlocks blocks along n:
+//         pack: transpose the group's blocks into lane-interleaved, unpacked codes + scale vectors
+//         for each group of up to kMaxCols columns of the block:
+//           compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
 //
 // Batch invariance: a lane's arithmetic never mixes with another lane's, the chunk loop only
 // stores y and reloads it unchanged, and compute<C> performs for every column exactly the
@@ -63,23 +66,12 @@ void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_
   F::template compute<C>(tile, packed, n_blocks);
 }
 
+// Rows r0.. in groups of kLanes, against columns [c_begin, c_end).
 template <typename F>
-void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
-                   int64_t n_cols, float* y, size_t ldy) {
+void row_lane_column_block(int64_t n_blocks, int64_t n, const uint8_t* wb, size_t w_stride, int64_t n_rows,
+                           const uint8_t* act, size_t act_block_stride, int64_t c_begin, int64_t c_end, float* y,
+                           size_t ldy, uint8_t* packed) {
   constexpr int kLanes = F::kLanes;
-  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* wb = static_cast<const uint8_t*>(w);
-
-  // Activation records [block][column], once per call.
-  const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
-  auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
-  for (int64_t c = 0; c < n_cols; ++c) {
-    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
-            act_block_stride);
-  }
-
-  alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
   for (int64_t r0 = 0; r0 < n_rows; r0 += kLanes) {
     const int rows = n_rows - r0 < kLanes ? static_cast<int>(n_rows - r0) : kLanes;
     int32_t row_offsets[kLanes];  // spare lanes repeat the last row: valid memory, results dropped
@@ -92,13 +84,38 @@ void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
       F::pack(w_group + static_cast<size_t>(b0) * F::kWeightBlockBytes, row_offsets, nb, n - b0 * F::kBlockElems,
               packed);
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
-      for (int64_t c0 = 0; c0 < n_cols; c0 += F::kMaxCols) {
-        const int cols = n_cols - c0 < F::kMaxCols ? static_cast<int>(n_cols - c0) : F::kMaxCols;
+      for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kMaxCols) {
+        const int cols = c_end - c0 < F::kMaxCols ? static_cast<int>(c_end - c0) : F::kMaxCols;
         compute_columns<F, F::kMaxCols>(cols, packed, nb, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
                                         act_block_stride, y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0),
                                         ldy, lane_mask, b0 == 0);
       }
     }
+  }
+}
+
+template <typename F>
+void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                   int64_t n_cols, float* y, size_t ldy) {
+  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* wb = static_cast<const uint8_t*>(w);
+
+  // Activation records [block][column], once per call.
+  const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
+  auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
+  for (int64_t c = 0; c < n_cols; ++c) {
+    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
+            act_block_stride);
+  }
+
+  // Columns in blocks whose activation records stay in L2 (about 256 columns, a multiple of
+  // kMaxCols); the weights are packed again for every block, a small cost at that ratio.
+  constexpr int64_t kColumnBlock = F::kMaxCols * (256 / F::kMaxCols);
+  alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
+  for (int64_t cb = 0; cb < n_cols; cb += kColumnBlock) {
+    const int64_t cb_end = n_cols - cb < kColumnBlock ? n_cols : cb + kColumnBlock;
+    row_lane_column_block<F>(n_blocks, n, wb, w_stride, n_rows, act, act_block_stride, cb, cb_end, y, ldy, packed);
   }
 }
 

@@ -359,6 +359,28 @@ TEST(Matmul, BatchInvariance) {
   }
 }
 
+// A batch wider than the kernels' column blocks (about 256 columns): whole versus column by column.
+TEST(Matmul, BatchInvarianceWideBatch) {
+  for (const Case& c : all_kernels()) {
+    if (c.kernel->isa == Isa::kScalar) continue;  // one vec_dot per output: nothing to block
+    std::mt19937 rng(5);
+    const int64_t n = std::max<int64_t>(32, tensor_type_info(c.kernel->weight).block_elems);
+    const Problem p = make_problem(*c.kernel, n, 9, 300, rng);
+    const std::vector<float> whole = run(*c.kernel, p);
+    std::vector<float> single(whole.size(), std::nanf(""));
+    for (int64_t col = 0; col < p.n_cols; ++col) {
+      c.kernel->gemm(n, p.w.data(), p.w_stride, p.n_rows, p.xq.data() + col * p.x_stride, p.x_stride, 1,
+                     &single[col * p.n_rows], p.n_rows);
+    }
+    int diffs = 0;
+    for (size_t i = 0; i < whole.size(); ++i) {
+      if (std::bit_cast<uint32_t>(whole[i]) != std::bit_cast<uint32_t>(single[i]) && diffs++ < 3) {
+        ADD_FAILURE() << c.name << " col " << i / p.n_rows << " row " << i % p.n_rows;
+      }
+    }
+  }
+}
+
 // Every family implements the same per-output arithmetic for the types they share (exact integer
 // block sums, one fixed f32 sequence), so a model gives the same bits on any CPU: compare every
 // family present here with every other on the same shapes.
