@@ -31,6 +31,8 @@ struct VecKernels {
   void (*softmax)(float* x, int64_t n);
   // y = silu(g)·u  (SwiGLU). In place allowed (y may alias g or u).
   void (*swiglu)(const float* g, const float* u, float* y, int64_t n);
+  // y = e^x (in place allowed).
+  void (*exp)(const float* x, float* y, int64_t n);
   // y = silu(x), y = σ(x); in place allowed.
   void (*silu)(const float* x, float* y, int64_t n);
   void (*sigmoid)(const float* x, float* y, int64_t n);
@@ -48,6 +50,15 @@ struct VecKernels {
   // fp16 <-> f32 rows.
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+  // Small dense product, row-major: C = alpha·A·B + beta·C with A [m][k] (row stride lda),
+  // B [k][n] (ldb), C [m][n] (ldc). Each C element sums over k in ascending order, whatever the
+  // tiling (beta = 0 ignores C's old contents, NaN included).
+  void (*gemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+               int64_t ldb, float beta, float* c, int64_t ldc);
+  // One token of the gated delta rule on one head's state S [d_k][d_v] (rows by key index):
+  // S ← decay·S; e = Sᵀk; S ← S + k·(β(v − e))ᵀ; out = Sᵀq. Two passes over S.
+  void (*delta_step)(float* s, int64_t d_k, int64_t d_v, const float* k, const float* q, const float* v, float beta,
+                     float decay, float* out);
 };
 
 // The family for `isa` (nullptr if not compiled in); vec() is the best supported one.

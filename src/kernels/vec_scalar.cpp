@@ -62,6 +62,10 @@ void softmax(float* x, int64_t n) {
 inline float silu1(float v) { return v / (1.0f + std::exp(-v)); }
 inline float sigmoid1(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
+void exp_(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
 void swiglu(const float* g, const float* u, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = silu1(g[i]) * u[i];
 }
@@ -102,14 +106,45 @@ void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
+void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < k; ++p) acc += a[i * lda + p] * b[p * ldb + j];
+      float& out = c[i * ldc + j];
+      out = beta == 0.0f ? alpha * acc : alpha * acc + beta * out;
+    }
+}
+
+void delta_step(float* s, int64_t dk, int64_t dv, const float* k, const float* q, const float* v, float beta,
+                float decay, float* out) {
+  for (int64_t c = 0; c < dv; ++c) {
+    float e = 0.0f;
+    for (int64_t i = 0; i < dk; ++i) {
+      float& x = s[i * dv + c];
+      x *= decay;
+      e += x * k[i];
+    }
+    const float delta = beta * (v[c] - e);
+    float o = 0.0f;
+    for (int64_t i = 0; i < dk; ++i) {
+      float& x = s[i * dv + c];
+      x += k[i] * delta;
+      o += x * q[i];
+    }
+    out[c] = o;
+  }
+}
+
 }  // namespace
 
 float softplus_ref(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)); }
 
 constinit extern const VecKernels kVecScalar = {
     Isa::kScalar, dot,     dot_f16,     axpy,     axpy_f16,  scale,      rms_norm,   l2_norm,
-    softmax,      swiglu,  silu,        sigmoid,  mul_sigmoid, mul_silu, rope_neox,  conv1d, f16_to_f32,
-    f32_to_f16,
+    softmax,      swiglu,  exp_, silu,        sigmoid,  mul_sigmoid, mul_silu, rope_neox,  conv1d, f16_to_f32,
+    f32_to_f16,   gemm,    delta_step,
 };
 
 }  // namespace hylo::kernels

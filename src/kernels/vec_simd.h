@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/vec.h"
@@ -138,6 +139,7 @@ struct VecImpl {
     map2(g, u, y, n, [](F a, F b) { return V::mul(silu_v(a), b); });
   }
   static void silu(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return silu_v(v); }); }
+  static void exp_(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return V::exp(v); }); }
   static void sigmoid(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return sigmoid_v(v); }); }
   static void mul_sigmoid(const float* x, const float* g, float* y, int64_t n) {
     map2(x, g, y, n, [](F a, F b) { return V::mul(a, sigmoid_v(b)); });
@@ -191,9 +193,111 @@ struct VecImpl {
     }
   }
 
+  // C tile of R rows × 2N columns per step; each element accumulates over k in order.
+  template <int R>
+  static void gemm_rows(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                        float beta, float* c, int64_t ldc) {
+    int64_t j = 0;
+    for (; j + 2 * N <= n; j += 2 * N) {
+      F acc0[R], acc1[R];
+      for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V::zero();
+      for (int64_t p = 0; p < k; ++p) {
+        const F b0 = V::load(b + p * ldb + j), b1 = V::load(b + p * ldb + j + N);
+        for (int r = 0; r < R; ++r) {
+          const F av = V::set1(a[r * lda + p]);
+          acc0[r] = V::fmadd(av, b0, acc0[r]);
+          acc1[r] = V::fmadd(av, b1, acc1[r]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        store_scaled(c + r * ldc + j, acc0[r], alpha, beta, N);
+        store_scaled(c + r * ldc + j + N, acc1[r], alpha, beta, N);
+      }
+    }
+    for (; j < n; j += N) {  // column tail: one register, partial loads
+      const int64_t w = std::min<int64_t>(N, n - j);
+      F acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = V::zero();
+      for (int64_t p = 0; p < k; ++p) {
+        const F bv = w == N ? V::load(b + p * ldb + j) : load_tail(b + p * ldb + j, w);
+        for (int r = 0; r < R; ++r) acc[r] = V::fmadd(V::set1(a[r * lda + p]), bv, acc[r]);
+      }
+      for (int r = 0; r < R; ++r) store_scaled(c + r * ldc + j, acc[r], alpha, beta, w);
+    }
+  }
+  static void store_scaled(float* c, F acc, float alpha, float beta, int64_t w) {
+    F out = V::mul(acc, V::set1(alpha));
+    if (beta != 0.0f) out = V::fmadd(w == N ? V::load(c) : load_tail(c, w), V::set1(beta), out);
+    if (w == N) {
+      V::store(c, out);
+    } else {
+      store_tail(c, out, w);
+    }
+  }
+  static void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                   int64_t ldb, float beta, float* c, int64_t ldc) {
+    int64_t i = 0;
+    // 6 rows × 2 registers: 12 accumulators cover the FMA latency on two ports.
+    for (; i + 6 <= m; i += 6) gemm_rows<6>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+    for (; i + 4 <= m; i += 4) gemm_rows<4>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+    for (; i < m; ++i) gemm_rows<1>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+  }
+
+  // Columns in blocks of kDeltaRegs registers: e and the output stay in registers while the rows
+  // of S stream through twice.
+  static constexpr int kDeltaRegs = N == 16 ? 8 : 6;
+  static void delta_step(float* s, int64_t dk, int64_t dv, const float* k, const float* q, const float* v,
+                         float beta, float decay, float* out) {
+    const F vdecay = V::set1(decay), vbeta = V::set1(beta);
+    int64_t c0 = 0;
+    for (; c0 + kDeltaRegs * N <= dv; c0 += kDeltaRegs * N) {
+      F e[kDeltaRegs];
+      for (int r = 0; r < kDeltaRegs; ++r) e[r] = V::zero();
+      for (int64_t i = 0; i < dk; ++i) {
+        float* row = s + i * dv + c0;
+        const F ki = V::set1(k[i]);
+        for (int r = 0; r < kDeltaRegs; ++r) {
+          const F x = V::mul(V::load(row + r * N), vdecay);
+          V::store(row + r * N, x);
+          e[r] = V::fmadd(x, ki, e[r]);
+        }
+      }
+      for (int r = 0; r < kDeltaRegs; ++r) e[r] = V::mul(vbeta, V::sub(V::load(v + c0 + r * N), e[r]));  // δ
+      F o[kDeltaRegs];
+      for (int r = 0; r < kDeltaRegs; ++r) o[r] = V::zero();
+      for (int64_t i = 0; i < dk; ++i) {
+        float* row = s + i * dv + c0;
+        const F ki = V::set1(k[i]), qi = V::set1(q[i]);
+        for (int r = 0; r < kDeltaRegs; ++r) {
+          const F x = V::fmadd(ki, e[r], V::load(row + r * N));
+          V::store(row + r * N, x);
+          o[r] = V::fmadd(x, qi, o[r]);
+        }
+      }
+      for (int r = 0; r < kDeltaRegs; ++r) V::store(out + c0 + r * N, o[r]);
+    }
+    for (int64_t c = c0; c < dv; ++c) {  // leftover columns, same order per column
+      float e = 0.0f;
+      for (int64_t i = 0; i < dk; ++i) {
+        float& x = s[i * dv + c];
+        x *= decay;
+        e = std::fma(x, k[i], e);
+      }
+      const float delta = beta * (v[c] - e);
+      float o = 0.0f;
+      for (int64_t i = 0; i < dk; ++i) {
+        float& x = s[i * dv + c];
+        x = std::fma(k[i], delta, x);
+        o = std::fma(x, q[i], o);
+      }
+      out[c] = o;
+    }
+  }
+
   static constexpr VecKernels table(Isa isa) {
     return VecKernels{isa,      dot,     dot_f16, axpy,        axpy_f16, scale,     rms_norm,   l2_norm,   softmax,
-                      swiglu,   silu,    sigmoid, mul_sigmoid, mul_silu, rope_neox, conv1d,     f16_to_f32, f32_to_f16};
+                      swiglu,   exp_,    silu,    sigmoid, mul_sigmoid, mul_silu, rope_neox, conv1d,     f16_to_f32, f32_to_f16,
+                      gemm,     delta_step};
   }
 };
 

@@ -10,6 +10,7 @@
 #include "kernels/vec.h"
 #include "ops/attention.h"
 #include "ops/dump.h"
+#include "ops/profile.h"
 
 namespace hylo::models {
 
@@ -220,6 +221,7 @@ Result<std::vector<SeqRun>> DecoderModel::validate(std::span<const BatchRow> row
 
 Status DecoderModel::forward(std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool, float* logits) {
   HYLO_ASSIGN_OR_RETURN(std::vector<SeqRun> runs, validate(rows, memory));
+  ops::PhaseTimer timer(ops::Phase::kForward);
   const kernels::VecKernels& K = kernels::vec();
   Workspace& w = *ws_;
   const int64_t T = static_cast<int64_t>(rows.size()), E = n_embd_;

@@ -3,12 +3,14 @@
 // of the DeltaNet input projection (split attn_qkv + attn_gate, or legacy fused ssm_in).
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "base/check.h"
 #include "kernels/vec.h"
 #include "models/decoder.h"
 #include "ops/delta_net.h"
 #include "ops/dump.h"
+#include "ops/profile.h"
 
 namespace hylo::models {
 namespace {
@@ -203,6 +205,7 @@ class Qwen3Next final : public DecoderModel {
     // Causal conv (kernel K) over [conv state | m], SiLU; the state keeps the last K−1 raw rows.
     conv_out_.resize(T * conv_dim_);
     const int64_t win = conv_kernel_ - 1;
+    std::optional<ops::PhaseTimer> conv_timer(std::in_place, ops::Phase::kConv);
     for (const SeqRun& run : runs) {
       ops::RecurrentSeqState& st = memory.recurrent(il, run.seq);
       if (run.pos0 == 0) st.clear();  // a new sequence starts from zero state
@@ -228,6 +231,7 @@ class Qwen3Next final : public DecoderModel {
       }
       st.conv = std::move(next);
     }
+    conv_timer.reset();
     ops::dump(ops::layer_name("conv_output_silu", il), conv_out_.data(), {T, conv_dim_});
 
     // L2-normalise q and k per head.

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/vec.h"
+#include "ops/profile.h"
 
 namespace hylo::ops {
 namespace {
@@ -66,6 +67,7 @@ void attend_one(const AttentionRun& r, int32_t t, int kvh, const AttentionShape&
 }  // namespace
 
 void attention(ThreadPool& pool, std::span<const AttentionRun> runs, const AttentionShape& shape) {
+  PhaseTimer timer(Phase::kAttention);
   std::vector<Task> tasks;
   for (size_t r = 0; r < runs.size(); ++r)
     for (int32_t t = 0; t < runs[r].n_tokens; ++t)

@@ -1,10 +1,12 @@
 #include "ops/delta_net.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "kernels/vec.h"
+#include "ops/profile.h"
 
 namespace hylo::ops {
 namespace {
@@ -16,58 +18,50 @@ struct HeadView {
   float* S;
 };
 
-// Recurrent form over tokens [t0, t1) of one value head.
+// Recurrent form over tokens [t0, t1) of one value head (spec §3.5.4).
 void recurrent(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t t1) {
   const kernels::VecKernels& K = kernels::vec();
   const DeltaRun& r = *h.run;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.d_k));
-  std::vector<float> e(s.d_v), delta(s.d_v), q(s.d_k);
+  thread_local std::vector<float> q;
+  q.resize(s.d_k);
   for (int64_t t = t0; t < t1; ++t) {
     const float* kt = r.k + t * r.qk_stride + static_cast<int64_t>(h.kh) * s.d_k;
     const float* qt = r.q + t * r.qk_stride + static_cast<int64_t>(h.kh) * s.d_k;
     const float* vt = r.v + t * r.v_stride + static_cast<int64_t>(h.j) * s.d_v;
-    const float decay = std::exp(r.g[t * s.n_v_heads + h.j]);
-    const float beta = r.beta[t * s.n_v_heads + h.j];
     float* ot = r.out + t * r.out_stride + static_cast<int64_t>(h.j) * s.d_v;
     K.scale(qt, scale, q.data(), s.d_k);
-    // Decay, then e = Sᵀk (rows of S are indexed by the key dimension).
-    std::fill(e.begin(), e.end(), 0.0f);
-    for (int i = 0; i < s.d_k; ++i) {
-      float* row = h.S + static_cast<int64_t>(i) * s.d_v;
-      K.scale(row, decay, row, s.d_v);
-      K.axpy(kt[i], row, e.data(), s.d_v);
-    }
-    for (int c = 0; c < s.d_v; ++c) delta[c] = beta * (vt[c] - e[c]);
-    // Rank-1 update, then the read-out o = Sᵀq after it.
-    std::memset(ot, 0, sizeof(float) * s.d_v);
-    for (int i = 0; i < s.d_k; ++i) {
-      float* row = h.S + static_cast<int64_t>(i) * s.d_v;
-      K.axpy(kt[i], delta.data(), row, s.d_v);
-      K.axpy(q[i], row, ot, s.d_v);
-    }
+    K.delta_step(h.S, s.d_k, s.d_v, kt, q.data(), vt, r.beta[t * s.n_v_heads + h.j],
+                 std::exp(r.g[t * s.n_v_heads + h.j]), ot);
   }
 }
 
-// Chunked form over tokens [t0, t0 + n), n ≤ kDeltaChunk, of one value head (spec §3.6).
-// U and W are found by forward substitution with (I + A) instead of forming T = (I + A)⁻¹.
+// Chunked form over tokens [t0, t0 + n), n ≤ kDeltaChunk, of one value head (spec §3.6), as small
+// dense products: T = (I + A)⁻¹ by forward substitution, U = T·diag(β)V, W = T·diag(βe^γ)K,
+// Vn = U − W·S, O = diag(e^γ)Q·S + P·Vn, S ← e^{γ_last}S + (diag(e^{γ_last−γ})K)ᵀ·Vn.
 void chunked(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t n) {
   const kernels::VecKernels& K = kernels::vec();
   const DeltaRun& r = *h.run;
-  const int dk = s.d_k, dv = s.d_v;
+  const int64_t dk = s.d_k, dv = s.d_v;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
   thread_local std::vector<float> buf;
-  const size_t need = static_cast<size_t>(n) * (2 * dk + 2 * dv + n + 2) + 2 * n * n + dv;
+  const size_t need = static_cast<size_t>(n) * (5 * dk + 3 * dv + 4 * n + 2);
   if (buf.size() < need) buf.resize(need);
-  float* Q = buf.data();       // [n][dk] scaled queries
-  float* W = Q + n * dk;       // [n][dk]
-  float* U = W + n * dk;       // [n][dv]  (becomes Vn)
-  float* O = U + n * dv;       // [n][dv]
-  float* gam = O + n * dv;     // [n] cumulative log decay
-  float* egam = gam + n;       // [n] e^γ
-  float* A = egam + n;         // [n][n] strictly lower: β_r (k_r·k_s) e^{γ_r−γ_s}
-  float* P = A + n * n;        // [n][n] lower incl. diagonal: (q_r·k_s) e^{γ_r−γ_s}
-  auto krow = [&](int64_t i) { return r.k + (t0 + i) * r.qk_stride + static_cast<int64_t>(h.kh) * dk; };
-  auto vrow = [&](int64_t i) { return r.v + (t0 + i) * r.v_stride + static_cast<int64_t>(h.j) * dv; };
+  float* Q = buf.data();    // [n][dk] q/√d_k, later scaled by e^γ
+  float* Kt = Q + n * dk;   // [dk][n] keys transposed
+  float* Kb = Kt + n * dk;  // [n][dk] β e^γ k
+  float* W = Kb + n * dk;   // [n][dk]
+  float* Kd = W + n * dk;   // [dk][n] e^{γ_last − γ} k, transposed
+  float* Vb = Kd + n * dk;  // [n][dv] β v
+  float* U = Vb + n * dv;   // [n][dv] becomes Vn
+  float* O = U + n * dv;    // [n][dv]
+  float* KK = O + n * dv;   // [n][n] k·k, then A (strictly lower, decayed, β-scaled)
+  float* P = KK + n * n;    // [n][n] q·k, then P (lower incl. diagonal, decayed)
+  float* T = P + n * n;     // [n][n] (I + A)⁻¹
+  float* gam = T + n * n;   // [n] cumulative log decay, restarting at the chunk
+  float* egam = gam + n;    // [n] e^γ
+  const float* k0 = r.k + t0 * r.qk_stride + static_cast<int64_t>(h.kh) * dk;
+  const float* v0 = r.v + t0 * r.v_stride + static_cast<int64_t>(h.j) * dv;
   auto beta = [&](int64_t i) { return r.beta[(t0 + i) * s.n_v_heads + h.j]; };
 
   float acc = 0.0f;
@@ -76,45 +70,54 @@ void chunked(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t n) {
     gam[i] = acc;
     egam[i] = std::exp(acc);
     K.scale(r.q + (t0 + i) * r.qk_stride + static_cast<int64_t>(h.kh) * dk, scale, Q + i * dk, dk);
+    const float* ki = k0 + i * r.qk_stride;
+    for (int64_t c = 0; c < dk; ++c) Kt[c * n + i] = ki[c];
   }
+  K.gemm(n, n, dk, 1.0f, k0, r.qk_stride, Kt, n, 0.0f, KK, n);
+  K.gemm(n, n, dk, 1.0f, Q, dk, Kt, n, 0.0f, P, n);
+  // Decay mask: exponents γ_a − γ_b ≤ 0 only (masked before exp, spec §10.1).
+  thread_local std::vector<float> decay;
+  decay.resize(n);
   for (int64_t a = 0; a < n; ++a) {
-    for (int64_t b = 0; b <= a; ++b) {
-      const float decay = std::exp(gam[a] - gam[b]);  // a ≥ b: exponent ≤ 0, masked before exp
-      P[a * n + b] = K.dot(Q + a * dk, krow(b), dk) * decay;
-      A[a * n + b] = b < a ? beta(a) * K.dot(krow(a), krow(b), dk) * decay : 0.0f;
-    }
-  }
-  // (I + A)·U = diag(β)·V and (I + A)·W = diag(β e^γ)·K, row by row.
-  for (int64_t a = 0; a < n; ++a) {
-    K.scale(vrow(a), beta(a), U + a * dv, dv);
-    K.scale(krow(a), beta(a) * egam[a], W + a * dk, dk);
+    for (int64_t b = 0; b <= a; ++b) decay[b] = gam[a] - gam[b];
+    K.exp(decay.data(), decay.data(), a + 1);
+    const float ba = beta(a);
+    float* Pa = P + a * n;
+    float* Aa = KK + a * n;
     for (int64_t b = 0; b < a; ++b) {
-      K.axpy(-A[a * n + b], U + b * dv, U + a * dv, dv);
-      K.axpy(-A[a * n + b], W + b * dk, W + a * dk, dk);
+      Pa[b] *= decay[b];
+      Aa[b] = ba * Aa[b] * decay[b];
     }
+    Pa[a] *= decay[a];
+    std::fill(Pa + a + 1, Pa + n, 0.0f);
+    std::fill(Aa + a, Aa + n, 0.0f);
   }
-  // Vn = U − W·S; O = diag(e^γ)·Q·S + P·Vn.
+  // T = (I + A)⁻¹, unit lower triangular: T_a = e_a − Σ_{b<a} A_ab T_b.
   for (int64_t a = 0; a < n; ++a) {
-    float* o = O + a * dv;
-    std::memset(o, 0, sizeof(float) * dv);
-    for (int i = 0; i < dk; ++i) {
-      const float* Srow = h.S + static_cast<int64_t>(i) * dv;
-      K.axpy(-W[a * dk + i], Srow, U + a * dv, dv);
-      K.axpy(Q[a * dk + i] * egam[a], Srow, o, dv);
-    }
+    float* Ta = T + a * n;
+    std::fill(Ta, Ta + n, 0.0f);
+    Ta[a] = 1.0f;
+    for (int64_t b = 0; b < a; ++b) K.axpy(-KK[a * n + b], T + b * n, Ta, b + 1);
   }
-  for (int64_t a = 0; a < n; ++a) {
-    float* o = O + a * dv;
-    for (int64_t b = 0; b <= a; ++b) K.axpy(P[a * n + b], U + b * dv, o, dv);
-    std::memcpy(r.out + (t0 + a) * r.out_stride + static_cast<int64_t>(h.j) * dv, o, sizeof(float) * dv);
+  for (int64_t i = 0; i < n; ++i) {
+    K.scale(v0 + i * r.v_stride, beta(i), Vb + i * dv, dv);
+    K.scale(k0 + i * r.qk_stride, beta(i) * egam[i], Kb + i * dk, dk);
   }
-  // S ← e^{γ_last} S + Σ_s e^{γ_last − γ_s} k_s Vn_sᵀ.
-  const float glast = gam[n - 1];
-  for (int i = 0; i < dk; ++i) {
-    float* Srow = h.S + static_cast<int64_t>(i) * dv;
-    K.scale(Srow, egam[n - 1], Srow, dv);
-    for (int64_t b = 0; b < n; ++b) K.axpy(std::exp(glast - gam[b]) * krow(b)[i], U + b * dv, Srow, dv);
+  K.gemm(n, dv, n, 1.0f, T, n, Vb, dv, 0.0f, U, dv);
+  K.gemm(n, dk, n, 1.0f, T, n, Kb, dk, 0.0f, W, dk);
+  K.gemm(n, dv, dk, -1.0f, W, dk, h.S, dv, 1.0f, U, dv);  // Vn = U − W·S
+  for (int64_t i = 0; i < n; ++i) K.scale(Q + i * dk, egam[i], Q + i * dk, dk);
+  K.gemm(n, dv, dk, 1.0f, Q, dk, h.S, dv, 0.0f, O, dv);
+  K.gemm(n, dv, n, 1.0f, P, n, U, dv, 1.0f, O, dv);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(r.out + (t0 + i) * r.out_stride + static_cast<int64_t>(h.j) * dv, O + i * dv, sizeof(float) * dv);
+  for (int64_t b = 0; b < n; ++b) decay[b] = gam[n - 1] - gam[b];
+  K.exp(decay.data(), decay.data(), n);
+  for (int64_t b = 0; b < n; ++b) {
+    const float* kb = k0 + b * r.qk_stride;
+    for (int64_t c = 0; c < dk; ++c) Kd[c * n + b] = decay[b] * kb[c];
   }
+  K.gemm(dk, dv, n, 1.0f, Kd, n, U, dv, egam[n - 1], h.S, dv);
 }
 
 void run_head(const HeadView& h, const DeltaNetShape& s, DeltaMode mode) {
@@ -145,6 +148,7 @@ void run_head(const HeadView& h, const DeltaNetShape& s, DeltaMode mode) {
 }  // namespace
 
 void gated_delta_rule(ThreadPool& pool, std::span<const DeltaRun> runs, const DeltaNetShape& shape, DeltaMode mode) {
+  PhaseTimer timer(Phase::kDeltaRule);
   std::vector<HeadView> heads;
   for (const DeltaRun& r : runs)
     for (int j = 0; j < shape.n_v_heads; ++j)

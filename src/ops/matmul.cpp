@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/check.h"
+#include "ops/profile.h"
 
 namespace hylo::ops {
 namespace {
@@ -19,6 +20,7 @@ struct Task {
 
 void convert_rows(ThreadPool& pool, const kernels::MatmulKernel& kernel, const float* x, int64_t rows, int64_t n,
                   int64_t x_stride, ActRows* out) {
+  PhaseTimer timer(Phase::kMatmul);
   out->type = kernel.act;
   out->n = n;
   out->rows = rows;
@@ -36,6 +38,7 @@ void convert_rows(ThreadPool& pool, const kernels::MatmulKernel& kernel, const f
 }
 
 void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
+  PhaseTimer timer(Phase::kMatmul);
   // Build tasks: row blocks sized so every thread gets several, column blocks of kColBlock.
   int64_t total_rows = 0;
   for (const auto& j : jobs) total_rows += j.w->n_out;

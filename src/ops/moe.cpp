@@ -110,7 +110,6 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
 
   // SwiGLU, then the down projections.
   K.swiglu(s.gate_out.data(), s.up_out.data(), s.gate_out.data(), routed_rows * n_ff + n_tokens * n_ff_sh);
-  s.slot_out.resize(n_tokens * k * n_embd);
   s.hidden.resize(routed_rows * n_embd);
   s.shared.resize(n_tokens * n_embd);
   jobs.clear();
@@ -124,34 +123,29 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
     jobs.push_back({&w.shexp_down, &s.shared_hidden_q, s.shared.data(), n_embd});
   }
   matmul(pool, jobs);
+  // Row of s.hidden holding the output of slot t·k + i.
+  s.slot_row.resize(n_tokens * k);
   for (int32_t e : active)
-    for (size_t i = 0; i < slots_of[e].size(); ++i)
-      std::memcpy(s.slot_out.data() + static_cast<int64_t>(slots_of[e][i]) * n_embd,
-                  s.hidden.data() + (offset[e] + static_cast<int64_t>(i)) * n_embd, sizeof(float) * n_embd);
+    for (size_t i = 0; i < slots_of[e].size(); ++i) s.slot_row[slots_of[e][i]] = offset[e] + static_cast<int64_t>(i);
 
-  // y = Σ_i w_i·FFN_i in top-k order (each product rounded, then added left to right).
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    float* yt = y + t * n_embd;
-    for (int64_t c = 0; c < n_embd; ++c) {
-      float acc = s.weights[t * k] * s.slot_out[(t * k) * n_embd + c];
-      for (int64_t i = 1; i < k; ++i) {
-        const float term = s.weights[t * k + i] * s.slot_out[(t * k + i) * n_embd + c];
-        acc += term;
-      }
-      yt[c] = acc;
+  // y = Σ_i w_i·FFN_i in top-k order, then + σ(shexp_gate_inp·f)·shared; per token, so the order
+  // never depends on the batch.
+  pool.parallel_for(n_tokens, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* yt = y + t * n_embd;
+      K.scale(s.hidden.data() + s.slot_row[t * k] * n_embd, s.weights[t * k], yt, n_embd);
+      for (int64_t i = 1; i < k; ++i)
+        K.axpy(s.weights[t * k + i], s.hidden.data() + s.slot_row[t * k + i] * n_embd, yt, n_embd);
     }
-  }
+  });
   dump(layer_name("ffn_moe_out", layer), y, {n_tokens, n_embd});
   if (shared) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float gate = 1.0f / (1.0f + std::exp(-K.dot(w.shexp_gate_inp.data(), f + t * n_embd, n_embd)));
-      float* yt = y + t * n_embd;
-      const float* st = s.shared.data() + t * n_embd;
-      for (int64_t c = 0; c < n_embd; ++c) {
-        const float gated = st[c] * gate;
-        yt[c] += gated;
+    pool.parallel_for(n_tokens, 8, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float gate = 1.0f / (1.0f + std::exp(-K.dot(w.shexp_gate_inp.data(), f + t * n_embd, n_embd)));
+        K.axpy(gate, s.shared.data() + t * n_embd, y + t * n_embd, n_embd);
       }
-    }
+    });
     dump(layer_name("ffn_shexp", layer), s.shared.data(), {n_tokens, n_embd});
   }
 }

@@ -25,8 +25,9 @@ struct MoeWeights {
 
 // Reused buffers; grow to the largest batch seen.
 struct MoeScratch {
-  std::vector<float> logits, probs, weights, slot_out, hidden, gate_out, up_out, shared;
+  std::vector<float> logits, probs, weights, hidden, gate_out, up_out, shared;
   std::vector<int32_t> selected;
+  std::vector<int64_t> slot_row;
   std::vector<ActRows> expert_in, expert_hidden;
   ActRows tokens_q, shared_hidden_q;
 };
