@@ -135,12 +135,12 @@ int run(const Options& o) {
     if (o.n_gen > 0) {
       mem.clear(0);
       Timer t;
-      int32_t next = tok(rng);
+      // Random input tokens: like real text they route each step to other experts, so the
+      // weights really stream from memory instead of repeating a cached working set.
       for (int32_t i = 0; i < o.n_gen; ++i) {
-        const models::BatchRow row{0, i, next, true};
+        const models::BatchRow row{0, i, tok(rng), true};
         if (auto st = m.forward(std::span<const models::BatchRow>(&row, 1), mem, pool, logits.data()); !st.ok())
           return fail(st.error());
-        next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       }
       if (rep > 0) tg.push_back(o.n_gen / t.seconds());
     }
