@@ -200,15 +200,18 @@ struct VecImpl {
     int64_t j = 0;
     for (; j + 2 * N <= n; j += 2 * N) {
       F acc0[R], acc1[R];
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V::zero();
       for (int64_t p = 0; p < k; ++p) {
         const F b0 = V::load(b + p * ldb + j), b1 = V::load(b + p * ldb + j + N);
+#pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const F av = V::set1(a[r * lda + p]);
           acc0[r] = V::fmadd(av, b0, acc0[r]);
           acc1[r] = V::fmadd(av, b1, acc1[r]);
         }
       }
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         store_scaled(c + r * ldc + j, acc0[r], alpha, beta, N);
         store_scaled(c + r * ldc + j + N, acc1[r], alpha, beta, N);
@@ -217,9 +220,11 @@ struct VecImpl {
     for (; j < n; j += N) {  // column tail: one register, partial loads
       const int64_t w = std::min<int64_t>(N, n - j);
       F acc[R];
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[r] = V::zero();
       for (int64_t p = 0; p < k; ++p) {
         const F bv = w == N ? V::load(b + p * ldb + j) : load_tail(b + p * ldb + j, w);
+#pragma GCC unroll 8
         for (int r = 0; r < R; ++r) acc[r] = V::fmadd(V::set1(a[r * lda + p]), bv, acc[r]);
       }
       for (int r = 0; r < R; ++r) store_scaled(c + r * ldc + j, acc[r], alpha, beta, w);
@@ -256,6 +261,7 @@ struct VecImpl {
       for (int64_t i = 0; i < dk; ++i) {
         float* row = s + i * dv + c0;
         const F ki = V::set1(k[i]);
+#pragma GCC unroll 8
         for (int r = 0; r < kDeltaRegs; ++r) {
           const F x = V::mul(V::load(row + r * N), vdecay);
           V::store(row + r * N, x);
@@ -268,6 +274,7 @@ struct VecImpl {
       for (int64_t i = 0; i < dk; ++i) {
         float* row = s + i * dv + c0;
         const F ki = V::set1(k[i]), qi = V::set1(q[i]);
+#pragma GCC unroll 8
         for (int r = 0; r < kDeltaRegs; ++r) {
           const F x = V::fmadd(ki, e[r], V::load(row + r * N));
           V::store(row + r * N, x);

@@ -37,29 +37,29 @@ void recurrent(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t t1
 }
 
 // Chunked form over tokens [t0, t0 + n), n ≤ kDeltaChunk, of one value head (spec §3.6), as small
-// dense products: T = (I + A)⁻¹ by forward substitution, U = T·diag(β)V, W = T·diag(βe^γ)K,
+// dense products: T = (I + A)⁻¹ by forward substitution, [U | W] = T·[diag(β)V | diag(βe^γ)K],
 // Vn = U − W·S, O = diag(e^γ)Q·S + P·Vn, S ← e^{γ_last}S + (diag(e^{γ_last−γ})K)ᵀ·Vn.
 void chunked(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t n) {
   const kernels::VecKernels& K = kernels::vec();
   const DeltaRun& r = *h.run;
-  const int64_t dk = s.d_k, dv = s.d_v;
+  const int64_t dk = s.d_k, dv = s.d_v, dw = dv + dk;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
   thread_local std::vector<float> buf;
-  const size_t need = static_cast<size_t>(n) * (5 * dk + 3 * dv + 4 * n + 2);
+  const size_t need = static_cast<size_t>(n) * (4 * dk + 2 * dw + dv + 4 * n + 3);
   if (buf.size() < need) buf.resize(need);
-  float* Q = buf.data();    // [n][dk] q/√d_k, later scaled by e^γ
-  float* Kt = Q + n * dk;   // [dk][n] keys transposed
-  float* Kb = Kt + n * dk;  // [n][dk] β e^γ k
-  float* W = Kb + n * dk;   // [n][dk]
-  float* Kd = W + n * dk;   // [dk][n] e^{γ_last − γ} k, transposed
-  float* Vb = Kd + n * dk;  // [n][dv] β v
-  float* U = Vb + n * dv;   // [n][dv] becomes Vn
-  float* O = U + n * dv;    // [n][dv]
-  float* KK = O + n * dv;   // [n][n] k·k, then A (strictly lower, decayed, β-scaled)
-  float* P = KK + n * n;    // [n][n] q·k, then P (lower incl. diagonal, decayed)
-  float* T = P + n * n;     // [n][n] (I + A)⁻¹
-  float* gam = T + n * n;   // [n] cumulative log decay, restarting at the chunk
-  float* egam = gam + n;    // [n] e^γ
+  float* KQ = buf.data();        // [2n][dk]: keys, then queries / √d_k
+  float* Kt = KQ + 2 * n * dk;   // [dk][n] keys transposed; later e^{γ_last − γ}·keys transposed
+  float* VK = Kt + n * dk;       // [n][dv + dk]: β v | β e^γ k
+  float* UW = VK + n * dw;       // [n][dv + dk]: U (becomes Vn) | W
+  float* O = UW + n * dw;        // [n][dv]
+  float* AP = O + n * dv;        // [2n][n]: k·k then A (strictly lower); q·k then P (lower)
+  float* T = AP + 2 * n * n;     // [n][n] (I + A)⁻¹
+  float* gam = T + n * n;        // [n] cumulative log decay, restarting at the chunk
+  float* egam = gam + n;         // [n] e^γ
+  float* decay = egam + n;       // [n] scratch
+  float* Q = KQ + n * dk;
+  float* A = AP;
+  float* P = AP + n * n;
   const float* k0 = r.k + t0 * r.qk_stride + static_cast<int64_t>(h.kh) * dk;
   const float* v0 = r.v + t0 * r.v_stride + static_cast<int64_t>(h.j) * dv;
   auto beta = [&](int64_t i) { return r.beta[(t0 + i) * s.n_v_heads + h.j]; };
@@ -68,22 +68,20 @@ void chunked(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     acc += r.g[(t0 + i) * s.n_v_heads + h.j];
     gam[i] = acc;
-    egam[i] = std::exp(acc);
-    K.scale(r.q + (t0 + i) * r.qk_stride + static_cast<int64_t>(h.kh) * dk, scale, Q + i * dk, dk);
     const float* ki = k0 + i * r.qk_stride;
+    std::memcpy(KQ + i * dk, ki, sizeof(float) * dk);
+    K.scale(r.q + (t0 + i) * r.qk_stride + static_cast<int64_t>(h.kh) * dk, scale, Q + i * dk, dk);
     for (int64_t c = 0; c < dk; ++c) Kt[c * n + i] = ki[c];
   }
-  K.gemm(n, n, dk, 1.0f, k0, r.qk_stride, Kt, n, 0.0f, KK, n);
-  K.gemm(n, n, dk, 1.0f, Q, dk, Kt, n, 0.0f, P, n);
+  K.exp(gam, egam, n);
+  K.gemm(2 * n, n, dk, 1.0f, KQ, dk, Kt, n, 0.0f, AP, n);
   // Decay mask: exponents γ_a − γ_b ≤ 0 only (masked before exp, spec §10.1).
-  thread_local std::vector<float> decay;
-  decay.resize(n);
   for (int64_t a = 0; a < n; ++a) {
     for (int64_t b = 0; b <= a; ++b) decay[b] = gam[a] - gam[b];
-    K.exp(decay.data(), decay.data(), a + 1);
+    K.exp(decay, decay, a + 1);
     const float ba = beta(a);
     float* Pa = P + a * n;
-    float* Aa = KK + a * n;
+    float* Aa = A + a * n;
     for (int64_t b = 0; b < a; ++b) {
       Pa[b] *= decay[b];
       Aa[b] = ba * Aa[b] * decay[b];
@@ -92,32 +90,32 @@ void chunked(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t n) {
     std::fill(Pa + a + 1, Pa + n, 0.0f);
     std::fill(Aa + a, Aa + n, 0.0f);
   }
-  // T = (I + A)⁻¹, unit lower triangular: T_a = e_a − Σ_{b<a} A_ab T_b.
-  for (int64_t a = 0; a < n; ++a) {
-    float* Ta = T + a * n;
-    std::fill(Ta, Ta + n, 0.0f);
-    Ta[a] = 1.0f;
-    for (int64_t b = 0; b < a; ++b) K.axpy(-KK[a * n + b], T + b * n, Ta, b + 1);
+  // T = (I + A)⁻¹, unit lower triangular: T_a = e_a − Σ_{b<a} A_ab T_b, one row at a time (the
+  // entries right of the diagonal come out exactly zero, as T_b is zero beyond b).
+  std::fill(T, T + n, 0.0f);
+  T[0] = 1.0f;
+  for (int64_t a = 1; a < n; ++a) {
+    K.gemm(1, n, a, -1.0f, A + a * n, n, T, n, 0.0f, T + a * n, n);
+    T[a * n + a] = 1.0f;
   }
   for (int64_t i = 0; i < n; ++i) {
-    K.scale(v0 + i * r.v_stride, beta(i), Vb + i * dv, dv);
-    K.scale(k0 + i * r.qk_stride, beta(i) * egam[i], Kb + i * dk, dk);
+    K.scale(v0 + i * r.v_stride, beta(i), VK + i * dw, dv);
+    K.scale(KQ + i * dk, beta(i) * egam[i], VK + i * dw + dv, dk);
   }
-  K.gemm(n, dv, n, 1.0f, T, n, Vb, dv, 0.0f, U, dv);
-  K.gemm(n, dk, n, 1.0f, T, n, Kb, dk, 0.0f, W, dk);
-  K.gemm(n, dv, dk, -1.0f, W, dk, h.S, dv, 1.0f, U, dv);  // Vn = U − W·S
+  K.gemm(n, dw, n, 1.0f, T, n, VK, dw, 0.0f, UW, dw);
+  float* U = UW;
+  const float* W = UW + dv;
+  K.gemm(n, dv, dk, -1.0f, W, dw, h.S, dv, 1.0f, U, dw);  // Vn = U − W·S
   for (int64_t i = 0; i < n; ++i) K.scale(Q + i * dk, egam[i], Q + i * dk, dk);
   K.gemm(n, dv, dk, 1.0f, Q, dk, h.S, dv, 0.0f, O, dv);
-  K.gemm(n, dv, n, 1.0f, P, n, U, dv, 1.0f, O, dv);
+  K.gemm(n, dv, n, 1.0f, P, n, U, dw, 1.0f, O, dv);
   for (int64_t i = 0; i < n; ++i)
     std::memcpy(r.out + (t0 + i) * r.out_stride + static_cast<int64_t>(h.j) * dv, O + i * dv, sizeof(float) * dv);
   for (int64_t b = 0; b < n; ++b) decay[b] = gam[n - 1] - gam[b];
-  K.exp(decay.data(), decay.data(), n);
-  for (int64_t b = 0; b < n; ++b) {
-    const float* kb = k0 + b * r.qk_stride;
-    for (int64_t c = 0; c < dk; ++c) Kd[c * n + b] = decay[b] * kb[c];
-  }
-  K.gemm(dk, dv, n, 1.0f, Kd, n, U, dv, egam[n - 1], h.S, dv);
+  K.exp(decay, decay, n);
+  for (int64_t c = 0; c < dk; ++c)
+    for (int64_t b = 0; b < n; ++b) Kt[c * n + b] *= decay[b];
+  K.gemm(dk, dv, n, 1.0f, Kt, n, U, dw, egam[n - 1], h.S, dv);
 }
 
 void run_head(const HeadView& h, const DeltaNetShape& s, DeltaMode mode) {
