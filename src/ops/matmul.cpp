@@ -8,8 +8,9 @@
 namespace hylo::ops {
 namespace {
 
-// Column blocks keep a tile of activation rows cache-resident while a row block streams by.
-constexpr int64_t kColBlock = 64;
+// Tasks split the output rows only: the kernels block the columns themselves, and every call
+// re-packs its weight rows, so giving a call all columns amortises the packing best.
+constexpr int64_t kColBlock = 1 << 30;
 
 struct Task {
   int32_t job;
