@@ -16,6 +16,7 @@ struct Options {
   std::string model, prompt, ids, out;
   bool step = false;
   std::string chunks;  // e.g. "100,100,100,29": prefill in pieces, state carried over
+  std::string mtp_out;  // logits of the MTP head, fed as llama.cpp's draft-mtp does
   EngineFlags engine;
 };
 
@@ -65,6 +66,21 @@ int run(const Options& o) {
   }
   if (auto st = write_npy_f32(o.out, logits.data(), {static_cast<int64_t>(tokens.size()), n_vocab}); !st.ok())
     return fail(st.error());
+  if (!o.mtp_out.empty()) {
+    // Row k: token k with the trunk's h_nextn of position k-1 (zeros for k = 0), one batch.
+    models::Model& m = **model;
+    if (!m.has_mtp()) return fail(make_error("[logits] {} has no MTP head", o.model));
+    if (pieces.size() != 1)
+      return fail(make_error("[logits] --mtp-output needs the whole prompt in one batch (no --step or --chunks)"));
+    const int64_t n = static_cast<int64_t>(tokens.size()), E = m.info().n_embd;
+    std::vector<float> shifted(n * E, 0.0f);
+    std::copy(m.last_hidden().begin(), m.last_hidden().end() - E, shifted.begin() + E);
+    std::vector<models::BatchRow> rows(n);
+    for (int64_t i = 0; i < n; ++i) rows[i] = {0, static_cast<int32_t>(i), tokens[i], true};
+    if (auto st = m.forward_mtp(rows, shifted.data(), *setup->memory, *setup->pool, logits.data()); !st.ok())
+      return fail(st.error());
+    if (auto st = write_npy_f32(o.mtp_out, logits.data(), {n, n_vocab}); !st.ok()) return fail(st.error());
+  }
   log_info("[logits] wrote {} x {} logits to {}", tokens.size(), n_vocab, o.out);
   return kExitOk;
 }
@@ -78,6 +94,7 @@ CommandRegistrar reg("logits", "Write the logits of every prompt position to a .
   app.add_flag("--step", o->step, "Feed one token at a time (decode path) instead of one batch");
   app.add_option("--chunks", o->chunks, "Prefill in pieces of these sizes, e.g. 100,100,100,29");
   app.add_option("-o,--output", o->out, "Output .npy file")->required();
+  app.add_option("--mtp-output", o->mtp_out, "Also write the MTP head's logits (models with an MTP block)");
   o->engine.add(app, /*default_kv=*/"f32");
   app.callback([&app, prompt, ids] {
     if (prompt->count() == 0 && ids->count() == 0) throw CLI::RequiredError("--prompt or --ids");

@@ -87,8 +87,8 @@ void rope_tables(const RopeParams& p, int32_t pos, float* cos_out, float* sin_ou
 
 // ---- loading ------------------------------------------------------------------------------------
 
-Status DecoderModel::load_common(TensorLoader& tl, const HparamReader& hp, const std::string& ffn_norm_name,
-                                 bool shared_expert, int64_t n_ff_exp, int64_t n_ff_shexp) {
+Status DecoderModel::load_common(TensorLoader& tl, const std::string& ffn_norm_name, bool shared_expert,
+                                 int64_t n_ff_exp, int64_t n_ff_shexp) {
   HYLO_ASSIGN_OR_RETURN(token_embd_, tl.table("token_embd.weight", n_embd_, n_vocab_));
   HYLO_ASSIGN_OR_RETURN(output_norm_, tl.vector("output_norm.weight", n_embd_));
   if (tl.has("output.weight")) {
@@ -100,35 +100,39 @@ Status DecoderModel::load_common(TensorLoader& tl, const HparamReader& hp, const
     output_ = token_embd_;
   }
   layers_.resize(n_layer_);
-  for (int64_t il = 0; il < n_layer_; ++il) {
-    const std::string p = fmt::format("blk.{}.", il);
-    Layer& L = layers_[il];
-    HYLO_ASSIGN_OR_RETURN(L.attn_norm, tl.vector(p + "attn_norm.weight", n_embd_));
-    HYLO_ASSIGN_OR_RETURN(L.ffn_norm, tl.vector(p + ffn_norm_name + ".weight", n_embd_));
-    ops::MoeWeights& m = L.moe;
-    HYLO_ASSIGN_OR_RETURN(m.router, tl.matrix(p + "ffn_gate_inp.weight", n_embd_, n_expert_));
-    if (tl.has(p + "ffn_gate_up_exps.weight")) {
-      // Fused gate/up (--fuse-gate-up-exps): gate = first n_ff rows of each expert, up = the rest.
-      HYLO_ASSIGN_OR_RETURN(ops::ExpertWeight gu, tl.experts(p + "ffn_gate_up_exps.weight", n_embd_, 2 * n_ff_exp,
-                                                             n_expert_));
-      m.gate = gu;
-      m.gate.first = gu.first.rows(0, n_ff_exp);
-      m.up = gu;
-      m.up.first = gu.first.rows(n_ff_exp, n_ff_exp);
-    } else {
-      HYLO_ASSIGN_OR_RETURN(m.gate, tl.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp, n_expert_));
-      HYLO_ASSIGN_OR_RETURN(m.up, tl.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp, n_expert_));
-    }
-    HYLO_ASSIGN_OR_RETURN(m.down, tl.experts(p + "ffn_down_exps.weight", n_ff_exp, n_embd_, n_expert_));
-    m.n_used = static_cast<int>(n_expert_used_);
-    if (shared_expert) {
-      HYLO_ASSIGN_OR_RETURN(m.shexp_gate_inp, tl.vector(p + "ffn_gate_inp_shexp.weight", n_embd_));
-      HYLO_ASSIGN_OR_RETURN(m.shexp_gate, tl.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_shexp));
-      HYLO_ASSIGN_OR_RETURN(m.shexp_up, tl.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_shexp));
-      HYLO_ASSIGN_OR_RETURN(m.shexp_down, tl.matrix(p + "ffn_down_shexp.weight", n_ff_shexp, n_embd_));
-    }
+  for (int64_t il = 0; il < n_layer_; ++il)
+    HYLO_TRY(load_block_ffn(tl, il, ffn_norm_name, shared_expert, n_ff_exp, n_ff_shexp));
+  return ok_status();
+}
+
+Status DecoderModel::load_block_ffn(TensorLoader& tl, int64_t il, const std::string& ffn_norm_name,
+                                   bool shared_expert, int64_t n_ff_exp, int64_t n_ff_shexp) {
+  const std::string p = fmt::format("blk.{}.", il);
+  Layer& L = layers_.at(il);
+  HYLO_ASSIGN_OR_RETURN(L.attn_norm, tl.vector(p + "attn_norm.weight", n_embd_));
+  HYLO_ASSIGN_OR_RETURN(L.ffn_norm, tl.vector(p + ffn_norm_name + ".weight", n_embd_));
+  ops::MoeWeights& m = L.moe;
+  HYLO_ASSIGN_OR_RETURN(m.router, tl.matrix(p + "ffn_gate_inp.weight", n_embd_, n_expert_));
+  if (tl.has(p + "ffn_gate_up_exps.weight")) {
+    // Fused gate/up (--fuse-gate-up-exps): gate = first n_ff rows of each expert, up = the rest.
+    HYLO_ASSIGN_OR_RETURN(ops::ExpertWeight gu,
+                          tl.experts(p + "ffn_gate_up_exps.weight", n_embd_, 2 * n_ff_exp, n_expert_));
+    m.gate = gu;
+    m.gate.first = gu.first.rows(0, n_ff_exp);
+    m.up = gu;
+    m.up.first = gu.first.rows(n_ff_exp, n_ff_exp);
+  } else {
+    HYLO_ASSIGN_OR_RETURN(m.gate, tl.experts(p + "ffn_gate_exps.weight", n_embd_, n_ff_exp, n_expert_));
+    HYLO_ASSIGN_OR_RETURN(m.up, tl.experts(p + "ffn_up_exps.weight", n_embd_, n_ff_exp, n_expert_));
   }
-  (void)hp;
+  HYLO_ASSIGN_OR_RETURN(m.down, tl.experts(p + "ffn_down_exps.weight", n_ff_exp, n_embd_, n_expert_));
+  m.n_used = static_cast<int>(n_expert_used_);
+  if (shared_expert) {
+    HYLO_ASSIGN_OR_RETURN(m.shexp_gate_inp, tl.vector(p + "ffn_gate_inp_shexp.weight", n_embd_));
+    HYLO_ASSIGN_OR_RETURN(m.shexp_gate, tl.matrix(p + "ffn_gate_shexp.weight", n_embd_, n_ff_shexp));
+    HYLO_ASSIGN_OR_RETURN(m.shexp_up, tl.matrix(p + "ffn_up_shexp.weight", n_embd_, n_ff_shexp));
+    HYLO_ASSIGN_OR_RETURN(m.shexp_down, tl.matrix(p + "ffn_down_shexp.weight", n_ff_shexp, n_embd_));
+  }
   return ok_status();
 }
 
@@ -143,6 +147,28 @@ Result<AttentionWeights> DecoderModel::load_attention(TensorLoader& tl, int il, 
   HYLO_ASSIGN_OR_RETURN(w.q_norm, tl.vector(p + "attn_q_norm.weight", d.head_dim));
   HYLO_ASSIGN_OR_RETURN(w.k_norm, tl.vector(p + "attn_k_norm.weight", d.head_dim));
   return w;
+}
+
+Status DecoderModel::load_nextn(TensorLoader& tl, int layer, const AttentionDims& d, const std::string& ffn_norm_name,
+                                bool shared_expert, int64_t n_ff_exp, int64_t n_ff_shexp) {
+  const std::string p = fmt::format("blk.{}.nextn.", layer);
+  nextn_.layer = layer;
+  layers_.resize(layer + 1);
+  HYLO_TRY(load_block_ffn(tl, layer, ffn_norm_name, shared_expert, n_ff_exp, n_ff_shexp));
+  HYLO_ASSIGN_OR_RETURN(nextn_.attn, load_attention(tl, layer, d, /*gated=*/true));
+  HYLO_ASSIGN_OR_RETURN(nextn_.eh_proj, tl.matrix(p + "eh_proj.weight", 2 * n_embd_, n_embd_));
+  HYLO_ASSIGN_OR_RETURN(nextn_.enorm, tl.vector(p + "enorm.weight", n_embd_));
+  HYLO_ASSIGN_OR_RETURN(nextn_.hnorm, tl.vector(p + "hnorm.weight", n_embd_));
+  if (tl.has(p + "shared_head_norm.weight")) {
+    HYLO_ASSIGN_OR_RETURN(nextn_.shared_head_norm, tl.vector(p + "shared_head_norm.weight", n_embd_));
+  } else {
+    nextn_.shared_head_norm = output_norm_;
+  }
+  if (tl.has(p + "embed_tokens.weight") || tl.has(p + "shared_head_head.weight"))
+    return make_error("[model] {}: MTP heads with their own embedding or LM head are not supported", file_.path());
+  layout_.n_layer = std::max(layout_.n_layer, layer + 1);
+  layout_.kv.push_back({layer, d.n_kv_head, d.head_dim});
+  return ok_status();
 }
 
 void DecoderModel::finish_info(const TensorLoader& tl) {
@@ -181,10 +207,7 @@ void DecoderModel::finish_info(const TensorLoader& tl) {
   }
   info_.active_weight_bytes = active;
   info_.active_params = params;
-  for (const auto& name : tl.unused()) {
-    if (name.rfind(fmt::format("blk.{}.", n_layer_), 0) == 0) continue;  // MTP block, loaded separately
-    log_warn("[model] {}: tensor {} is not used", file_.path(), name);
-  }
+  for (const auto& name : tl.unused()) log_warn("[model] {}: tensor {} is not used", file_.path(), name);
 }
 
 // ---- forward ------------------------------------------------------------------------------------
@@ -266,6 +289,60 @@ Status DecoderModel::forward(std::span<const BatchRow> rows, Memory& memory, Thr
     K.rms_norm(w.x.data() + out_rows[i] * E, output_norm_.data(), hidden_out_.data() + i * E, E, norm_eps_);
   ops::dump("result_norm", hidden_out_.data(), {n_out, E});
   if (n_out > 0) ops::matmul(pool, output_, hidden_out_.data(), n_out, logits, &w.act);
+  return ok_status();
+}
+
+// ---- MTP head ----------------------------------------------------------------------------------
+
+Status DecoderModel::forward_nextn(std::span<const BatchRow> rows, const float* hidden, Memory& memory,
+                                   ThreadPool& pool, float* logits, const AttentionDims& d) {
+  if (nextn_.layer < 0) return make_error("[model] this model has no MTP head");
+  const int L = nextn_.layer;
+  std::vector<SeqRun> runs;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const BatchRow& r = rows[i];
+    if (r.seq < 0 || r.seq >= memory.n_seq() || r.token < 0 || r.token >= n_vocab_ || r.pos >= memory.n_ctx())
+      return make_error("[model] MTP row {}: sequence {}, token {} or position {} out of range", i, r.seq, r.token,
+                        r.pos);
+    if (runs.empty() || runs.back().seq != r.seq) {
+      const int32_t len = memory.kv(L, r.seq).size();
+      if (r.pos > len)
+        return make_error("[model] MTP row {}: sequence {} has {} MTP positions, row has position {}", i, r.seq, len,
+                          r.pos);
+      runs.push_back({r.seq, static_cast<int64_t>(i), 0, r.pos});
+    } else if (r.pos != runs.back().pos0 + runs.back().n) {
+      return make_error("[model] MTP row {}: positions of sequence {} must be consecutive", i, r.seq);
+    }
+    runs.back().n++;
+  }
+  const kernels::VecKernels& K = kernels::vec();
+  Workspace& w = *ws_;
+  const int64_t T = static_cast<int64_t>(rows.size()), E = n_embd_;
+  // c = eh_proj · [enorm(embedding) | hnorm(hidden)]
+  std::vector<float> cat(T * 2 * E);
+  w.x.resize(T * E);
+  w.a.resize(T * E);
+  w.mixed.resize(T * E);
+  w.f.resize(T * E);
+  w.ffn_out.resize(T * E);
+  for (int64_t t = 0; t < T; ++t) {
+    float* e = cat.data() + t * 2 * E;
+    kernels::dequantize_row(token_embd_.type, token_embd_.row(rows[t].token), e, E);
+    K.rms_norm(e, nextn_.enorm.data(), e, E, norm_eps_);
+    K.rms_norm(hidden + t * E, nextn_.hnorm.data(), e + E, E, norm_eps_);
+  }
+  ops::matmul(pool, nextn_.eh_proj, cat.data(), T, w.x.data(), &w.act);
+  const Layer& B = layers_[L];
+  for (int64_t t = 0; t < T; ++t) K.rms_norm(w.x.data() + t * E, B.attn_norm.data(), w.a.data() + t * E, E, norm_eps_);
+  attention(L, nextn_.attn, d, w.a.data(), w.mixed.data(), runs, rows, memory, pool);
+  for (int64_t i = 0; i < T * E; ++i) w.x[i] += w.mixed[i];
+  for (int64_t t = 0; t < T; ++t) K.rms_norm(w.x.data() + t * E, B.ffn_norm.data(), w.f.data() + t * E, E, norm_eps_);
+  ops::moe_forward(pool, B.moe, w.f.data(), T, w.ffn_out.data(), w.moe, L);
+  for (int64_t i = 0; i < T * E; ++i) w.x[i] += w.ffn_out[i];
+  hidden_out_.resize(T * E);
+  for (int64_t t = 0; t < T; ++t)
+    K.rms_norm(w.x.data() + t * E, nextn_.shared_head_norm.data(), hidden_out_.data() + t * E, E, norm_eps_);
+  ops::matmul(pool, output_, hidden_out_.data(), T, logits, &w.act);
   return ok_status();
 }
 

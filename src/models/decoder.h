@@ -51,6 +51,15 @@ struct AttentionDims {
   float scale;
 };
 
+// The NextN / MTP head (spec §5.3): one more gated-attention + MoE block whose input mixes the
+// embedding of the token with the trunk's hidden state.
+struct NextNWeights {
+  int layer = -1;  // block index (after the trunk); -1: none
+  ops::Weight eh_proj;  // [2·n_embd → n_embd], input [embedding | hidden]
+  std::vector<float> enorm, hnorm, shared_head_norm;
+  AttentionWeights attn;
+};
+
 struct Workspace;
 
 class DecoderModel : public Model {
@@ -68,12 +77,20 @@ class DecoderModel : public Model {
                    Memory& memory, ThreadPool& pool) = 0;
 
   // Loads token_embd, output_norm, output (or the tied embedding) and per-layer norms + MoE.
-  Status load_common(TensorLoader& tl, const HparamReader& hp, const std::string& ffn_norm_name, bool shared_expert,
-                     int64_t n_ff_exp, int64_t n_ff_shexp);
+  Status load_common(TensorLoader& tl, const std::string& ffn_norm_name, bool shared_expert, int64_t n_ff_exp,
+                     int64_t n_ff_shexp);
+  // Norms and MoE of block il into layers_[il] (layers_ must be large enough).
+  Status load_block_ffn(TensorLoader& tl, int64_t il, const std::string& ffn_norm_name, bool shared_expert,
+                        int64_t n_ff_exp, int64_t n_ff_shexp);
   Result<AttentionWeights> load_attention(TensorLoader& tl, int il, const AttentionDims& d, bool gated);
   void attention(int il, const AttentionWeights& w, const AttentionDims& d, const float* a, float* out,
                  std::span<const SeqRun> runs, std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool);
   void finish_info(const TensorLoader& tl);
+  Status load_nextn(TensorLoader& tl, int layer, const AttentionDims& d, const std::string& ffn_norm_name,
+                    bool shared_expert, int64_t n_ff_exp, int64_t n_ff_shexp);
+  Status forward_nextn(std::span<const BatchRow> rows, const float* hidden, Memory& memory, ThreadPool& pool,
+                       float* logits, const AttentionDims& d);
+  NextNWeights nextn_;
 
   // Hyper-parameters every architecture has.
   int64_t n_embd_ = 0, n_vocab_ = 0, n_layer_ = 0, n_ctx_train_ = 0;

@@ -110,6 +110,12 @@ ops::KvSeqCache& Memory::kv(int layer, int seq) {
   return *kv_[slot].at(seq);
 }
 
+const ops::KvSeqCache& Memory::kv(int layer, int seq) const {
+  const int slot = kv_slot_of_layer_.at(layer);
+  HYLO_CHECK(slot >= 0, "layer {} has no KV cache", layer);
+  return *kv_[slot].at(seq);
+}
+
 ops::RecurrentSeqState& Memory::recurrent(int layer, int seq) {
   const int slot = rs_slot_of_layer_.at(layer);
   HYLO_CHECK(slot >= 0, "layer {} has no recurrent state", layer);

@@ -67,6 +67,7 @@ class Memory {
 
   // For the models' forward pass.
   ops::KvSeqCache& kv(int layer, int seq);
+  const ops::KvSeqCache& kv(int layer, int seq) const;
   ops::RecurrentSeqState& recurrent(int layer, int seq);
   void set_seq_len(int seq, int32_t n) { seq_len_.at(seq) = n; }
 

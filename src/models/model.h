@@ -64,6 +64,19 @@ class Model {
   // LM head's input (`h_nextn`, the MTP head's input).
   virtual const std::vector<float>& last_hidden() const = 0;
 
+  // Multi-token prediction (NextN) head, when the file has one (spec §5): row k predicts the token
+  // after rows[k].token from that token and `hidden[k]`, the trunk's h_nextn of the position
+  // before it (zeros for position 0). The head keeps its own KV cache in `memory` (rows of a
+  // sequence continue it). Writes n_vocab logits per row and, into last_hidden(), the head's own
+  // normed hidden states (the input for drafting one more token).
+  virtual bool has_mtp() const { return false; }
+  virtual Status forward_mtp(std::span<const BatchRow> rows, const float* hidden, Memory& memory, ThreadPool& pool,
+                             float* logits) {
+    return make_error("[model] this model has no MTP head");
+  }
+  // Positions already in the MTP head's cache for a sequence.
+  virtual int32_t mtp_len(const Memory& memory, int seq) const { return 0; }
+
  protected:
   Model(gguf::File file) : file_(std::move(file)) {}
   gguf::File file_;

@@ -37,7 +37,7 @@ class Qwen3Moe final : public DecoderModel {
     dims_ = {static_cast<int>(n_head), static_cast<int>(n_head_kv), static_cast<int>(head_dim),
              1.0f / std::sqrt(static_cast<float>(head_dim))};
     HYLO_ASSIGN_OR_RETURN(rope_, read_rope_params(hp, file_, static_cast<int>(n_rot), n_ctx_train_));
-    HYLO_TRY(load_common(tl, hp, "ffn_norm", /*shared_expert=*/false, n_ff_exp, 0));
+    HYLO_TRY(load_common(tl, "ffn_norm", /*shared_expert=*/false, n_ff_exp, 0));
     layout_.n_layer = static_cast<int>(n_layer_);
     attn_.resize(n_layer_);
     for (int il = 0; il < n_layer_; ++il) {

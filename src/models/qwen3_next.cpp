@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "base/check.h"
+#include "base/log.h"
 #include "kernels/vec.h"
 #include "models/decoder.h"
 #include "ops/delta_net.h"
@@ -89,7 +90,7 @@ class Qwen3Next final : public DecoderModel {
     if (auto sc = hp.get_float_or("attention.scale", 0.0f); sc.ok() && *sc > 0.0f) attn_dims_.scale = *sc;
     HYLO_ASSIGN_OR_RETURN(rope_, read_rope_params(hp, file_, static_cast<int>(n_rot), n_ctx_train_));
 
-    HYLO_TRY(load_common(tl, hp, "post_attention_norm", /*shared_expert=*/true, n_ff_exp, n_ff_shexp));
+    HYLO_TRY(load_common(tl, "post_attention_norm", /*shared_expert=*/true, n_ff_exp, n_ff_shexp));
     attn_.resize(n_layer_);
     delta_.resize(n_layer_);
     layout_.n_layer = static_cast<int>(n_layer_);
@@ -103,9 +104,23 @@ class Qwen3Next final : public DecoderModel {
         layout_.kv.push_back({il, attn_dims_.n_kv_head, attn_dims_.head_dim});
       }
     }
+    if (n_mtp > 0)
+      HYLO_TRY(load_nextn(tl, static_cast<int>(n_layer_), attn_dims_, "post_attention_norm", true, n_ff_exp,
+                          n_ff_shexp));
+    if (n_mtp > 1) log_warn("[model] {}: only the first of {} MTP blocks is used", file_.path(), n_mtp);
     info_.has_mtp = n_mtp > 0;
     finish_info(tl);
     return ok_status();
+  }
+
+ public:
+  bool has_mtp() const override { return nextn_.layer >= 0; }
+  Status forward_mtp(std::span<const BatchRow> rows, const float* hidden, Memory& memory, ThreadPool& pool,
+                     float* logits) override {
+    return forward_nextn(rows, hidden, memory, pool, logits, attn_dims_);
+  }
+  int32_t mtp_len(const Memory& memory, int seq) const override {
+    return nextn_.layer >= 0 ? memory.kv(nextn_.layer, seq).size() : 0;
   }
 
  protected:

@@ -181,3 +181,68 @@ TEST(ReferenceLogits, CommandLineMatchesLibrary) {
 
 }  // namespace
 }  // namespace hylo
+
+namespace hylo {
+namespace {
+
+// The MTP (NextN) head against llama.cpp's draft-mtp feeding: row k = (token x_k, trunk h_nextn
+// of position k-1; zeros for k = 0), all rows in one batch, then one row at a time.
+class MtpHead : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MtpHead, MatchesReference) {
+  auto model = models::load_model(test::fixture_model("qwen3next-tiny-mtp"));
+  ASSERT_TRUE(model.ok()) << model.message();
+  models::Model& m = **model;
+  ASSERT_TRUE(m.has_mtp());
+  const std::string dir = test::fixtures_dir() + "/logits/qwen3next-tiny-mtp";
+  const auto c = test::read_json_file(dir + "/" + GetParam() + ".json");
+  const auto tokens = c["token_ids"].get<std::vector<int32_t>>();
+  const int64_t T = static_cast<int64_t>(tokens.size()), V = m.info().n_vocab, E = m.info().n_embd;
+  ThreadPool pool(2);
+  models::MemoryOptions mo;
+  mo.n_ctx = 512;
+  mo.kv_type = TensorType::kF32;
+  models::Memory mem(m.memory_layout(), mo);
+  std::vector<models::BatchRow> rows;
+  for (int64_t i = 0; i < T; ++i) rows.push_back({0, static_cast<int32_t>(i), tokens[i], true});
+  std::vector<float> logits(T * V);
+  ASSERT_TRUE(m.forward(rows, mem, pool, logits.data()).ok());
+  std::vector<float> shifted(T * E, 0.0f);  // row k gets h_nextn of position k-1
+  std::copy(m.last_hidden().begin(), m.last_hidden().end() - E, shifted.begin() + E);
+  auto ref = read_npy(dir + "/" + c["mtp_head"]["logits_file"].get<std::string>());
+  ASSERT_TRUE(ref.ok()) << ref.message();
+  const auto subset = vocab_subset();
+  auto compare = [&](const std::vector<float>& mtp, const char* what) {
+    double max_diff = 0;
+    for (int64_t k = 0; k < T; ++k) {
+      const float* row = mtp.data() + k * V;
+      const int32_t am = static_cast<int32_t>(std::max_element(row, row + V) - row);
+      EXPECT_EQ(am, c["mtp_head"]["rows"][k]["argmax"].get<int32_t>()) << what << " row " << k;
+      for (size_t j = 0; j < subset.size(); ++j)
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(row[subset[j]] - ref->f32()[k * subset.size() + j])));
+    }
+    EXPECT_LE(max_diff, 1e-3) << what;
+  };
+  std::vector<float> mtp(T * V);
+  ASSERT_TRUE(m.forward_mtp(rows, shifted.data(), mem, pool, mtp.data()).ok());
+  compare(mtp, "batch");
+  EXPECT_EQ(m.mtp_len(mem, 0), T);
+  // One row per call (as a drafter runs), on a fresh MTP cache.
+  models::Memory mem2(m.memory_layout(), mo);
+  std::vector<float> step(T * V);
+  for (int64_t k = 0; k < T; ++k)
+    ASSERT_TRUE(m.forward_mtp(std::span<const models::BatchRow>(&rows[k], 1), shifted.data() + k * E, mem2, pool,
+                              step.data() + k * V)
+                    .ok());
+  compare(step, "step");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, MtpHead, ::testing::Values("chat", "german", "code", "long-tech"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& ch : s) ch = ch == '-' ? '_' : ch;
+                           return s;
+                         });
+
+}  // namespace
+}  // namespace hylo
