@@ -33,7 +33,7 @@ struct Options {
   int32_t n_gen = 128;
   int threads = 0;
   int reps = 3;
-  int32_t batch = 512;
+  int32_t batch = 2048;
   std::string kv_type = "f16";
   bool json = false;
 };
@@ -149,8 +149,9 @@ int run(const Options& o) {
   // Decode roofline: weight bytes touched per token (active experts only) over bandwidth.
   const double bytes_per_token = static_cast<double>(info.active_weight_bytes);
   const double decode_frac = bandwidth > 0 ? bytes_per_token * tgs.mean / (bandwidth * 1e9) : 0;
-  // Prefill: 2 FLOPs per multiply-add of the matrix products a token goes through.
-  const double flops_per_token = 2.0 * static_cast<double>(info.active_params);
+  // Prefill: 2 FLOPs per multiply-add of the matrix products a token goes through, plus its
+  // attention over the (on average half-filled) prompt and the gated delta rule.
+  const double flops_per_token = info.flops_per_token((o.n_prompt + 1) / 2.0);
   const double prefill_frac = peak.gops > 0 ? flops_per_token * pps.mean / (peak.gops * 1e9) : 0;
 
   std::map<std::string, uint64_t> by_type;
@@ -182,6 +183,7 @@ int run(const Options& o) {
                         {"peak_kind", peak.name},
                         {"peak_gops", peak.gops},
                         {"prefill_gops", flops_per_token * pps.mean / 1e9},
+                        {"prefill_flops_per_token", flops_per_token},
                         {"prefill_peak_fraction", prefill_frac}};
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
@@ -207,8 +209,9 @@ int run(const Options& o) {
                 fmt::format("{:.1f}% of {:.1f} GB/s ({:.2f} GB/s)", decode_frac * 100, bandwidth,
                             bytes_per_token * tgs.mean / 1e9)
                     .c_str());
-  std::printf("\nparams = multiply-adds per token (active experts only); decode reads %s of weights per token.\n",
-              format_bytes(info.active_weight_bytes).c_str());
+  std::printf("\nparams = multiply-adds per token in the matrix products (active experts only); prefill also counts\n"
+              "attention and delta-rule FLOPs (%.2f GFLOP per token); decode reads %s of weights per token.\n",
+              flops_per_token / 1e9, format_bytes(info.active_weight_bytes).c_str());
   return kExitOk;
 }
 

@@ -24,7 +24,7 @@ struct SessionFlags {
   int64_t ctx = 0;    // 0: the trained context, capped by what fits in memory
   std::string kv_type = "f16";
   int parallel = 1;
-  int32_t batch = 512;
+  int32_t batch = 2048;  // MoE weights are read once per batch: large prefill batches amortise them
   std::string chat_template_file;
   bool warm = true;  // read the weights in up front (with progress)
 

@@ -39,6 +39,15 @@ struct ModelInfo {
   uint64_t weight_bytes = 0;
   uint64_t active_weight_bytes = 0;
   uint64_t active_params = 0;  // multiply-adds per token in the matrix products
+  // The rest of a token's arithmetic: attention costs this many FLOPs per key it attends to
+  // (QK and PV, all layers), the gated delta rule a fixed amount (recurrent form).
+  uint64_t attention_flops_per_key = 0;
+  uint64_t recurrent_flops_per_token = 0;
+  // FLOPs of one token at a context of n_ctx positions.
+  double flops_per_token(double n_ctx) const {
+    return 2.0 * static_cast<double>(active_params) + static_cast<double>(recurrent_flops_per_token) +
+           static_cast<double>(attention_flops_per_key) * n_ctx;
+  }
 };
 
 struct ForwardOptions {

@@ -44,6 +44,7 @@ class Qwen3Moe final : public DecoderModel {
       HYLO_ASSIGN_OR_RETURN(attn_[il], load_attention(tl, il, dims_, /*gated=*/false));
       layout_.kv.push_back({il, dims_.n_kv_head, dims_.head_dim});
     }
+    info_.attention_flops_per_key = static_cast<uint64_t>(n_layer_) * 4ull * n_head * head_dim;
     finish_info(tl);
     return ok_status();
   }

@@ -109,6 +109,9 @@ class Qwen3Next final : public DecoderModel {
                           n_ff_shexp));
     if (n_mtp > 1) log_warn("[model] {}: only the first of {} MTP blocks is used", file_.path(), n_mtp);
     info_.has_mtp = n_mtp > 0;
+    info_.attention_flops_per_key = layout_.kv.size() * 4ull * n_head * head_dim;
+    info_.recurrent_flops_per_token = layout_.recurrent.size() * 8ull * h_v_ * d_k_ * d_v_;
+    if (n_mtp > 0) info_.attention_flops_per_key -= 4ull * n_head * head_dim;  // the MTP block is not the trunk
     finish_info(tl);
     return ok_status();
   }

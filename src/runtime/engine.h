@@ -75,7 +75,7 @@ struct Request {
 struct EngineOptions {
   int n_slots = 1;
   int32_t n_ctx = 4096;      // positions per slot
-  int32_t n_batch = 512;     // tokens per forward call (prefill budget); rounded to a multiple of 64
+  int32_t n_batch = 2048;    // tokens per forward call (prefill budget); rounded to a multiple of 64
   int max_queue = 64;        // waiting requests beyond the slots
   TensorType kv_type = TensorType::kF16;
 };
