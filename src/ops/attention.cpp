@@ -8,54 +8,70 @@
 #include "kernels/vec.h"
 #include "ops/profile.h"
 
+// Attention is computed flash-style in two nested folds, both fixed by absolute positions:
+//  * keys are cut into splits of kSplitPages pages (2,048 positions); inside a split the pages are
+//    folded in order with a running max / sum (online softmax);
+//  * the splits' partial results are merged in order.
+// Decode rows (a run of a few tokens) compute their splits on different threads and merge them
+// afterwards; prefill blocks compute them one after another. The arithmetic is the same either
+// way, and keys past a row's position get exactly zero weight, so a row's result depends only on
+// its own query and its sequence's keys: the same bits in any batch, alone or under load.
+
 namespace hylo::ops {
 namespace {
 
-// Queries per task: a block of tokens of one run, all query heads of one KV head.
-constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kQueryBlock = 64;  // tokens of one run per task
+constexpr int64_t kSplitPages = 8;   // pages per key split
+constexpr int64_t kParallelSplitMaxTokens = 4;  // runs this short spread their splits over threads
 
-struct Task {
+// Per-row online-softmax state over some keys: max, sum of weights, unnormalised output.
+struct Partial {
+  std::vector<float> m, l, o;  // [rows], [rows], [rows][d]
+  void reset(int64_t rows, int64_t d) {
+    m.assign(rows, -INFINITY);
+    l.assign(rows, 0.0f);
+    o.assign(rows * d, 0.0f);
+  }
+};
+
+struct Scratch {
+  std::vector<float> q, kt, v, s, corr;
+  Partial part, acc;
+};
+
+struct Block {
   int32_t run;
   int32_t kv_head;
   int64_t t0, t1;  // token range within the run
+  int64_t n_splits;
 };
 
-// Per-thread buffers, grown to the largest task seen.
-struct Scratch {
-  std::vector<float> q, kt, v, s, o, m, l, corr;
-};
+int64_t split_keys() { return kSplitPages * KvSeqCache::kPageTokens; }
 
-// Flash-style attention of one task: the keys are visited page by page (positions ascending);
-// for each page S = scale·Q·Kᵀ, causal mask, running max / sum, O = corr·O + P·V. A row's result
-// depends only on its own query and keys: pages or keys beyond its position are masked to exactly
-// zero weight, so the row gives the same bits in any block, alone or batched.
-void attend(const AttentionRun& r, const Task& task, const AttentionShape& s, Scratch& w) {
+// Online softmax of the block's rows over the keys of split `split` into `out`.
+void attend_split(const AttentionRun& r, const Block& b, int64_t split, const AttentionShape& s, Scratch& w,
+                  Partial& out) {
   const kernels::VecKernels& K = kernels::vec();
   const int group = s.n_head / s.n_kv_head;
   const int64_t d = s.head_dim, P = KvSeqCache::kPageTokens;
-  const int64_t n_tok = task.t1 - task.t0, rows = n_tok * group;
+  const int64_t n_tok = b.t1 - b.t0, rows = n_tok * group;
+  out.reset(rows, d);
   w.q.resize(rows * d);
-  w.o.assign(rows * d, 0.0f);
-  w.m.assign(rows, -INFINITY);
-  w.l.assign(rows, 0.0f);
-  w.corr.resize(rows);
   w.kt.resize(d * P);
   w.v.resize(P * d);
   w.s.resize(rows * P);
   // Row i·group + g is the query of token t0 + i, head kv_head·group + g.
   for (int64_t i = 0; i < n_tok; ++i)
-    std::memcpy(w.q.data() + i * group * d,
-                r.q + ((task.t0 + i) * s.n_head + static_cast<int64_t>(task.kv_head) * group) * d,
+    std::memcpy(w.q.data() + i * group * d, r.q + ((b.t0 + i) * s.n_head + static_cast<int64_t>(b.kv_head) * group) * d,
                 sizeof(float) * group * d);
   const bool f16 = r.cache->type() == TensorType::kF16;
-  const int64_t last_pos = r.pos0 + task.t1 - 1;
-  const int64_t cached = r.cache->size();
-  for (int64_t base = 0; base <= last_pos; base += P) {
-    const int64_t n = std::min(P, std::min(last_pos + 1, cached) - base);  // valid keys in this page
+  const int64_t last_pos = r.pos0 + b.t1 - 1;
+  const int64_t end = std::min({last_pos + 1, static_cast<int64_t>(r.cache->size()), (split + 1) * split_keys()});
+  for (int64_t base = split * split_keys(); base < end; base += P) {
+    const int64_t n = std::min(P, end - base);  // keys of this page the block can see
     const int32_t page = static_cast<int32_t>(base / P);
-    // Keys transposed to [d][n] and values to [n][d], in f32.
-    const void* kp = r.cache->k_page(page, task.kv_head);
-    const void* vp = r.cache->v_page(page, task.kv_head);
+    const void* kp = r.cache->k_page(page, b.kv_head);
+    const void* vp = r.cache->v_page(page, b.kv_head);
     if (f16) {
       const auto* k16 = static_cast<const uint16_t*>(kp);
       thread_local std::vector<float> row;
@@ -74,32 +90,53 @@ void attend(const AttentionRun& r, const Task& task, const AttentionShape& s, Sc
     K.gemm(rows, n, d, s.scale, w.q.data(), d, w.kt.data(), n, 0.0f, w.s.data(), n);
     for (int64_t row = 0; row < rows; ++row) {
       float* sr = w.s.data() + row * n;
-      const int64_t pos = r.pos0 + task.t0 + row / group;
+      const int64_t pos = r.pos0 + b.t0 + row / group;
       const int64_t visible = std::clamp<int64_t>(pos + 1 - base, 0, n);
-      std::fill(sr + visible, sr + n, -INFINITY);
-      float mx = w.m[row];
+      float mx = out.m[row];
       for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, sr[j]);
-      if (mx == -INFINITY) {  // nothing visible yet (cannot happen for row's own page)
-        w.corr[row] = 1.0f;
+      if (mx == -INFINITY) {  // no key of this split is visible to the row yet: weights stay 0
         std::fill(sr, sr + n, 0.0f);
         continue;
       }
+      std::fill(sr + visible, sr + n, -INFINITY);
       for (int64_t j = 0; j < n; ++j) sr[j] -= mx;
       K.exp(sr, sr, n);  // masked keys: exp(-inf) = 0
       float sum = 0.0f;
       for (int64_t j = 0; j < visible; ++j) sum += sr[j];
-      w.corr[row] = std::exp(w.m[row] - mx);
-      w.l[row] = w.l[row] * w.corr[row] + sum;
-      w.m[row] = mx;
-      K.scale(w.o.data() + row * d, w.corr[row], w.o.data() + row * d, d);
+      const float corr = std::exp(out.m[row] - mx);
+      out.l[row] = out.l[row] * corr + sum;
+      out.m[row] = mx;
+      K.scale(out.o.data() + row * d, corr, out.o.data() + row * d, d);
     }
-    K.gemm(rows, d, n, 1.0f, w.s.data(), n, w.v.data(), d, 1.0f, w.o.data(), d);
+    K.gemm(rows, d, n, 1.0f, w.s.data(), n, w.v.data(), d, 1.0f, out.o.data(), d);
   }
-  for (int64_t i = 0; i < n_tok; ++i)
+}
+
+// acc ← merge(acc, part), row by row; a part that saw no key of a row leaves it bit-identical.
+void merge(Partial& acc, const Partial& part, int64_t d) {
+  const kernels::VecKernels& K = kernels::vec();
+  for (size_t row = 0; row < acc.m.size(); ++row) {
+    if (part.m[row] == -INFINITY) continue;
+    const float m = std::max(acc.m[row], part.m[row]);
+    const float ca = acc.m[row] == -INFINITY ? 0.0f : std::exp(acc.m[row] - m);
+    const float cb = std::exp(part.m[row] - m);
+    float* o = acc.o.data() + row * d;
+    K.scale(o, ca, o, d);
+    K.axpy(cb, part.o.data() + row * d, o, d);
+    acc.l[row] = acc.l[row] * ca + part.l[row] * cb;
+    acc.m[row] = m;
+  }
+}
+
+void write_out(const AttentionRun& r, const Block& b, const AttentionShape& s, const Partial& acc) {
+  const kernels::VecKernels& K = kernels::vec();
+  const int group = s.n_head / s.n_kv_head;
+  for (int64_t i = 0; i < b.t1 - b.t0; ++i)
     for (int g = 0; g < group; ++g) {
       const int64_t row = i * group + g;
-      K.scale(w.o.data() + row * d, 1.0f / w.l[row],
-              r.out + ((task.t0 + i) * s.n_head + static_cast<int64_t>(task.kv_head) * group + g) * d, d);
+      K.scale(acc.o.data() + row * s.head_dim, 1.0f / acc.l[row],
+              r.out + ((b.t0 + i) * s.n_head + static_cast<int64_t>(b.kv_head) * group + g) * s.head_dim,
+              s.head_dim);
     }
 }
 
@@ -107,18 +144,71 @@ void attend(const AttentionRun& r, const Task& task, const AttentionShape& s, Sc
 
 void attention(ThreadPool& pool, std::span<const AttentionRun> runs, const AttentionShape& shape) {
   PhaseTimer timer(Phase::kAttention);
-  std::vector<Task> tasks;
+  const int group = shape.n_head / shape.n_kv_head;
+  std::vector<Block> blocks;
   for (size_t r = 0; r < runs.size(); ++r)
     for (int64_t t0 = 0; t0 < runs[r].n_tokens; t0 += kQueryBlock)
-      for (int h = 0; h < shape.n_kv_head; ++h)
-        tasks.push_back({static_cast<int32_t>(r), h, t0, std::min(runs[r].n_tokens, t0 + kQueryBlock)});
-  // Later blocks attend to more keys: hand them out first so the threads finish together.
-  std::stable_sort(tasks.begin(), tasks.end(), [&](const Task& a, const Task& b) {
-    return runs[a.run].pos0 + a.t1 > runs[b.run].pos0 + b.t1;
+      for (int h = 0; h < shape.n_kv_head; ++h) {
+        const int64_t t1 = std::min(runs[r].n_tokens, t0 + kQueryBlock);
+        const int64_t keys = runs[r].pos0 + t1;
+        blocks.push_back({static_cast<int32_t>(r), h, t0, t1, (keys + split_keys() - 1) / split_keys()});
+      }
+  // Short runs (decode) with long contexts: one task per split, merged afterwards.
+  struct SplitTask {
+    size_t block;
+    int64_t split;
+  };
+  std::vector<SplitTask> split_tasks;
+  std::vector<size_t> whole;  // blocks computed by one task
+  std::vector<size_t> first_split(blocks.size(), 0);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const Block& b = blocks[i];
+    if (b.n_splits > 1 && runs[b.run].n_tokens <= kParallelSplitMaxTokens) {
+      first_split[i] = split_tasks.size();
+      for (int64_t sp = 0; sp < b.n_splits; ++sp) split_tasks.push_back({i, sp});
+    } else {
+      whole.push_back(i);
+    }
+  }
+  // Blocks that see more keys first, so the threads finish together.
+  std::stable_sort(whole.begin(), whole.end(), [&](size_t a, size_t b) {
+    return runs[blocks[a].run].pos0 + blocks[a].t1 > runs[blocks[b].run].pos0 + blocks[b].t1;
   });
-  pool.parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t b, int64_t e) {
-    thread_local Scratch scratch;
-    for (int64_t i = b; i < e; ++i) attend(runs[tasks[i].run], tasks[i], shape, scratch);
+  std::vector<Partial> partials(split_tasks.size());
+  const int64_t n_tasks = static_cast<int64_t>(whole.size() + split_tasks.size());
+  pool.parallel_for(n_tasks, 1, [&](int64_t begin, int64_t end) {
+    thread_local Scratch w;
+    for (int64_t t = begin; t < end; ++t) {
+      if (t < static_cast<int64_t>(split_tasks.size())) {
+        const SplitTask& st = split_tasks[t];
+        const Block& b = blocks[st.block];
+        attend_split(runs[b.run], b, st.split, shape, w, partials[t]);
+        continue;
+      }
+      const Block& b = blocks[whole[t - split_tasks.size()]];
+      const int64_t rows = (b.t1 - b.t0) * group;
+      w.acc.reset(rows, shape.head_dim);
+      for (int64_t sp = 0; sp < b.n_splits; ++sp) {
+        attend_split(runs[b.run], b, sp, shape, w, w.part);
+        merge(w.acc, w.part, shape.head_dim);
+      }
+      write_out(runs[b.run], b, shape, w.acc);
+    }
+  });
+  if (split_tasks.empty()) return;
+  // Merge the split partials of each decode block in split order.
+  std::vector<size_t> split_blocks;
+  for (size_t i = 0; i < blocks.size(); ++i)
+    if (blocks[i].n_splits > 1 && runs[blocks[i].run].n_tokens <= kParallelSplitMaxTokens) split_blocks.push_back(i);
+  pool.parallel_for(static_cast<int64_t>(split_blocks.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const size_t i = split_blocks[k];
+      const Block& b = blocks[i];
+      Partial acc;
+      acc.reset((b.t1 - b.t0) * group, shape.head_dim);
+      for (int64_t sp = 0; sp < b.n_splits; ++sp) merge(acc, partials[first_split[i] + sp], shape.head_dim);
+      write_out(runs[b.run], b, shape, acc);
+    }
   });
 }
 
