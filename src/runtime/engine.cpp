@@ -212,6 +212,7 @@ void Engine::emit_token(Slot& s, int32_t token) {
     }
   }
   s.first_token = false;
+  if (r.filter) r.filter->accept(token);
   TokenEvent ev;
   ev.token = token;
   ev.text = s.stops->push(s.decoder->push(token));
@@ -304,7 +305,15 @@ bool Engine::step() {
         continue;
       }
     }
-    const int32_t token = s.sampler->sample(logits_.data() + i * n_vocab, s.history);
+    float* row = logits_.data() + i * n_vocab;
+    if (s.req->filter) {
+      // Tokens this request may still produce: each sampled token is emitted, then the request
+      // ends at max_tokens or when no position is left to feed it (see emit_token).
+      int64_t left = int64_t{options_.n_ctx} - memory_->seq_len(s.id) + 1;
+      if (s.req->max_tokens >= 0) left = std::min<int64_t>(left, s.req->max_tokens - s.result.n_generated);
+      s.req->filter->mask(row, n_vocab, static_cast<int32_t>(std::max<int64_t>(1, left)));
+    }
+    const int32_t token = s.sampler->sample(row, s.history);
     emit_token(s, token);
   }
   return true;
