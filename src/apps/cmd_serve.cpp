@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -46,6 +47,8 @@ int run(Options& o) {
   if (o.server.api_key.empty())
     if (const char* key = std::getenv("HYLO_API_KEY")) o.server.api_key = key;
   o.server.max_queue = o.session.max_queue;
+  o.server.n_slots = o.session.parallel;
+  std::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error return, not the end of the server
 
   // Signals are taken by sigwait() below, whichever thread they hit; SIGUSR1 reports a failed load.
   sigset_t signals;

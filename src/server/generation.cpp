@@ -74,16 +74,16 @@ std::shared_ptr<Generation> Generation::start(const Backend& backend, Generation
   g->req_ = std::move(request);
   g->engine_ = backend.engine;
   g->tokenizer_ = backend.tokenizer;
-  ApiError e = g->prepare(backend);
-  if (e.message.empty()) e = g->submit(backend, limits);
-  if (!e.message.empty()) {
-    *error = std::move(e);
+  std::optional<ApiError> e = g->prepare(backend);
+  if (!e) e = g->submit(backend, limits);
+  if (e) {
+    *error = std::move(*e);
     return nullptr;
   }
   return g;
 }
 
-ApiError Generation::prepare(const Backend& b) {
+std::optional<ApiError> Generation::prepare(const Backend& b) {
   const tokenizer::Tokenizer& tok = *b.tokenizer;
   if (req_.is_chat()) {
     auto text = b.chat_template->render(req_.messages, req_.tools, /*add_generation_prompt=*/true, req_.enable_thinking,
@@ -103,10 +103,6 @@ ApiError Generation::prepare(const Backend& b) {
       const PromptInput& p = req_.prompts[i];
       std::vector<int32_t> ids = req_.context_prefix;
       if (p.is_tokens) {
-        for (int32_t t : p.tokens)
-          if (t < 0 || t >= tok.n_vocab())
-            return ApiError::bad_request(
-                fmt::format("prompt token {} is outside the vocabulary [0, {})", t, tok.n_vocab()));
         ids.insert(ids.end(), p.tokens.begin(), p.tokens.end());
         prompt_texts_.push_back(tok.decode(p.tokens));
       } else {
@@ -117,11 +113,11 @@ ApiError Generation::prepare(const Backend& b) {
       prompt_tokens_.push_back(std::move(ids));
     }
   }
-  for (const auto& ids : prompt_tokens_)
+  for (const auto& ids : prompt_tokens_)  // ids from the client (token prompts, Ollama's context)
     for (int32_t t : ids)
       if (t < 0 || t >= tok.n_vocab())
         return ApiError::bad_request(
-            fmt::format("context token {} is outside the vocabulary [0, {})", t, tok.n_vocab()));
+            fmt::format("prompt token {} is outside the vocabulary [0, {})", t, tok.n_vocab()));
 
   // Ollama's num_ctx may ask for less than the slot holds, never more.
   n_ctx_ = b.n_ctx;
@@ -131,10 +127,10 @@ ApiError Generation::prepare(const Backend& b) {
     const auto n = static_cast<int32_t>(ids.size());
     if (n >= n_ctx_) return ApiError::context_exceeded(n, n_ctx_);
   }
-  return {};
+  return std::nullopt;
 }
 
-ApiError Generation::submit(const Backend& b, const GenerationLimits& limits) {
+std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLimits& limits) {
   channel_ = std::make_shared<Channel>();
   if (channel_->efd < 0) return ApiError::internal("cannot create an event descriptor");
   const bool parse = req_.is_chat();
@@ -204,7 +200,7 @@ ApiError Generation::submit(const Backend& b, const GenerationLimits& limits) {
       requests_.push_back(std::move(r));
     }
   }
-  return {};
+  return std::nullopt;
 }
 
 Generation::~Generation() { cancel(); }

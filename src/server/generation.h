@@ -95,8 +95,8 @@ class Generation {
  private:
   struct Channel;
   Generation() = default;
-  ApiError prepare(const Backend& backend);
-  ApiError submit(const Backend& backend, const GenerationLimits& limits);
+  std::optional<ApiError> prepare(const Backend& backend);
+  std::optional<ApiError> submit(const Backend& backend, const GenerationLimits& limits);
   void finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out);
   void add_text(int index, const std::string& text, Update* u);
 

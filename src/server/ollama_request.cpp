@@ -196,7 +196,10 @@ std::optional<ojson> ollama_load_only(const ojson& body, bool chat, const ApiCon
   else
     j["response"] = "";
   j["done"] = true;
-  j["done_reason"] = "load";
+  // keep_alive 0 asks Ollama to unload the model; hylo keeps it, but answers the same way.
+  auto keep = body.find("keep_alive");
+  const bool unload = keep != body.end() && keep->is_number() && keep->get<double>() == 0;
+  j["done_reason"] = unload ? "unload" : "load";
   return j;
 }
 

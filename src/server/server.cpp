@@ -1,5 +1,5 @@
-// Server life cycle and the middleware every route shares: API key, CORS, body limit, error
-// bodies for httplib's own answers (404, 413), exceptions, request counting.
+// Server life cycle and what every route shares: API key, CORS, body limit, error bodies for
+// httplib's own answers (404, 413), exceptions, request counting.
 #include "server/server.h"
 
 #include <sys/eventfd.h>
@@ -47,10 +47,16 @@ Server::Server(ServerOptions options) : opt_(std::move(options)) {
   limits_.test_hooks = opt_.test_hooks;
   // Every streamed request holds a thread while it waits or runs, so there must be one per slot
   // and queue place, plus spare ones for health checks, metrics and idle keep-alive connections.
-  const int threads = opt_.http_threads > 0 ? opt_.http_threads : 2 * (opt_.max_queue + 16) + 16;
+  const int threads = opt_.http_threads > 0 ? opt_.http_threads : 2 * (opt_.n_slots + opt_.max_queue) + 32;
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_.set_payload_max_length(opt_.max_body_bytes);
   http_.set_tcp_nodelay(true);
+  http_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (req.path == "/health" || req.path == "/metrics")  // probes: only with -v
+      log_debug("[server] {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+    else
+      log_info("[server] {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+  });
   install_middleware();
   install_routes();
 }
@@ -99,23 +105,6 @@ void Server::stop() {
 }
 
 void Server::install_middleware() {
-  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (opt_.api_key.empty() || open_route(req.method, req.path)) return httplib::Server::HandlerResponse::Unhandled;
-    const std::string auth = req.get_header_value("Authorization");
-    const std::string_view prefix = "Bearer ";
-    if (auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
-        same_secret(std::string_view(auth).substr(prefix.size()), opt_.api_key))
-      return httplib::Server::HandlerResponse::Unhandled;
-    metrics_.count_rejected("unauthorized");
-    metrics_.count_request("auth", 401);
-    reply_error(res,
-                {ApiError::Kind::kUnauthorized,
-                 auth.empty() ? "this server needs an API key: send Authorization: Bearer <key>" : "invalid API key"},
-                family_of(req.path));
-    res.set_header("WWW-Authenticate", "Bearer");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-
   if (!opt_.cors_origin.empty()) {
     std::vector<std::string> allowed;
     for (const auto& o : split(opt_.cors_origin, ',')) allowed.emplace_back(trim(o));
@@ -178,10 +167,28 @@ void Server::install_middleware() {
   });
 }
 
+bool Server::authorized(const httplib::Request& req) const {
+  if (opt_.api_key.empty() || open_route(req.method, req.path)) return true;
+  const std::string auth = req.get_header_value("Authorization");
+  const std::string_view prefix = "Bearer ";
+  return auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
+         same_secret(std::string_view(auth).substr(prefix.size()), opt_.api_key);
+}
+
 httplib::Server::Handler Server::route(const char* name, ApiFamily family, bool needs_model,
                                        std::function<void(const httplib::Request&, httplib::Response&)> fn) {
   return [this, name, family, needs_model, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
-    if (needs_model && !backend()) {
+    // The key is checked here, after httplib has read the body: answering before that (in a
+    // pre-routing handler) would leave the body in a kept-alive connection.
+    if (!authorized(req)) {
+      metrics_.count_rejected("unauthorized");
+      const bool none = req.get_header_value("Authorization").empty();
+      reply_error(res,
+                  {ApiError::Kind::kUnauthorized,
+                   none ? "this server needs an API key: send Authorization: Bearer <key>" : "invalid API key"},
+                  family);
+      res.set_header("WWW-Authenticate", "Bearer");
+    } else if (needs_model && !backend()) {
       reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, family);
     } else {
       try {

@@ -33,7 +33,7 @@ struct ServerOptions {
   std::string alias;                                  // model id to report (default: the file name)
   bool test_hooks = false;                            // accept "test_forced_output" (tests only)
   int http_threads = 0;                               // 0: enough for every slot and queue place, plus spare
-  int max_queue = 64;                                 // the engine's queue, for sizing the thread pool
+  int n_slots = 1, max_queue = 64;                    // the engine's, for sizing the thread pool
 };
 
 // Routes that answer without an API key: health and model listings (documented in --help).
@@ -62,6 +62,7 @@ class Server {
   struct Endpoint;
   void install_routes();
   void install_middleware();
+  bool authorized(const httplib::Request& req) const;
   httplib::Server::Handler route(const char* name, ApiFamily family, bool needs_model,
                                  std::function<void(const httplib::Request&, httplib::Response&)> fn);
   void generate(const Endpoint& ep, const httplib::Request& req, httplib::Response& res);

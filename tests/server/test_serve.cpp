@@ -88,7 +88,7 @@ TEST_F(ServeMain, HealthModelsAndListings) {
 
 // The batch-invariance contract: greedy tokens (and their log-probabilities) of each of 8
 // concurrent streamed requests are exactly those of the same request run alone.
-TEST_F(ServeMain, ConcurrentStreamsMatchSoloRuns) {
+void expect_batch_invariance(const ServeProcess& server) {
   constexpr int kRequests = 8;
   auto request = [](int i) {
     return json{{"messages", user("Request " + std::to_string(i) + std::string(static_cast<size_t>(i) * 7, '!') +
@@ -103,7 +103,7 @@ TEST_F(ServeMain, ConcurrentStreamsMatchSoloRuns) {
   };
   std::vector<Tokens> solo(kRequests), together(kRequests);
   for (int i = 0; i < kRequests; ++i) {
-    auto c = client();
+    auto c = server.client();
     const HttpReply r = post_json(c, "/v1/chat/completions", request(i));
     ASSERT_EQ(r.status, 200) << r.body;
     solo[i].text = r.json["choices"][0]["message"]["content"];
@@ -115,7 +115,7 @@ TEST_F(ServeMain, ConcurrentStreamsMatchSoloRuns) {
   std::vector<int> status(kRequests, 0);
   for (int i = 0; i < kRequests; ++i) {
     threads.emplace_back([&, i] {
-      auto c = client();
+      auto c = server.client();
       json body = request(i);
       body["stream"] = true;
       const HttpReply r = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
@@ -135,6 +135,18 @@ TEST_F(ServeMain, ConcurrentStreamsMatchSoloRuns) {
     EXPECT_EQ(together[i].text, solo[i].text) << "request " << i;
     EXPECT_EQ(together[i].tokens, solo[i].tokens) << "request " << i;
   }
+}
+
+TEST_F(ServeMain, ConcurrentStreamsMatchSoloRuns) { expect_batch_invariance(*server_); }
+
+// The same on the hybrid architecture (DeltaNet recurrent state, prefix snapshots).
+TEST(ServeHybrid, ConcurrentStreamsMatchSoloRuns) {
+  const std::string model = fixture_model("qwen3next-tiny");
+  ASSERT_FALSE(model.empty());
+  ServeProcess server({"-m", model, "--parallel", "8", "-c", "1024"});
+  ASSERT_TRUE(server.start());
+  expect_batch_invariance(server);
+  EXPECT_EQ(server.stop(), 0) << server.log();
 }
 
 TEST_F(ServeMain, StreamedChunksAndUsage) {

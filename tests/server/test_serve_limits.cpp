@@ -160,6 +160,10 @@ TEST_F(ServeGuarded, ApiKeyIsRequiredExceptOnOpenRoutes) {
     EXPECT_EQ(get(c, open).status, 200) << open;
   EXPECT_EQ(get(c, "/v1/models").json["data"][0]["id"], "tiny");  // --alias
   EXPECT_EQ(post_json(c, "/v1/chat/completions", body, key_).status, 200);
+  // On one kept-alive connection, a refused request's body does not spill into the next one.
+  c.set_keep_alive(true);
+  EXPECT_EQ(post_json(c, "/v1/chat/completions", body).status, 401);
+  EXPECT_EQ(post_json(c, "/v1/chat/completions", body, key_).status, 200);
 }
 
 TEST_F(ServeGuarded, CorsOnlyForTheGivenOrigin) {
