@@ -128,7 +128,7 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
                  "/models, /api/version and /api/tags stay open");
   app.add_option("--cors-origin", s.cors_origin, "Allow browser requests from these origins (comma-separated, or *)");
   app.add_option("--max-queue", o->session.max_queue, "Requests that may wait for a slot; beyond that: HTTP 503")
-      ->check(CLI::Range(0, 1 << 20))
+      ->check(CLI::Range(0, 1 << 16))
       ->capture_default_str();
   app.add_option("--max-body-bytes", s.max_body_bytes, "Largest request body accepted (HTTP 413 beyond)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 34))

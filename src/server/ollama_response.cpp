@@ -226,7 +226,7 @@ ojson ollama_show(const Backend& b, bool verbose) {
   const std::string& tmpl = b.chat_template->source();
   ojson caps = ojson::array({"completion"});
   if (tmpl.find("tools") != std::string::npos) caps.push_back("tools");
-  if (tmpl.find("<think>") != std::string::npos) caps.push_back("thinking");
+  if (b.thinking_model || tmpl.find("<think>") != std::string::npos) caps.push_back("thinking");
   return {{"license", ""},
           {"modelfile", fmt::format("# served by hylo\nFROM {}\n", d.path)},
           {"parameters", parameters},

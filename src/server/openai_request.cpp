@@ -175,6 +175,7 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
   if (seed) s.seed = static_cast<uint64_t>(*seed);
   HYLO_ASSIGN_OR_RETURN(auto bias, r.object("logit_bias"));
   if (bias != nullptr) {
+    if (bias->size() > 1024) return make_error("logit_bias may hold at most 1024 tokens");
     for (const auto& [key, value] : bias->items()) {
       char* end = nullptr;
       const long long id = std::strtoll(key.c_str(), &end, 10);

@@ -5,6 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "base/log.h"
 #include "base/strings.h"
 #include "server/json_fields.h"
@@ -47,7 +49,9 @@ Server::Server(ServerOptions options) : opt_(std::move(options)) {
   limits_.test_hooks = opt_.test_hooks;
   // Every streamed request holds a thread while it waits or runs, so there must be one per slot
   // and queue place, plus spare ones for health checks, metrics and idle keep-alive connections.
-  const int threads = opt_.http_threads > 0 ? opt_.http_threads : 2 * (opt_.n_slots + opt_.max_queue) + 32;
+  // Capped: past that, connections wait in httplib's queue until a thread is free.
+  const int threads =
+      opt_.http_threads > 0 ? opt_.http_threads : std::min(2 * (opt_.n_slots + opt_.max_queue) + 32, 1024);
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_.set_payload_max_length(opt_.max_body_bytes);
   http_.set_tcp_nodelay(true);
