@@ -51,6 +51,9 @@ int run(Options& o) {
   std::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error return, not the end of the server
 
   // Signals are taken by sigwait() below, whichever thread they hit; SIGUSR1 reports a failed load.
+  // A shell starts background jobs with SIGINT ignored, which would discard it: take it anyway.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
