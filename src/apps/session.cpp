@@ -25,7 +25,7 @@ void SessionFlags::add(CLI::App& app, bool with_parallel) {
       ->capture_default_str();
   app.add_option("--chat-template", chat_template_file, "Jinja chat template file instead of the model's");
   if (with_parallel)
-    app.add_option("-np,--parallel", parallel, "Sequences decoded together (slots)")
+    app.add_option("--parallel,--np", parallel, "Sequences decoded together (slots)")
         ->check(CLI::Range(1, 256))
         ->capture_default_str();
 }
@@ -156,6 +156,7 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   eo.n_slots = flags.parallel;
   eo.n_ctx = s->n_ctx;
   eo.n_batch = flags.batch;
+  eo.max_queue = flags.max_queue;
   eo.kv_type = kv;
   s->engine = std::make_unique<runtime::Engine>(*s->model, s->tokenizer, *s->pool, eo);
   return s;

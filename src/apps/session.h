@@ -25,6 +25,7 @@ struct SessionFlags {
   std::string kv_type = "f16";
   int parallel = 1;
   int32_t batch = 2048;  // MoE weights are read once per batch: large prefill batches amortise them
+  int max_queue = 64;    // requests waiting beyond the slots (not a flag of add(); `hylo serve` sets it)
   std::string chat_template_file;
   bool warm = true;  // read the weights in up front (with progress)
 

@@ -203,6 +203,17 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   if (r->on_done) r->on_done(s.result);
 }
 
+int32_t Engine::sample_next(Slot& s, float* row) {
+  if (s.req->filter) {
+    // Tokens this request may still produce: each sampled token is emitted, then the request
+    // ends at max_tokens or when no position is left to feed it (see emit_token).
+    int64_t left = int64_t{options_.n_ctx} - memory_->seq_len(s.id) + 1;
+    if (s.req->max_tokens >= 0) left = std::min<int64_t>(left, s.req->max_tokens - s.result.n_generated);
+    s.req->filter->mask(row, model_.info().n_vocab, static_cast<int32_t>(std::max<int64_t>(1, left)));
+  }
+  return s.sampler->sample(row, s.history);
+}
+
 void Engine::emit_token(Slot& s, int32_t token) {
   Request& r = *s.req;
   if (tokenizer_.is_eog(token) && !r.ignore_eos) {
@@ -220,6 +231,7 @@ void Engine::emit_token(Slot& s, int32_t token) {
     }
   }
   s.first_token = false;
+  if (r.filter) r.filter->accept(token);
   TokenEvent ev;
   ev.token = token;
   ev.text = s.stops->push(s.decoder->push(token));
@@ -253,7 +265,9 @@ bool Engine::step() {
       finish(*s, FinishReason::kLength);
       continue;
     }
-    emit_token(*s, s->sampler->sample(s->snapshot_logits.data(), s->history));
+    // The filter masks in place: sample from a copy so the saved logits stay as computed.
+    replay_row_.assign(s->snapshot_logits.begin(), s->snapshot_logits.end());
+    emit_token(*s, sample_next(*s, replay_row_.data()));
   }
 
   std::vector<models::BatchRow> rows;
@@ -327,8 +341,7 @@ bool Engine::step() {
         continue;
       }
     }
-    const int32_t token = s.sampler->sample(logits_.data() + i * n_vocab, s.history);
-    emit_token(s, token);
+    emit_token(s, sample_next(s, logits_.data() + i * n_vocab));
   }
   return true;
 }

@@ -54,6 +54,19 @@ struct RequestResult {
   uint64_t seed = 0;
 };
 
+// Restricts which tokens a request may generate next (e.g. JSON mode). Called on the engine
+// thread, before each draw and after each token; implementations keep their own state.
+class TokenFilter {
+ public:
+  virtual ~TokenFilter() = default;
+  // Sets the logits ([n_vocab]) of tokens that may not come next to -inf; at least one must stay
+  // finite. `tokens_left`: how many more tokens the request may produce, this one included
+  // (max_tokens and the context, whichever ends first).
+  virtual void mask(float* logits, int64_t n_vocab, int32_t tokens_left) = 0;
+  // The token that was chosen (not called for the end-of-generation token that ends a request).
+  virtual void accept(int32_t token) = 0;
+};
+
 // One generation. Callbacks run on the engine thread: keep them short.
 struct Request {
   std::vector<int32_t> prompt;
@@ -63,6 +76,7 @@ struct Request {
   bool ignore_eos = false;
   int n_probs = 0;          // top logprobs per token
   bool show_special = false;  // emit CONTROL tokens' text
+  std::shared_ptr<TokenFilter> filter;  // optional constraint on the tokens generated
 
   std::function<void(int32_t done, int32_t total)> on_prefill;  // after each prefill chunk
   std::function<void(const TokenEvent&)> on_token;
@@ -121,6 +135,7 @@ class Engine {
   std::vector<std::shared_ptr<Request>> admit();
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
   void emit_token(Slot& slot, int32_t token);
+  int32_t sample_next(Slot& slot, float* row);  // applies the request's filter, then samples
 
   models::Model& model_;
   const tokenizer::Tokenizer& tokenizer_;
@@ -135,6 +150,7 @@ class Engine {
   bool stopping_ = false;
   EngineStats stats_;
   std::vector<float> logits_;
+  std::vector<float> replay_row_;  // [n_vocab] scratch: a replayed snapshot row being masked
   std::thread thread_;
 };
 

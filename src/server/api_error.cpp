@@ -1,0 +1,98 @@
+#include "server/api_error.h"
+
+#include <fmt/format.h>
+
+namespace hylo::server {
+
+using ojson = nlohmann::ordered_json;
+
+ApiError ApiError::context_exceeded(int32_t n_prompt, int32_t n_ctx) {
+  ApiError e{Kind::kContextExceeded,
+             fmt::format("request ({} tokens) exceeds the available context size ({} tokens)", n_prompt, n_ctx)};
+  e.n_prompt = n_prompt;
+  e.n_ctx = n_ctx;
+  return e;
+}
+
+int http_status(const ApiError& e) {
+  switch (e.kind) {
+    case ApiError::Kind::kBadRequest:
+      return 400;
+    case ApiError::Kind::kContextExceeded:
+      return 400;
+    case ApiError::Kind::kUnauthorized:
+      return 401;
+    case ApiError::Kind::kNotFound:
+      return 404;
+    case ApiError::Kind::kPayloadTooLarge:
+      return 413;
+    case ApiError::Kind::kQueueFull:
+      return 503;
+    case ApiError::Kind::kLoading:
+      return 503;
+    case ApiError::Kind::kShuttingDown:
+      return 503;
+    case ApiError::Kind::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+// OpenAI's error "type" and a short machine-readable "code" for each kind.
+std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
+  switch (k) {
+    case ApiError::Kind::kBadRequest:
+      return {"invalid_request_error", "invalid_value"};
+    case ApiError::Kind::kContextExceeded:
+      return {"exceed_context_size_error", "context_length_exceeded"};
+    case ApiError::Kind::kUnauthorized:
+      return {"authentication_error", "invalid_api_key"};
+    case ApiError::Kind::kNotFound:
+      return {"not_found_error", "not_found"};
+    case ApiError::Kind::kPayloadTooLarge:
+      return {"invalid_request_error", "payload_too_large"};
+    case ApiError::Kind::kQueueFull:
+      return {"unavailable_error", "queue_full"};
+    case ApiError::Kind::kLoading:
+      return {"unavailable_error", "model_loading"};
+    case ApiError::Kind::kShuttingDown:
+      return {"unavailable_error", "shutting_down"};
+    case ApiError::Kind::kInternal:
+      return {"server_error", "internal_error"};
+  }
+  return {"server_error", "internal_error"};
+}
+
+}  // namespace
+
+ojson error_body(const ApiError& e, ApiFamily family) {
+  if (e.kind == ApiError::Kind::kContextExceeded)
+    return {{"error",
+             {{"type", "exceed_context_size_error"},
+              {"message", e.message},
+              {"n_prompt_tokens", e.n_prompt},
+              {"n_ctx", e.n_ctx}}}};
+  if (family == ApiFamily::kOllama) return {{"error", e.message}};
+  const auto [type, code] = openai_type_and_code(e.kind);
+  return {{"error", {{"message", e.message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
+}
+
+ApiError from_submit_error(const runtime::SubmitError& e) {
+  switch (e.kind) {
+    case runtime::SubmitError::kNone:
+      break;
+    case runtime::SubmitError::kInvalid:
+      return ApiError::bad_request(e.message);
+    case runtime::SubmitError::kContextExceeded:
+      return ApiError::context_exceeded(e.n_prompt, e.n_ctx);
+    case runtime::SubmitError::kQueueFull:
+      return {ApiError::Kind::kQueueFull, e.message};
+    case runtime::SubmitError::kStopped:
+      return {ApiError::Kind::kShuttingDown, e.message};
+  }
+  return ApiError::internal("unexpected engine answer");
+}
+
+}  // namespace hylo::server

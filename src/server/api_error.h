@@ -1,0 +1,47 @@
+// What went wrong with an API request, and the one place that maps it to an HTTP status and to
+// each API family's error body. Handlers never build error JSON themselves. Messages are meant
+// for the client: they name the field or the numbers involved, without a component tag.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "runtime/engine.h"
+
+namespace hylo::server {
+
+enum class ApiFamily { kOpenAI, kOllama };
+
+struct ApiError {
+  enum class Kind {
+    kBadRequest,       // malformed JSON, wrong types, out-of-range values (400)
+    kContextExceeded,  // the prompt does not fit the context (400, exceed_context_size_error)
+    kUnauthorized,     // missing or wrong API key (401)
+    kNotFound,         // unknown route (404)
+    kPayloadTooLarge,  // body over --max-body-bytes (413)
+    kQueueFull,        // every slot busy and the queue full (503)
+    kLoading,          // the model is still loading (503)
+    kShuttingDown,     // the server is stopping (503)
+    kInternal,         // the engine failed (500)
+  };
+  Kind kind = Kind::kInternal;
+  std::string message;
+  int32_t n_prompt = 0, n_ctx = 0;  // kContextExceeded
+
+  static ApiError bad_request(std::string message) { return {Kind::kBadRequest, std::move(message)}; }
+  static ApiError internal(std::string message) { return {Kind::kInternal, std::move(message)}; }
+  // "request (N tokens) exceeds the available context size (M tokens)"
+  static ApiError context_exceeded(int32_t n_prompt, int32_t n_ctx);
+};
+
+int http_status(const ApiError& e);
+// OpenAI: {"error":{"message","type","param","code"}}; Ollama: {"error":"..."}. A context
+// overflow answers {"error":{"type":"exceed_context_size_error","message","n_prompt_tokens",
+// "n_ctx"}} on both families, so clients of either can read the numbers.
+nlohmann::ordered_json error_body(const ApiError& e, ApiFamily family);
+
+// The engine's refusal of a request, as an API error.
+ApiError from_submit_error(const runtime::SubmitError& e);
+
+}  // namespace hylo::server

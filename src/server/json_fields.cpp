@@ -1,0 +1,145 @@
+#include "server/json_fields.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hylo::server {
+
+namespace {
+
+std::string range_text(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<int64_t>(v));
+  return fmt::format("{}", v);
+}
+
+}  // namespace
+
+bool FieldReader::has(std::string_view key) const { return get(key) != nullptr; }
+
+const ojson* FieldReader::get(std::string_view key) const {
+  if (!obj_.is_object()) return nullptr;
+  auto it = obj_.find(key);
+  if (it == obj_.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+Result<std::optional<double>> FieldReader::number(std::string_view key, double lo, double hi) const {
+  const ojson* v = get(key);
+  if (v == nullptr) return std::optional<double>();
+  if (!v->is_number()) return make_error("{} must be a number", name(key));
+  const double d = v->get<double>();
+  if (!std::isfinite(d) || d < lo || d > hi)
+    return make_error("{} must be between {} and {}", name(key), range_text(lo), range_text(hi));
+  return std::optional<double>(d);
+}
+
+Result<std::optional<int64_t>> FieldReader::integer(std::string_view key, int64_t lo, int64_t hi) const {
+  const ojson* v = get(key);
+  if (v == nullptr) return std::optional<int64_t>();
+  int64_t i = 0;
+  if (v->is_number_integer()) {
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      return make_error("{} must be between {} and {}", name(key), lo, hi);
+    i = v->get<int64_t>();
+  } else if (v->is_number_float()) {
+    // JavaScript clients may send 1.0 for 1; a fraction is an error.
+    const double d = v->get<double>();
+    if (!std::isfinite(d) || d != std::floor(d)) return make_error("{} must be an integer", name(key));
+    if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
+      return make_error("{} must be between {} and {}", name(key), lo, hi);
+    i = static_cast<int64_t>(d);
+  } else {
+    return make_error("{} must be an integer", name(key));
+  }
+  if (i < lo || i > hi) return make_error("{} must be between {} and {}", name(key), lo, hi);
+  return std::optional<int64_t>(i);
+}
+
+Result<std::optional<bool>> FieldReader::boolean(std::string_view key) const {
+  const ojson* v = get(key);
+  if (v == nullptr) return std::optional<bool>();
+  if (!v->is_boolean()) return make_error("{} must be a boolean", name(key));
+  return std::optional<bool>(v->get<bool>());
+}
+
+Result<std::optional<std::string>> FieldReader::string(std::string_view key) const {
+  const ojson* v = get(key);
+  if (v == nullptr) return std::optional<std::string>();
+  if (!v->is_string()) return make_error("{} must be a string", name(key));
+  return std::optional<std::string>(v->get<std::string>());
+}
+
+Result<std::vector<std::string>> FieldReader::string_or_list(std::string_view key, size_t max_items) const {
+  std::vector<std::string> out;
+  const ojson* v = get(key);
+  if (v == nullptr) return out;
+  if (v->is_string()) {
+    out.push_back(v->get<std::string>());
+  } else if (v->is_array()) {
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (!(*v)[i].is_string()) return make_error("{}[{}] must be a string", name(key), i);
+      out.push_back((*v)[i].get<std::string>());
+    }
+  } else {
+    return make_error("{} must be a string or an array of strings", name(key));
+  }
+  if (out.size() > max_items) return make_error("{} may hold at most {} strings", name(key), max_items);
+  for (const auto& s : out)
+    if (s.empty()) return make_error("{} must not contain empty strings", name(key));
+  return out;
+}
+
+Result<const ojson*> FieldReader::object(std::string_view key) const {
+  const ojson* v = get(key);
+  if (v != nullptr && !v->is_object()) return make_error("{} must be an object", name(key));
+  return v;
+}
+
+Result<const ojson*> FieldReader::array(std::string_view key) const {
+  const ojson* v = get(key);
+  if (v != nullptr && !v->is_array()) return make_error("{} must be an array", name(key));
+  return v;
+}
+
+// Deepest nesting of arrays and objects in JSON text (strings skipped). Parsing is iterative, but
+// the chat template and dumps recurse, so a body nested 100000 levels deep is refused up front.
+size_t json_nesting(std::string_view text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+Result<ojson> parse_body(std::string_view body) {
+  if (json_nesting(body) > kMaxJsonNesting)
+    return make_error("the request body nests arrays and objects deeper than {} levels", kMaxJsonNesting);
+  ojson j;
+  try {
+    j = ojson::parse(body);
+  } catch (const ojson::parse_error& e) {
+    // nlohmann's text starts with "[json.exception.parse_error.101] "; the rest says where.
+    std::string what = e.what();
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    return make_error("invalid JSON in the request body: {}", what);
+  }
+  if (!j.is_object()) return make_error("the request body must be a JSON object");
+  return j;
+}
+
+std::string dump_json(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
+
+}  // namespace hylo::server

@@ -1,0 +1,281 @@
+// OpenAI answers: chat.completion / text_completion objects, their streamed chunks as server-sent
+// events ("data: {...}", ": ping" comments, "data: [DONE]"), and the model list.
+#include <chrono>
+#include <random>
+
+#include "server/json_fields.h"
+#include "server/openai_api.h"
+
+namespace hylo::server {
+
+namespace {
+
+std::string random_id(const char* prefix) {
+  static const char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += kChars[rng() % (sizeof kChars - 1)];
+  return id;
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string sse(const ojson& j) { return "data: " + dump_json(j) + "\n\n"; }
+
+ojson bytes_of(const std::string& s) {
+  ojson b = ojson::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+// Chat logprobs: {"content":[{"token","logprob","bytes","top_logprobs":[...]}]}.
+ojson chat_logprobs(const std::vector<TokenLogprob>& lps) {
+  ojson content = ojson::array();
+  for (const TokenLogprob& lp : lps) {
+    ojson top = ojson::array();
+    for (const auto& [piece, logprob] : lp.top)
+      top.push_back({{"token", piece}, {"logprob", logprob}, {"bytes", bytes_of(piece)}});
+    content.push_back({{"token", lp.piece},
+                       {"logprob", lp.logprob},
+                       {"bytes", bytes_of(lp.piece)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}};
+}
+
+// Completions (legacy) logprobs: parallel arrays; text_offset counts from `offset`.
+ojson completion_logprobs(const std::vector<TokenLogprob>& lps, size_t offset) {
+  ojson tokens = ojson::array(), token_logprobs = ojson::array(), top = ojson::array(), offsets = ojson::array();
+  for (const TokenLogprob& lp : lps) {
+    tokens.push_back(lp.piece);
+    token_logprobs.push_back(lp.logprob);
+    ojson alts = ojson::object();
+    for (const auto& [piece, logprob] : lp.top) alts[piece] = logprob;
+    top.push_back(std::move(alts));
+    offsets.push_back(offset);
+    offset += lp.piece.size();
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(token_logprobs)},
+          {"top_logprobs", std::move(top)},
+          {"text_offset", std::move(offsets)}};
+}
+
+ojson tool_call_json(const chat::ToolCall& c) {
+  return {{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
+}
+
+ojson usage_json(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
+// hylo's extension, as llama-server reports it: where the time went.
+ojson timings_json(const Usage& u) {
+  const double prefilled = static_cast<double>(u.prompt_tokens - u.cached_tokens);
+  return {{"cache_n", u.cached_tokens},
+          {"prompt_n", u.prompt_tokens - u.cached_tokens},
+          {"prompt_ms", u.prefill_seconds * 1e3},
+          {"prompt_per_second", u.prefill_seconds > 0 ? prefilled / u.prefill_seconds : 0.0},
+          {"predicted_n", u.completion_tokens},
+          {"predicted_ms", u.decode_seconds * 1e3},
+          {"predicted_per_second",
+           u.decode_seconds > 0 ? static_cast<double>(u.completion_tokens) / u.decode_seconds : 0.0}};
+}
+
+// What the chat and completion writers share: ids, the chunk envelope, the stream's end.
+class OpenAIWriter : public ResponseWriter {
+ public:
+  OpenAIWriter(const GenerationRequest& req, const ApiContext& ctx, const char* id_prefix, const char* object)
+      : id_(random_id(id_prefix)),
+        object_(object),
+        model_(ctx.model_id),
+        created_(unix_now()),
+        include_usage_(req.stream && req.include_usage),
+        logprobs_(req.logprobs) {}
+
+  const char* stream_content_type() const override { return "text/event-stream"; }
+  std::string keepalive() override { return ": ping\n\n"; }
+  std::string stream_end(const Generation& g) override {
+    std::string out;
+    if (include_usage_) {
+      ojson c = envelope(std::string(object_) + ".chunk", ojson::array());
+      c["usage"] = usage_json(g.usage());
+      c["timings"] = timings_json(g.usage());
+      out += sse(c);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+  std::string stream_error(const ApiError& e) override { return sse(error_body(e, ApiFamily::kOpenAI)); }
+
+ protected:
+  ojson envelope(const std::string& object, ojson choices) const {
+    ojson j = {{"id", id_},
+               {"object", object},
+               {"created", created_},
+               {"model", model_},
+               {"system_fingerprint", "hylo-" HYLO_VERSION},
+               {"choices", std::move(choices)}};
+    return j;
+  }
+  // One streamed chunk holding one choice.
+  std::string chunk(ojson choice) const {
+    ojson c = envelope(std::string(object_) + ".chunk", ojson::array({std::move(choice)}));
+    if (include_usage_) c["usage"] = nullptr;
+    return sse(c);
+  }
+  // Prefill progress of long prompts, as SSE comments (clients skip them).
+  static std::string progress(const Update& u) {
+    if (u.prefill_done >= u.prefill_total) return "";
+    return fmt::format(": prefill {}/{}\n\n", u.prefill_done, u.prefill_total);
+  }
+
+  std::string id_;
+  const char* object_;
+  std::string model_;
+  int64_t created_;
+  bool include_usage_;
+  bool logprobs_;
+};
+
+class ChatWriter : public OpenAIWriter {
+ public:
+  ChatWriter(const GenerationRequest& req, const ApiContext& ctx)
+      : OpenAIWriter(req, ctx, "chatcmpl-", "chat.completion"), reasoning_field_(ctx.reasoning_field) {}
+
+  std::string stream_begin(const Generation& g) override {
+    calls_sent_.assign(g.choices().size(), 0);
+    std::string out;
+    for (const Choice& c : g.choices())
+      out += chunk({{"index", c.index},
+                    {"delta", {{"role", "assistant"}, {"content", ""}}},
+                    {"logprobs", nullptr},
+                    {"finish_reason", nullptr}});
+    return out;
+  }
+
+  std::string stream_update(const Generation&, const Update& u) override {
+    if (u.kind == Update::Kind::kPrefill) return progress(u);
+    if (u.kind == Update::Kind::kFinish)
+      return chunk(
+          {{"index", u.index}, {"delta", ojson::object()}, {"logprobs", nullptr}, {"finish_reason", u.finish_reason}});
+    ojson delta = ojson::object();
+    if (!u.reasoning.empty()) delta[reasoning_field_] = u.reasoning;
+    if (!u.content.empty()) delta["content"] = u.content;
+    if (!u.tool_calls.empty()) {
+      ojson calls = ojson::array();
+      for (const chat::ToolCall& c : u.tool_calls) {
+        ojson j = tool_call_json(c);
+        j["index"] = calls_sent_[static_cast<size_t>(u.index)]++;
+        calls.push_back(std::move(j));
+      }
+      delta["tool_calls"] = std::move(calls);
+    }
+    return chunk({{"index", u.index},
+                  {"delta", std::move(delta)},
+                  {"logprobs", logprobs_ ? chat_logprobs(u.logprobs) : ojson(nullptr)},
+                  {"finish_reason", nullptr}});
+  }
+
+  ojson complete(const Generation& g) override {
+    ojson choices = ojson::array();
+    for (const Choice& c : g.choices()) {
+      ojson message = {{"role", "assistant"}};
+      message["content"] = c.content.empty() && !c.tool_calls.empty() ? ojson(nullptr) : ojson(c.content);
+      if (!c.reasoning.empty()) message[reasoning_field_] = c.reasoning;
+      if (!c.tool_calls.empty()) {
+        ojson calls = ojson::array();
+        for (const chat::ToolCall& call : c.tool_calls) calls.push_back(tool_call_json(call));
+        message["tool_calls"] = std::move(calls);
+      }
+      choices.push_back({{"index", c.index},
+                         {"message", std::move(message)},
+                         {"logprobs", logprobs_ ? chat_logprobs(c.logprobs) : ojson(nullptr)},
+                         {"finish_reason", c.finish_reason}});
+    }
+    ojson j = envelope("chat.completion", std::move(choices));
+    j["usage"] = usage_json(g.usage());
+    j["timings"] = timings_json(g.usage());
+    return j;
+  }
+
+ private:
+  std::string reasoning_field_;
+  std::vector<int> calls_sent_;  // per choice: index of the next streamed tool call
+};
+
+class CompletionWriter : public OpenAIWriter {
+ public:
+  CompletionWriter(const GenerationRequest& req, const ApiContext& ctx)
+      : OpenAIWriter(req, ctx, "cmpl-", "text_completion"), echo_(req.echo) {}
+
+  std::string stream_begin(const Generation& g) override {
+    offsets_.assign(g.choices().size(), 0);
+    if (!echo_) return "";
+    std::string out;
+    for (const Choice& c : g.choices()) {
+      const std::string& prompt = g.prompt_texts()[static_cast<size_t>(c.prompt_index)];
+      offsets_[static_cast<size_t>(c.index)] = prompt.size();
+      out += chunk({{"index", c.index}, {"text", prompt}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
+    }
+    return out;
+  }
+
+  std::string stream_update(const Generation&, const Update& u) override {
+    if (u.kind == Update::Kind::kPrefill) return progress(u);
+    if (u.kind == Update::Kind::kFinish)
+      return chunk({{"index", u.index}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", u.finish_reason}});
+    size_t& offset = offsets_[static_cast<size_t>(u.index)];
+    ojson lp = logprobs_ ? completion_logprobs(u.logprobs, offset) : ojson(nullptr);
+    for (const TokenLogprob& t : u.logprobs) offset += t.piece.size();
+    return chunk({{"index", u.index}, {"text", u.content}, {"logprobs", std::move(lp)}, {"finish_reason", nullptr}});
+  }
+
+  ojson complete(const Generation& g) override {
+    ojson choices = ojson::array();
+    for (const Choice& c : g.choices()) {
+      const std::string prefix = echo_ ? g.prompt_texts()[static_cast<size_t>(c.prompt_index)] : "";
+      choices.push_back({{"index", c.index},
+                         {"text", prefix + c.content},
+                         {"logprobs", logprobs_ ? completion_logprobs(c.logprobs, prefix.size()) : ojson(nullptr)},
+                         {"finish_reason", c.finish_reason}});
+    }
+    ojson j = envelope("text_completion", std::move(choices));
+    j["usage"] = usage_json(g.usage());
+    j["timings"] = timings_json(g.usage());
+    return j;
+  }
+
+ private:
+  bool echo_;
+  std::vector<size_t> offsets_;  // per choice: text offset of the next logprob token
+};
+
+}  // namespace
+
+std::shared_ptr<ResponseWriter> openai_chat_writer(const GenerationRequest& req, const ApiContext& ctx) {
+  return std::make_shared<ChatWriter>(req, ctx);
+}
+
+std::shared_ptr<ResponseWriter> openai_completion_writer(const GenerationRequest& req, const ApiContext& ctx) {
+  return std::make_shared<CompletionWriter>(req, ctx);
+}
+
+ojson openai_models(const ModelDescription& d, int32_t n_ctx, int n_slots) {
+  ojson meta = {{"vocab_type", 2},  // byte-level BPE, as llama-server numbers it
+                {"n_vocab", d.n_vocab}, {"n_ctx_train", d.n_ctx_train}, {"n_ctx", n_ctx},
+                {"n_embd", d.n_embd},   {"n_params", d.n_params},       {"size", d.size_bytes},
+                {"n_slots", n_slots},   {"architecture", d.arch}};
+  return {{"object", "list"},
+          {"data", ojson::array({{{"id", d.id},
+                                  {"object", "model"},
+                                  {"created", d.modified_unix},
+                                  {"owned_by", "hylo"},
+                                  {"meta", std::move(meta)}}})}};
+}
+
+}  // namespace hylo::server

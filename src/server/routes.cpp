@@ -1,0 +1,225 @@
+// The endpoints. Generation routes share one handler (Server::generate): parse with the API's
+// adapter, start the generation, then stream it or wait for the whole answer.
+#include "base/log.h"
+#include "server/client_socket.h"
+#include "server/json_fields.h"
+#include "server/ollama_api.h"
+#include "server/openai_api.h"
+#include "server/server.h"
+#include "server/stream.h"
+
+namespace hylo::server {
+
+// A generation endpoint: its API family's parser and writer.
+struct Server::Endpoint {
+  const char* name;
+  ApiFamily family;
+  Result<GenerationRequest> (*parse)(const ojson& body, const ApiContext& ctx);
+  std::shared_ptr<ResponseWriter> (*writer)(const GenerationRequest& req, const ApiContext& ctx);
+  // Ollama: a request without a prompt only loads the model; its answer (or nullopt).
+  std::optional<ojson> (*load_only)(const ojson& body, const ApiContext& ctx) = nullptr;
+};
+
+namespace {
+
+const char* rejection_reason(const ApiError& e) {
+  switch (e.kind) {
+    case ApiError::Kind::kContextExceeded:
+      return "context";
+    case ApiError::Kind::kQueueFull:
+      return "queue_full";
+    case ApiError::Kind::kBadRequest:
+      return "invalid";
+    default:
+      return "other";
+  }
+}
+
+std::optional<ojson> ollama_chat_load(const ojson& body, const ApiContext& ctx) {
+  return ollama_load_only(body, /*chat=*/true, ctx);
+}
+std::optional<ojson> ollama_generate_load(const ojson& body, const ApiContext& ctx) {
+  return ollama_load_only(body, /*chat=*/false, ctx);
+}
+
+}  // namespace
+
+void Server::install_routes() {
+  static const Endpoint kChat{"chat", ApiFamily::kOpenAI, parse_openai_chat, openai_chat_writer};
+  static const Endpoint kCompletion{"completions", ApiFamily::kOpenAI, parse_openai_completion,
+                                    openai_completion_writer};
+  static const Endpoint kOllamaChat{"api_chat", ApiFamily::kOllama, parse_ollama_chat, ollama_chat_writer,
+                                    ollama_chat_load};
+  static const Endpoint kOllamaGenerate{"api_generate", ApiFamily::kOllama, parse_ollama_generate,
+                                        ollama_generate_writer, ollama_generate_load};
+  auto generation = [this](const Endpoint& ep) {
+    return route(ep.name, ep.family, true,
+                 [this, &ep](const httplib::Request& req, httplib::Response& res) { generate(ep, req, res); });
+  };
+  using Req = const httplib::Request&;
+  using Res = httplib::Response&;
+
+  // OpenAI (and llama-server's paths without /v1).
+  for (const char* p : {"/v1/chat/completions", "/chat/completions"}) http_.Post(p, generation(kChat));
+  for (const char* p : {"/v1/completions", "/completions"}) http_.Post(p, generation(kCompletion));
+  for (const char* p : {"/v1/models", "/models"})
+    http_.Get(p, route("models", ApiFamily::kOpenAI, true, [this](Req, Res res) {
+                const auto b = backend();
+                reply_json(res, openai_models(b->description, b->n_ctx, b->n_slots));
+              }));
+  http_.Post("/tokenize", route("tokenize", ApiFamily::kOpenAI, true, [this](Req q, Res r) { tokenize(q, r); }));
+  http_.Post("/detokenize", route("detokenize", ApiFamily::kOpenAI, true, [this](Req q, Res r) { detokenize(q, r); }));
+  http_.Post("/apply-template",
+             route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
+  http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req, Res r) { props(r); }));
+
+  // Ollama.
+  http_.Post("/api/chat", generation(kOllamaChat));
+  http_.Post("/api/generate", generation(kOllamaGenerate));
+  http_.Get("/api/tags", route("api_tags", ApiFamily::kOllama, true,
+                               [this](Req, Res r) { reply_json(r, ollama_tags(backend()->description)); }));
+  http_.Get("/api/ps", route("api_ps", ApiFamily::kOllama, true, [this](Req, Res r) {
+              const auto b = backend();
+              reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes));
+            }));
+  http_.Post("/api/show", route("api_show", ApiFamily::kOllama, true, [this](Req q, Res r) {
+               auto body = parse_body(q.body);
+               if (!body.ok()) return reply_error(r, ApiError::bad_request(body.message()), ApiFamily::kOllama);
+               auto verbose = FieldReader(*body).boolean("verbose");
+               if (!verbose.ok()) return reply_error(r, ApiError::bad_request(verbose.message()), ApiFamily::kOllama);
+               reply_json(r, ollama_show(*backend(), verbose->value_or(false)));
+             }));
+  http_.Get("/api/version",
+            route("api_version", ApiFamily::kOllama, false, [](Req, Res r) { reply_json(r, ollama_version()); }));
+
+  // Both.
+  http_.Get("/", route("root", ApiFamily::kOllama, false, [](Req, Res r) {
+              r.set_content("hylo is running (OpenAI- and Ollama-compatible API)", "text/plain");
+            }));
+  http_.Get("/health", route("health", ApiFamily::kOpenAI, false, [this](Req, Res r) {
+              if (backend())
+                reply_json(r, {{"status", "ok"}});
+              else
+                reply_json(r, {{"status", "loading"}}, 503);
+            }));
+  http_.Get("/metrics", route("metrics", ApiFamily::kOpenAI, false, [this](Req, Res r) {
+              const auto b = backend();
+              runtime::EngineStats stats;
+              if (b) stats = b->engine->stats();
+              r.set_content(metrics_.render(b ? &stats : nullptr), "text/plain; version=0.0.4; charset=utf-8");
+            }));
+}
+
+void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::Response& res) {
+  const std::shared_ptr<Backend> b = backend();
+  auto fail = [&](const ApiError& e) {
+    metrics_.count_rejected(rejection_reason(e));
+    reply_error(res, e, ep.family);
+  };
+  auto body = parse_body(req.body);
+  if (!body.ok()) return fail(ApiError::bad_request(body.message()));
+  if (ep.load_only)
+    if (auto answer = ep.load_only(*body, ctx_)) return reply_json(res, *answer);
+  auto parsed = ep.parse(*body, ctx_);
+  if (!parsed.ok()) return fail(ApiError::bad_request(parsed.message()));
+  std::shared_ptr<ResponseWriter> writer = ep.writer(*parsed, ctx_);
+  ApiError error;
+  std::shared_ptr<Generation> g = Generation::start(*b, std::move(*parsed), limits_, &error);
+  if (!g) return fail(error);
+
+  StreamSettings s;
+  s.client_fd = find_client_socket(req.remote_addr, req.remote_port, req.local_port);
+  s.shutdown_fd = shutdown_fd_;
+  s.ping_interval = opt_.ping_interval;
+  s.metrics = &metrics_;
+  if (g->request().stream) return stream_generation(res, std::move(g), std::move(writer), s);
+  switch (wait_for_answer(*g, s)) {
+    case WaitOutcome::kFinished:
+      if (g->error()) return reply_error(res, *g->error(), ep.family);
+      return reply_json(res, writer->complete(*g));
+    case WaitOutcome::kClientGone:
+      res.status = 499;
+      return;  // nobody reads it; counted as such
+    case WaitOutcome::kShutdown:
+      return reply_error(res, {ApiError::Kind::kShuttingDown, "the server is shutting down"}, ep.family);
+  }
+}
+
+void Server::tokenize(const httplib::Request& req, httplib::Response& res) {
+  auto run = [&]() -> Result<ojson> {
+    HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
+    FieldReader r(body);
+    HYLO_ASSIGN_OR_RETURN(auto content, r.string("content"));
+    if (!content) return make_error("content is required");
+    HYLO_ASSIGN_OR_RETURN(auto parse_special, r.boolean("parse_special"));
+    HYLO_ASSIGN_OR_RETURN(auto add_special, r.boolean("add_special"));
+    HYLO_ASSIGN_OR_RETURN(auto with_pieces, r.boolean("with_pieces"));
+    const tokenizer::Tokenizer& tok = *backend()->tokenizer;
+    std::vector<int32_t> ids;
+    if (add_special.value_or(false) && tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+    for (int32_t id : tok.encode(*content, parse_special.value_or(true))) ids.push_back(id);
+    ojson tokens = ojson::array();
+    for (int32_t id : ids) {
+      if (with_pieces.value_or(false))
+        tokens.push_back({{"id", id}, {"piece", tok.token_to_piece(id)}});
+      else
+        tokens.push_back(id);
+    }
+    return ojson{{"tokens", std::move(tokens)}};
+  };
+  auto out = run();
+  if (!out.ok()) return reply_error(res, ApiError::bad_request(out.message()), ApiFamily::kOpenAI);
+  reply_json(res, *out);
+}
+
+void Server::detokenize(const httplib::Request& req, httplib::Response& res) {
+  auto run = [&]() -> Result<ojson> {
+    HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
+    HYLO_ASSIGN_OR_RETURN(const ojson* tokens, FieldReader(body).array("tokens"));
+    if (tokens == nullptr) return make_error("tokens is required");
+    const tokenizer::Tokenizer& tok = *backend()->tokenizer;
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i < tokens->size(); ++i) {
+      const ojson& t = (*tokens)[i];
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= tok.n_vocab())
+        return make_error("tokens[{}] must be a token id in [0, {})", i, tok.n_vocab());
+      ids.push_back(t.get<int32_t>());
+    }
+    return ojson{{"content", tok.decode(ids)}};
+  };
+  auto out = run();
+  if (!out.ok()) return reply_error(res, ApiError::bad_request(out.message()), ApiFamily::kOpenAI);
+  reply_json(res, *out);
+}
+
+void Server::apply_template(const httplib::Request& req, httplib::Response& res) {
+  auto run = [&]() -> Result<ojson> {
+    HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
+    // The same reading as a chat request, so what comes back is the prompt a chat would get.
+    HYLO_ASSIGN_OR_RETURN(GenerationRequest g, parse_openai_chat(body, ctx_));
+    const auto b = backend();
+    auto prompt = b->chat_template->render(g.messages, g.tools, true, g.enable_thinking, b->special);
+    if (!prompt.ok()) return make_error("the chat template could not render the messages: {}", prompt.message());
+    return ojson{{"prompt", *prompt}};
+  };
+  auto out = run();
+  if (!out.ok()) return reply_error(res, ApiError::bad_request(out.message()), ApiFamily::kOpenAI);
+  reply_json(res, *out);
+}
+
+void Server::props(httplib::Response& res) {
+  const auto b = backend();
+  const runtime::SamplingParams& s = b->sampling;
+  reply_json(
+      res,
+      {{"default_generation_settings",
+        {{"n_ctx", b->n_ctx},
+         {"params", {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p}}}}},
+       {"total_slots", b->n_slots},
+       {"model_path", b->description.path},
+       {"model_alias", b->description.id},
+       {"chat_template", b->chat_template->source()},
+       {"build_info", "hylo " HYLO_VERSION}});
+}
+
+}  // namespace hylo::server

@@ -1,0 +1,209 @@
+// Server life cycle and what every route shares: API key, CORS, body limit, error bodies for
+// httplib's own answers (404, 413), exceptions, request counting.
+#include "server/server.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "server/json_fields.h"
+
+namespace hylo::server {
+
+namespace {
+
+ApiFamily family_of(const std::string& path) {
+  return path.rfind("/api/", 0) == 0 ? ApiFamily::kOllama : ApiFamily::kOpenAI;
+}
+
+// Compares without an early exit, so the time taken does not tell how much of a key matched.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+}  // namespace
+
+bool open_route(const std::string& method, const std::string& path) {
+  if (method == "OPTIONS") return true;  // CORS preflight carries no credentials
+  return path == "/" || path == "/health" || path == "/v1/models" || path == "/models" || path == "/api/version" ||
+         path == "/api/tags";
+}
+
+void reply_json(httplib::Response& res, const nlohmann::ordered_json& j, int status) {
+  res.status = status;
+  res.set_content(dump_json(j), "application/json");
+}
+
+void reply_error(httplib::Response& res, const ApiError& e, ApiFamily family) {
+  reply_json(res, error_body(e, family), http_status(e));
+}
+
+Server::Server(ServerOptions options) : opt_(std::move(options)) {
+  shutdown_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  limits_.max_tokens_cap = opt_.max_tokens_cap;
+  limits_.test_hooks = opt_.test_hooks;
+  // Every streamed request holds a thread while it waits or runs, so there must be one per slot
+  // and queue place, plus spare ones for health checks, metrics and idle keep-alive connections.
+  // Capped: past that, connections wait in httplib's queue until a thread is free.
+  const int threads =
+      opt_.http_threads > 0 ? opt_.http_threads : std::min(2 * (opt_.n_slots + opt_.max_queue) + 32, 1024);
+  http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  http_.set_payload_max_length(opt_.max_body_bytes);
+  http_.set_tcp_nodelay(true);
+  http_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    if (req.path == "/health" || req.path == "/metrics")  // probes: only with -v
+      log_debug("[server] {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+    else
+      log_info("[server] {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+  });
+  install_middleware();
+  install_routes();
+}
+
+Server::~Server() {
+  stop();
+  if (shutdown_fd_ >= 0) close(shutdown_fd_);
+}
+
+Result<int> Server::bind() {
+  int port = opt_.port;
+  if (port == 0) {
+    port = http_.bind_to_any_port(opt_.host);
+    if (port <= 0) return make_error("[server] cannot listen on {} (any port)", opt_.host);
+  } else if (!http_.bind_to_port(opt_.host, port)) {
+    return make_error("[server] cannot listen on {}:{} (in use, or not an address of this machine)", opt_.host, port);
+  }
+  opt_.port = port;
+  return port;
+}
+
+void Server::start() {
+  thread_ = std::thread([this] { http_.listen_after_bind(); });
+}
+
+void Server::set_backend(std::shared_ptr<Backend> backend) {
+  ctx_.model_id = backend->description.id;
+  ctx_.n_vocab = backend->model->info().n_vocab;
+  ctx_.tool_call_format = backend->chat_template->tool_call_format();
+  ctx_.reasoning_field = opt_.reasoning_field;
+  ctx_.test_hooks = opt_.test_hooks;
+  std::atomic_store(&backend_, std::move(backend));
+}
+
+void Server::stop() {
+  if (stopped_.exchange(true)) return;
+  // Streams and waits see the shutdown descriptor, answer with an error and cancel.
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(shutdown_fd_, &one, sizeof one);
+  if (thread_.joinable()) {
+    // httplib's stop() acts on a running accept loop only; the thread may not have entered it yet.
+    for (int i = 0; i < 10000000 && !http_.is_running(); ++i) std::this_thread::yield();
+    http_.stop();
+    thread_.join();
+  }
+}
+
+void Server::install_middleware() {
+  if (!opt_.cors_origin.empty()) {
+    std::vector<std::string> allowed;
+    for (const auto& o : split(opt_.cors_origin, ',')) allowed.emplace_back(trim(o));
+    http_.set_post_routing_handler([allowed](const httplib::Request& req, httplib::Response& res) {
+      const std::string origin = req.get_header_value("Origin");
+      bool any = false, match = false;
+      for (const auto& a : allowed) {
+        any = any || a == "*";
+        match = match || a == origin;
+      }
+      if (any) {
+        res.set_header("Access-Control-Allow-Origin", "*");
+      } else if (match && !origin.empty()) {
+        res.set_header("Access-Control-Allow-Origin", origin);
+        res.set_header("Vary", "Origin");
+      } else {
+        return;
+      }
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Max-Age", "600");
+    });
+    http_.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  }
+
+  // httplib's own answers (unknown route, body too large, bad request line) get an API body.
+  http_.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+        // Our own answers have bodies; 499 is a request whose client went away (nobody reads it).
+        if (!res.body.empty() || res.is_chunked_content_provider_ || res.status == 499)
+          return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e;
+        switch (res.status) {
+          case 404:
+            e = {ApiError::Kind::kNotFound, fmt::format("no route {} {}", req.method, req.path)};
+            break;
+          case 413:
+            e = {ApiError::Kind::kPayloadTooLarge,
+                 fmt::format("the request body is larger than {} bytes (--max-body-bytes)", opt_.max_body_bytes)};
+            break;
+          default:
+            e = ApiError::bad_request(fmt::format("HTTP {}", res.status));
+            break;
+        }
+        metrics_.count_request(res.status == 404 ? "unknown" : "error", res.status);
+        reply_json(res, error_body(e, family_of(req.path)), res.status);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+
+  http_.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log_error("[server] {} {}: {}", req.method, req.path, what);
+    reply_error(res, ApiError::internal("internal error: " + what), family_of(req.path));
+  });
+}
+
+bool Server::authorized(const httplib::Request& req) const {
+  if (opt_.api_key.empty() || open_route(req.method, req.path)) return true;
+  const std::string auth = req.get_header_value("Authorization");
+  const std::string_view prefix = "Bearer ";
+  return auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
+         same_secret(std::string_view(auth).substr(prefix.size()), opt_.api_key);
+}
+
+httplib::Server::Handler Server::route(const char* name, ApiFamily family, bool needs_model,
+                                       std::function<void(const httplib::Request&, httplib::Response&)> fn) {
+  return [this, name, family, needs_model, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    // The key is checked here, after httplib has read the body: answering before that (in a
+    // pre-routing handler) would leave the body in a kept-alive connection.
+    if (!authorized(req)) {
+      metrics_.count_rejected("unauthorized");
+      const bool none = req.get_header_value("Authorization").empty();
+      reply_error(res,
+                  {ApiError::Kind::kUnauthorized,
+                   none ? "this server needs an API key: send Authorization: Bearer <key>" : "invalid API key"},
+                  family);
+      res.set_header("WWW-Authenticate", "Bearer");
+    } else if (needs_model && !backend()) {
+      reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, family);
+    } else {
+      try {
+        fn(req, res);
+      } catch (const std::exception& e) {  // a bug, not the client's fault: answer, log, go on
+        log_error("[server] {} {}: {}", req.method, req.path, e.what());
+        reply_error(res, ApiError::internal(std::string("internal error: ") + e.what()), family);
+      }
+    }
+    metrics_.count_request(name, res.status == -1 ? 200 : res.status);  // -1: httplib's default, 200
+  };
+}
+
+}  // namespace hylo::server

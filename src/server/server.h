@@ -1,0 +1,90 @@
+// `hylo serve`'s HTTP server: OpenAI- and Ollama-compatible endpoints over one loaded model,
+// with auth, CORS, body limits, health and metrics. Requests are translated by the API adapters
+// (openai_api.h, ollama_api.h) into GenerationRequest and run on the engine's continuous
+// batching; the server starts answering /health (503) before the model is loaded.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/result.h"
+#include "server/api_error.h"
+#include "server/backend.h"
+#include "server/generation.h"
+#include "server/metrics.h"
+#include "server/request.h"
+
+namespace hylo::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;          // 0: a free port
+  std::string api_key;      // non-empty: Bearer key required (see open_route())
+  std::string cors_origin;  // "" CORS off; "*" or a comma-separated list of allowed origins
+  size_t max_body_bytes = 8u << 20;
+  int32_t max_tokens_cap = 0;                         // > 0: no request generates more tokens per choice
+  double ping_interval = 15;                          // seconds of silence before an SSE ": ping"; ≤ 0: none
+  std::string reasoning_field = "reasoning_content";  // or "reasoning"
+  std::string alias;                                  // model id to report (default: the file name)
+  bool test_hooks = false;                            // accept "test_forced_output" (tests only)
+  int http_threads = 0;                               // 0: enough for every slot and queue place, plus spare
+  int n_slots = 1, max_queue = 64;                    // the engine's, for sizing the thread pool
+};
+
+// Routes that answer without an API key: health and model listings (documented in --help).
+bool open_route(const std::string& method, const std::string& path);
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port (the chosen one for port 0).
+  Result<int> bind();
+  // Accepts connections on a background thread.
+  void start();
+  // The model is loaded: generation requests are served from now on.
+  void set_backend(std::shared_ptr<Backend> backend);
+  // Stops accepting, ends running streams with an error and cancels their requests, and joins
+  // the threads. Call before the backend's engine is destroyed.
+  void stop();
+
+  const ServerOptions& options() const { return opt_; }
+
+ private:
+  struct Endpoint;
+  void install_routes();
+  void install_middleware();
+  bool authorized(const httplib::Request& req) const;
+  httplib::Server::Handler route(const char* name, ApiFamily family, bool needs_model,
+                                 std::function<void(const httplib::Request&, httplib::Response&)> fn);
+  void generate(const Endpoint& ep, const httplib::Request& req, httplib::Response& res);
+  void tokenize(const httplib::Request& req, httplib::Response& res);
+  void detokenize(const httplib::Request& req, httplib::Response& res);
+  void apply_template(const httplib::Request& req, httplib::Response& res);
+  void props(httplib::Response& res);
+  std::shared_ptr<Backend> backend() const { return std::atomic_load(&backend_); }
+
+  ServerOptions opt_;
+  httplib::Server http_;
+  std::thread thread_;
+  std::shared_ptr<Backend> backend_;  // null while loading (std::atomic_load / atomic_store)
+  ApiContext ctx_;                    // set with the backend
+  GenerationLimits limits_;
+  Metrics metrics_;
+  int shutdown_fd_ = -1;  // readable once stop() began
+  std::atomic<bool> stopped_{false};
+};
+
+// The error answer for `e` in `family`'s format.
+void reply_error(httplib::Response& res, const ApiError& e, ApiFamily family);
+void reply_json(httplib::Response& res, const nlohmann::ordered_json& j, int status = 200);
+
+}  // namespace hylo::server

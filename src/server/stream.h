@@ -1,0 +1,32 @@
+// Writing a running generation to its client: the streaming loop shared by SSE (OpenAI) and
+// NDJSON (Ollama), which differ only in their ResponseWriter, and the wait of whole answers.
+// Both watch the client's socket, so a hang-up cancels the request at once.
+#pragma once
+
+#include <httplib.h>
+
+#include <memory>
+
+#include "server/generation.h"
+#include "server/metrics.h"
+#include "server/response_writer.h"
+
+namespace hylo::server {
+
+struct StreamSettings {
+  int client_fd = -1;         // the connection (find_client_socket), -1: unknown
+  int shutdown_fd = -1;       // readable once the server stops
+  double ping_interval = 15;  // seconds of silence before a keep-alive; ≤ 0: none
+  Metrics* metrics = nullptr;
+};
+
+// Makes `res` a chunked response that streams `g` through `writer`. The headers go out when the
+// handler returns; the loop then runs on the connection's thread.
+void stream_generation(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<ResponseWriter> writer,
+                       const StreamSettings& settings);
+
+// Waits until every choice finished or one failed. kClientGone: the request was cancelled.
+enum class WaitOutcome { kFinished, kClientGone, kShutdown };
+WaitOutcome wait_for_answer(Generation& g, const StreamSettings& settings);
+
+}  // namespace hylo::server

@@ -1,0 +1,147 @@
+// hylo serve against the official `openai` npm package (6.x): chat (whole, streamed, with
+// include_usage), a tool-call round trip, completions, the model list, and a context overflow
+// surfacing as the SDK's BadRequestError with the token counts.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { loadPackage, startServer } from './harness.mjs';
+
+const OpenAI = loadPackage('openai');
+
+let server;
+let client;
+before(async () => {
+  server = await startServer(['--parallel', '2', '-c', '512', '--test-hooks']);
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+after(async () => {
+  assert.equal(await server.stop(), 0, server.log());
+});
+
+const messages = [{ role: 'user', content: 'Hello from the OpenAI SDK' }];
+const weatherTool = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
+const forcedCall = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+
+test('models list reports the loaded model with its contexts', async () => {
+  const list = await client.models.list();
+  assert.equal(list.data.length, 1);
+  assert.equal(list.data[0].id, 'qwen3moe-tiny.gguf');
+  assert.equal(list.data[0].meta.n_ctx, 512);
+  assert.equal(list.data[0].meta.n_ctx_train, 262144);
+});
+
+test('chat, whole and streamed with include_usage, give the same greedy answer', async () => {
+  const whole = await client.chat.completions.create({ model: 'any', messages, max_tokens: 8, temperature: 0 });
+  assert.equal(whole.object, 'chat.completion');
+  assert.equal(whole.choices[0].message.role, 'assistant');
+  assert.equal(typeof whole.choices[0].message.content, 'string');
+  assert.equal(whole.choices[0].finish_reason, 'length');
+  assert.equal(whole.usage.completion_tokens, 8);
+
+  const stream = await client.chat.completions.create({
+    model: 'any', messages, max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      text += c.delta.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, 'length');
+  assert.equal(usage.completion_tokens, 8);
+  assert.equal(usage.prompt_tokens, whole.usage.prompt_tokens);
+});
+
+test('a tool call round trip', async () => {
+  // The model's output is forced to a call (--test-hooks); it goes through the engine and parser.
+  const first = await client.chat.completions.create({
+    model: 'any', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [weatherTool],
+    test_forced_output: forcedCall,
+  });
+  const choice = first.choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.tool_calls.length, 1);
+  const call = choice.message.tool_calls[0];
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' });
+
+  // Streamed, the call arrives as a delta.
+  const stream = await client.chat.completions.create({
+    model: 'any', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [weatherTool], stream: true,
+    test_forced_output: forcedCall,
+  });
+  const deltas = [];
+  for await (const chunk of stream) for (const c of chunk.choices) deltas.push(...(c.delta.tool_calls ?? []));
+  assert.equal(deltas.length, 1);
+  assert.equal(deltas[0].index, 0);
+  assert.equal(deltas[0].function.name, 'get_weather');
+
+  // The call and its result go back to the model; the prompt holds both.
+  const history = [
+    { role: 'user', content: 'Weather in Paris?' },
+    choice.message,
+    { role: 'tool', tool_call_id: call.id, content: '{"temperature": 21, "sky": "clear"}' },
+  ];
+  const second = await client.chat.completions.create({ model: 'any', messages: history, tools: [weatherTool], max_tokens: 4 });
+  assert.equal(second.choices[0].message.role, 'assistant');
+  const rendered = await (await fetch(`${server.url}/apply-template`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ messages: history, tools: [weatherTool] }),
+  })).json();
+  assert.match(rendered.prompt, /<tool_call>\n\{"name": "get_weather", "arguments": \{"city":"Paris"\}\}\n<\/tool_call>/);
+  assert.match(rendered.prompt, /<tool_response>\n\{"temperature": 21, "sky": "clear"\}\n<\/tool_response>/);
+});
+
+test('completions, whole and streamed', async () => {
+  const whole = await client.completions.create({ model: 'any', prompt: 'Once upon a time', max_tokens: 6, temperature: 0 });
+  assert.equal(whole.object, 'text_completion');
+  assert.equal(whole.choices[0].finish_reason, 'length');
+  assert.equal(whole.usage.completion_tokens, 6);
+  const stream = await client.completions.create({ model: 'any', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+  assert.equal(text, whole.choices[0].text);
+});
+
+test('JSON mode answers parse', async () => {
+  const r = await client.chat.completions.create({
+    model: 'any', messages, max_tokens: 20, temperature: 1, seed: 4, response_format: { type: 'json_object' },
+  });
+  assert.equal(typeof JSON.parse(r.choices[0].message.content), 'object');
+});
+
+test('a prompt over the context is a BadRequestError with the token counts', async () => {
+  const long = 'hello '.repeat(700);
+  await assert.rejects(
+    client.chat.completions.create({ model: 'any', messages: [{ role: 'user', content: long }] }),
+    (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, `${err}`);
+      assert.equal(err.status, 400);
+      assert.equal(err.error.type, 'exceed_context_size_error');
+      assert.equal(err.error.n_ctx, 512);
+      assert.ok(err.error.n_prompt_tokens > 512);
+      assert.match(err.message, /exceeds the available context size \(512 tokens\)/);
+      return true;
+    },
+  );
+});
+
+test('bad parameters are a BadRequestError naming the field', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'any', messages, temperature: 5 }),
+    (err) => err instanceof OpenAI.BadRequestError && /temperature must be between 0 and 2/.test(err.message),
+  );
+});

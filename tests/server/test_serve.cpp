@@ -1,0 +1,461 @@
+// `hylo serve` end to end on a fixture model (random weights: the text is gibberish, but
+// deterministic): listing endpoints, batch-invariant concurrent streams, SSE shape, JSON mode,
+// several choices, tool calls through the real engine (test hook), validation, context overflow
+// on both API families, stop strings, metrics, and a non-streamed client hanging up.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "common/fixtures.h"
+#include "serve_process.h"
+
+namespace hylo::test {
+namespace {
+
+using json = nlohmann::json;
+
+json user(const std::string& text) { return json::array({{{"role", "user"}, {"content", text}}}); }
+
+// Value of an unlabelled metric in Prometheus text ("name value" lines); -1 when absent.
+double metric(const std::string& text, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  const size_t at = text.find(key);
+  return at == std::string::npos ? -1 : std::atof(text.c_str() + at + key.size());
+}
+
+// Parsed "data: {...}" events of a stream (": ping" and "[DONE]" skipped).
+std::vector<json> data_events(const std::string& body) {
+  std::vector<json> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    const std::string data = body.substr(pos + 6, end - pos - 6);
+    if (data != "[DONE]") out.push_back(json::parse(data));
+    pos = end;
+  }
+  return out;
+}
+
+class ServeMain : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string model = fixture_model("qwen3moe-tiny");
+    ASSERT_FALSE(model.empty());
+    server_ = new ServeProcess({"-m", model, "--parallel", "8", "-c", "4096", "--max-queue", "32", "--test-hooks"});
+    ASSERT_TRUE(server_->start());
+  }
+  static void TearDownTestSuite() {
+    if (server_) {
+      EXPECT_EQ(server_->stop(), 0) << server_->log();
+    }
+    delete server_;
+    server_ = nullptr;
+  }
+  httplib::Client client() { return server_->client(); }
+
+  static ServeProcess* server_;
+};
+ServeProcess* ServeMain::server_ = nullptr;
+
+TEST_F(ServeMain, HealthModelsAndListings) {
+  auto c = client();
+  EXPECT_EQ(get(c, "/health").json["status"], "ok");
+  const HttpReply models = get(c, "/v1/models");
+  ASSERT_EQ(models.status, 200);
+  const json& m = models.json["data"][0];
+  EXPECT_EQ(m["id"], "qwen3moe-tiny.gguf");
+  EXPECT_EQ(m["owned_by"], "hylo");
+  EXPECT_EQ(m["meta"]["n_ctx"], 4096);
+  EXPECT_EQ(m["meta"]["n_ctx_train"], 262144);
+  EXPECT_EQ(get(c, "/props").json["total_slots"], 8);
+  EXPECT_NE(get(c, "/").body.find("hylo is running"), std::string::npos);
+  EXPECT_EQ(get(c, "/api/version").json["version"], HYLO_VERSION);
+  const HttpReply show = post_json(c, "/api/show", {{"model", "whatever"}});
+  ASSERT_EQ(show.status, 200);
+  EXPECT_EQ(show.json["model_info"]["general.architecture"], "qwen3moe");
+  EXPECT_EQ(show.json["model_info"]["qwen3moe.context_length"], 262144);
+  EXPECT_EQ(show.json["model_info"]["qwen3moe.embedding_length"], 128);
+  EXPECT_EQ(show.json["model_info"]["qwen3moe.block_count"], 4);
+  EXPECT_TRUE(show.json["model_info"]["tokenizer.ggml.tokens"].is_null());  // long arrays left out
+  EXPECT_EQ(get(c, "/api/ps").json["models"][0]["context_length"], 4096);
+  EXPECT_EQ(get(c, "/api/tags").json["models"][0]["name"], "qwen3moe-tiny.gguf");
+}
+
+// The issue's batch-invariance contract: greedy tokens (and their log-probabilities) of each of 8
+// concurrent streamed requests are exactly those of the same request run alone.
+void expect_batch_invariance(const ServeProcess& server) {
+  constexpr int kRequests = 8;
+  auto request = [](int i) {
+    return json{{"messages", user("Request " + std::to_string(i) + std::string(static_cast<size_t>(i) * 7, '!') +
+                                  " tell me about batching")},
+                {"temperature", 0},
+                {"max_tokens", 16},
+                {"logprobs", true}};
+  };
+  struct Tokens {
+    std::string text;
+    std::vector<std::pair<std::string, double>> tokens;
+  };
+  std::vector<Tokens> solo(kRequests), together(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    auto c = server.client();
+    const HttpReply r = post_json(c, "/v1/chat/completions", request(i));
+    ASSERT_EQ(r.status, 200) << r.body;
+    solo[i].text = r.json["choices"][0]["message"]["content"];
+    for (const auto& t : r.json["choices"][0]["logprobs"]["content"])
+      solo[i].tokens.emplace_back(t["token"], t["logprob"]);
+    ASSERT_EQ(solo[i].tokens.size(), 16u);
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> status(kRequests, 0);
+  for (int i = 0; i < kRequests; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = server.client();
+      json body = request(i);
+      body["stream"] = true;
+      const HttpReply r = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
+      status[i] = r.status;
+      for (const json& chunk : data_events(r.body)) {
+        if (chunk["choices"].empty()) continue;
+        const json& ch = chunk["choices"][0];
+        if (ch["delta"].contains("content")) together[i].text += ch["delta"]["content"].get<std::string>();
+        if (ch["logprobs"].is_object())
+          for (const auto& t : ch["logprobs"]["content"]) together[i].tokens.emplace_back(t["token"], t["logprob"]);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(status[i], 200);
+    EXPECT_EQ(together[i].text, solo[i].text) << "request " << i;
+    EXPECT_EQ(together[i].tokens, solo[i].tokens) << "request " << i;
+  }
+}
+
+TEST_F(ServeMain, ConcurrentStreamsMatchSoloRuns) { expect_batch_invariance(*server_); }
+
+// The same on the hybrid architecture (DeltaNet recurrent state, prefix snapshots).
+TEST(ServeHybrid, ConcurrentStreamsMatchSoloRuns) {
+  const std::string model = fixture_model("qwen3next-tiny");
+  ASSERT_FALSE(model.empty());
+  ServeProcess server({"-m", model, "--parallel", "8", "-c", "1024"});
+  ASSERT_TRUE(server.start());
+  expect_batch_invariance(server);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+TEST_F(ServeMain, StreamedChunksAndUsage) {
+  auto c = client();
+  const HttpReply r = post_stream(c, "/v1/chat/completions",
+                                  {{"messages", user("hi")},
+                                   {"max_tokens", 5},
+                                   {"temperature", 0},
+                                   {"stream", true},
+                                   {"stream_options", {{"include_usage", true}}}},
+                                  [](const std::string&) { return true; });
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.headers.find("Content-Type")->second.find("text/event-stream"), std::string::npos);
+  const std::vector<json> chunks = data_events(r.body);
+  ASSERT_GE(chunks.size(), 3u);
+  EXPECT_EQ(chunks.front()["object"], "chat.completion.chunk");
+  EXPECT_EQ(chunks.front()["choices"][0]["delta"]["role"], "assistant");
+  const json& last_choice = chunks[chunks.size() - 2]["choices"][0];
+  EXPECT_EQ(last_choice["finish_reason"], "length");
+  const json& usage = chunks.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(usage["usage"]["total_tokens"], usage["usage"]["prompt_tokens"].get<int>() + 5);
+  EXPECT_NE(r.body.rfind("data: [DONE]\n\n"), std::string::npos);
+}
+
+TEST_F(ServeMain, JsonModeAlwaysGivesAnObject) {
+  auto c = client();
+  for (int max_tokens : {2, 7, 25}) {
+    for (int seed = 1; seed <= 2; ++seed) {
+      const HttpReply r = post_json(c, "/v1/chat/completions",
+                                    {{"messages", user("Give me JSON")},
+                                     {"max_tokens", max_tokens},
+                                     {"temperature", 1},
+                                     {"seed", seed},
+                                     {"response_format", {{"type", "json_object"}}}});
+      ASSERT_EQ(r.status, 200) << r.body;
+      const std::string content = r.json["choices"][0]["message"]["content"];
+      EXPECT_TRUE(json::parse(content, nullptr, false).is_object()) << max_tokens << ": " << content;
+    }
+  }
+  const HttpReply o = post_json(c, "/api/generate",
+                                {{"prompt", "JSON please"},
+                                 {"format", "json"},
+                                 {"stream", false},
+                                 {"options", {{"num_predict", 12}, {"seed", 5}, {"temperature", 1}}}});
+  ASSERT_EQ(o.status, 200) << o.body;
+  EXPECT_TRUE(json::parse(o.json["response"].get<std::string>(), nullptr, false).is_object()) << o.body;
+}
+
+TEST_F(ServeMain, SeveralChoicesUseSeedPlusIndex) {
+  auto c = client();
+  const json body = {{"messages", user("pick")}, {"n", 3}, {"seed", 11}, {"temperature", 1}, {"max_tokens", 6}};
+  const HttpReply a = post_json(c, "/v1/chat/completions", body);
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(a.json["choices"].size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(a.json["choices"][i]["index"], i);
+    json one = body;
+    one["n"] = 1;
+    one["seed"] = 11 + i;
+    const HttpReply b = post_json(c, "/v1/chat/completions", one);
+    EXPECT_EQ(b.json["choices"][0]["message"]["content"], a.json["choices"][i]["message"]["content"]) << i;
+  }
+  EXPECT_EQ(a.json["usage"]["completion_tokens"], 18);
+}
+
+const char* kForcedCall =
+    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+
+json weather_tools() {
+  return json::array(
+      {{{"type", "function"},
+        {"function",
+         {{"name", "get_weather"},
+          {"description", "Current weather"},
+          {"parameters",
+           {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}, {"required", {"city"}}}}}}}});
+}
+
+// The model's output is forced to a Hermes tool call (--test-hooks): it goes through the engine,
+// the output parser and both answer forms like any model output.
+TEST_F(ServeMain, ToolCallsInAnswersAndStreams) {
+  auto c = client();
+  json body = {
+      {"messages", user("weather in Paris?")}, {"tools", weather_tools()}, {"test_forced_output", kForcedCall}};
+  const HttpReply whole = post_json(c, "/v1/chat/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const json& choice = whole.json["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+  EXPECT_TRUE(choice["message"]["content"].is_null());
+  const json& call = choice["message"]["tool_calls"][0];
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}}));
+  EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u);
+
+  body["stream"] = true;
+  const HttpReply streamed = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
+  json delta_call;
+  std::string finish;
+  for (const json& chunk : data_events(streamed.body)) {
+    const json& ch = chunk["choices"][0];
+    if (ch["delta"].contains("tool_calls")) delta_call = ch["delta"]["tool_calls"][0];
+    if (ch["finish_reason"].is_string()) finish = ch["finish_reason"];
+  }
+  EXPECT_EQ(delta_call["index"], 0);
+  EXPECT_EQ(delta_call["function"]["name"], "get_weather");
+  EXPECT_EQ(finish, "tool_calls");
+
+  const HttpReply ollama = post_json(c, "/api/chat",
+                                     {{"messages", user("weather?")},
+                                      {"tools", weather_tools()},
+                                      {"stream", false},
+                                      {"test_forced_output", kForcedCall}});
+  ASSERT_EQ(ollama.status, 200) << ollama.body;
+  EXPECT_EQ(ollama.json["message"]["tool_calls"][0]["function"]["arguments"]["city"], "Paris");
+  EXPECT_EQ(ollama.json["done_reason"], "stop");
+}
+
+// The request side of a tool round trip: tools, the assistant's call and the tool's result all
+// reach the prompt, and such a history is accepted for generation.
+TEST_F(ServeMain, ToolHistoryIsRendered) {
+  auto c = client();
+  const json messages =
+      json::array({{{"role", "user"}, {"content", "weather in Paris?"}},
+                   {{"role", "assistant"},
+                    {"content", nullptr},
+                    {"tool_calls",
+                     json::array({{{"id", "call_1"},
+                                   {"type", "function"},
+                                   {"function", {{"name", "get_weather"}, {"arguments", "{\"city\":\"Paris\"}"}}}}})}},
+                   {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny, 21 C"}}});
+  const HttpReply t = post_json(c, "/apply-template", {{"messages", messages}, {"tools", weather_tools()}});
+  ASSERT_EQ(t.status, 200) << t.body;
+  const std::string prompt = t.json["prompt"];
+  EXPECT_NE(prompt.find("<tools>"), std::string::npos) << prompt;
+  EXPECT_NE(prompt.find("\"name\": \"get_weather\""), std::string::npos) << prompt;
+  EXPECT_NE(prompt.find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Paris\"}}\n</tool_call>"),
+            std::string::npos)
+      << prompt;
+  EXPECT_NE(prompt.find("<tool_response>\nsunny, 21 C\n</tool_response>"), std::string::npos) << prompt;
+  const HttpReply r =
+      post_json(c, "/v1/chat/completions", {{"messages", messages}, {"tools", weather_tools()}, {"max_tokens", 3}});
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST_F(ServeMain, BadRequestsAnswer400NamingTheField) {
+  auto c = client();
+  struct Case {
+    std::string path, body, message;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/chat/completions", "{\"messages\": [", "invalid JSON in the request body"},
+      {"/v1/chat/completions", "[]", "the request body must be a JSON object"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"a"},{"role":"user","content":{}}]})",
+       "messages[1].content must be a string or an array of parts"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"a"}],"temperature":"1"})",
+       "temperature must be a number"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"a"}],"max_tokens":"5"})",
+       "max_tokens must be an integer"},
+      {"/v1/completions", R"({"prompt":{"a":1}})", "prompt must be a string"},
+      {"/v1/completions", R"({"prompt":"a","top_k":1.5})", "top_k must be an integer"},
+      {"/api/chat", R"({"messages":[{"role":"user","content":"a"}],"options":{"num_ctx":"big"}})",
+       "options.num_ctx must be an integer"},
+      {"/api/generate", R"({"prompt":"a","stream":"no"})", "stream must be a boolean"},
+      {"/api/generate", "{not json}", "invalid JSON in the request body"},
+      {"/tokenize", R"({"content":5})", "content must be a string"},
+      {"/detokenize", R"({"tokens":[1,"x"]})", "tokens[1] must be a token id"},
+  };
+  for (const Case& k : cases) {
+    auto r = c.Post(k.path, k.body, "application/json");
+    ASSERT_TRUE(r) << k.path;
+    EXPECT_EQ(r->status, 400) << k.path << " " << k.body;
+    const json j = json::parse(r->body, nullptr, false);
+    const std::string message =
+        k.path.rfind("/api/", 0) == 0 ? j["error"].get<std::string>() : j["error"]["message"].get<std::string>();
+    EXPECT_NE(message.find(k.message), std::string::npos) << k.body << " -> " << r->body;
+  }
+  // The server is still fine.
+  EXPECT_EQ(post_json(c, "/v1/chat/completions", {{"messages", user("a")}, {"max_tokens", 1}}).status, 200);
+}
+
+TEST_F(ServeMain, ContextOverflowIs400OnBothFamilies) {
+  auto c = client();
+  std::string long_text;
+  for (int i = 0; i < 4200; ++i) long_text += " hello";
+  const HttpReply openai = post_json(c, "/v1/chat/completions", {{"messages", user(long_text)}});
+  ASSERT_EQ(openai.status, 400) << openai.body;
+  const json& e = openai.json["error"];
+  EXPECT_EQ(e["type"], "exceed_context_size_error");
+  EXPECT_EQ(e["n_ctx"], 4096);
+  const int n_prompt = e["n_prompt_tokens"];
+  EXPECT_GT(n_prompt, 4096);
+  EXPECT_EQ(e["message"],
+            "request (" + std::to_string(n_prompt) + " tokens) exceeds the available context size (4096 tokens)");
+  EXPECT_EQ(e.size(), 4u);  // exactly type, message, n_prompt_tokens, n_ctx
+
+  // Ollama: the same body; num_ctx above the slot's context gets the slot's, below it its own.
+  const HttpReply big =
+      post_json(c, "/api/generate", {{"prompt", long_text}, {"stream", false}, {"options", {{"num_ctx", 100000}}}});
+  ASSERT_EQ(big.status, 400) << big.body;
+  EXPECT_EQ(big.json["error"]["n_ctx"], 4096);
+  EXPECT_EQ(big.json["error"]["type"], "exceed_context_size_error");
+  const HttpReply small =
+      post_json(c, "/api/chat", {{"messages", user("a few words here")}, {"options", {{"num_ctx", 8}}}});
+  ASSERT_EQ(small.status, 400) << small.body;
+  EXPECT_EQ(small.json["error"]["n_ctx"], 8);
+}
+
+TEST_F(ServeMain, OllamaNumCtxEndsTheGenerationWithLength) {
+  auto c = client();
+  const HttpReply tok = post_json(c, "/tokenize", {{"content", "count these words please"}});
+  const int n_prompt = static_cast<int>(tok.json["tokens"].size());
+  const HttpReply r = post_json(c, "/api/generate",
+                                {{"prompt", "count these words please"},
+                                 {"raw", true},
+                                 {"stream", false},
+                                 {"options", {{"num_ctx", n_prompt + 3}, {"temperature", 0}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json["done_reason"], "length");
+  EXPECT_EQ(r.json["eval_count"], 3);
+  EXPECT_EQ(r.json["prompt_eval_count"], n_prompt);
+  EXPECT_EQ(r.json["context"].size(), static_cast<size_t>(n_prompt + 3));
+}
+
+TEST_F(ServeMain, StopStringsEndTheAnswer) {
+  auto c = client();
+  const json body = {{"messages", user("say something")}, {"temperature", 0}, {"max_tokens", 12}};
+  const std::string full = post_json(c, "/v1/chat/completions", body).json["choices"][0]["message"]["content"];
+  ASSERT_GT(full.size(), 8u);
+  const std::string stop = full.substr(full.size() / 2, 3);
+  json stopped = body;
+  stopped["stop"] = json::array({stop});
+  const HttpReply r = post_json(c, "/v1/chat/completions", stopped);
+  EXPECT_EQ(r.json["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(r.json["choices"][0]["message"]["content"], full.substr(0, full.find(stop)));
+}
+
+TEST_F(ServeMain, TokenizeDetokenizeAndCompletions) {
+  auto c = client();
+  const HttpReply t = post_json(c, "/tokenize", {{"content", "<|im_start|>hello world"}, {"with_pieces", true}});
+  ASSERT_EQ(t.status, 200);
+  EXPECT_EQ(t.json["tokens"][0]["id"], 151644);  // special tokens are parsed by default
+  json ids = json::array();
+  for (const auto& p : t.json["tokens"]) ids.push_back(p["id"]);
+  EXPECT_EQ(post_json(c, "/detokenize", {{"tokens", ids}}).json["content"], "<|im_start|>hello world");
+
+  const HttpReply comp =
+      post_json(c, "/v1/completions",
+                {{"prompt", "Once upon"}, {"max_tokens", 4}, {"temperature", 0}, {"echo", true}, {"logprobs", 2}});
+  ASSERT_EQ(comp.status, 200) << comp.body;
+  const json& ch = comp.json["choices"][0];
+  EXPECT_EQ(comp.json["object"], "text_completion");
+  EXPECT_EQ(ch["text"].get<std::string>().rfind("Once upon", 0), 0u);
+  EXPECT_EQ(ch["logprobs"]["tokens"].size(), 4u);
+  EXPECT_EQ(ch["logprobs"]["top_logprobs"][0].size(), 2u);
+}
+
+TEST_F(ServeMain, MetricsInPrometheusFormat) {
+  auto c = client();
+  ASSERT_EQ(post_json(c, "/v1/chat/completions", {{"messages", user("count")}, {"max_tokens", 2}}).status, 200);
+  const HttpReply m = get(c, "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.headers.find("Content-Type")->second.find("text/plain"), std::string::npos);
+  for (const char* name :
+       {"hylo_requests_running", "hylo_requests_waiting", "hylo_slots_total", "hylo_kv_cache_bytes",
+        "hylo_prompt_tokens_per_second", "hylo_generated_tokens_per_second", "hylo_time_to_first_token_seconds_count"})
+    EXPECT_GE(metric(m.body, name), 0) << name;
+  EXPECT_GT(metric(m.body, "hylo_prompt_tokens_total"), 0);
+  EXPECT_GE(metric(m.body, "hylo_generated_tokens_total"), 2);
+  EXPECT_GT(metric(m.body, "hylo_kv_cache_bytes"), 0);
+  EXPECT_NE(m.body.find("# TYPE hylo_generated_tokens_total counter"), std::string::npos);
+  EXPECT_NE(m.body.find("hylo_http_requests_total{route=\"chat\",status=\"200\"}"), std::string::npos);
+}
+
+// A client that sends a non-streamed request and hangs up: the request is cancelled (its slot
+// freed) although nothing was ever written to it.
+TEST_F(ServeMain, NonStreamedClientHangingUpIsCancelled) {
+  auto c = client();
+  const double gone_before = metric(get(c, "/metrics").body, "hylo_client_disconnects_total");
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body = json{{"messages", user("a long answer")}, {"max_tokens", 100000}}.dump();
+  const std::string req =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  // Wait (bounded) until the request runs, then hang up.
+  bool running = false;
+  for (int i = 0; i < 500 && !running; ++i) {
+    running = metric(get(c, "/metrics").body, "hylo_requests_running") >= 1;
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running);
+  close(fd);
+  bool freed = false;
+  for (int i = 0; i < 500 && !freed; ++i) {
+    const std::string m = get(c, "/metrics").body;
+    freed = metric(m, "hylo_client_disconnects_total") > gone_before && metric(m, "hylo_requests_running") == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(freed) << get(c, "/metrics").body;
+}
+
+}  // namespace
+}  // namespace hylo::test
