@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -19,6 +20,19 @@ std::string shared_dir() { return HYLO_SHARED_DIR; }
 std::string fixtures_dir() { return shared_dir() + "/fixtures"; }
 std::string work_dir() { return HYLO_TEST_WORK_DIR; }
 std::string hylo_binary() { return HYLO_BINARY; }
+
+std::string scratch_path(const std::string& name) {
+  static const std::string dir = [] {
+    std::string d = work_dir() + "/proc-" + std::to_string(getpid());
+    std::filesystem::create_directories(d);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(work_dir() + "/proc-" + std::to_string(getpid()), ec);
+    });
+    return d;
+  }();
+  return dir + "/" + name;
+}
 std::string source_dir() { return HYLO_SOURCE_DIR; }
 
 std::string read_text_file(const std::string& path) {

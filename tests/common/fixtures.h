@@ -10,7 +10,11 @@ namespace hylo::test {
 
 std::string shared_dir();          // HYLO_SHARED_DIR
 std::string fixtures_dir();        // shared_dir()/fixtures
-std::string work_dir();            // scratch directory inside the build tree
+std::string work_dir();            // scratch directory inside the build tree, shared by all tests
+// work_dir()/NAME made private to this process: ctest runs the tests of one binary as parallel
+// processes, and a file one rewrites while another maps it would crash the reader.
+// The process's directory is removed when it exits.
+std::string scratch_path(const std::string& name);
 std::string hylo_binary();         // path of the built hylo executable
 std::string source_dir();
 

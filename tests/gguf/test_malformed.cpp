@@ -21,7 +21,7 @@ std::vector<uint8_t> small_valid_file() {
   std::vector<uint8_t> t(32 * 4 * 2, 1);
   w.add_tensor_bytes("x.weight", TensorType::kF32, {32, 2}, t);
   w.add_tensor_bytes("y.weight", TensorType::kQ8_0, {32, 2}, std::vector<uint8_t>(68, 2));
-  const std::string path = test::work_dir() + "/small_valid.gguf";
+  const std::string path = test::scratch_path("small_valid.gguf");
   EXPECT_TRUE(w.write(path).ok());
   const std::string s = test::read_text_file(path);
   return {s.begin(), s.end()};

@@ -29,7 +29,7 @@ TEST(GgufWriter, RoundTripsMetadataAndTensors) {
   std::vector<uint8_t> q8(34 * 2 * 5);
   for (size_t i = 0; i < q8.size(); ++i) q8[i] = static_cast<uint8_t>(i * 7);
   w.add_tensor_bytes("b.weight", TensorType::kQ8_0, {64, 5}, q8);
-  const std::string path = test::work_dir() + "/writer_roundtrip.gguf";
+  const std::string path = test::scratch_path("writer_roundtrip.gguf");
   ASSERT_TRUE(w.write(path).ok());
 
   auto f = gguf::File::open(path);

@@ -165,7 +165,7 @@ TEST(ReferenceLogits, MtpTrunkEqualsPlainModel) {
 // The hylo logits command writes the same numbers as the library.
 TEST(ReferenceLogits, CommandLineMatchesLibrary) {
   const std::string path = test::fixture_model("qwen3moe-tiny");
-  const std::string out = test::work_dir() + "/cli_logits.npy";
+  const std::string out = test::scratch_path("cli_logits.npy");
   std::string log;
   ASSERT_EQ(test::run_command(test::hylo_binary() + " logits -m " + path + " --ids 785,3974,13876 -t 2 -o " + out, &log),
             0)

@@ -51,7 +51,7 @@ TEST(ModelErrors, MissingTensorAndWrongShapeAreNamed) {
   w.set_u32("qwen3moe.expert_feed_forward_length", 32);
   w.add_tensor_bytes("token_embd.weight", TensorType::kF32, {64, 10}, std::vector<uint8_t>(64 * 10 * 4));
   w.add_tensor_bytes("output_norm.weight", TensorType::kF32, {32}, std::vector<uint8_t>(32 * 4));
-  const std::string path = test::work_dir() + "/bad_shape.gguf";
+  const std::string path = test::scratch_path("bad_shape.gguf");
   ASSERT_TRUE(w.write(path).ok());
   auto m = models::load_model(path);
   ASSERT_FALSE(m.ok());
@@ -59,7 +59,7 @@ TEST(ModelErrors, MissingTensorAndWrongShapeAreNamed) {
 
   gguf::Writer w2;
   w2.set_string("general.architecture", "llama");
-  const std::string path2 = test::work_dir() + "/other_arch.gguf";
+  const std::string path2 = test::scratch_path("other_arch.gguf");
   ASSERT_TRUE(w2.write(path2).ok());
   auto m2 = models::load_model(path2);
   ASSERT_FALSE(m2.ok());

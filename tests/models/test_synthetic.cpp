@@ -19,7 +19,7 @@ std::string make(const models::SyntheticSpec& spec, const std::string& name) {
   ThreadPool pool(2);
   auto tok = tokenizer::import_hf_tokenizer(test::fixtures_dir() + "/tokenizer/qwen3", 151936);
   EXPECT_TRUE(tok.ok()) << tok.message();
-  const std::string path = test::work_dir() + "/" + name;
+  const std::string path = test::scratch_path(name);
   auto size = models::write_synthetic_model(spec, path, pool, [&](gguf::Writer& w) {
     tokenizer::add_tokenizer_metadata(w, *tok);
     return ok_status();

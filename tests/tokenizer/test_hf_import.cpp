@@ -24,7 +24,7 @@ TEST(HfImport, MatchesFixtureModelVocabulary) {
 
   gguf::Writer w;
   add_tokenizer_metadata(w, *data);
-  const std::string out = test::work_dir() + "/hf_import_vocab.gguf";
+  const std::string out = test::scratch_path("hf_import_vocab.gguf");
   ASSERT_TRUE(w.write(out).ok());
   auto written = gguf::File::open(out);
   ASSERT_TRUE(written.ok()) << written.message();

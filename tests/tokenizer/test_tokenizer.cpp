@@ -302,7 +302,7 @@ TEST(Tokenizer, MalformedGgufMetadata) {
     w.set_strings("tokenizer.ggml.merges", v.merges);
     w.set_u32("tokenizer.ggml.eos_token_id", 256);
     edit(w);
-    const std::string path = test::work_dir() + "/tok_" + name + ".gguf";
+    const std::string path = test::scratch_path("tok_" + name + ".gguf");
     EXPECT_TRUE(w.write(path).ok());
     return Tokenizer::from_gguf_file(path);
   };
