@@ -1,8 +1,62 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs hylo on the built-in default model (a random-weight
-# Qwen3-Next with the real per-layer shapes, generated on first use): one `hylo run`.
+# Installs what is missing, builds, starts `hylo serve` on the built-in default model (a
+# random-weight Qwen3-Next with the real per-layer shapes, generated on first use), sends it one
+# OpenAI chat request and one Ollama generate request, shows the answers, and stops the server.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 hylo="$root/build/bin/hylo"
-"$hylo" run -n 48 "Write a haiku about hybrid attention."
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A free port, so the demo never collides with a server already running on 8080.
+"$hylo" serve --port 0 --port-file "$work/port" --parallel 2 2>"$work/serve.log" &
+server_pid=$!
+
+# Up to 15 minutes: the first start generates the 2.7 GB default model.
+url=""
+for ((i = 0; i < 1800; i++)); do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "quickstart: hylo serve exited during start-up:" >&2
+    cat "$work/serve.log" >&2
+    exit 1
+  fi
+  if [[ -z "$url" && -s "$work/port" ]]; then url="http://127.0.0.1:$(cat "$work/port")"; fi
+  if [[ -n "$url" ]] && curl -sf "$url/health" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+if [[ -z "$url" ]] || ! curl -sf "$url/health" >/dev/null 2>&1; then
+  echo "quickstart: hylo serve did not become ready; its log:" >&2
+  cat "$work/serve.log" >&2
+  exit 1
+fi
+grep -E 'model|context|listening' "$work/serve.log" | sed 's/^/  serve| /' || true
+
+show() {  # METHOD PATH BODY: prints the request as a curl line, then the pretty-printed answer
+  echo
+  echo "\$ curl $url$1 -d '$2'"
+  curl -sS --fail-with-body --max-time 600 -H 'Content-Type: application/json' "$url$1" -d "$2" |
+    /usr/bin/python3 -c 'import json, sys
+d = json.load(sys.stdin)
+d.pop("context", None)  # Ollama token ids: long and not for reading
+print(json.dumps(d, indent=2, ensure_ascii=False))'
+
+}
+show /v1/chat/completions \
+  '{"messages":[{"role":"user","content":"Write a haiku about hybrid attention."}],"max_tokens":32}'
+show /api/generate '{"prompt":"Why is the sky blue?","stream":false,"options":{"num_predict":16}}'
+
+cat <<EOF
+
+The default model has random weights, so its text is meaningless; the requests and the server are
+real. To keep a server running:  build/bin/hylo serve [-m model.gguf]   (http://127.0.0.1:8080)
+EOF
