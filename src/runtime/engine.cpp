@@ -12,11 +12,16 @@ namespace hylo::runtime {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kContext: return "context";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kContext:
+      return "context";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "?";
 }
@@ -24,15 +29,15 @@ const char* finish_reason_name(FinishReason r) {
 struct Engine::Slot {
   int id = 0;
   std::shared_ptr<Request> req;
-  std::vector<int32_t> cached;  // tokens whose state is in memory
-  int32_t snapshot_len = -1;    // length at which the recurrent state was snapshotted
+  std::vector<int32_t> cached;         // tokens whose state is in memory
+  int32_t snapshot_len = -1;           // length at which the recurrent state was snapshotted
   std::vector<float> snapshot_logits;  // logits of the last token before the snapshot
 
   // The request in progress.
   int32_t prompt_done = 0;  // prompt tokens in memory
   bool prefilling = false;
   bool replay_logits = false;  // the whole prompt was cached: sample from snapshot_logits
-  int32_t last_token = -1;  // sampled, not yet fed
+  int32_t last_token = -1;     // sampled, not yet fed
   std::vector<int32_t> history;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<tokenizer::StreamDecoder> decoder;
@@ -82,8 +87,7 @@ SubmitError Engine::submit(std::shared_ptr<Request> r) {
   const int32_t n_prompt = static_cast<int32_t>(r->prompt.size());
   if (n_prompt >= options_.n_ctx)
     return {SubmitError::kContextExceeded,
-            fmt::format("request ({} tokens) exceeds the available context size ({} tokens)", n_prompt,
-                        options_.n_ctx),
+            fmt::format("request ({} tokens) exceeds the available context size ({} tokens)", n_prompt, options_.n_ctx),
             n_prompt, options_.n_ctx};
   if (auto st = validate(r->sampling, n_vocab); !st.ok()) return {SubmitError::kInvalid, st.message()};
   if (r->n_probs < 0 || r->n_probs > 20) return {SubmitError::kInvalid, "top logprobs must be between 0 and 20"};

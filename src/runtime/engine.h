@@ -74,8 +74,8 @@ struct Request {
   int32_t max_tokens = -1;  // < 0: until the context is full
   std::vector<std::string> stop;
   bool ignore_eos = false;
-  int n_probs = 0;          // top logprobs per token
-  bool show_special = false;  // emit CONTROL tokens' text
+  int n_probs = 0;                      // top logprobs per token
+  bool show_special = false;            // emit CONTROL tokens' text
   std::shared_ptr<TokenFilter> filter;  // optional constraint on the tokens generated
 
   std::function<void(int32_t done, int32_t total)> on_prefill;  // after each prefill chunk
@@ -88,9 +88,9 @@ struct Request {
 
 struct EngineOptions {
   int n_slots = 1;
-  int32_t n_ctx = 4096;      // positions per slot
-  int32_t n_batch = 2048;    // tokens per forward call (prefill budget); rounded to a multiple of 64
-  int max_queue = 64;        // waiting requests beyond the slots
+  int32_t n_ctx = 4096;    // positions per slot
+  int32_t n_batch = 2048;  // tokens per forward call (prefill budget); rounded to a multiple of 64
+  int max_queue = 64;      // waiting requests beyond the slots
   TensorType kv_type = TensorType::kF16;
 };
 

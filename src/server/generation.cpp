@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "server/token_filters.h"
+#include "server/tool_call_filter.h"
 
 namespace hylo::server {
 
@@ -134,7 +135,8 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
   channel_ = std::make_shared<Channel>();
   if (channel_->efd < 0) return ApiError::internal("cannot create an event descriptor");
   const bool parse = req_.is_chat();
-  std::shared_ptr<const TokenTrie> trie = req_.json_mode ? b.token_trie() : nullptr;
+  const bool call_tool = !req_.required_tools.empty() && parse;
+  std::shared_ptr<const TokenTrie> trie = req_.json_mode || call_tool ? b.token_trie() : nullptr;
   std::vector<int32_t> forced;
   if (!req_.forced_output.empty() && limits.test_hooks) forced = b.tokenizer->encode(req_.forced_output, true);
 
@@ -173,6 +175,9 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
       r->n_probs = req_.logprobs ? req_.top_logprobs : 0;
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
+      else if (call_tool)  // tool_choice wins over response_format
+        r->filter = std::make_shared<ToolCallFilter>(trie, b.chat_template->tool_call_format(), req_.required_tools,
+                                                     ToolCallFilter::markup_of(*b.tokenizer), thinking_open_);
       else if (trie)
         r->filter = std::make_shared<JsonFilter>(trie, /*wait_for_think_end=*/thinking_open_);
       std::shared_ptr<Channel> ch = channel_;

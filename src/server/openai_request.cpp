@@ -238,6 +238,8 @@ Result<GenerationRequest> parse_openai_chat(const ojson& body, const ApiContext&
       if (c == "none") {
         g.tools = nullptr;
         g.parse_tool_calls = false;
+      } else if (c == "required" && g.tools.is_array()) {
+        for (const auto& t : g.tools) g.required_tools.push_back(t["function"]["name"].get<std::string>());
       }
     } else if (choice->is_object()) {
       const ojson* fn = choice->contains("function") ? &(*choice)["function"] : nullptr;
@@ -247,6 +249,7 @@ Result<GenerationRequest> parse_openai_chat(const ojson& body, const ApiContext&
       if (g.tools.is_array())
         for (const auto& t : g.tools) known = known || t["function"]["name"] == (*fn)["name"];
       if (!known) return make_error("tool_choice names a function that is not in tools");
+      g.required_tools = {(*fn)["name"].get<std::string>()};
     } else {
       return make_error("tool_choice must be a string or an object");
     }

@@ -54,6 +54,8 @@ struct GenerationRequest {
   bool logprobs = false;
   int top_logprobs = 0;
   bool json_mode = false;  // the output must be one JSON object
+  // tool_choice "required" (every tool) or a named function: the output must call one of these.
+  std::vector<std::string> required_tools;
   bool echo = false;       // completions: the prompt text comes back before the output
   bool stream = false;
   bool include_usage = false;

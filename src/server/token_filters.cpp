@@ -344,6 +344,9 @@ int JsonState::completion_length() const {
 JsonFilter::JsonFilter(std::shared_ptr<const TokenTrie> trie, bool wait_for_think_end)
     : trie_(std::move(trie)), active_(!wait_for_think_end || trie_->think_end_id() < 0) {}
 
+JsonFilter::JsonFilter(std::shared_ptr<const TokenTrie> trie, const JsonState& start)
+    : trie_(std::move(trie)), state_(start), active_(true) {}
+
 void JsonFilter::walk(const TokenTrie::Trie& trie, const JsonState& from, int budget, int* min_completion) {
   stack_.clear();
   stack_.push_back({0, from});

@@ -104,9 +104,12 @@ struct JsonState {
 class JsonFilter : public runtime::TokenFilter {
  public:
   JsonFilter(std::shared_ptr<const TokenTrie> trie, bool wait_for_think_end);
+  // Constrains the rest of a document already begun (`start`: the state after its first bytes).
+  JsonFilter(std::shared_ptr<const TokenTrie> trie, const JsonState& start);
   void mask(float* logits, int64_t n_vocab, int32_t tokens_left) override;
   void accept(int32_t token) override;
   const JsonState& state() const { return state_; }
+  bool broken() const { return broken_; }
 
  private:
   // Marks the tokens of `trie` reachable from `from` whose completion fits `budget`; records the

@@ -1,6 +1,6 @@
 // JSON mode: the byte-level JSON state machine, and the token filter on a small synthetic
 // vocabulary driven like the engine drives it (random logits, every budget): the output must
-// always be one complete JSON object. Also the forced-output test hook.
+// always be one complete JSON object. Also the forced-output test hook and the tool_choice filter.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,7 @@
 #include <random>
 
 #include "server/token_filters.h"
+#include "server/tool_call_filter.h"
 
 namespace hylo::server {
 namespace {
@@ -103,7 +104,7 @@ TEST(JsonState, NestingAndWhitespaceAreBounded) {
 struct Vocab {
   std::vector<std::string> pieces;
   std::vector<bool> include;
-  int32_t eog = -1, think_end = -1, special = -1;
+  int32_t eog = -1, think_end = -1, special = -1, tool_open = -1, tool_close = -1;
 };
 
 Vocab make_vocab() {
@@ -123,6 +124,8 @@ Vocab make_vocab() {
   v.eog = add("<|im_end|>", false);
   v.think_end = add("</think>", false);
   v.special = add("<|im_start|>", false);
+  v.tool_open = add("<tool_call>", false);
+  v.tool_close = add("</tool_call>", false);
   return v;
 }
 
@@ -132,7 +135,8 @@ std::shared_ptr<const TokenTrie> make_trie(const Vocab& v) {
 
 // Runs the filter like the engine: random logits, mask, argmax (or a draw), accept; stops at the
 // end-of-generation token or after `budget` tokens.
-std::string generate(const Vocab& v, JsonFilter& f, int budget, std::mt19937& rng, bool greedy, bool* ended_by_eog) {
+std::string generate(const Vocab& v, runtime::TokenFilter& f, int budget, std::mt19937& rng, bool greedy,
+                     bool* ended_by_eog) {
   const auto n = static_cast<int64_t>(v.pieces.size());
   std::vector<float> logits(static_cast<size_t>(n));
   std::normal_distribution<float> noise(0.0f, 2.0f);
@@ -226,6 +230,79 @@ TEST(ForcedOutputFilter, AllowsOnlyTheNextToken) {
   f.mask(logits.data(), 12, 10);
   EXPECT_TRUE(std::isfinite(logits[2]));
   EXPECT_FALSE(std::isfinite(logits[9]));
+}
+
+}  // namespace
+}  // namespace hylo::server
+
+namespace hylo::server {
+namespace {
+
+std::vector<std::pair<std::string, int32_t>> markup(const Vocab& v) {
+  return {{"<tool_call>", v.tool_open}, {"</tool_call>", v.tool_close}};
+}
+
+// tool_choice required: whatever the logits, the output is one Hermes call to one of the tools
+// with a JSON object as arguments, closed, and then the end of generation, once the budget
+// holds the shortest such call.
+TEST(ToolCallFilter, HermesOutputIsOneCompleteCall) {
+  const Vocab v = make_vocab();
+  auto trie = make_trie(v);
+  const std::vector<std::string> names = {"get_weather", "get_time"};
+  const std::string open = "<tool_call>\n{\"name\": \"";
+  std::mt19937 rng(11);
+  for (int budget = 64; budget <= 160; budget += 8) {  // the opening alone is ~35 tokens here
+    for (int trial = 0; trial < 8; ++trial) {
+      ToolCallFilter f(trie, chat::ToolCallFormat::kHermesJson, names, markup(v), /*wait_for_think_end=*/false);
+      bool eog = false;
+      const std::string text = generate(v, f, budget, rng, trial % 2 == 0, &eog);
+      ASSERT_TRUE(eog) << "budget " << budget << ": " << text;
+      ASSERT_EQ(text.rfind(open, 0), 0u) << text;
+      const std::string suffix = "\n</tool_call>";
+      ASSERT_GT(text.size(), open.size() + suffix.size());
+      ASSERT_EQ(text.substr(text.size() - suffix.size()), suffix) << text;
+      std::string body = text.substr(open.size() - 10, text.size() - (open.size() - 10) - suffix.size());
+      for (char& ch : body)
+        if (static_cast<unsigned char>(ch) >= 0x80) ch = 'x';
+      const auto call = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      ASSERT_TRUE(call.is_object()) << body;
+      ASSERT_TRUE(f.chosen().has_value());
+      EXPECT_EQ(call["name"], *f.chosen());
+      EXPECT_NE(std::find(names.begin(), names.end(), *f.chosen()), names.end());
+      EXPECT_TRUE(call["arguments"].is_object()) << body;
+    }
+  }
+}
+
+TEST(ToolCallFilter, NamedFunctionAndXmlOpening) {
+  const Vocab v = make_vocab();
+  auto trie = make_trie(v);
+  std::mt19937 rng(5);
+  ToolCallFilter named(trie, chat::ToolCallFormat::kHermesJson, {"get_time"}, markup(v), false);
+  bool eog = false;
+  std::string text = generate(v, named, 60, rng, true, &eog);
+  EXPECT_EQ(text.rfind("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {", 0), 0u) << text;
+  EXPECT_EQ(named.chosen(), "get_time");
+
+  // Qwen3-Coder's XML form: the opening names the function; the parameters are the model's.
+  ToolCallFilter xml(trie, chat::ToolCallFormat::kXml, {"get_weather", "get_time"}, markup(v), false);
+  text = generate(v, xml, 30, rng, true, &eog);
+  EXPECT_TRUE(text.rfind("<tool_call>\n<function=get_weather>\n", 0) == 0 ||
+              text.rfind("<tool_call>\n<function=get_time>\n", 0) == 0)
+      << text;
+  EXPECT_TRUE(xml.chosen().has_value());
+}
+
+TEST(ToolCallFilter, WaitsForTheEndOfReasoning) {
+  const Vocab v = make_vocab();
+  ToolCallFilter f(make_trie(v), chat::ToolCallFormat::kHermesJson, {"f"}, markup(v), /*wait_for_think_end=*/true);
+  std::vector<float> logits(v.pieces.size(), 1.0f);
+  f.mask(logits.data(), static_cast<int64_t>(logits.size()), 50);
+  for (float l : logits) EXPECT_EQ(l, 1.0f);  // reasoning is free text
+  f.accept(v.think_end);
+  f.mask(logits.data(), static_cast<int64_t>(logits.size()), 50);
+  for (size_t i = 0; i < logits.size(); ++i)  // only the <tool_call> token opens the call
+    EXPECT_EQ(std::isfinite(logits[i]), static_cast<int32_t>(i) == v.tool_open) << i;
 }
 
 }  // namespace

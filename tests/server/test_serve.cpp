@@ -269,6 +269,38 @@ TEST_F(ServeMain, ToolCallsInAnswersAndStreams) {
 
 // The request side of a tool round trip: tools, the assistant's call and the tool's result all
 // reach the prompt, and such a history is accepted for generation.
+// tool_choice "required" or a named function is enforced while generating: even the fixture
+// model's random weights produce a complete call, with JSON arguments, to an allowed function.
+TEST_F(ServeMain, ToolChoiceIsEnforced) {
+  auto c = client();
+  json tools = weather_tools();
+  tools.push_back(
+      {{"type", "function"},
+       {"function", {{"name", "get_time"}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}});
+  const std::vector<std::pair<json, std::vector<std::string>>> cases = {
+      {"required", {"get_weather", "get_time"}},
+      {{{"type", "function"}, {"function", {{"name", "get_time"}}}}, {"get_time"}},
+  };
+  for (const auto& [choice, allowed] : cases) {
+    for (int seed = 1; seed <= 3; ++seed) {
+      json body = {{"messages", user("what now?")},
+                   {"tools", tools},
+                   {"tool_choice", choice},
+                   {"max_tokens", 48},
+                   {"seed", seed},
+                   {"temperature", 1.0}};
+      const HttpReply r = post_json(c, "/v1/chat/completions", body);
+      ASSERT_EQ(r.status, 200) << r.body;
+      const json& ch = r.json["choices"][0];
+      EXPECT_EQ(ch["finish_reason"], "tool_calls") << r.body;
+      ASSERT_TRUE(ch["message"]["tool_calls"].is_array()) << r.body;
+      const json& fn = ch["message"]["tool_calls"][0]["function"];
+      EXPECT_NE(std::find(allowed.begin(), allowed.end(), fn["name"].get<std::string>()), allowed.end()) << r.body;
+      EXPECT_TRUE(json::parse(fn["arguments"].get<std::string>(), nullptr, false).is_object()) << r.body;
+    }
+  }
+}
+
 TEST_F(ServeMain, ToolHistoryIsRendered) {
   auto c = client();
   const json messages =
