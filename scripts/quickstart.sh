@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, starts `hylo serve` on the built-in default model (a
 # random-weight Qwen3-Next with the real per-layer shapes, generated on first use), sends it one
-# OpenAI chat request and one Ollama generate request, shows the answers, and stops the server.
+# OpenAI chat request and one Ollama generate request, shows the answers, stops the server, and
+# ends with one `hylo run` in the terminal.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
@@ -55,8 +56,16 @@ show /v1/chat/completions \
   '{"messages":[{"role":"user","content":"Write a haiku about hybrid attention."}],"max_tokens":32}'
 show /api/generate '{"prompt":"Why is the sky blue?","stream":false,"options":{"num_predict":16}}'
 
+# Stop the server before the terminal run: both would hold the model's memory.
+kill -TERM "$server_pid" 2>/dev/null || true
+wait "$server_pid" 2>/dev/null || true
+server_pid=""
+
 cat <<EOF
 
 The default model has random weights, so its text is meaningless; the requests and the server are
 real. To keep a server running:  build/bin/hylo serve [-m model.gguf]   (http://127.0.0.1:8080)
+
+Now the same model from the terminal (hylo run; hylo chat for a conversation):
 EOF
+"$hylo" run -n 32 "Write a haiku about hybrid attention."
