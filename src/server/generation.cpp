@@ -131,6 +131,22 @@ std::optional<ApiError> Generation::prepare(const Backend& b) {
   return std::nullopt;
 }
 
+std::vector<ToolSpec> Generation::required_tool_specs() const {
+  std::vector<ToolSpec> specs;
+  for (const std::string& name : req_.required_tools) {
+    ToolSpec spec{name, {}};
+    for (const auto& t : req_.tools) {
+      if (t["function"]["name"] != name) continue;
+      const auto& fn = t["function"];
+      if (fn.contains("parameters") && fn["parameters"].is_object() && fn["parameters"].contains("properties") &&
+          fn["parameters"]["properties"].is_object())
+        for (const auto& [key, value] : fn["parameters"]["properties"].items()) spec.parameters.push_back(key);
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
 std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLimits& limits) {
   channel_ = std::make_shared<Channel>();
   if (channel_->efd < 0) return ApiError::internal("cannot create an event descriptor");
@@ -176,7 +192,7 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
       else if (call_tool)  // tool_choice wins over response_format
-        r->filter = std::make_shared<ToolCallFilter>(trie, b.chat_template->tool_call_format(), req_.required_tools,
+        r->filter = std::make_shared<ToolCallFilter>(trie, b.chat_template->tool_call_format(), required_tool_specs(),
                                                      ToolCallFilter::markup_of(*b.tokenizer), thinking_open_);
       else if (trie)
         r->filter = std::make_shared<JsonFilter>(trie, /*wait_for_think_end=*/thinking_open_);

@@ -17,6 +17,7 @@
 #include "server/api_error.h"
 #include "server/backend.h"
 #include "server/request.h"
+#include "server/tool_call_filter.h"
 
 namespace hylo::server {
 
@@ -97,6 +98,7 @@ class Generation {
   Generation() = default;
   std::optional<ApiError> prepare(const Backend& backend);
   std::optional<ApiError> submit(const Backend& backend, const GenerationLimits& limits);
+  std::vector<ToolSpec> required_tool_specs() const;  // tool_choice's functions with their parameters
   void finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out);
   void add_text(int index, const std::string& text, Update* u);
 

@@ -10,28 +10,34 @@ namespace {
 
 constexpr std::string_view kOpenTag = "<tool_call>";
 constexpr std::string_view kCloseTag = "</tool_call>";
-constexpr std::string_view kClose = "\n</tool_call>";  // what follows the arguments (Hermes)
+constexpr std::string_view kHermesClose = "\n</tool_call>";              // after the arguments
+constexpr std::string_view kXmlCallClose = "</function>\n</tool_call>";  // after the parameters
+constexpr std::string_view kXmlParamClose = "\n</parameter>\n";          // after a value
+constexpr std::string_view kParamEnd = "</parameter>";
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 }  // namespace
 
 ToolCallFilter::ToolCallFilter(std::shared_ptr<const TokenTrie> trie, chat::ToolCallFormat format,
-                               std::vector<std::string> names, std::vector<std::pair<std::string, int32_t>> markup,
+                               std::vector<ToolSpec> tools, std::vector<std::pair<std::string, int32_t>> markup,
                                bool wait_for_think_end)
     : trie_(std::move(trie)),
       format_(format),
-      names_(std::move(names)),
+      tools_(std::move(tools)),
       markup_(std::move(markup)),
-      stage_(wait_for_think_end && trie_->think_end_id() >= 0 ? Stage::kReasoning : Stage::kOpen) {
-  for (const std::string& name : names_) {
-    if (format_ == chat::ToolCallFormat::kXml) {
-      opens_.push_back(std::string(kOpenTag) + "\n<function=" + name + ">\n");
-    } else {
-      // The name as a JSON string: names are validated as plain identifiers, but quote anyway.
-      opens_.push_back(std::string(kOpenTag) + "\n{\"name\": " + nlohmann::json(name).dump() + ", \"arguments\": {");
-    }
+      stage_(wait_for_think_end && trie_->think_end_id() >= 0 ? Stage::kReasoning : Stage::kForced) {
+  std::vector<std::string> opens;
+  for (const ToolSpec& t : tools_) {
+    if (format_ == chat::ToolCallFormat::kXml)
+      opens.push_back(std::string(kOpenTag) + "\n<function=" + t.name + ">\n");
+    else  // the name as a JSON string
+      opens.push_back(std::string(kOpenTag) + "\n{\"name\": " + nlohmann::json(t.name).dump() + ", \"arguments\": {");
   }
+  forced_ = std::move(opens);
+  const bool xml = format_ == chat::ToolCallFormat::kXml;
+  reserve_call_close_ = forced_tokens(xml ? kXmlCallClose : kHermesClose) + 1;
+  reserve_param_close_ = xml ? forced_tokens(kXmlParamClose) : 0;
 }
 
 std::vector<std::pair<std::string, int32_t>> ToolCallFilter::markup_of(const tokenizer::Tokenizer& tok) {
@@ -41,95 +47,183 @@ std::vector<std::pair<std::string, int32_t>> ToolCallFilter::markup_of(const tok
   return out;
 }
 
+std::pair<int32_t, size_t> ToolCallFilter::longest_prefix_token(std::string_view text) const {
+  const TokenTrie::Trie& trie = trie_->all();
+  std::pair<int32_t, size_t> best{-1, 0};
+  uint32_t node = 0;
+  for (size_t i = 0; i < text.size(); ++i) {  // down the trie along the text
+    const TokenTrie::Node& n = trie.nodes[node];
+    uint32_t next = 0;
+    for (uint32_t k = 0; k < n.n_children && next == 0; ++k)
+      if (trie.nodes[n.first_child + k].byte == static_cast<uint8_t>(text[i])) next = n.first_child + k;
+    if (next == 0) break;
+    node = next;
+    if (trie.nodes[node].n_tokens > 0) best = {trie.token_ids[trie.nodes[node].first_token], i + 1};
+  }
+  for (const auto& [piece, id] : markup_)
+    if (starts_with(text, piece) && piece.size() > best.second && id >= 0) best = {id, piece.size()};
+  return best;
+}
+
+int32_t ToolCallFilter::forced_tokens(std::string_view text) const {
+  int32_t n = 0;
+  while (!text.empty()) {
+    const auto [id, len] = longest_prefix_token(text);
+    if (id < 0) return n + static_cast<int32_t>(text.size());  // not writable: count bytes
+    text.remove_prefix(len);
+    ++n;
+  }
+  return n;
+}
+
 void ToolCallFilter::allow_forced(const std::vector<std::string>& texts, std::vector<uint8_t>* allowed) const {
+  // Only the longest tokens: the text is fixed, only its tokenisation could vary, and the fewest
+  // tokens keep the budget arithmetic (forced_tokens) exact.
   const TokenTrie::Trie& trie = trie_->all();
   for (const std::string& text : texts) {
     if (!starts_with(text, written_) || text.size() == written_.size()) continue;
     const std::string_view rest = std::string_view(text).substr(written_.size());
-    // The longest tokens that spell a prefix of the rest: the text is fixed, only its
-    // tokenisation could vary, and the fewest tokens keep the budget arithmetic simple.
-    size_t best_len = 0;
-    const TokenTrie::Node* best = nullptr;
-    uint32_t node = 0;
-    for (size_t i = 0; i < rest.size(); ++i) {  // down the trie along the rest
+    const auto [id, len] = longest_prefix_token(rest);
+    if (id < 0) continue;
+    bool from_markup = false;
+    for (const auto& m : markup_) from_markup = from_markup || (m.second == id && m.first.size() == len);
+    if (from_markup) {
+      if (static_cast<size_t>(id) < allowed->size()) (*allowed)[static_cast<size_t>(id)] = 1;
+      continue;
+    }
+    uint32_t node = 0;  // every token whose bytes are exactly rest[0, len)
+    for (size_t i = 0; i < len; ++i) {
       const TokenTrie::Node& n = trie.nodes[node];
-      uint32_t next = 0;
-      for (uint32_t k = 0; k < n.n_children && next == 0; ++k)
-        if (trie.nodes[n.first_child + k].byte == static_cast<uint8_t>(rest[i])) next = n.first_child + k;
-      if (next == 0) break;
-      node = next;
-      if (trie.nodes[node].n_tokens > 0) {
-        best = &trie.nodes[node];
-        best_len = i + 1;
-      }
+      for (uint32_t k = 0; k < n.n_children; ++k)
+        if (trie.nodes[n.first_child + k].byte == static_cast<uint8_t>(rest[i])) node = n.first_child + k;
     }
-    int32_t markup_id = -1;
-    for (const auto& [piece, id] : markup_) {
-      if (starts_with(rest, piece) && piece.size() > best_len && id >= 0 && static_cast<size_t>(id) < allowed->size()) {
-        markup_id = id;
-        best_len = piece.size();
-      }
-    }
-    if (markup_id >= 0) {
-      (*allowed)[static_cast<size_t>(markup_id)] = 1;
-    } else if (best != nullptr) {
-      for (uint32_t k = 0; k < best->n_tokens; ++k)
-        (*allowed)[static_cast<size_t>(trie.token_ids[best->first_token + k])] = 1;
+    const TokenTrie::Node& m = trie.nodes[node];
+    for (uint32_t k = 0; k < m.n_tokens; ++k) {
+      const auto t = static_cast<size_t>(trie.token_ids[m.first_token + k]);
+      if (t < allowed->size()) (*allowed)[t] = 1;
     }
   }
 }
 
+void ToolCallFilter::narrow_for_budget(int32_t tokens_left) {
+  if (purpose_ != Purpose::kXmlNext || forced_.size() == 1 || !starts_with(kXmlCallClose, written_)) return;
+  // Another parameter needs its opening, one value token and its closing before the call's closing.
+  int32_t need = 0;
+  for (const std::string& t : forced_)
+    if (t != kXmlCallClose) need = std::max(need, reserve_call_close_ + reserve_param_close_ + 1 + forced_tokens(t));
+  if (tokens_left < need) forced_ = {std::string(kXmlCallClose)};
+}
+
 void ToolCallFilter::mask(float* logits, int64_t n_vocab, int32_t tokens_left) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   switch (stage_) {
     case Stage::kReasoning:
     case Stage::kFree:
       return;
-    case Stage::kArguments: {
-      // Leave room for the closing `\n</tool_call>` (two tokens where </tool_call> is one; at
-      // most one per byte otherwise) and the end-of-generation token.
-      const bool one_token_close =
-          std::any_of(markup_.begin(), markup_.end(), [](const auto& m) { return m.first == kCloseTag; });
-      const int32_t reserve = (one_token_close ? 2 : static_cast<int32_t>(kClose.size())) + 1;
-      arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve));
+    case Stage::kArguments:
+      arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve_call_close_));
       return;
-    }
-    default:
+    case Stage::kValue:
+      if (tokens_left > reserve_param_close_ + reserve_call_close_) {
+        for (int32_t id : trie_->eog_ids())  // the call is not closed yet
+          if (id >= 0 && id < n_vocab) logits[id] = kNegInf;
+        return;
+      }
+      force(Purpose::kXmlParamClose, {std::string(kXmlParamClose)});  // out of budget: close it now
+      break;
+    case Stage::kForced:
+    case Stage::kEnd:
       break;
   }
   allowed_.assign(static_cast<size_t>(n_vocab), 0);
-  if (stage_ == Stage::kOpen) {
-    allow_forced(opens_, &allowed_);
-  } else if (stage_ == Stage::kClose) {
-    allow_forced({std::string(kClose)}, &allowed_);
+  if (stage_ == Stage::kForced) {
+    narrow_for_budget(tokens_left);
+    allow_forced(forced_, &allowed_);
   } else {  // kEnd
     for (int32_t id : trie_->eog_ids())
       if (id >= 0 && id < n_vocab) allowed_[static_cast<size_t>(id)] = 1;
   }
   if (std::find(allowed_.begin(), allowed_.end(), 1) == allowed_.end()) return;  // nothing fits: leave it be
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t id = 0; id < n_vocab; ++id)
     if (!allowed_[static_cast<size_t>(id)]) logits[id] = kNegInf;
+}
+
+void ToolCallFilter::force(Purpose purpose, std::vector<std::string> texts) {
+  stage_ = Stage::kForced;
+  purpose_ = purpose;
+  forced_ = std::move(texts);
+  written_.clear();
+}
+
+void ToolCallFilter::forced_complete(size_t which) {
+  const bool xml = format_ == chat::ToolCallFormat::kXml;
+  switch (purpose_) {
+    case Purpose::kOpen: {
+      tool_ = which;
+      chosen_ = tools_[which].name;
+      if (!xml) {
+        // The document so far, from its '{': `{"name": "NAME", "arguments": {`.
+        JsonState start;
+        start.push(forced_[which].substr(kOpenTag.size() + 1));
+        arguments_ = std::make_unique<JsonFilter>(trie_, start);
+        stage_ = Stage::kArguments;
+        return;
+      }
+      break;  // to the parameters
+    }
+    case Purpose::kHermesClose:
+      stage_ = Stage::kEnd;
+      return;
+    case Purpose::kXmlNext:
+      if (forced_[which] == kXmlCallClose) {
+        stage_ = Stage::kEnd;
+      } else {
+        stage_ = Stage::kValue;
+        written_.clear();
+      }
+      return;
+    case Purpose::kXmlParamClose:
+      break;  // to the next parameter or the closing
+  }
+  std::vector<std::string> next;
+  for (const std::string& p : tools_[*tool_].parameters) next.push_back("<parameter=" + p + ">\n");
+  next.emplace_back(kXmlCallClose);
+  force(Purpose::kXmlNext, std::move(next));
 }
 
 void ToolCallFilter::accept(int32_t token) {
   switch (stage_) {
     case Stage::kReasoning:
-      if (token == trie_->think_end_id()) stage_ = Stage::kOpen;
+      if (token == trie_->think_end_id()) stage_ = Stage::kForced;
       return;
     case Stage::kFree:
     case Stage::kEnd:
       return;
     case Stage::kArguments:
       arguments_->accept(token);
-      if (arguments_->broken()) {
+      if (arguments_->broken())
         stage_ = Stage::kFree;
-      } else if (arguments_->state().done()) {
-        stage_ = Stage::kClose;
-        written_.clear();
+      else if (arguments_->state().done())
+        force(Purpose::kHermesClose, {std::string(kHermesClose)});
+      return;
+    case Stage::kValue: {
+      if (token < 0 || token >= trie_->n_vocab()) return;
+      written_ += trie_->piece(token);
+      const size_t end = written_.find(kParamEnd);
+      if (end == std::string::npos) return;
+      // The model closed the value itself; a newline follows the tag.
+      const std::string tail = written_.substr(end + kParamEnd.size());
+      if (tail.empty()) {
+        force(Purpose::kXmlParamClose, {"\n"});
+      } else if (tail == "\n") {
+        purpose_ = Purpose::kXmlParamClose;  // as if the forced closing had been written
+        forced_complete(0);
+      } else {
+        stage_ = Stage::kFree;
       }
       return;
-    case Stage::kOpen:
-    case Stage::kClose:
+    }
+    case Stage::kForced:
       break;
   }
   if (token < 0 || token >= trie_->n_vocab()) {
@@ -137,29 +231,13 @@ void ToolCallFilter::accept(int32_t token) {
     return;
   }
   written_ += trie_->piece(token);
-  if (stage_ == Stage::kClose) {
-    if (written_ == kClose)
-      stage_ = Stage::kEnd;
-    else if (!starts_with(kClose, written_))
-      stage_ = Stage::kFree;
-    return;
-  }
   bool consistent = false;
-  for (size_t i = 0; i < opens_.size(); ++i) {
-    if (written_ == opens_[i]) {
-      chosen_ = names_[i];
-      if (format_ == chat::ToolCallFormat::kXml) {
-        stage_ = Stage::kFree;
-      } else {
-        // The document so far, from its '{': `{"name": "NAME", "arguments": {`.
-        JsonState start;
-        start.push(opens_[i].substr(kOpenTag.size() + 1));
-        arguments_ = std::make_unique<JsonFilter>(trie_, start);
-        stage_ = Stage::kArguments;
-      }
+  for (size_t i = 0; i < forced_.size(); ++i) {
+    if (written_ == forced_[i]) {
+      forced_complete(i);
       return;
     }
-    consistent = consistent || starts_with(opens_[i], written_);
+    consistent = consistent || starts_with(forced_[i], written_);
   }
   if (!consistent) stage_ = Stage::kFree;  // an unexpected token came through: stop constraining
 }

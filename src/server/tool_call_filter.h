@@ -3,7 +3,10 @@
 // template's format.
 //   Hermes JSON (Qwen3, Qwen3-Next): `<tool_call>\n{"name": "NAME", "arguments": {` is forced,
 //     the arguments are constrained as in JSON mode, then `\n</tool_call>` and the end.
-//   XML (Qwen3-Coder): `<tool_call>\n<function=NAME>\n` is forced; the parameters are free text.
+//   XML (Qwen3-Coder): `<tool_call>\n<function=NAME>\n` is forced, then any number of
+//     `<parameter=P>\n` openings (P one of the function's parameters) with free-text values each
+//     closed by `\n</parameter>\n`, then `</function>\n</tool_call>` and the end. Values are closed
+//     by force when the budget would not leave room for the closing tags.
 #pragma once
 
 #include <cstdint>
@@ -18,11 +21,16 @@
 
 namespace hylo::server {
 
+struct ToolSpec {
+  std::string name;
+  std::vector<std::string> parameters;  // the names in its JSON schema's "properties"
+};
+
 class ToolCallFilter : public runtime::TokenFilter {
  public:
   // markup: tokens the trie leaves out (special ones) that the forced text may use, as
   // (bytes, id), e.g. ("<tool_call>", 151657).
-  ToolCallFilter(std::shared_ptr<const TokenTrie> trie, chat::ToolCallFormat format, std::vector<std::string> names,
+  ToolCallFilter(std::shared_ptr<const TokenTrie> trie, chat::ToolCallFormat format, std::vector<ToolSpec> tools,
                  std::vector<std::pair<std::string, int32_t>> markup, bool wait_for_think_end);
   // The markup tokens of a tokenizer: <tool_call> and </tool_call> where the vocabulary has them.
   static std::vector<std::pair<std::string, int32_t>> markup_of(const tokenizer::Tokenizer& tok);
@@ -36,25 +44,38 @@ class ToolCallFilter : public runtime::TokenFilter {
  private:
   enum class Stage {
     kReasoning,  // before </think>: free
-    kOpen,       // the forced opening, one of opens_
+    kForced,     // one of forced_ (what it is for: purpose_)
     kArguments,  // Hermes: the arguments object (JSON mode)
-    kClose,      // Hermes: the forced `\n</tool_call>`
-    kEnd,        // Hermes: only the end of generation
-    kFree,       // XML after the opening, or after an unexpected token: no constraint
+    kValue,      // XML: a parameter's value, free text up to its closing tag
+    kEnd,        // only the end of generation
+    kFree,       // after an unexpected token: no constraint
   };
+  enum class Purpose { kOpen, kHermesClose, kXmlNext, kXmlParamClose };
 
-  // Allows, for each forced text still possible, the longest tokens that spell a prefix of its rest.
+  void force(Purpose purpose, std::vector<std::string> texts);
+  void forced_complete(size_t which);
+  // kXmlNext: only the call's closing from now on when the budget has no room for a parameter.
+  void narrow_for_budget(int32_t tokens_left);
+  // Allows, for each text, the longest tokens that spell a prefix of what is left of it.
   void allow_forced(const std::vector<std::string>& texts, std::vector<uint8_t>* allowed) const;
+  // Tokens a forced text takes when written longest token first.
+  int32_t forced_tokens(std::string_view text) const;
+  // Longest token (id, bytes) spelling a prefix of text; (-1, 0) when none.
+  std::pair<int32_t, size_t> longest_prefix_token(std::string_view text) const;
 
   std::shared_ptr<const TokenTrie> trie_;
   chat::ToolCallFormat format_;
-  std::vector<std::string> names_;
-  std::vector<std::string> opens_;  // per name: the forced opening
+  std::vector<ToolSpec> tools_;
   std::vector<std::pair<std::string, int32_t>> markup_;
   Stage stage_;
-  std::string written_;  // of the current forced text
+  Purpose purpose_ = Purpose::kOpen;
+  std::vector<std::string> forced_;  // the texts one of which is being written
+  std::string written_;              // of the forced text, or of the value
+  std::optional<size_t> tool_;       // index of the chosen tool
   std::optional<std::string> chosen_;
   std::unique_ptr<JsonFilter> arguments_;
+  int32_t reserve_call_close_ = 0;   // tokens of the call's closing (+ the end token)
+  int32_t reserve_param_close_ = 0;  // XML: tokens of a value's closing
   std::vector<uint8_t> allowed_;
 };
 

@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 
 #include "server/token_filters.h"
 #include "server/tool_call_filter.h"
@@ -95,8 +96,10 @@ TEST(JsonState, NumbersStayWithinADouble) {
 TEST(JsonState, NestingAndWhitespaceAreBounded) {
   EXPECT_TRUE(accepts("{\"a\":" + std::string(JsonState::kMaxDepth - 1, '[')));
   EXPECT_FALSE(accepts("{\"a\":" + std::string(JsonState::kMaxDepth, '[')));
-  EXPECT_TRUE(accepts("{" + std::string(JsonState::kMaxWhitespace, ' ')));
-  EXPECT_FALSE(accepts("{" + std::string(JsonState::kMaxWhitespace + 1, ' ')));
+  std::string spaces = "{";
+  spaces.append(JsonState::kMaxWhitespace, ' ');
+  EXPECT_TRUE(accepts(spaces));
+  EXPECT_FALSE(accepts(spaces + " "));
 }
 
 // A vocabulary with single bytes (so any JSON can be written) and multi-byte pieces that cross
@@ -248,12 +251,12 @@ std::vector<std::pair<std::string, int32_t>> markup(const Vocab& v) {
 TEST(ToolCallFilter, HermesOutputIsOneCompleteCall) {
   const Vocab v = make_vocab();
   auto trie = make_trie(v);
-  const std::vector<std::string> names = {"get_weather", "get_time"};
+  const std::vector<ToolSpec> tools = {{"get_weather", {"city"}}, {"get_time", {}}};
   const std::string open = "<tool_call>\n{\"name\": \"";
   std::mt19937 rng(11);
   for (int budget = 64; budget <= 160; budget += 8) {  // the opening alone is ~35 tokens here
     for (int trial = 0; trial < 8; ++trial) {
-      ToolCallFilter f(trie, chat::ToolCallFormat::kHermesJson, names, markup(v), /*wait_for_think_end=*/false);
+      ToolCallFilter f(trie, chat::ToolCallFormat::kHermesJson, tools, markup(v), /*wait_for_think_end=*/false);
       bool eog = false;
       const std::string text = generate(v, f, budget, rng, trial % 2 == 0, &eog);
       ASSERT_TRUE(eog) << "budget " << budget << ": " << text;
@@ -268,7 +271,7 @@ TEST(ToolCallFilter, HermesOutputIsOneCompleteCall) {
       ASSERT_TRUE(call.is_object()) << body;
       ASSERT_TRUE(f.chosen().has_value());
       EXPECT_EQ(call["name"], *f.chosen());
-      EXPECT_NE(std::find(names.begin(), names.end(), *f.chosen()), names.end());
+      EXPECT_TRUE(*f.chosen() == "get_weather" || *f.chosen() == "get_time");
       EXPECT_TRUE(call["arguments"].is_object()) << body;
     }
   }
@@ -278,24 +281,41 @@ TEST(ToolCallFilter, NamedFunctionAndXmlOpening) {
   const Vocab v = make_vocab();
   auto trie = make_trie(v);
   std::mt19937 rng(5);
-  ToolCallFilter named(trie, chat::ToolCallFormat::kHermesJson, {"get_time"}, markup(v), false);
+  ToolCallFilter named(trie, chat::ToolCallFormat::kHermesJson, {{"get_time", {}}}, markup(v), false);
   bool eog = false;
   std::string text = generate(v, named, 60, rng, true, &eog);
   EXPECT_EQ(text.rfind("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {", 0), 0u) << text;
   EXPECT_EQ(named.chosen(), "get_time");
+}
 
-  // Qwen3-Coder's XML form: the opening names the function; the parameters are the model's.
-  ToolCallFilter xml(trie, chat::ToolCallFormat::kXml, {"get_weather", "get_time"}, markup(v), false);
-  text = generate(v, xml, 30, rng, true, &eog);
-  EXPECT_TRUE(text.rfind("<tool_call>\n<function=get_weather>\n", 0) == 0 ||
-              text.rfind("<tool_call>\n<function=get_time>\n", 0) == 0)
-      << text;
-  EXPECT_TRUE(xml.chosen().has_value());
+// Qwen3-Coder's XML form: whatever the logits, one complete call: the opening, parameters of the
+// chosen function each closed, the closing tags, then the end of generation.
+TEST(ToolCallFilter, XmlOutputIsOneCompleteCall) {
+  const Vocab v = make_vocab();
+  auto trie = make_trie(v);
+  const std::vector<ToolSpec> tools = {{"get_weather", {"city", "unit"}}, {"get_time", {}}};
+  const std::regex call(
+      "<tool_call>\n<function=(get_weather|get_time)>\n"
+      "(<parameter=(city|unit)>\n[^]*?\n</parameter>\n)*</function>\n</tool_call>");
+  std::mt19937 rng(3);
+  for (int budget = 40; budget <= 160; budget += 8) {
+    for (int trial = 0; trial < 8; ++trial) {
+      ToolCallFilter f(trie, chat::ToolCallFormat::kXml, tools, markup(v), false);
+      bool eog = false;
+      const std::string text = generate(v, f, budget, rng, trial % 2 == 0, &eog);
+      ASSERT_TRUE(eog) << "budget " << budget << ": " << text;
+      EXPECT_TRUE(std::regex_match(text, call)) << text;
+      if (f.chosen() == "get_time") {
+        EXPECT_EQ(text.find("<parameter="), std::string::npos) << text;
+      }
+    }
+  }
 }
 
 TEST(ToolCallFilter, WaitsForTheEndOfReasoning) {
   const Vocab v = make_vocab();
-  ToolCallFilter f(make_trie(v), chat::ToolCallFormat::kHermesJson, {"f"}, markup(v), /*wait_for_think_end=*/true);
+  ToolCallFilter f(make_trie(v), chat::ToolCallFormat::kHermesJson, {{"f", {}}}, markup(v),
+                   /*wait_for_think_end=*/true);
   std::vector<float> logits(v.pieces.size(), 1.0f);
   f.mask(logits.data(), static_cast<int64_t>(logits.size()), 50);
   for (float l : logits) EXPECT_EQ(l, 1.0f);  // reasoning is free text
