@@ -17,7 +17,7 @@ namespace {
 
 // Prefill tokens/s of the model on this machine: one 512-token batch after a short warm-up.
 Result<double> measure_prefill_tps(const std::string& path) {
-  HYLO_ASSIGN_OR_RETURN(auto model, models::load_model(path));
+  HYLO_ASSIGN_OR_RETURN(auto model, models::load_model(path, {.repack = false}));
   ThreadPool pool(physical_core_count());
   models::MemoryOptions mo;
   mo.n_ctx = 1024;

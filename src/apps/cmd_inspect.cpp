@@ -53,7 +53,7 @@ Summary summarize(const gguf::File& f) {
     s.n_params += static_cast<uint64_t>(t.n_elements());
   }
   // Memory per token and per sequence, from the model's own layout when hylo can run it.
-  auto model = models::load_model(f.path());
+  auto model = models::load_model(f.path(), {.repack = false});
   if (model.ok()) {
     const models::MemoryLayout layout = (*model)->memory_layout();
     s.kv_bytes_per_token = layout.kv_bytes_per_token(TensorType::kF16);

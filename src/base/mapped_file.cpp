@@ -59,6 +59,13 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   return f;
 }
 
+void MappedFile::release(const void* p, uint64_t len) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(p) + len) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void MappedFile::prefetch(uint64_t offset, uint64_t len) const {
   if (data_ == nullptr || offset >= size_) return;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));

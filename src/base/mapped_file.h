@@ -26,6 +26,9 @@ class MappedFile {
 
   // Hints the kernel to read [offset, offset+len) ahead (MADV_WILLNEED); best effort.
   void prefetch(uint64_t offset, uint64_t len) const;
+  // Drops the whole pages inside [p, p+len) of a read-only file mapping from this process
+  // (MADV_DONTNEED): they are read from the file again if touched. For data copied elsewhere.
+  static void release(const void* p, uint64_t len);
 
  private:
   std::string path_;

@@ -104,10 +104,10 @@ inline __m512i shift_bits(__m512i v) {
 }
 
 // q4_K / q5_K header: d, dmin and the eight 6-bit (scale, min) pairs of 16 rows.
-template <typename Block>
-void pack_k4_header(const uint8_t* block, const int32_t* offsets, PackedSuperBlock<8>* out) {
+template <typename R>
+void pack_k4_header(const R& r, PackedSuperBlock<8>* out) {
   __m512i h[4];  // dword 0: d | dmin << 16; dwords 1..3: scales[0..11]
-  load_transpose_16x4(block, offsets, h);
+  r.template dwords<4>(0, h);
   const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h[0]));
   _mm512_store_ps(out->dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h[0], 16))));
   const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
@@ -128,12 +128,29 @@ void pack_k4_header(const uint8_t* block, const int32_t* offsets, PackedSuperBlo
   }
 }
 
+// What the four formats share. Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout and
+// pack_block(reader, packed block).
+template <typename Derived>
 struct KFormatBase {
   static constexpr int kLanes = 16;
   static constexpr int kBlockElems = kQKK;
   static constexpr int kActRecordBytes = sizeof(ActRecordK);
   static constexpr int kChunkBlocks = 4;
   static constexpr int kMaxCols = 8;
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    for (int b = 0; b < n_blocks; ++b) {
+      const BlockInPlace<Derived::kLayout> r{w + static_cast<size_t>(b) * Derived::kWeightBlockBytes, offsets};
+      Derived::pack_block(r, packed + static_cast<size_t>(b) * Derived::kPackedBlockBytes);
+    }
+  }
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    const GroupImage<Derived::kLayout> image(group, n_blocks, b0);
+    for (int b = 0; b < nb; ++b) {
+      image.prefetch(b);
+      Derived::pack_block(image.block(b), packed + static_cast<size_t>(b) * Derived::kPackedBlockBytes);
+    }
+  }
 };
 
 // The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart.
@@ -189,30 +206,30 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
   for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, y[c]);
 }
 
-struct FormatQ4_K : KFormatBase {
+struct FormatQ4_K : KFormatBase<FormatQ4_K> {
   static constexpr int kSubBlocks = 8;
   static constexpr bool kHasMin = true, kHasStart = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ4_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ4_K, 16);
+  static_assert(kLayout.block_bytes == sizeof(BlockQ4_K));
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kMinPairs, 0>(a, n, rec, stride);
   }
 
   // Chunk c of qs (32 bytes) holds sub-block 2c in its low nibbles and 2c + 1 in its high ones.
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ4_K);
-      pack_k4_header<BlockQ4_K>(block, offsets, &out[b]);
-      for (int c = 0; c < 4; ++c) {
-        __m512i t[8], lo[8], hi[8];
-        load_transpose_16x8(block + offsetof(BlockQ4_K, qs) + 32 * c, offsets, t);
-        split_nibbles(t, lo, hi);
-        for (int g = 0; g < 8; ++g) {
-          _mm512_store_si512(out[b].codes[8 * (2 * c) + g], lo[g]);
-          _mm512_store_si512(out[b].codes[8 * (2 * c + 1) + g], hi[g]);
-        }
+    pack_k4_header(r, out);
+    for (int c = 0; c < 4; ++c) {
+      __m512i t[8], lo[8], hi[8];
+      r.template dwords<8>(offsetof(BlockQ4_K, qs) + 32 * c, t);
+      split_nibbles(t, lo, hi);
+      for (int g = 0; g < 8; ++g) {
+        _mm512_store_si512(out->codes[8 * (2 * c) + g], lo[g]);
+        _mm512_store_si512(out->codes[8 * (2 * c + 1) + g], hi[g]);
       }
     }
   }
@@ -225,11 +242,10 @@ struct FormatQ4_K : KFormatBase {
 
 // q5_K chunk c (qs[32c .. 32c+31]): low nibbles get bit 2c of qh, high nibbles bit 2c + 1, moved
 // to bit 4 of each byte.
-template <int kChunk>
-[[gnu::always_inline]] inline void pack_q5_chunk(const uint8_t* block, const int32_t* offsets, const __m512i qh[8],
-                                                 __m512i bit4, uint8_t (*codes)[64]) {
+template <int kChunk, typename R>
+[[gnu::always_inline]] inline void pack_q5_chunk(const R& r, const __m512i qh[8], __m512i bit4, uint8_t (*codes)[64]) {
   __m512i t[8], lo[8], hi[8];
-  load_transpose_16x8(block + offsetof(BlockQ5_K, qs) + 32 * kChunk, offsets, t);
+  r.template dwords<8>(offsetof(BlockQ5_K, qs) + 32 * kChunk, t);
   split_nibbles(t, lo, hi);
   for (int g = 0; g < 8; ++g) {
     _mm512_store_si512(codes[8 * (2 * kChunk) + g], or_masked(lo[g], shift_bits<4 - 2 * kChunk>(qh[g]), bit4));
@@ -239,11 +255,11 @@ template <int kChunk>
 
 // q6_K half h, ql bytes 64h + 32 half: low nibbles are quarter t = half, high nibbles quarter
 // half + 2; bits 2t, 2t+1 of qh move to bits 4-5.
-template <int kHalf>
-[[gnu::always_inline]] inline void pack_q6_quarters(const uint8_t* ql, const int32_t* offsets, const __m512i qh[8],
-                                                    __m512i bits45, uint8_t (*codes)[64]) {
+template <int kHalf, typename R>
+[[gnu::always_inline]] inline void pack_q6_quarters(const R& r, int ql, const __m512i qh[8], __m512i bits45,
+                                                    uint8_t (*codes)[64]) {
   __m512i t8[8], lo[8], hi[8];
-  load_transpose_16x8(ql, offsets, t8);
+  r.template dwords<8>(ql, t8);
   split_nibbles(t8, lo, hi);
   constexpr int kLo = kHalf, kHi = kHalf + 2;
   for (int g = 0; g < 8; ++g) {
@@ -252,30 +268,30 @@ template <int kHalf>
   }
 }
 
-struct FormatQ5_K : KFormatBase {
+struct FormatQ5_K : KFormatBase<FormatQ5_K> {
   static constexpr int kSubBlocks = 8;
   static constexpr bool kHasMin = true, kHasStart = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ5_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ5_K, 16);
+  static_assert(kLayout.block_bytes == sizeof(BlockQ5_K));
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kMinPairs, 0>(a, n, rec, stride);
   }
 
   // As q4_K, plus bit 2c (low nibbles) or 2c + 1 (high nibbles) of qh[l] as bit 4 of the code.
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     const __m512i bit4 = _mm512_set1_epi8(0x10);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ5_K);
-      pack_k4_header<BlockQ5_K>(block, offsets, &out[b]);
-      __m512i qh[8];
-      load_transpose_16x8(block + offsetof(BlockQ5_K, qh), offsets, qh);
-      pack_q5_chunk<0>(block, offsets, qh, bit4, out[b].codes);
-      pack_q5_chunk<1>(block, offsets, qh, bit4, out[b].codes);
-      pack_q5_chunk<2>(block, offsets, qh, bit4, out[b].codes);
-      pack_q5_chunk<3>(block, offsets, qh, bit4, out[b].codes);
-    }
+    pack_k4_header(r, out);
+    __m512i qh[8];
+    r.template dwords<8>(offsetof(BlockQ5_K, qh), qh);
+    pack_q5_chunk<0>(r, qh, bit4, out->codes);
+    pack_q5_chunk<1>(r, qh, bit4, out->codes);
+    pack_q5_chunk<2>(r, qh, bit4, out->codes);
+    pack_q5_chunk<3>(r, qh, bit4, out->codes);
   }
 
   template <int C>
@@ -284,11 +300,13 @@ struct FormatQ5_K : KFormatBase {
   }
 };
 
-struct FormatQ6_K : KFormatBase {
+struct FormatQ6_K : KFormatBase<FormatQ6_K> {
   static constexpr int kSubBlocks = 16;
   static constexpr bool kHasMin = false, kHasStart = true;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ6_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ6_K, 16);
+  static_assert(kLayout.block_bytes == sizeof(BlockQ6_K) && kLayout.tail_bytes == 2);  // d last
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kStart16, 32>(a, n, rec, stride);
@@ -296,28 +314,23 @@ struct FormatQ6_K : KFormatBase {
 
   // Element 128h + 32t + l: low 4 bits from ql[64h + 32(t & 1) + l] (high nibble for t >= 2),
   // bits 4-5 from bits 2t, 2t+1 of qh[32h + l]. Stored as the 6-bit code (value + 32).
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
     const __m512i bits45 = _mm512_set1_epi8(0x30);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ6_K);
-      for (int h = 0; h < 2; ++h) {
-        __m512i qh[8];
-        load_transpose_16x8(block + offsetof(BlockQ6_K, qh) + 32 * h, offsets, qh);
-        const uint8_t* ql = block + offsetof(BlockQ6_K, ql) + 64 * h;
-        pack_q6_quarters<0>(ql, offsets, qh, bits45, out[b].codes + 32 * h);
-        pack_q6_quarters<1>(ql + 32, offsets, qh, bits45, out[b].codes + 32 * h);
-      }
-      __m512i sc[4];  // int8 scales 4k .. 4k+3 per dword
-      load_transpose_16x4(block + offsetof(BlockQ6_K, scales), offsets, sc);
-      // d is the last field: read the dword ending with it (the block has no bytes after d).
-      const __m512i d_hi = _mm512_srli_epi32(
-          _mm512_i32gather_epi32(_mm512_loadu_si512(offsets), block + offsetof(BlockQ6_K, d) - 2, 1), 16);
-      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_hi));
-      for (int j = 0; j < 16; ++j) {  // sign-extend byte j % 4 of sc[j / 4]
-        const __m512i s = _mm512_srai_epi32(_mm512_slli_epi32(sc[j / 4], 24 - 8 * (j % 4)), 24);
-        _mm512_store_ps(out[b].dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
-      }
+    for (int h = 0; h < 2; ++h) {
+      __m512i qh[8];
+      r.template dwords<8>(offsetof(BlockQ6_K, qh) + 32 * h, qh);
+      const int ql = offsetof(BlockQ6_K, ql) + 64 * h;
+      pack_q6_quarters<0>(r, ql, qh, bits45, out->codes + 32 * h);
+      pack_q6_quarters<1>(r, ql + 32, qh, bits45, out->codes + 32 * h);
+    }
+    __m512i sc[4];  // int8 scales 4k .. 4k+3 per dword
+    r.template dwords<4>(offsetof(BlockQ6_K, scales), sc);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ6_K, d))));
+    for (int j = 0; j < 16; ++j) {  // sign-extend byte j % 4 of sc[j / 4]
+      const __m512i s = _mm512_srai_epi32(_mm512_slli_epi32(sc[j / 4], 24 - 8 * (j % 4)), 24);
+      _mm512_store_ps(out->dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
     }
   }
 
@@ -327,11 +340,13 @@ struct FormatQ6_K : KFormatBase {
   }
 };
 
-struct FormatIq4Xs : KFormatBase {
+struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
   static constexpr int kSubBlocks = 8;
   static constexpr bool kHasMin = false, kHasStart = true;
   static constexpr int kWeightBlockBytes = sizeof(BlockIQ4_XS);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kIQ4_XS, 16);
+  static_assert(kLayout.block_bytes == sizeof(BlockIQ4_XS));
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kStart32, 128>(a, n, rec, stride);
@@ -339,33 +354,31 @@ struct FormatIq4Xs : KFormatBase {
 
   // Sub-block s: qs[16s .. 16s+15] nibble-packed, so dword 4s + q of qs holds group q (low
   // nibbles) and group q + 4 (high nibbles) of sub-block s. Codes are grid value + 128.
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     alignas(16) uint8_t biased[16];
     for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);
     const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(biased)));
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockIQ4_XS);
-      for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
-        __m512i t[8], lo[8], hi[8];
-        load_transpose_16x8(block + offsetof(BlockIQ4_XS, qs) + 32 * c, offsets, t);
-        split_nibbles(t, lo, hi);
-        for (int i = 0; i < 8; ++i) {
-          const int s = 2 * c + i / 4, q = i % 4;
-          _mm512_store_si512(out[b].codes[8 * s + q], _mm512_shuffle_epi8(lut, lo[i]));
-          _mm512_store_si512(out[b].codes[8 * s + q + 4], _mm512_shuffle_epi8(lut, hi[i]));
-        }
+    for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
+      __m512i t[8], lo[8], hi[8];
+      r.template dwords<8>(offsetof(BlockIQ4_XS, qs) + 32 * c, t);
+      split_nibbles(t, lo, hi);
+      for (int i = 0; i < 8; ++i) {
+        const int s = 2 * c + i / 4, q = i % 4;
+        _mm512_store_si512(out->codes[8 * s + q], _mm512_shuffle_epi8(lut, lo[i]));
+        _mm512_store_si512(out->codes[8 * s + q + 4], _mm512_shuffle_epi8(lut, hi[i]));
       }
-      // dword 0: d | scales_h << 16, dword 1: scales_l[0..3]
-      const __m512i h0 = _mm512_i32gather_epi32(_mm512_loadu_si512(offsets), block, 1);
-      const __m512i h1 = _mm512_i32gather_epi32(_mm512_loadu_si512(offsets), block + 4, 1);
-      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h0));
-      for (int s = 0; s < 8; ++s) {
-        const __m512i low = _mm512_and_si512(_mm512_srli_epi32(h1, 4 * s), _mm512_set1_epi32(0x0F));
-        const __m512i high = _mm512_and_si512(_mm512_srli_epi32(h0, 16 + 2 * s), _mm512_set1_epi32(3));
-        const __m512i ls = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
-        _mm512_store_ps(out[b].dsc[s], _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls)));
-      }
+    }
+    // dword 0: d | scales_h << 16, dword 1: scales_l[0..3]
+    const __m512i h0 = r.dword(0);
+    const __m512i h1 = r.dword(4);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h0));
+    for (int s = 0; s < 8; ++s) {
+      const __m512i low = _mm512_and_si512(_mm512_srli_epi32(h1, 4 * s), _mm512_set1_epi32(0x0F));
+      const __m512i high = _mm512_and_si512(_mm512_srli_epi32(h0, 16 + 2 * s), _mm512_set1_epi32(3));
+      const __m512i ls = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
+      _mm512_store_ps(out->dsc[s], _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls)));
     }
   }
 
@@ -382,9 +395,19 @@ void avx512_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
   row_lane_gemm<FormatQ4_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx512_gemm_image_q4_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                          int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ4_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx512_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ5_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_q5_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                          int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ5_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx512_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
@@ -392,9 +415,19 @@ void avx512_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
   row_lane_gemm<FormatQ6_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx512_gemm_image_q6_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                          int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ6_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx512_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                         int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                          int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatIq4Xs>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace hylo::kernels

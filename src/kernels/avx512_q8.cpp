@@ -64,7 +64,7 @@ struct OrderIq4Nl {  // acc += (d_a * d_w) * float(S)
 };
 
 // Shared by the three formats: everything but the packer, the bias and the scale order.
-template <typename Derived, typename Order, int kBias, int kWeightBytes>
+template <typename Derived, typename Order, int kBias, int kWeightBytes, TensorType kType>
 struct Block32Format {
   static constexpr int kLanes = 16;
   static constexpr int kBlockElems = kQK;
@@ -84,12 +84,24 @@ struct Block32Format {
     }
   }
 
+  static constexpr ImageLayout kLayout = image_layout(kType, 16);
+  static_assert(kLayout.block_bytes == kWeightBytes && kLayout.head_bytes == 2);  // d, then the codes
+
+  template <typename R>
+  static void pack_block(const R& r, PackedBlock32* out) {
+    Derived::pack_codes(r, out->codes);
+    _mm512_store_ps(out->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(0))));  // d is the first field of all three
+  }
   static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedBlock32*>(packed);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBytes;
-      Derived::pack_codes(base, offsets, out[b].codes);
-      _mm512_store_ps(out[b].d, gather_fp16(base, offsets));  // d is the first field of all three
+    for (int b = 0; b < n_blocks; ++b) pack_block(BlockInPlace<kLayout>{w + static_cast<size_t>(b) * kWeightBytes, offsets}, &out[b]);
+  }
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedBlock32*>(packed);
+    const GroupImage<kLayout> image(group, n_blocks, b0);
+    for (int b = 0; b < nb; ++b) {
+      image.prefetch(b);
+      pack_block(image.block(b), &out[b]);
     }
   }
 
@@ -127,10 +139,11 @@ struct Block32Format {
   }
 };
 
-struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, 128, sizeof(BlockQ8_0)> {
-  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[64]) {
+struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, 128, sizeof(BlockQ8_0), TensorType::kQ8_0> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     __m512i t[8];
-    load_transpose_16x8(block + offsetof(BlockQ8_0, qs), offsets, t);
+    r.template dwords<8>(offsetof(BlockQ8_0, qs), t);
     const __m512i bias = _mm512_set1_epi8(-128);
     for (int g = 0; g < 8; ++g) _mm512_store_si512(codes[g], _mm512_xor_si512(t[g], bias));
   }
@@ -138,9 +151,10 @@ struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, 128, sizeof(BlockQ8_0)>
 
 // Nibble-packed 32-element codes: groups 0..3 are the low nibbles (elements 0..15), groups 4..7 the
 // high nibbles (elements 16..31), each mapped through `lut` (16 byte values per 128-bit lane).
-inline void unpack_nibbles(const uint8_t* qs, const int32_t* offsets, __m512i lut, bool use_lut, uint8_t (*codes)[64]) {
+template <typename R>
+inline void unpack_nibbles(const R& r, int qs, __m512i lut, bool use_lut, uint8_t (*codes)[64]) {
   __m512i t[4];
-  load_transpose_16x4(qs, offsets, t);
+  r.template dwords<4>(qs, t);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   for (int g = 0; g < 4; ++g) {
     __m512i lo = _mm512_and_si512(t[g], low4);
@@ -154,18 +168,20 @@ inline void unpack_nibbles(const uint8_t* qs, const int32_t* offsets, __m512i lu
   }
 }
 
-struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, 8, sizeof(BlockQ4_0)> {
-  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[64]) {
-    unpack_nibbles(block + offsetof(BlockQ4_0, qs), offsets, _mm512_setzero_si512(), false, codes);
+struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, 8, sizeof(BlockQ4_0), TensorType::kQ4_0> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[64]) {
+    unpack_nibbles(r, offsetof(BlockQ4_0, qs), _mm512_setzero_si512(), false, codes);
   }
 };
 
-struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, 128, sizeof(BlockIQ4_NL)> {
-  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[64]) {
+struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, 128, sizeof(BlockIQ4_NL), TensorType::kIQ4_NL> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     alignas(16) uint8_t biased[16];  // grid value + 128 as u8
     for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);
     const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(biased)));
-    unpack_nibbles(block + offsetof(BlockIQ4_NL, qs), offsets, lut, true, codes);
+    unpack_nibbles(r, offsetof(BlockIQ4_NL, qs), lut, true, codes);
   }
 };
 
@@ -176,14 +192,29 @@ void avx512_gemm_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
   row_lane_gemm<FormatQ8_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx512_gemm_image_q8_0(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ8_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx512_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ4_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx512_gemm_image_q4_0(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ4_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx512_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                         int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Nl>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_iq4_nl(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                              int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatIq4Nl>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace hylo::kernels

@@ -8,6 +8,7 @@
 
 #include "base/cpu.h"
 #include "base/tensor_type.h"
+#include "kernels/interleave.h"
 
 namespace hylo::kernels {
 
@@ -71,6 +72,12 @@ struct MatmulKernel {
   // on which other rows share the batch.
   void (*gemm)(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                int64_t n_cols, float* y, size_t ldy);
+  // The interleaved image this kernel can read instead of the rows (interleave.h; lanes 0: none),
+  // and the product from it: the same bits as gemm on the rows the image was built from. image
+  // points at the image of the group holding row 0 of the call (n_rows rows from there).
+  ImageLayout image{};
+  void (*gemm_image)(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                     float* y, size_t ldy) = nullptr;
 };
 
 // The kernel for `weight` in the given ISA family, or nullptr if that pair is not compiled in,

@@ -66,23 +66,50 @@ void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_
   F::template compute<C>(tile, packed, n_blocks);
 }
 
-// Rows r0.. in groups of kLanes, against columns [c_begin, c_end).
+// Where a call's weight rows come from: the GGUF rows in place, or the interleaved image built
+// once at load (interleave.h). Both hand the packer the same values, so the results are the same
+// bits either way; the image only spares the transposing loads and keeps a group's bytes
+// contiguous. (A format that supports images provides pack_image; see avx512_q8.cpp.)
 template <typename F>
-void row_lane_column_block(int64_t n_blocks, int64_t n, const uint8_t* wb, size_t w_stride, int64_t n_rows,
-                           const uint8_t* act, size_t act_block_stride, int64_t c_begin, int64_t c_end, float* y,
-                           size_t ldy, uint8_t* packed) {
+struct RowsInPlace {
+  const uint8_t* w = nullptr;
+  size_t w_stride = 0;
+  const uint8_t* group = nullptr;
+  int32_t offsets[F::kLanes];  // spare lanes repeat the last row: valid memory, results dropped
+
+  void start_group(int64_t r0, int rows) {
+    for (int l = 0; l < F::kLanes; ++l) offsets[l] = static_cast<int32_t>((l < rows ? l : rows - 1) * w_stride);
+    group = w + static_cast<size_t>(r0) * w_stride;
+  }
+  void pack(int64_t b0, int nb, int64_t n_left, uint8_t* packed) const {
+    F::pack(group + static_cast<size_t>(b0) * F::kWeightBlockBytes, offsets, nb, n_left, packed);
+  }
+};
+
+template <typename F>
+struct RowsImage {
+  const uint8_t* image;  // the first group's image
+  size_t group_bytes;    // F::kLayout.group_bytes(n)
+  int64_t n_blocks;
+  const uint8_t* group = nullptr;
+
+  void start_group(int64_t r0, int) { group = image + static_cast<size_t>(r0 / F::kLanes) * group_bytes; }
+  void pack(int64_t b0, int nb, int64_t, uint8_t* packed) const { F::pack_image(group, n_blocks, b0, nb, packed); }
+};
+
+// Rows r0.. in groups of kLanes, against columns [c_begin, c_end).
+template <typename F, typename Rows>
+void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_rows, const uint8_t* act,
+                           size_t act_block_stride, int64_t c_begin, int64_t c_end, float* y, size_t ldy,
+                           uint8_t* packed) {
   constexpr int kLanes = F::kLanes;
   for (int64_t r0 = 0; r0 < n_rows; r0 += kLanes) {
     const int rows = n_rows - r0 < kLanes ? static_cast<int>(n_rows - r0) : kLanes;
-    int32_t row_offsets[kLanes];  // spare lanes repeat the last row: valid memory, results dropped
-    for (int l = 0; l < kLanes; ++l) row_offsets[l] = static_cast<int32_t>((l < rows ? l : rows - 1) * w_stride);
     const uint32_t lane_mask = rows == 32 ? ~0u : (1u << rows) - 1;
-    const uint8_t* w_group = wb + static_cast<size_t>(r0) * w_stride;
-
+    src.start_group(r0, rows);
     for (int64_t b0 = 0; b0 < n_blocks; b0 += F::kChunkBlocks) {
       const int nb = n_blocks - b0 < F::kChunkBlocks ? static_cast<int>(n_blocks - b0) : F::kChunkBlocks;
-      F::pack(w_group + static_cast<size_t>(b0) * F::kWeightBlockBytes, row_offsets, nb, n - b0 * F::kBlockElems,
-              packed);
+      src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
       for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kMaxCols) {
         const int cols = c_end - c0 < F::kMaxCols ? static_cast<int>(c_end - c0) : F::kMaxCols;
@@ -94,12 +121,11 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, const uint8_t* wb, size_
   }
 }
 
-template <typename F>
-void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
-                   int64_t n_cols, float* y, size_t ldy) {
+template <typename F, typename Rows>
+void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
   const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
   const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* wb = static_cast<const uint8_t*>(w);
 
   // Activation records [block][column], once per call.
   const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
@@ -115,8 +141,25 @@ void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
   alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
   for (int64_t cb = 0; cb < n_cols; cb += kColumnBlock) {
     const int64_t cb_end = n_cols - cb < kColumnBlock ? n_cols : cb + kColumnBlock;
-    row_lane_column_block<F>(n_blocks, n, wb, w_stride, n_rows, act, act_block_stride, cb, cb_end, y, ldy, packed);
+    row_lane_column_block<F>(n_blocks, n, src, n_rows, act, act_block_stride, cb, cb_end, y, ldy, packed);
   }
+}
+
+template <typename F>
+void row_lane_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                   int64_t n_cols, float* y, size_t ldy) {
+  RowsInPlace<F> src;
+  src.w = static_cast<const uint8_t*>(w);
+  src.w_stride = w_stride;
+  row_lane_gemm_rows<F>(n, src, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+// The same product from the interleaved image of the rows (interleave.h).
+template <typename F>
+void row_lane_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                         float* y, size_t ldy) {
+  RowsImage<F> src{static_cast<const uint8_t*>(image), F::kLayout.group_bytes(n), F::kLayout.blocks(n)};
+  row_lane_gemm_rows<F>(n, src, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace

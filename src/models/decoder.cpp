@@ -22,7 +22,20 @@ struct Workspace {
   ops::MoeScratch moe;
 };
 
-DecoderModel::DecoderModel(gguf::File file) : Model(std::move(file)), ws_(std::make_unique<Workspace>()) {}
+namespace {
+uint64_t tensor_bytes(const gguf::File& file) {
+  uint64_t bytes = 0;
+  for (const auto& t : file.tensors()) bytes += t.n_bytes;
+  return bytes;
+}
+}  // namespace
+
+DecoderModel::DecoderModel(gguf::File file)
+    : Model(std::move(file)), images_(false), ws_(std::make_unique<Workspace>()) {}
+
+void DecoderModel::set_load_options(const LoadOptions& options) {
+  images_ = ops::WeightImages(options.repack && ops::repack_fits(tensor_bytes(file_)));
+}
 DecoderModel::~DecoderModel() = default;
 
 // ---- RoPE ---------------------------------------------------------------------------------------
@@ -98,6 +111,8 @@ Status DecoderModel::load_common(TensorLoader& tl, const std::string& ffn_norm_n
       return make_error("[model] {}: tied LM head: token_embd type {} has no matrix kernel", file_.path(),
                         tensor_type_name(token_embd_.type));
     output_ = token_embd_;
+    // The embedding rows stay in place for the lookups; the LM head gets an image of its own.
+    images_.add(output_, /*release_rows=*/false);
   }
   layers_.resize(n_layer_);
   for (int64_t il = 0; il < n_layer_; ++il)
@@ -175,6 +190,8 @@ void DecoderModel::finish_info(const TensorLoader& tl) {
   info_.arch = file_.get_string("general.architecture").value_or("");
   info_.name = file_.get_string("general.name").value_or("");
   info_.path = file_.path();
+  info_.repacked_bytes = images_.bytes();
+  info_.repack_seconds = images_.build_seconds();
   info_.n_vocab = n_vocab_;
   info_.n_embd = n_embd_;
   info_.n_layer = n_layer_;

@@ -67,6 +67,8 @@ class DecoderModel : public Model {
   MemoryLayout memory_layout() const override { return layout_; }
   Status forward(std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool, float* logits) override;
   const std::vector<float>& last_hidden() const override { return hidden_out_; }
+  // Before load(): whether matrices get their interleaved image.
+  void set_load_options(const LoadOptions& options);
 
  protected:
   explicit DecoderModel(gguf::File file);
@@ -106,6 +108,7 @@ class DecoderModel : public Model {
     ops::MoeWeights moe;
   };
   std::vector<Layer> layers_;
+  ops::WeightImages images_;  // the matrices' load-time repack (before every loader use)
   std::unique_ptr<Workspace> ws_;
   std::vector<float> hidden_out_;
 

@@ -37,7 +37,7 @@ Result<float> HparamReader::get_float_or(const std::string& key, float fallback)
   return get_float(key);
 }
 
-TensorLoader::TensorLoader(const gguf::File& file) : file_(file) {
+TensorLoader::TensorLoader(const gguf::File& file, ops::WeightImages* images) : file_(file), images_(images) {
   file_name_ = file.path();
   if (auto s = file_name_.rfind('/'); s != std::string::npos) file_name_ = file_name_.substr(s + 1);
 }
@@ -74,6 +74,7 @@ Result<ops::Weight> TensorLoader::matrix(const std::string& name, int64_t n_in, 
   w.n_out = n_out;
   w.row_stride = row_bytes(t->type, static_cast<uint64_t>(n_in));
   w.name = name;
+  if (images_ != nullptr) images_->add(w);
   return w;
 }
 
@@ -93,6 +94,7 @@ Result<ops::ExpertWeight> TensorLoader::experts(const std::string& name, int64_t
   e.first.name = name;
   e.expert_stride = e.first.row_stride * static_cast<size_t>(n_out);
   e.n_expert = n_expert;
+  if (images_ != nullptr) images_->add(e);
   return e;
 }
 

@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "gguf/gguf.h"
+#include "ops/weight_images.h"
 #include "ops/weights.h"
 
 namespace hylo::models {
@@ -30,7 +31,8 @@ class HparamReader {
 
 class TensorLoader {
  public:
-  explicit TensorLoader(const gguf::File& file);
+  // images: where matrices get their interleaved image (null: all in place).
+  explicit TensorLoader(const gguf::File& file, ops::WeightImages* images = nullptr);
 
   bool has(const std::string& name) const { return file_.find_tensor(name) != nullptr; }
   // A 2-D weight of GGUF shape [n_in, n_out] whose type has a matmul kernel.
@@ -49,6 +51,7 @@ class TensorLoader {
  private:
   Result<const gguf::TensorInfo*> find(const std::string& name, std::initializer_list<int64_t> ne);
   const gguf::File& file_;
+  ops::WeightImages* images_;
   std::string file_name_;
   std::set<std::string> used_;
   uint64_t bytes_ = 0;

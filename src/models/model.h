@@ -39,6 +39,9 @@ struct ModelInfo {
   uint64_t weight_bytes = 0;
   uint64_t active_weight_bytes = 0;
   uint64_t active_params = 0;  // multiply-adds per token in the matrix products
+  // The load-time repack of the matrices into their kernels' interleaved layout (0: all in place).
+  uint64_t repacked_bytes = 0;
+  double repack_seconds = 0.0;
   // The rest of a token's arithmetic: attention costs this many FLOPs per key it attends to
   // (QK and PV, all layers), the gated delta rule a fixed amount (recurrent form).
   uint64_t attention_flops_per_key = 0;
@@ -93,8 +96,15 @@ class Model {
   ForwardOptions options_;
 };
 
-// Opens a GGUF file and builds the model for its architecture (weights stay memory-mapped).
-Result<std::unique_ptr<Model>> load_model(const std::string& path);
+struct LoadOptions {
+  // Repack the matrices into their kernels' interleaved layout when they fit in memory
+  // (ops/weight_images.h); false keeps every weight in place in the mapping (inspection only).
+  bool repack = true;
+};
+
+// Opens a GGUF file and builds the model for its architecture (weights memory-mapped, and
+// repacked once where that pays, see LoadOptions).
+Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options = {});
 // Architectures this build can run.
 std::vector<std::string> supported_architectures();
 

@@ -13,7 +13,7 @@ class Qwen3Moe final : public DecoderModel {
 
   Status load() {
     const HparamReader hp(file_, "qwen3moe");
-    TensorLoader tl(file_);
+    TensorLoader tl(file_, &images_);
     HYLO_ASSIGN_OR_RETURN(n_embd_, hp.get_int("embedding_length", 1, 1 << 20));
     HYLO_ASSIGN_OR_RETURN(n_layer_, hp.get_int("block_count", 1, 4096));
     HYLO_ASSIGN_OR_RETURN(n_ctx_train_, hp.get_int("context_length", 1, int64_t{1} << 31));
@@ -62,8 +62,9 @@ class Qwen3Moe final : public DecoderModel {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> load_qwen3_moe(gguf::File file) {
+Result<std::unique_ptr<Model>> load_qwen3_moe(gguf::File file, const LoadOptions& options) {
   auto m = std::make_unique<Qwen3Moe>(std::move(file));
+  m->set_load_options(options);
   HYLO_TRY(m->load());
   return std::unique_ptr<Model>(std::move(m));
 }

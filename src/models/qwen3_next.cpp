@@ -32,7 +32,7 @@ class Qwen3Next final : public DecoderModel {
 
   Status load() {
     const HparamReader hp(file_, "qwen3next");
-    TensorLoader tl(file_);
+    TensorLoader tl(file_, &images_);
     HYLO_ASSIGN_OR_RETURN(n_embd_, hp.get_int("embedding_length", 1, 1 << 20));
     HYLO_ASSIGN_OR_RETURN(int64_t n_block, hp.get_int("block_count", 1, 4096));
     HYLO_ASSIGN_OR_RETURN(int64_t n_mtp, hp.get_int_or("nextn_predict_layers", 0, 0, 16));
@@ -313,8 +313,9 @@ class Qwen3Next final : public DecoderModel {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> load_qwen3_next(gguf::File file) {
+Result<std::unique_ptr<Model>> load_qwen3_next(gguf::File file, const LoadOptions& options) {
   auto m = std::make_unique<Qwen3Next>(std::move(file));
+  m->set_load_options(options);
   HYLO_TRY(m->load());
   return std::unique_ptr<Model>(std::move(m));
 }

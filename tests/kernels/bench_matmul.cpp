@@ -114,6 +114,47 @@ void bench_decode(benchmark::State& state, const MatmulKernel* k, int64_t rows, 
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
+// Decode from the interleaved image (the load-time repack), same pool scheme.
+void bench_decode_image(benchmark::State& state, const MatmulKernel* k, int64_t rows, int64_t n, int64_t cols) {
+  const std::vector<uint8_t> one = make_weights(k->weight, rows, n);
+  const ImageLayout& L = k->image;
+  const size_t image_bytes = L.image_bytes(rows, n);
+  const size_t copies = ((size_t{1} << 30) + image_bytes - 1) / image_bytes;
+  std::vector<uint8_t> pool(copies * image_bytes + 64);
+  auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(pool.data()) + 63) / 64 * 64);
+  for (size_t i = 0; i < copies; ++i) {
+    build_image(L, one.data(), row_bytes(k->weight, n), row_bytes(k->weight, n), rows, n, 0, L.groups(rows),
+                base + i * image_bytes);
+  }
+  const std::vector<uint8_t> xq = make_activations(*k, cols, n);
+  std::vector<float> y(rows * cols);
+  size_t i = 0;
+  for (auto _ : state) {
+    k->gemm_image(n, base + (i++ % copies) * image_bytes, rows, xq.data(), row_bytes(k->act, n), cols, y.data(),
+                  rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(one.size()) * state.iterations(),
+                                              benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+// The roofline of the decode benchmarks: one thread summing the same pool with plain loads.
+void bench_read(benchmark::State& state) {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<uint64_t> pool(bytes / 8, 1);
+  constexpr size_t kChunk = size_t{32} << 20;
+  size_t i = 0;
+  for (auto _ : state) {
+    const uint64_t* p = pool.data() + (i++ % (bytes / kChunk)) * (kChunk / 8);
+    uint64_t acc[8] = {};
+    for (size_t j = 0; j < kChunk / 8; j += 8)
+      for (int u = 0; u < 8; ++u) acc[u] += p[j + u];
+    benchmark::DoNotOptimize(acc);
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(kChunk) * state.iterations(),
+                                              benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
 // Prefill: the same matrix every iteration (compute-bound).
 void bench_prefill(benchmark::State& state, const MatmulKernel* k, int64_t rows, int64_t n, int64_t cols) {
   const std::vector<uint8_t> w = make_weights(k->weight, rows, n);
@@ -133,6 +174,7 @@ void bench_prefill(benchmark::State& state, const MatmulKernel* k, int64_t rows,
 }
 
 void register_all() {
+  benchmark::RegisterBenchmark("read/1GiB-pool", bench_read)->Unit(benchmark::kMicrosecond);
   const TensorType types[] = {TensorType::kQ8_0, TensorType::kQ4_K,   TensorType::kQ5_K,   TensorType::kQ6_K,
                               TensorType::kQ4_0, TensorType::kIQ4_XS, TensorType::kIQ4_NL, TensorType::kF32,
                               TensorType::kF16,  TensorType::kBF16};
@@ -149,6 +191,13 @@ void register_all() {
                                        .c_str(),
                                    bench_decode, k, s.rows, s.n, s.cols)
           ->Unit(benchmark::kMicrosecond);
+      if (k->gemm_image != nullptr) {
+        benchmark::RegisterBenchmark(("decode-image/" + name + "/" + std::to_string(s.rows) + "x" +
+                                      std::to_string(s.n) + "/cols:" + std::to_string(s.cols))
+                                         .c_str(),
+                                     bench_decode_image, k, s.rows, s.n, s.cols)
+            ->Unit(benchmark::kMicrosecond);
+      }
     }
     for (Shape s : {Shape{512, 2048, 64}, Shape{4096, 2048, 64}, Shape{4096, 2048, 512}}) {
       benchmark::RegisterBenchmark(("prefill/" + name + "/" + std::to_string(s.rows) + "x" + std::to_string(s.n) +

@@ -414,3 +414,88 @@ TEST(Matmul, FamiliesAgreeBitForBit) {
 
 }  // namespace
 }  // namespace hylo::kernels
+
+namespace hylo::kernels {
+namespace {
+
+// The interleaved image (the load-time repack) against the rows in place: every kernel that reads
+// an image returns the same bits from it, for odd row counts (a padded last group), float lengths
+// that end in a partial block, several chunks along n, one column (decode) and many, and calls
+// that start at any group of the image.
+TEST(Matmul, ImageMatchesRowsInPlace) {
+  int checked = 0;
+  for (const Case& c : all_kernels()) {
+    if (c.kernel->gemm_image == nullptr) continue;
+    const ImageLayout& L = c.kernel->image;
+    const TensorTypeInfo& info = tensor_type_info(c.kernel->weight);
+    const bool is_float = info.block_elems == 1;  // the image still works in blocks of 16 elements
+    ASSERT_EQ(L.block_bytes, static_cast<int>(info.block_bytes * (is_float ? L.block_elems : 1))) << c.name;
+    if (!is_float) ASSERT_EQ(L.block_elems, static_cast<int>(info.block_elems)) << c.name;
+    std::mt19937 rng(13);
+    const int64_t block = L.block_elems;
+    for (int64_t n : {block, block * (block == 32 ? 19 : 5), is_float ? block * 3 + 5 : block * 2}) {
+      for (int64_t n_rows : {int64_t{1}, int64_t{16}, int64_t{37}}) {
+        Problem p = make_problem(*c.kernel, n, n_rows, 13, rng);
+        if (is_float) {  // rows with a gap between them, ending mid-block
+          p.w = random_weights(c.kernel->weight, n_rows, n + 8, rng);
+          p.w_stride = row_bytes(c.kernel->weight, n + 8);
+        }
+        const size_t used = row_bytes(c.kernel->weight, n);
+        std::vector<uint8_t> image(L.image_bytes(n_rows, n) + 64);
+        auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(image.data()) + 63) / 64 * 64);
+        build_image(L, p.w.data(), p.w_stride, used, n_rows, n, 0, L.groups(n_rows), aligned);
+        for (int64_t cols : {int64_t{1}, int64_t{2}, int64_t{13}}) {
+          std::vector<float> in_place(cols * n_rows, std::nanf("")), imaged(cols * n_rows, std::nanf(""));
+          c.kernel->gemm(n, p.w.data(), p.w_stride, n_rows, p.xq.data(), p.x_stride, cols, in_place.data(), n_rows);
+          c.kernel->gemm_image(n, aligned, n_rows, p.xq.data(), p.x_stride, cols, imaged.data(), n_rows);
+          int diffs = 0;
+          for (size_t i = 0; i < in_place.size(); ++i) {
+            if (std::bit_cast<uint32_t>(in_place[i]) != std::bit_cast<uint32_t>(imaged[i]) && diffs++ < 3)
+              ADD_FAILURE() << c.name << " n=" << n << " rows=" << n_rows << " cols=" << cols << " at " << i << ": "
+                            << in_place[i] << " vs " << imaged[i];
+          }
+          ++checked;
+        }
+        // A call that starts at the second group (rows 16..): what a thread's task does.
+        if (n_rows > 16) {
+          std::vector<float> in_place(n_rows - 16), imaged(n_rows - 16);
+          c.kernel->gemm(n, p.w.data() + 16 * p.w_stride, p.w_stride, n_rows - 16, p.xq.data(), p.x_stride, 1,
+                         in_place.data(), n_rows - 16);
+          c.kernel->gemm_image(n, aligned + L.group_bytes(n), n_rows - 16, p.xq.data(), p.x_stride, 1, imaged.data(),
+                               n_rows - 16);
+          for (size_t i = 0; i < in_place.size(); ++i)
+            EXPECT_EQ(std::bit_cast<uint32_t>(in_place[i]), std::bit_cast<uint32_t>(imaged[i])) << c.name << " " << i;
+        }
+      }
+    }
+  }
+  if (isa_supported(Isa::kAvx512)) EXPECT_GT(checked, 0);
+}
+
+// The image is the rows' bytes rearranged: same size per group of rows, and the 4-byte unit at
+// byte off of block b of lane l's row sits at body + (b · body + (off − head) · lanes/4 + l) · 4.
+TEST(Matmul, ImageLayoutArithmetic) {
+  const ImageLayout L = image_layout(TensorType::kQ8_0, 16);
+  EXPECT_EQ(L.body_bytes(), 32);
+  EXPECT_EQ(L.group_bytes(64), 64u * 34u / 32u * 16u);  // 2 blocks of 16 rows
+  EXPECT_EQ(L.group_bytes(32 * 3), (3u * 16u * 34u + 63u) / 64u * 64u);
+  EXPECT_EQ(L.groups(17), 2);
+  std::vector<uint8_t> rows(17 * 68);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<uint8_t>(i * 7 + 3);
+  std::vector<uint8_t> image(L.image_bytes(17, 64));
+  build_image(L, rows.data(), 68, 68, 17, 64, 0, 2, image.data());
+  for (int l = 0; l < 16; ++l)
+    for (int b = 0; b < 2; ++b) {
+      for (int k = 0; k < 8; ++k)  // codes: body unit k
+        for (int j = 0; j < 4; ++j)
+          ASSERT_EQ(image[(b * 8 * 16 + k * 16 + l) * 4 + j], rows[l * 68 + b * 34 + 2 + 4 * k + j]);
+      for (int j = 0; j < 2; ++j)  // d: the halves region after both blocks' bodies
+        ASSERT_EQ(image[2 * 512 + b * 32 + l * 2 + j], rows[l * 68 + b * 34 + j]);
+    }
+  // Group 1 holds row 16 in lane 0 and repeats it in the spare lanes.
+  const uint8_t* g1 = image.data() + L.group_bytes(64);
+  for (int l = 0; l < 16; ++l) EXPECT_EQ(g1[l * 4], rows[16 * 68 + 2]);
+}
+
+}  // namespace
+}  // namespace hylo::kernels
