@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <thread>
 
 #include "common/fixtures.h"
@@ -196,9 +197,10 @@ TEST_F(ServeOpen, MemoryReturnsAfterLargeRequests) {
     });
   for (auto& t : clients) t.join();
   const uint64_t after = rss_bytes(server_->pid());
-  // 24 bodies of 4 MiB went through 8 threads; without trimming each thread's arena kept its
-  // copies (~100 MB here). Allow 48 MB for what the allocator legitimately keeps.
-  EXPECT_LT(after, before + (48u << 20)) << "RSS " << before / 1048576 << " -> " << after / 1048576 << " MiB";
+  std::printf("RSS %.0f -> %.0f MiB\n", before / 1048576.0, after / 1048576.0);
+  // 24 bodies of 4 MiB through 8 threads: without the arena limit, the fixed mmap threshold and
+  // the trim, RSS grew 63 -> 168 MiB here; with them 64 -> 71 MiB.
+  EXPECT_LT(after, before + (32u << 20)) << "RSS " << before / 1048576 << " -> " << after / 1048576 << " MiB";
 }
 
 }  // namespace
