@@ -20,11 +20,12 @@ struct HttpLimits {
   size_t max_body_bytes = 8u << 20;     // decoded body (Content-Length or the sum of the chunks)
   size_t max_header_bytes = 32u << 10;  // request line + header fields (+ chunked trailers)
   size_t max_header_count = 100;        // header fields (+ trailer fields)
-  double header_timeout = 10;  // seconds from accept (or a kept-alive request's first byte) to the end of the head
-  double body_timeout = 30;    // seconds for the body, plus one second per kBodyMinRate bytes received
-  double idle_timeout = 5;     // seconds a kept-alive connection waits for its next request
-  double write_timeout = 30;   // seconds one write may wait for the client to read
-  int backlog = 1024;          // listen() queue of connections not yet accepted
+  // Seconds from taking up the connection (or a kept-alive request's first byte) to the end of the head.
+  double header_timeout = 10;
+  double body_timeout = 30;   // seconds for the body, plus one second per kBodyMinRate bytes received
+  double idle_timeout = 5;    // seconds a kept-alive connection waits for its next request
+  double write_timeout = 30;  // seconds one write may wait for the client to read
+  int backlog = 1024;         // listen() queue of connections not yet accepted
 };
 
 // A slow client still gets a second of body time for every 32 KiB it sends (Apache

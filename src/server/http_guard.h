@@ -5,13 +5,17 @@
 // coding) from memory and routes and answers it as before.
 //
 // Why not httplib alone: the linked 0.11 applies its payload limit to Content-Length bodies only
-// (a chunked body grows without bound), decompresses gzip bodies before any limit, has no header
-// count or size limit and no deadline for a whole head or body (its read timeout restarts with
-// every byte), takes the first of conflicting Content-Lengths, and listens with a backlog of 5.
+// (measured: a 300 MB chunked body was accepted, RSS 86 -> 930 MB), decompresses gzip bodies
+// before any limit (a 102 KB body expanding to 100 MB was accepted), has no header count or size
+// limit (2.5 MB of headers accepted) and no deadline for a whole head or body (its read timeout
+// restarts with every byte: 1 byte/s kept a connection forever), takes the first of conflicting
+// Content-Lengths, and listens with a backlog of 5 (bursts of 60 connects saw 1 s SYN retries).
 // Why not Boost.Beast (Debian's libboost-dev): it has all of these as parser options, but moving
 // every route, the SSE streaming and the tests to it is a rewrite of the server; this layer is
-// ~400 lines, keeps httplib's routing, and is what httplib's virtual process_and_close_socket is
-// for.
+// ~600 lines with the framing, keeps httplib's routing and responses, and plugs in through
+// httplib's virtual process_and_close_socket. Cost: one more copy of each request in memory (the
+// body is held whole before routing anyway). Gain besides: handlers get the client's socket
+// directly instead of scanning /proc for it on every request.
 #pragma once
 
 #include <httplib.h>
