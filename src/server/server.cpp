@@ -2,6 +2,7 @@
 // httplib's own answers (404, 413), exceptions, request counting.
 #include "server/server.h"
 
+#include <arpa/inet.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -46,9 +47,11 @@ std::string host_name(std::string_view authority) {
 }
 
 // Names that always mean this machine; a DNS rebinding page cannot make a browser send them.
+// 127.x must be an address literal: "127.0.0.1.evil.example" is a name anyone can point anywhere.
 bool loopback_host(const std::string& h) {
-  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0 ||
-         (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0);
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return h == "localhost" || h == "::1" || (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0);
 }
 
 }  // namespace

@@ -137,6 +137,7 @@ TEST_F(ServeOpen, ForeignOriginsAreRefusedWithoutAKey) {
   EXPECT_EQ(evil->status, 403) << evil->body;
   EXPECT_NE(evil->body.find("evil.example"), std::string::npos);
   EXPECT_EQ(post({{"Origin", "null"}})->status, 403);
+  EXPECT_EQ(post({{"Origin", "http://127.0.0.1.evil.example"}})->status, 403);
   for (const char* ok : {"http://localhost:3000", "http://127.0.0.1:8000", "http://[::1]:5173", "https://ui.example"})
     EXPECT_EQ(post({{"Origin", ok}})->status, 200) << ok;
   EXPECT_EQ(post({})->status, 200);
@@ -148,6 +149,7 @@ TEST_F(ServeOpen, UnknownHostsAre421) {
   const HttpReply rebound = get(c, "/v1/models", {{"Host", "evil.example"}});
   EXPECT_EQ(rebound.status, 421) << rebound.body;
   EXPECT_NE(rebound.body.find("--allowed-hosts"), std::string::npos);
+  EXPECT_EQ(get(c, "/v1/models", {{"Host", "127.0.0.1.evil.example"}}).status, 421);
   for (const char* ok : {"localhost:8080", "127.0.0.1", "[::1]:1", "box.lan:8080", "app.localhost"})
     EXPECT_EQ(get(c, "/v1/models", {{"Host", ok}}).status, 200) << ok;
 }
