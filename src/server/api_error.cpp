@@ -30,6 +30,8 @@ int http_status(const ApiError& e) {
       return 408;
     case ApiError::Kind::kPayloadTooLarge:
       return 413;
+    case ApiError::Kind::kUriTooLong:
+      return 414;
     case ApiError::Kind::kUnsupportedMediaType:
       return 415;
     case ApiError::Kind::kMisdirected:
@@ -69,6 +71,8 @@ std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
       return {"invalid_request_error", "request_timeout"};
     case ApiError::Kind::kPayloadTooLarge:
       return {"invalid_request_error", "payload_too_large"};
+    case ApiError::Kind::kUriTooLong:
+      return {"invalid_request_error", "uri_too_long"};
     case ApiError::Kind::kUnsupportedMediaType:
       return {"invalid_request_error", "unsupported_content_encoding"};
     case ApiError::Kind::kMisdirected:

@@ -22,6 +22,7 @@ struct ApiError {
     kNotFound,              // unknown route (404)
     kTimeout,               // the request head or body did not arrive in time (408)
     kPayloadTooLarge,       // body over --max-body-bytes (413)
+    kUriTooLong,            // a request target over 8 KiB (414)
     kUnsupportedMediaType,  // a compressed request body (415)
     kMisdirected,           // a Host this server does not answer to (421)
     kHeadersTooLarge,       // header fields over --max-header-bytes or too many (431)

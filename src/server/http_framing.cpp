@@ -117,6 +117,11 @@ std::variant<RequestHead, ApiError> parse_request_head(std::string_view head, co
   if (!is_token(h.method)) return bad(fmt::format("malformed method '{}'", quote(h.method)));
   if (h.target.empty() || !valid_value(h.target) || h.target.find_first_of(" \t") != std::string::npos)
     return bad(fmt::format("malformed request target '{}'", quote(h.target)));
+  // httplib refuses longer targets with a bare 414; say so here, with the limit.
+  if (h.target.size() > kMaxTargetBytes)
+    return ApiError{
+        ApiError::Kind::kUriTooLong,
+        fmt::format("the request target is {} bytes long; at most {} are accepted", h.target.size(), kMaxTargetBytes)};
   if (h.version != "HTTP/1.1" && h.version != "HTTP/1.0")
     return bad(fmt::format("unsupported HTTP version '{}' (HTTP/1.1 and HTTP/1.0 are served)", quote(h.version)));
   if (lines.size() - 1 > limits.max_header_count)

@@ -32,6 +32,9 @@ struct HttpLimits {
 // mod_reqtimeout's MinRate idea): large bodies on slow links pass, a trickle does not.
 inline constexpr double kBodyMinRate = 32 * 1024;
 
+// httplib's CPPHTTPLIB_REQUEST_URI_MAX_LENGTH (compiled into the library).
+inline constexpr size_t kMaxTargetBytes = 8192;
+
 struct RequestHead {
   std::string method, target, version;
   std::vector<std::pair<std::string, std::string>> fields;  // in order, framing fields removed

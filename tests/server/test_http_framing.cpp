@@ -57,6 +57,14 @@ TEST(HttpFraming, RefusesAmbiguousHeads) {
   }
 }
 
+TEST(HttpFraming, ALongTargetIs414WithTheLimit) {
+  HttpLimits l;
+  auto r = parse_request_head("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n", l);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(r));
+  EXPECT_EQ(http_status(std::get<ApiError>(r)), 414);
+  EXPECT_NE(std::get<ApiError>(r).message.find("at most 8192"), std::string::npos);
+}
+
 TEST(HttpFraming, ChunkedBodiesDecodeInAnySplit) {
   const std::string wire = "3;x=y\r\nabc\r\nA\r\n0123456789\r\n0\r\nTrailer: 1\r\n\r\n";
   for (size_t split = 0; split <= wire.size(); ++split) {

@@ -158,6 +158,10 @@ TEST_F(ServeHttp, SlowClientsDoNotStarveOthers) {
   }
   auto c = server_->client();
   EXPECT_EQ(get(c, "/health").status, 200);
+  const HttpReply chat =
+      post_json(c, "/v1/chat/completions",
+                {{"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}, {"max_tokens", 2}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
   for (int fd : slow) {
     EXPECT_EQ(status_of(read_until_close(fd)), 408);
     close(fd);
