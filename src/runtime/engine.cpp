@@ -95,18 +95,31 @@ SubmitError Engine::submit(std::shared_ptr<Request> r) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return {SubmitError::kStopped, "the engine is shutting down"};
     const int free_slots = options_.n_slots - stats_.slots_busy;
-    if (static_cast<int>(queue_.size()) >= options_.max_queue + std::max(0, free_slots))
-      return {SubmitError::kQueueFull,
-              fmt::format("the request queue is full ({} waiting); try again later", queue_.size())};
+    // Requests cancelled while waiting (their clients hung up) hold no place: they are dropped
+    // at the scheduler's next look, whatever their position.
+    const int waiting = live_waiting();
+    if (waiting >= options_.max_queue + std::max(0, free_slots))
+      return {SubmitError::kQueueFull, fmt::format("the request queue is full ({} waiting); try again later", waiting)};
     r->timer.reset();
     queue_.push_back(std::move(r));
-    stats_.queued = static_cast<int>(queue_.size());
+    stats_.queued = waiting + 1;
   }
   cv_.notify_all();
   return e;
 }
 
-void Engine::poke() { cv_.notify_all(); }
+void Engine::poke() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.queued = live_waiting();
+  }
+  cv_.notify_all();
+}
+
+int Engine::live_waiting() const {
+  return static_cast<int>(
+      std::count_if(queue_.begin(), queue_.end(), [](const auto& r) { return !r->cancelled.load(); }));
+}
 
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -116,13 +129,17 @@ EngineStats Engine::stats() const {
 // Chooses a free slot for each queued request, reusing the longest cached prefix.
 std::vector<std::shared_ptr<Request>> Engine::admit() {
   std::vector<std::shared_ptr<Request>> cancelled;
+  // Cancelled requests leave the queue from anywhere in it, not only from the front.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if ((*it)->cancelled.load()) {
+      cancelled.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   while (!queue_.empty()) {
     std::shared_ptr<Request> r = queue_.front();
-    if (r->cancelled.load()) {
-      queue_.pop_front();
-      cancelled.push_back(std::move(r));
-      continue;
-    }
     const int32_t n_prompt = static_cast<int32_t>(r->prompt.size());
     Slot* best = nullptr;
     int32_t best_keep = -1;
@@ -365,7 +382,7 @@ void Engine::loop() {
           busy += s->req != nullptr;
         }
         stats_.slots_busy = busy;
-        stats_.queued = static_cast<int>(queue_.size());
+        stats_.queued = live_waiting();
         if (active || !cancelled.empty()) break;
         cv_.wait(lock);
       }

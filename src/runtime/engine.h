@@ -133,6 +133,7 @@ class Engine {
   bool step();  // one forward call; false if there was nothing to do
   // Assigns queued requests to free slots (under mu_); returns cancelled ones to report.
   std::vector<std::shared_ptr<Request>> admit();
+  int live_waiting() const;  // queued and not cancelled (under mu_)
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
   void emit_token(Slot& slot, int32_t token);
   int32_t sample_next(Slot& slot, float* row);  // applies the request's filter, then samples

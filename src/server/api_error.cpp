@@ -22,10 +22,24 @@ int http_status(const ApiError& e) {
       return 400;
     case ApiError::Kind::kUnauthorized:
       return 401;
+    case ApiError::Kind::kForbidden:
+      return 403;
     case ApiError::Kind::kNotFound:
       return 404;
+    case ApiError::Kind::kTimeout:
+      return 408;
     case ApiError::Kind::kPayloadTooLarge:
       return 413;
+    case ApiError::Kind::kUriTooLong:
+      return 414;
+    case ApiError::Kind::kUnsupportedMediaType:
+      return 415;
+    case ApiError::Kind::kMisdirected:
+      return 421;
+    case ApiError::Kind::kHeadersTooLarge:
+      return 431;
+    case ApiError::Kind::kNotImplemented:
+      return 501;
     case ApiError::Kind::kQueueFull:
       return 503;
     case ApiError::Kind::kLoading:
@@ -49,10 +63,24 @@ std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
       return {"exceed_context_size_error", "context_length_exceeded"};
     case ApiError::Kind::kUnauthorized:
       return {"authentication_error", "invalid_api_key"};
+    case ApiError::Kind::kForbidden:
+      return {"permission_error", "origin_not_allowed"};
     case ApiError::Kind::kNotFound:
       return {"not_found_error", "not_found"};
+    case ApiError::Kind::kTimeout:
+      return {"invalid_request_error", "request_timeout"};
     case ApiError::Kind::kPayloadTooLarge:
       return {"invalid_request_error", "payload_too_large"};
+    case ApiError::Kind::kUriTooLong:
+      return {"invalid_request_error", "uri_too_long"};
+    case ApiError::Kind::kUnsupportedMediaType:
+      return {"invalid_request_error", "unsupported_content_encoding"};
+    case ApiError::Kind::kMisdirected:
+      return {"invalid_request_error", "host_not_allowed"};
+    case ApiError::Kind::kHeadersTooLarge:
+      return {"invalid_request_error", "headers_too_large"};
+    case ApiError::Kind::kNotImplemented:
+      return {"invalid_request_error", "not_implemented"};
     case ApiError::Kind::kQueueFull:
       return {"unavailable_error", "queue_full"};
     case ApiError::Kind::kLoading:

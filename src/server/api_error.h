@@ -15,15 +15,22 @@ enum class ApiFamily { kOpenAI, kOllama };
 
 struct ApiError {
   enum class Kind {
-    kBadRequest,       // malformed JSON, wrong types, out-of-range values (400)
-    kContextExceeded,  // the prompt does not fit the context (400, exceed_context_size_error)
-    kUnauthorized,     // missing or wrong API key (401)
-    kNotFound,         // unknown route (404)
-    kPayloadTooLarge,  // body over --max-body-bytes (413)
-    kQueueFull,        // every slot busy and the queue full (503)
-    kLoading,          // the model is still loading (503)
-    kShuttingDown,     // the server is stopping (503)
-    kInternal,         // the engine failed (500)
+    kBadRequest,            // malformed JSON, wrong types, out-of-range values (400)
+    kContextExceeded,       // the prompt does not fit the context (400, exceed_context_size_error)
+    kUnauthorized,          // missing or wrong API key (401)
+    kForbidden,             // a browser request from a foreign Origin (403)
+    kNotFound,              // unknown route (404)
+    kTimeout,               // the request head or body did not arrive in time (408)
+    kPayloadTooLarge,       // body over --max-body-bytes (413)
+    kUriTooLong,            // a request target over 8 KiB (414)
+    kUnsupportedMediaType,  // a compressed request body (415)
+    kMisdirected,           // a Host this server does not answer to (421)
+    kHeadersTooLarge,       // header fields over --max-header-bytes or too many (431)
+    kNotImplemented,        // a transfer coding other than chunked (501)
+    kQueueFull,             // every slot busy and the queue full (503)
+    kLoading,               // the model is still loading (503)
+    kShuttingDown,          // the server is stopping (503)
+    kInternal,              // the engine failed (500)
   };
   Kind kind = Kind::kInternal;
   std::string message;

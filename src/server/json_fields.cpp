@@ -12,6 +12,63 @@ std::string range_text(double v) {
   return fmt::format("{}", v);
 }
 
+// Follows a SAX parse to name where it failed: "options.temperature", "messages[2].content".
+// Used only after a DOM parse failed, to turn nlohmann's "number overflow parsing '1e400'" into
+// a message that names the field.
+class PathTracker : public nlohmann::json_sax<ojson> {
+ public:
+  std::string where;  // the path at the error
+  std::string token;  // the offending token
+
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t&) override { return value(); }
+  bool binary(binary_t&) override { return value(); }
+  bool start_object(std::size_t) override {
+    stack_.push_back({false, 0, {}});
+    return true;
+  }
+  bool key(string_t& k) override {
+    stack_.back().key = k;
+    return true;
+  }
+  bool end_object() override { return end(); }
+  bool start_array(std::size_t) override {
+    stack_.push_back({true, 0, {}});
+    return true;
+  }
+  bool end_array() override { return end(); }
+  bool parse_error(std::size_t, const std::string& last_token, const nlohmann::detail::exception&) override {
+    for (const Frame& f : stack_) {
+      if (f.array)
+        where += fmt::format("[{}]", f.index);
+      else
+        where += (where.empty() ? "" : ".") + f.key;
+    }
+    token = last_token;
+    return false;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    size_t index;
+    std::string key;
+  };
+  bool value() {
+    if (!stack_.empty() && stack_.back().array) ++stack_.back().index;
+    return true;
+  }
+  bool end() {
+    stack_.pop_back();
+    return value();
+  }
+  std::vector<Frame> stack_;
+};
+
 }  // namespace
 
 bool FieldReader::has(std::string_view key) const { return get(key) != nullptr; }
@@ -130,7 +187,13 @@ Result<ojson> parse_body(std::string_view body) {
   ojson j;
   try {
     j = ojson::parse(body);
-  } catch (const ojson::parse_error& e) {
+  } catch (const ojson::out_of_range& e) {
+    // A number beyond a double's range (1e400): say which field, as for any invalid value.
+    PathTracker tracker;
+    ojson::sax_parse(body, &tracker);
+    const std::string field = tracker.where.empty() ? "a number" : tracker.where;
+    return make_error("{} is out of range: {} does not fit a double", field, tracker.token.substr(0, 64));
+  } catch (const ojson::exception& e) {
     // nlohmann's text starts with "[json.exception.parse_error.101] "; the rest says where.
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);

@@ -28,7 +28,8 @@ nlohmann::ordered_json ollama_tags(const ModelDescription& d);
 nlohmann::ordered_json ollama_ps(const ModelDescription& d, int32_t n_ctx, uint64_t cache_bytes);
 // model_info holds the GGUF metadata (general.architecture, <arch>.context_length, ...);
 // token lists and other long arrays are null, as Ollama shows them without "verbose".
-nlohmann::ordered_json ollama_show(const Backend& b, bool verbose);
+// show_path: the modelfile names the file's path (else the model id).
+nlohmann::ordered_json ollama_show(const Backend& b, bool verbose, bool show_path);
 nlohmann::ordered_json ollama_version();
 
 // "2024-05-01T12:00:00.123456789Z"

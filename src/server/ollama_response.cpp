@@ -211,7 +211,7 @@ ojson ollama_ps(const ModelDescription& d, int32_t n_ctx, uint64_t cache_bytes) 
                                     {"context_length", n_ctx}}})}};
 }
 
-ojson ollama_show(const Backend& b, bool verbose) {
+ojson ollama_show(const Backend& b, bool verbose, bool show_path) {
   const ModelDescription& d = b.description;
   ojson info = ojson::object();
   for (const auto& [key, value] : b.model->file().metadata()) {
@@ -228,7 +228,7 @@ ojson ollama_show(const Backend& b, bool verbose) {
   if (tmpl.find("tools") != std::string::npos) caps.push_back("tools");
   if (b.thinking_model || tmpl.find("<think>") != std::string::npos) caps.push_back("thinking");
   return {{"license", ""},
-          {"modelfile", fmt::format("# served by hylo\nFROM {}\n", d.path)},
+          {"modelfile", fmt::format("# served by hylo\nFROM {}\n", show_path ? d.path : d.id)},
           {"parameters", parameters},
           {"template", tmpl},
           {"details", details(d)},

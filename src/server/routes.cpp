@@ -1,7 +1,6 @@
 // The endpoints. Generation routes share one handler (Server::generate): parse with the API's
 // adapter, start the generation, then stream it or wait for the whole answer.
 #include "base/log.h"
-#include "server/client_socket.h"
 #include "server/json_fields.h"
 #include "server/ollama_api.h"
 #include "server/openai_api.h"
@@ -71,7 +70,7 @@ void Server::install_routes() {
   http_.Post("/detokenize", route("detokenize", ApiFamily::kOpenAI, true, [this](Req q, Res r) { detokenize(q, r); }));
   http_.Post("/apply-template",
              route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
-  http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req, Res r) { props(r); }));
+  http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
 
   // Ollama.
   http_.Post("/api/chat", generation(kOllamaChat));
@@ -87,7 +86,8 @@ void Server::install_routes() {
                if (!body.ok()) return reply_error(r, ApiError::bad_request(body.message()), ApiFamily::kOllama);
                auto verbose = FieldReader(*body).boolean("verbose");
                if (!verbose.ok()) return reply_error(r, ApiError::bad_request(verbose.message()), ApiFamily::kOllama);
-               reply_json(r, ollama_show(*backend(), verbose->value_or(false)));
+               // Paths only for callers who proved the key (without one, anyone could ask).
+               reply_json(r, ollama_show(*backend(), verbose->value_or(false), !opt_.api_key.empty()));
              }));
   http_.Get("/api/version",
             route("api_version", ApiFamily::kOllama, false, [](Req, Res r) { reply_json(r, ollama_version()); }));
@@ -128,7 +128,7 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   if (!g) return fail(error);
 
   StreamSettings s;
-  s.client_fd = find_client_socket(req.remote_addr, req.remote_port, req.local_port);
+  s.client_fd = current_client_socket();
   s.shutdown_fd = shutdown_fd_;
   s.ping_interval = opt_.ping_interval;
   s.metrics = &metrics_;
@@ -207,8 +207,10 @@ void Server::apply_template(const httplib::Request& req, httplib::Response& res)
   reply_json(res, *out);
 }
 
-void Server::props(httplib::Response& res) {
+void Server::props(const httplib::Request&, httplib::Response& res) {
   const auto b = backend();
+  // Without an API key nobody is authenticated: the file's place on disk is not theirs to see.
+  const std::string& model_path = opt_.api_key.empty() ? b->description.id : b->description.path;
   const runtime::SamplingParams& s = b->sampling;
   reply_json(
       res,
@@ -216,7 +218,7 @@ void Server::props(httplib::Response& res) {
         {{"n_ctx", b->n_ctx},
          {"params", {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p}}}}},
        {"total_slots", b->n_slots},
-       {"model_path", b->description.path},
+       {"model_path", model_path},
        {"model_alias", b->description.id},
        {"chat_template", b->chat_template->source()},
        {"build_info", "hylo " HYLO_VERSION}});

@@ -2,10 +2,14 @@
 // httplib's own answers (404, 413), exceptions, request counting.
 #include "server/server.h"
 
+#include <arpa/inet.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -26,6 +30,30 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// The host of a Host header or an origin's authority: lower case, without port or brackets.
+std::string host_name(std::string_view authority) {
+  if (!authority.empty() && authority[0] == '[') return lower(authority.substr(1, authority.find(']') - 1));
+  const size_t colon = authority.find(':');
+  if (colon != std::string_view::npos && authority.find(':', colon + 1) == std::string_view::npos)
+    authority = authority.substr(0, colon);
+  return lower(authority);
+}
+
+// Names that always mean this machine; a DNS rebinding page cannot make a browser send them.
+// 127.x must be an address literal: "127.0.0.1.evil.example" is a name anyone can point anywhere.
+bool loopback_host(const std::string& h) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return h == "localhost" || h == "::1" || (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0);
+}
+
 }  // namespace
 
 bool open_route(const std::string& method, const std::string& path) {
@@ -41,6 +69,10 @@ void reply_json(httplib::Response& res, const nlohmann::ordered_json& j, int sta
 
 void reply_error(httplib::Response& res, const ApiError& e, ApiFamily family) {
   reply_json(res, error_body(e, family), http_status(e));
+  // Seconds a client should wait before retrying: a queue place frees within a generation step;
+  // loading a model takes longer.
+  if (e.kind == ApiError::Kind::kQueueFull) res.set_header("Retry-After", "1");
+  if (e.kind == ApiError::Kind::kLoading) res.set_header("Retry-After", "5");
 }
 
 Server::Server(ServerOptions options) : opt_(std::move(options)) {
@@ -53,8 +85,23 @@ Server::Server(ServerOptions options) : opt_(std::move(options)) {
   const int threads =
       opt_.http_threads > 0 ? opt_.http_threads : std::min(2 * (opt_.n_slots + opt_.max_queue) + 32, 1024);
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http_.set_payload_max_length(opt_.max_body_bytes);
+  HttpLimits limits;
+  limits.max_body_bytes = opt_.max_body_bytes;
+  limits.max_header_bytes = opt_.max_header_bytes;
+  limits.header_timeout = opt_.header_timeout;
+  limits.body_timeout = opt_.body_timeout;
+  http_.configure(limits, shutdown_fd_, [this](const std::string& target, const ApiError& e) {
+    metrics_.count_request("error", http_status(e));
+    return dump_json(error_body(e, family_of(target)));
+  });
   http_.set_tcp_nodelay(true);
+  for (const auto& o : split(opt_.cors_origin, ','))
+    if (!trim(o).empty()) cors_allowed_.emplace_back(trim(o));
+  for (const auto& h : split(opt_.allowed_hosts, ','))
+    if (!trim(h).empty()) hosts_allowed_.push_back(host_name(trim(h)));
+  // The Host check guards a server that only this machine should reach; one listening on another
+  // address is reached under names we cannot know, unless they are listed.
+  check_host_ = loopback_host(host_name(opt_.host)) || !hosts_allowed_.empty();
   http_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
     if (req.path == "/health" || req.path == "/metrics")  // probes: only with -v
       log_debug("[server] {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
@@ -78,6 +125,7 @@ Result<int> Server::bind() {
   } else if (!http_.bind_to_port(opt_.host, port)) {
     return make_error("[server] cannot listen on {}:{} (in use, or not an address of this machine)", opt_.host, port);
   }
+  if (!http_.raise_backlog()) log_warn("[server] cannot raise the listen backlog: {}", std::strerror(errno));
   opt_.port = port;
   return port;
 }
@@ -110,9 +158,7 @@ void Server::stop() {
 
 void Server::install_middleware() {
   if (!opt_.cors_origin.empty()) {
-    std::vector<std::string> allowed;
-    for (const auto& o : split(opt_.cors_origin, ',')) allowed.emplace_back(trim(o));
-    http_.set_post_routing_handler([allowed](const httplib::Request& req, httplib::Response& res) {
+    http_.set_post_routing_handler([allowed = cors_allowed_](const httplib::Request& req, httplib::Response& res) {
       const std::string origin = req.get_header_value("Origin");
       bool any = false, match = false;
       for (const auto& a : allowed) {
@@ -171,6 +217,40 @@ void Server::install_middleware() {
   });
 }
 
+std::optional<ApiError> Server::browser_check(const httplib::Request& req) const {
+  if (check_host_ && req.has_header("Host")) {
+    const std::string host = host_name(req.get_header_value("Host"));
+    const bool listed = std::any_of(hosts_allowed_.begin(), hosts_allowed_.end(),
+                                    [&](const std::string& h) { return h == "*" || h == host; });
+    if (!loopback_host(host) && host != host_name(opt_.host) && !listed)
+      return ApiError{ApiError::Kind::kMisdirected,
+                      fmt::format("Host '{}' is not a name this server answers to (a guard against DNS rebinding); "
+                                  "list it with --allowed-hosts",
+                                  host)};
+  }
+  // With an API key a page cannot use the server without knowing the key; without one, any page
+  // the user visits could, through "simple" requests a browser sends without asking (text/plain
+  // POSTs), so only loopback pages, listed origins and (behind the Host check) the same origin
+  // are served.
+  if (opt_.api_key.empty() && req.has_header("Origin")) {
+    const std::string origin = req.get_header_value("Origin");
+    bool ok = std::any_of(cors_allowed_.begin(), cors_allowed_.end(),
+                          [&](const std::string& o) { return o == "*" || o == origin; });
+    const size_t scheme = origin.find("://");
+    if (!ok && scheme != std::string::npos && (origin.rfind("http", 0) == 0)) {
+      const std::string authority = origin.substr(scheme + 3);
+      ok = loopback_host(host_name(authority)) ||
+           (check_host_ && lower(authority) == lower(req.get_header_value("Host")));
+    }
+    if (!ok)
+      return ApiError{ApiError::Kind::kForbidden,
+                      fmt::format("cross-origin request from '{}' refused: without --api-key only loopback origins "
+                                  "and those given with --cors-origin are served",
+                                  origin.substr(0, 200))};
+  }
+  return std::nullopt;
+}
+
 bool Server::authorized(const httplib::Request& req) const {
   if (opt_.api_key.empty() || open_route(req.method, req.path)) return true;
   const std::string auth = req.get_header_value("Authorization");
@@ -184,7 +264,10 @@ httplib::Server::Handler Server::route(const char* name, ApiFamily family, bool 
   return [this, name, family, needs_model, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
     // The key is checked here, after httplib has read the body: answering before that (in a
     // pre-routing handler) would leave the body in a kept-alive connection.
-    if (!authorized(req)) {
+    if (auto refused = browser_check(req)) {
+      metrics_.count_rejected(refused->kind == ApiError::Kind::kForbidden ? "origin" : "host");
+      reply_error(res, *refused, family);
+    } else if (!authorized(req)) {
       metrics_.count_rejected("unauthorized");
       const bool none = req.get_header_value("Authorization").empty();
       reply_error(res,

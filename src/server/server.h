@@ -9,13 +9,16 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/result.h"
 #include "server/api_error.h"
 #include "server/backend.h"
 #include "server/generation.h"
+#include "server/http_guard.h"
 #include "server/metrics.h"
 #include "server/request.h"
 
@@ -26,7 +29,12 @@ struct ServerOptions {
   int port = 8080;          // 0: a free port
   std::string api_key;      // non-empty: Bearer key required (see open_route())
   std::string cors_origin;  // "" CORS off; "*" or a comma-separated list of allowed origins
+  // Host names (or "*") accepted in the Host header besides loopback names and --host; when
+  // --host is not a loopback address and this is empty, any Host is accepted.
+  std::string allowed_hosts;
   size_t max_body_bytes = 8u << 20;
+  size_t max_header_bytes = 32u << 10;
+  double header_timeout = 10, body_timeout = 30;      // seconds (see HttpLimits)
   int32_t max_tokens_cap = 0;                         // > 0: no request generates more tokens per choice
   double ping_interval = 15;                          // seconds of silence before an SSE ": ping"; ≤ 0: none
   std::string reasoning_field = "reasoning_content";  // or "reasoning"
@@ -63,17 +71,21 @@ class Server {
   void install_routes();
   void install_middleware();
   bool authorized(const httplib::Request& req) const;
+  // DNS rebinding and cross-site requests: a Host or Origin this server should not answer.
+  std::optional<ApiError> browser_check(const httplib::Request& req) const;
   httplib::Server::Handler route(const char* name, ApiFamily family, bool needs_model,
                                  std::function<void(const httplib::Request&, httplib::Response&)> fn);
   void generate(const Endpoint& ep, const httplib::Request& req, httplib::Response& res);
   void tokenize(const httplib::Request& req, httplib::Response& res);
   void detokenize(const httplib::Request& req, httplib::Response& res);
   void apply_template(const httplib::Request& req, httplib::Response& res);
-  void props(httplib::Response& res);
+  void props(const httplib::Request& req, httplib::Response& res);
   std::shared_ptr<Backend> backend() const { return std::atomic_load(&backend_); }
 
   ServerOptions opt_;
-  httplib::Server http_;
+  GuardedHttpServer http_;
+  std::vector<std::string> cors_allowed_, hosts_allowed_;
+  bool check_host_ = false;
   std::thread thread_;
   std::shared_ptr<Backend> backend_;  // null while loading (std::atomic_load / atomic_store)
   ApiContext ctx_;                    // set with the backend

@@ -14,7 +14,7 @@
 namespace hylo::server {
 
 struct StreamSettings {
-  int client_fd = -1;         // the connection (find_client_socket), -1: unknown
+  int client_fd = -1;         // the connection (current_client_socket), -1: unknown
   int shutdown_fd = -1;       // readable once the server stops
   double ping_interval = 15;  // seconds of silence before a keep-alive; ≤ 0: none
   Metrics* metrics = nullptr;

@@ -33,6 +33,7 @@ class ServeProcess {
   int wait_exit();
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   httplib::Client client() const;
   std::string log() const;
@@ -52,6 +53,18 @@ class ServeProcess {
   std::string log_;
   bool eof_ = false;
 };
+
+// Raw HTTP over one loopback connection, for requests httplib's client will not send. Reads are
+// bounded by a 60 s receive timeout (a safety net, not a timing assumption).
+int connect_loopback(int port);  // -1 on failure
+bool send_bytes(int fd, const std::string& bytes);
+std::string read_until_close(int fd);
+// Sends `request` on a new connection and reads until the server closes it.
+std::string raw_exchange(int port, const std::string& request);
+int status_of(const std::string& response);  // the status of a raw response, 0 if none
+std::string body_of(const std::string& response);
+// A process's resident memory (VmRSS) in bytes, 0 if unknown.
+uint64_t rss_bytes(pid_t pid);
 
 struct HttpReply {
   int status = 0;  // 0: no answer (connection failed or the caller hung up)

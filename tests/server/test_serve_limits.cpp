@@ -159,6 +159,8 @@ TEST_F(ServeGuarded, ApiKeyIsRequiredExceptOnOpenRoutes) {
   for (const char* open : {"/health", "/v1/models", "/models", "/api/tags", "/api/version", "/"})
     EXPECT_EQ(get(c, open).status, 200) << open;
   EXPECT_EQ(get(c, "/v1/models").json["data"][0]["id"], "tiny");  // --alias
+  // With a key, the caller is authenticated: /props may name the file.
+  EXPECT_NE(get(c, "/props", key_).json["model_path"].get<std::string>().find('/'), std::string::npos);
   EXPECT_EQ(post_json(c, "/v1/chat/completions", body, key_).status, 200);
   // On one kept-alive connection, a refused request's body does not spill into the next one.
   c.set_keep_alive(true);
