@@ -1,8 +1,9 @@
 // `hylo bench`: prefill (pp) and decode (tg) speed like llama-bench, each also as a fraction of
-// this machine's roofline, measured in the same run: decode as weight bytes read per token ×
-// tok/s against the measured memory read bandwidth; prefill as FLOP/s against the measured peak
-// of the instruction set the weights use (int8 dot products for quantized weights, bf16 or f32
-// FMA otherwise).
+// this machine's roofline, measured in the same run: decode as bytes read per token (weights of
+// the routed experts, KV cache, recurrent state: models/cost.h) × tok/s against the measured
+// memory read bandwidth; prefill as FLOP/s against the peak of the instruction set the weights use
+// (int8 dot products for quantized weights, bf16 or f32 FMA otherwise), measured with every
+// thread running it at once.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "base/strings.h"
 #include "base/timer.h"
 #include "kernels/peak.h"
+#include "models/cost.h"
 #include "models/model.h"
 
 namespace hylo::apps {
@@ -58,7 +60,17 @@ struct Peak {
   double gops = 0;  // per second, all threads
 };
 
-Peak measure_peak(const models::Model& m, int threads) {
+// The per-core peak loop run on every thread of the pool at once, summed: with all cores busy a
+// CPU may clock lower than with one, and that is the peak a multi-threaded prefill can reach.
+double all_threads(ThreadPool& pool, double (*per_core)(int)) {
+  std::vector<double> each(static_cast<size_t>(pool.size()), 0.0);
+  pool.run([&](int ith, int) { each[static_cast<size_t>(ith)] = per_core(1); });
+  double sum = 0;
+  for (double v : each) sum += v;
+  return sum;
+}
+
+Peak measure_peak(const models::Model& m, ThreadPool& pool) {
   std::map<TensorType, uint64_t> bytes;
   for (const auto& t : m.file().tensors())
     if (t.n_dims >= 2) bytes[t.type] += t.n_bytes;
@@ -72,13 +84,13 @@ Peak measure_peak(const models::Model& m, int threads) {
   Peak p;
   if (dominant == TensorType::kBF16 && kernels::measure_bf16_peak_gflops(1) > 0) {
     p.name = "bf16";
-    p.gops = kernels::measure_bf16_peak_gflops(threads);
+    p.gops = all_threads(pool, kernels::measure_bf16_peak_gflops);
   } else if (dominant == TensorType::kF32 || dominant == TensorType::kF16 || dominant == TensorType::kBF16) {
     p.name = "f32 fma";
-    p.gops = kernels::measure_fma_peak_gflops(threads);
+    p.gops = all_threads(pool, kernels::measure_fma_peak_gflops);
   } else {
     p.name = "int8";
-    p.gops = kernels::measure_int8_peak_gops(threads);
+    p.gops = all_threads(pool, kernels::measure_int8_peak_gops);
   }
   return p;
 }
@@ -98,14 +110,15 @@ int run(const Options& o) {
   const models::ModelInfo& info = m.info();
   const int64_t n_vocab = info.n_vocab;
 
-  // Read every weight page once so the first repetition measures compute, not page faults.
-  if (const MappedFile* map = m.file().mapping()) {
+  // Read every weight page once so the first repetition measures compute, not page faults (a
+  // repacked model has its matrices in memory already, and their file pages were let go).
+  if (const MappedFile* map = m.file().mapping(); map != nullptr && info.repacked_bytes == 0) {
     volatile uint8_t sink = 0;
     for (uint64_t off = 0; off < map->size(); off += 4096) sink = sink ^ map->data()[off];
   }
   log_info("[bench] measuring memory bandwidth and compute peak ({} threads)", threads);
   const double bandwidth = measure_read_bandwidth_gbs(pool);
-  const Peak peak = measure_peak(m, threads);
+  const Peak peak = measure_peak(m, pool);
 
   models::MemoryOptions mo;
   mo.n_seq = 1;
@@ -146,12 +159,14 @@ int run(const Options& o) {
     }
   }
   const Stat pps = stat_of(pp), tgs = stat_of(tg);
-  // Decode roofline: weight bytes touched per token (active experts only) over bandwidth.
-  const double bytes_per_token = static_cast<double>(info.active_weight_bytes);
+  // Decode roofline: bytes read per token (routed experts, KV cache, recurrent state; the mean
+  // over the tg positions) over the bandwidth.
+  const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.kv_type);
+  const double bytes_per_token = decode.total();
   const double decode_frac = bandwidth > 0 ? bytes_per_token * tgs.mean / (bandwidth * 1e9) : 0;
-  // Prefill: 2 FLOPs per multiply-add of the matrix products a token goes through, plus its
-  // attention over the (on average half-filled) prompt and the gated delta rule.
-  const double flops_per_token = info.flops_per_token((o.n_prompt + 1) / 2.0);
+  // Prefill: the prompt's FLOPs (the LM head once, for the last row) per prompt token.
+  const double flops_per_token =
+      o.n_prompt > 0 ? models::prefill_flops(info, o.n_prompt) / static_cast<double>(o.n_prompt) : 0.0;
   const double prefill_frac = peak.gops > 0 ? flops_per_token * pps.mean / (peak.gops * 1e9) : 0;
 
   std::map<std::string, uint64_t> by_type;
@@ -168,6 +183,8 @@ int run(const Options& o) {
                         {"size_bytes", info.weight_bytes},
                         {"active_weight_bytes", info.active_weight_bytes},
                         {"active_params", info.active_params},
+                        {"repacked_bytes", info.repacked_bytes},
+                        {"repack_seconds", info.repack_seconds},
                         {"threads", threads},
                         {"isa", isa_name(best_isa())},
                         {"n_prompt", o.n_prompt},
@@ -179,6 +196,10 @@ int run(const Options& o) {
                         {"tg_tps_stdev", tgs.stdev},
                         {"bandwidth_gbs", bandwidth},
                         {"decode_gbs", bytes_per_token * tgs.mean / 1e9},
+                        {"decode_bytes_per_token", bytes_per_token},
+                        {"decode_weight_bytes_per_token", decode.weights},
+                        {"decode_kv_bytes_per_token", decode.kv},
+                        {"decode_state_bytes_per_token", decode.state},
                         {"decode_bandwidth_fraction", decode_frac},
                         {"peak_kind", peak.name},
                         {"peak_gops", peak.gops},
@@ -210,8 +231,15 @@ int run(const Options& o) {
                             bytes_per_token * tgs.mean / 1e9)
                     .c_str());
   std::printf("\nparams = multiply-adds per token in the matrix products (active experts only); prefill also counts\n"
-              "attention and delta-rule FLOPs (%.2f GFLOP per token); decode reads %s of weights per token.\n",
-              flops_per_token / 1e9, format_bytes(info.active_weight_bytes).c_str());
+              "attention and delta-rule FLOPs, the LM head once (%.2f GFLOP per token); decode reads %s per token\n"
+              "(%s of weights, %s of KV cache, %s of recurrent state).\n",
+              flops_per_token / 1e9, format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
+              format_bytes(static_cast<uint64_t>(decode.weights)).c_str(),
+              format_bytes(static_cast<uint64_t>(decode.kv)).c_str(),
+              format_bytes(static_cast<uint64_t>(decode.state)).c_str());
+  if (info.repacked_bytes > 0)
+    std::printf("weights repacked at load: %s in %.1f s.\n", format_bytes(info.repacked_bytes).c_str(),
+                info.repack_seconds);
   return kExitOk;
 }
 

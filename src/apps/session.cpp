@@ -122,6 +122,9 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
     HYLO_ASSIGN_OR_RETURN(path, ensure_default_model(*s->pool));
   }
   HYLO_ASSIGN_OR_RETURN(s->model, models::load_model(path));
+  if (const auto& info = s->model->info(); info.repacked_bytes > 0)
+    log_info("[model] weights repacked for the kernels in {:.1f} s ({})", info.repack_seconds,
+             format_bytes(info.repacked_bytes));
   HYLO_ASSIGN_OR_RETURN(s->tokenizer, tokenizer::Tokenizer::from_gguf(s->model->file()));
   if (s->tokenizer.n_vocab() > s->model->info().n_vocab)
     return make_error("[model] {}: the tokenizer has {} tokens, the embedding only {} rows", path,

@@ -224,6 +224,7 @@ void DecoderModel::finish_info(const TensorLoader& tl) {
   }
   info_.active_weight_bytes = active;
   info_.active_params = params;
+  info_.lm_head_params = static_cast<uint64_t>(n_embd_) * static_cast<uint64_t>(n_vocab_);
   for (const auto& name : tl.unused()) log_warn("[model] {}: tensor {} is not used", file_.path(), name);
 }
 

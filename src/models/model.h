@@ -39,6 +39,7 @@ struct ModelInfo {
   uint64_t weight_bytes = 0;
   uint64_t active_weight_bytes = 0;
   uint64_t active_params = 0;  // multiply-adds per token in the matrix products
+  uint64_t lm_head_params = 0;  // of which the LM head's (n_embd · n_vocab: once per logit row)
   // The load-time repack of the matrices into their kernels' interleaved layout (0: all in place).
   uint64_t repacked_bytes = 0;
   double repack_seconds = 0.0;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/fixtures.h"
+#include "kernels/quant.h"
 #include "models/model.h"
 
 namespace hylo {
@@ -86,6 +87,29 @@ TEST_P(Invariance, SequencesDoNotInfluenceEachOther) {
     for (int s = 0; s < 3; ++s)
       EXPECT_EQ(0, std::memcmp(out.data() + s * V, alone[s].data() + (prompts[s].size() + step) * V, V * sizeof(float)))
           << "decode step " << step << " of sequence " << s;
+  }
+}
+
+// The load-time repack (interleaved images of the matrices) changes where the weights are read
+// from, never the result: prefill and decode logits equal those of the weights in place.
+TEST(Repack, RepackedWeightsGiveTheSameBits) {
+  for (const char* name : {"qwen3next-tiny", "qwen3moe-tiny", "qwen3next-tiny-q8", "qwen3moe-tiny-q8"}) {
+    SCOPED_TRACE(name);
+    auto packed = models::load_model(test::fixture_model(name), {.repack = true});
+    auto in_place = models::load_model(test::fixture_model(name), {.repack = false});
+    ASSERT_TRUE(packed.ok() && in_place.ok());
+    EXPECT_EQ((*in_place)->info().repacked_bytes, 0u);
+    if (kernels::matmul_kernel(TensorType::kF32)->gemm_image != nullptr)
+      EXPECT_GT((*packed)->info().repacked_bytes, 0u);
+    ThreadPool pool(2);
+    const auto all = long_tech_tokens();
+    const std::vector<int32_t> tokens(all.begin(), all.begin() + 90);
+    auto mem1 = make_memory(**packed, 1);
+    auto mem2 = make_memory(**in_place, 1);
+    const auto a = feed(**packed, mem1, 0, tokens, {80, 1, 1, 1, 7}, pool);
+    const auto b = feed(**in_place, mem2, 0, tokens, {80, 1, 1, 1, 7}, pool);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
   }
 }
 

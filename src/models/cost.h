@@ -1,0 +1,30 @@
+// The cost model: bytes a decoded token reads and FLOPs a prompt costs, from a model's shapes.
+// `hylo bench` reports its speeds against these figures (fractions of the measured bandwidth and
+// compute peak); tests check the arithmetic against an independent count.
+#pragma once
+
+#include <cstdint>
+
+#include "base/tensor_type.h"
+#include "models/model.h"
+
+namespace hylo::models {
+
+// One decoded token of one sequence whose KV cache holds n_ctx positions before it.
+struct DecodeBytes {
+  double weights = 0;  // the matrices it multiplies (the routed experts only) and one embedding row
+  double kv = 0;       // K and V of every trunk attention layer: n_ctx positions read, its own written
+  double state = 0;    // the recurrent layers' conv windows and delta-rule states, read and written
+  double total() const { return weights + kv + state; }
+};
+DecodeBytes decode_bytes(const Model& model, double n_ctx, TensorType kv_type);
+
+// Mean decode bytes per token over n_gen tokens decoded from an empty sequence.
+DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType kv_type);
+
+// FLOPs of one prefill of n_prompt tokens from an empty sequence that produces the last row's
+// logits only: per token every trunk matrix product except the LM head (2 FLOPs per multiply-add),
+// the delta rule, and attention over the positions up to and including its own; the LM head once.
+double prefill_flops(const ModelInfo& info, int64_t n_prompt);
+
+}  // namespace hylo::models
