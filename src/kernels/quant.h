@@ -51,11 +51,12 @@ TensorType vec_dot_type(TensorType weight);
 //   f32, f16, bf16:     per 256 elements, even and odd elements in two fma chains, y += (p0 + p1).
 // q2_K, q3_K, q4_1, q5_0, q5_1 (scalar family only) use ggml's scalar order.
 //
-// The SIMD kernels read the weights in place: each group of 16 (AVX-512) or 8 (AVX2) rows is
-// interleaved and unpacked per chunk into an L1-sized buffer on the stack (about 20 KB), and the
-// activations are re-laid once per call into a per-thread scratch buffer (about 1.3 bytes per
-// activation element for the integer formats, 4 for the float ones). gemm may run concurrently
-// on different threads.
+// The SIMD kernels read the weights either in place (gemm) or from their interleaved image built
+// once at load (gemm_image, interleave.h; AVX-512 family): each group of 16 (AVX-512) or 8 (AVX2)
+// rows is unpacked per chunk into an L1-sized buffer on the stack (about 20 KB), after a transpose
+// that the image has already done. The activations are re-laid once per call into a per-thread
+// scratch buffer (about 1.3 bytes per activation element for the integer formats, 4 for the float
+// ones). gemm may run concurrently on different threads.
 struct MatmulKernel {
   TensorType weight;
   TensorType act;

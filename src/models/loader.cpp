@@ -73,7 +73,7 @@ Result<ops::Weight> TensorLoader::matrix(const std::string& name, int64_t n_in, 
   w.n_in = n_in;
   w.n_out = n_out;
   w.row_stride = row_bytes(t->type, static_cast<uint64_t>(n_in));
-  w.name = name;
+  w.name = t->name;
   if (images_ != nullptr) images_->add(w);
   return w;
 }
@@ -91,7 +91,7 @@ Result<ops::ExpertWeight> TensorLoader::experts(const std::string& name, int64_t
   e.first.n_in = n_in;
   e.first.n_out = n_out;
   e.first.row_stride = row_bytes(t->type, static_cast<uint64_t>(n_in));
-  e.first.name = name;
+  e.first.name = t->name;
   e.expert_stride = e.first.row_stride * static_cast<size_t>(n_out);
   e.n_expert = n_expert;
   if (images_ != nullptr) images_->add(e);
@@ -110,7 +110,7 @@ Result<ops::Weight> TensorLoader::table(const std::string& name, int64_t n_in, i
   w.n_out = n_rows;
   w.row_stride = row_bytes(t->type, static_cast<uint64_t>(n_in));
   w.kernel = kernels::matmul_kernel(t->type);  // may be null: only needed if used as LM head
-  w.name = name;
+  w.name = t->name;
   return w;
 }
 

@@ -229,25 +229,26 @@ class Qwen3Next final : public DecoderModel {
       if (run.pos0 == 0) st.clear();  // a new sequence starts from zero state
       const float* m = mixed_.data() + run.row0 * conv_dim_;
       pool.parallel_for(run.n, 8, [&](int64_t b, int64_t e) {
-        std::vector<const float*> inputs(conv_kernel_);
+        const float* inputs[64];  // conv_kernel_ ≤ 64 (checked at load)
         for (int64_t t = b; t < e; ++t) {
           for (int64_t i = 0; i < conv_kernel_; ++i) {
             const int64_t src = t - win + i;  // index into m; negative = from the conv state
             inputs[i] = src >= 0 ? m + src * conv_dim_ : st.conv.data() + (win + src) * conv_dim_;
           }
           float* y = conv_out_.data() + (run.row0 + t) * conv_dim_;
-          K.conv1d(inputs.data(), w.conv_t.data(), static_cast<int>(conv_kernel_), y, conv_dim_);
+          K.conv1d(inputs, w.conv_t.data(), static_cast<int>(conv_kernel_), y, conv_dim_);
           K.silu(y, y, conv_dim_);
         }
       });
       // New state: the last K−1 rows of [state | m].
-      std::vector<float> next(win * conv_dim_);
+      // (Built aside, then swapped in: the two buffers trade places every step, nothing is allocated.)
+      conv_next_.resize(win * conv_dim_);
       for (int64_t i = 0; i < win; ++i) {
         const int64_t src = run.n - win + i;
         const float* row = src >= 0 ? m + src * conv_dim_ : st.conv.data() + (win + src) * conv_dim_;
-        std::memcpy(next.data() + i * conv_dim_, row, sizeof(float) * conv_dim_);
+        std::memcpy(conv_next_.data() + i * conv_dim_, row, sizeof(float) * conv_dim_);
       }
-      st.conv = std::move(next);
+      std::swap(st.conv, conv_next_);
     }
     conv_timer.reset();
     ops::dump(ops::layer_name("conv_output_silu", il), conv_out_.data(), {T, conv_dim_});
@@ -307,7 +308,7 @@ class Qwen3Next final : public DecoderModel {
   std::vector<AttentionWeights> attn_;
   std::vector<DeltaNetWeights> delta_;
   // Work buffers of the DeltaNet mixer.
-  std::vector<float> mixed_, z_, ba_, legacy_, beta_, decay_, conv_out_, qk_, core_;
+  std::vector<float> mixed_, z_, ba_, legacy_, beta_, decay_, conv_out_, qk_, core_, conv_next_;
   ops::ActRows act_;
 };
 

@@ -46,7 +46,11 @@ void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   const int nth = pool.size();
   int64_t rows_per_task = std::max<int64_t>(16, total_rows / (nth * 8));
   rows_per_task = (rows_per_task + 15) / 16 * 16;
-  std::vector<Task> tasks;
+  // Reused (decode calls this hundreds of times a token). Named through a reference: the workers'
+  // lambda must see the caller's list, not a thread_local of their own.
+  thread_local std::vector<Task> reused;
+  std::vector<Task>& tasks = reused;
+  tasks.clear();
   for (size_t ji = 0; ji < jobs.size(); ++ji) {
     const MatmulJob& j = jobs[ji];
     HYLO_CHECK(j.w->kernel != nullptr && j.x->type == j.w->kernel->act && j.x->n == j.w->n_in,

@@ -11,15 +11,15 @@
 namespace hylo::ops {
 namespace {
 
-// Copies rows `rows` of src into dst (same activation format).
-void gather_rows(const ActRows& src, const std::vector<int32_t>& rows, ActRows* dst) {
+// Copies the token rows of `slots` (slot = t·k + i) of src into dst (same activation format).
+void gather_rows(const ActRows& src, const int32_t* slots, int64_t n, int64_t k, ActRows* dst) {
   dst->type = src.type;
   dst->n = src.n;
   dst->stride = src.stride;
-  dst->rows = static_cast<int64_t>(rows.size());
-  const size_t need = src.stride * rows.size();
+  dst->rows = n;
+  const size_t need = src.stride * static_cast<size_t>(n);
   if (dst->data.size() < need) dst->data.resize(need);
-  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(dst->data.data() + i * src.stride, src.row(rows[i]), src.stride);
+  for (int64_t i = 0; i < n; ++i) std::memcpy(dst->data.data() + i * src.stride, src.row(slots[i] / k), src.stride);
 }
 
 }  // namespace
@@ -32,24 +32,24 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
 
   // Router: logits, softmax, top-k, renormalisation (clamped as llama.cpp).
   s.logits.resize(n_tokens * n_exp);
-  ActRows router_in;
-  matmul(pool, w.router, f, n_tokens, s.logits.data(), &router_in);
+  matmul(pool, w.router, f, n_tokens, s.logits.data(), &s.router_in);
   dump(layer_name("ffn_moe_logits", layer), s.logits.data(), {n_tokens, n_exp});
-  s.probs = s.logits;
+  s.probs.resize(s.logits.size());
+  std::copy(s.logits.begin(), s.logits.end(), s.probs.begin());
   s.selected.resize(n_tokens * k);
   s.weights.resize(n_tokens * k);
-  std::vector<int32_t> order(n_exp);
+  s.order.resize(n_exp);
   for (int64_t t = 0; t < n_tokens; ++t) {
     float* p = s.probs.data() + t * n_exp;
     K.softmax(p, n_exp);
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+    std::iota(s.order.begin(), s.order.end(), 0);
+    std::partial_sort(s.order.begin(), s.order.begin() + k, s.order.end(),
                       [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
     float sum = 0.0f;
     for (int64_t i = 0; i < k; ++i) {
-      s.selected[t * k + i] = order[i];
-      s.weights[t * k + i] = p[order[i]];
-      sum += p[order[i]];
+      s.selected[t * k + i] = s.order[i];
+      s.weights[t * k + i] = p[s.order[i]];
+      sum += p[s.order[i]];
     }
     if (w.norm_topk) {
       sum = std::max(sum, 6.103515625e-5f);
@@ -59,16 +59,21 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   dump(layer_name("ffn_moe_probs", layer), s.probs.data(), {n_tokens, n_exp});
   dump(layer_name("ffn_moe_weights_norm", layer), s.weights.data(), {n_tokens, k});
 
-  // Tokens per expert; slot index = t·k + i.
-  std::vector<std::vector<int32_t>> tokens_of(n_exp), slots_of(n_exp);
-  for (int64_t t = 0; t < n_tokens; ++t)
-    for (int64_t i = 0; i < k; ++i) {
-      tokens_of[s.selected[t * k + i]].push_back(static_cast<int32_t>(t));
-      slots_of[s.selected[t * k + i]].push_back(static_cast<int32_t>(t * k + i));
-    }
-  std::vector<int32_t> active;
+  // Slots grouped by expert (a counting sort, tokens in order within an expert); offset[e] is also
+  // the first row of expert e's outputs in gate_out/up_out/hidden.
+  s.offset.assign(n_exp + 1, 0);
+  for (int64_t slot = 0; slot < n_tokens * k; ++slot) ++s.offset[s.selected[slot] + 1];
+  for (int64_t e = 0; e < n_exp; ++e) s.offset[e + 1] += s.offset[e];
+  s.slots.resize(n_tokens * k);
+  s.fill.assign(n_exp, 0);
+  for (int64_t slot = 0; slot < n_tokens * k; ++slot) {
+    const int32_t e = s.selected[slot];
+    s.slots[s.offset[e] + s.fill[e]++] = static_cast<int32_t>(slot);
+  }
+  s.active.clear();
   for (int32_t e = 0; e < n_exp; ++e)
-    if (!tokens_of[e].empty()) active.push_back(e);
+    if (s.offset[e + 1] > s.offset[e]) s.active.push_back(e);
+  const int64_t* offset = s.offset.data();
 
   // Gate and up projections of every active expert (and the shared expert) in one parallel region.
   const kernels::MatmulKernel& in_kernel = *w.gate.first.kernel;
@@ -76,57 +81,56 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   if (s.expert_in.size() < static_cast<size_t>(n_exp)) {
     s.expert_in.resize(n_exp);
     s.expert_hidden.resize(n_exp);
+    s.expert_gate.resize(n_exp);
+    s.expert_up.resize(n_exp);
+    s.expert_down.resize(n_exp);
   }
-  std::vector<int64_t> offset(n_exp + 1, 0);  // row offset of each expert's rows in gate_out/up_out
-  for (int32_t e = 0; e < n_exp; ++e) offset[e + 1] = offset[e] + static_cast<int64_t>(tokens_of[e].size());
   const int64_t routed_rows = offset[n_exp];
   const bool shared = w.shexp_gate.valid();
   const int64_t n_ff_sh = shared ? w.shexp_gate.n_out : 0;
   s.gate_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
   s.up_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
-  std::vector<Weight> experts_gate(n_exp), experts_up(n_exp), experts_down(n_exp);
-  std::vector<MatmulJob> jobs;
-  for (int32_t e : active) {
-    gather_rows(s.tokens_q, tokens_of[e], &s.expert_in[e]);
-    experts_gate[e] = w.gate.expert(e);
-    experts_up[e] = w.up.expert(e);
-    experts_down[e] = w.down.expert(e);
-    jobs.push_back({&experts_gate[e], &s.expert_in[e], s.gate_out.data() + offset[e] * n_ff, n_ff});
-    jobs.push_back({&experts_up[e], &s.expert_in[e], s.up_out.data() + offset[e] * n_ff, n_ff});
+  s.jobs.clear();
+  for (int32_t e : s.active) {
+    gather_rows(s.tokens_q, s.slots.data() + offset[e], offset[e + 1] - offset[e], k, &s.expert_in[e]);
+    s.expert_gate[e] = w.gate.expert(e);
+    s.expert_up[e] = w.up.expert(e);
+    s.expert_down[e] = w.down.expert(e);
+    s.jobs.push_back({&s.expert_gate[e], &s.expert_in[e], s.gate_out.data() + offset[e] * n_ff, n_ff});
+    s.jobs.push_back({&s.expert_up[e], &s.expert_in[e], s.up_out.data() + offset[e] * n_ff, n_ff});
   }
   float* sh_gate = s.gate_out.data() + routed_rows * n_ff;
   float* sh_up = s.up_out.data() + routed_rows * n_ff;
-  ActRows shared_in;
   if (shared) {
     const ActRows* in = &s.tokens_q;
     if (w.shexp_gate.kernel->act != in_kernel.act) {
-      convert_rows(pool, *w.shexp_gate.kernel, f, n_tokens, n_embd, n_embd, &shared_in);
-      in = &shared_in;
+      convert_rows(pool, *w.shexp_gate.kernel, f, n_tokens, n_embd, n_embd, &s.shared_in);
+      in = &s.shared_in;
     }
-    jobs.push_back({&w.shexp_gate, in, sh_gate, n_ff_sh});
-    jobs.push_back({&w.shexp_up, in, sh_up, n_ff_sh});
+    s.jobs.push_back({&w.shexp_gate, in, sh_gate, n_ff_sh});
+    s.jobs.push_back({&w.shexp_up, in, sh_up, n_ff_sh});
   }
-  matmul(pool, jobs);
+  matmul(pool, s.jobs);
 
   // SwiGLU, then the down projections.
   K.swiglu(s.gate_out.data(), s.up_out.data(), s.gate_out.data(), routed_rows * n_ff + n_tokens * n_ff_sh);
   s.hidden.resize(routed_rows * n_embd);
   s.shared.resize(n_tokens * n_embd);
-  jobs.clear();
-  for (int32_t e : active) {
+  s.jobs.clear();
+  for (int32_t e : s.active) {
     convert_rows(pool, *w.down.first.kernel, s.gate_out.data() + offset[e] * n_ff, offset[e + 1] - offset[e], n_ff,
                  n_ff, &s.expert_hidden[e]);
-    jobs.push_back({&experts_down[e], &s.expert_hidden[e], s.hidden.data() + offset[e] * n_embd, n_embd});
+    s.jobs.push_back({&s.expert_down[e], &s.expert_hidden[e], s.hidden.data() + offset[e] * n_embd, n_embd});
   }
   if (shared) {
     convert_rows(pool, *w.shexp_down.kernel, sh_gate, n_tokens, n_ff_sh, n_ff_sh, &s.shared_hidden_q);
-    jobs.push_back({&w.shexp_down, &s.shared_hidden_q, s.shared.data(), n_embd});
+    s.jobs.push_back({&w.shexp_down, &s.shared_hidden_q, s.shared.data(), n_embd});
   }
-  matmul(pool, jobs);
+  matmul(pool, s.jobs);
   // Row of s.hidden holding the output of slot t·k + i.
   s.slot_row.resize(n_tokens * k);
-  for (int32_t e : active)
-    for (size_t i = 0; i < slots_of[e].size(); ++i) s.slot_row[slots_of[e][i]] = offset[e] + static_cast<int64_t>(i);
+  for (int32_t e : s.active)
+    for (int64_t r = offset[e]; r < offset[e + 1]; ++r) s.slot_row[s.slots[r]] = r;
 
   // y = Σ_i w_i·FFN_i in top-k order, then + σ(shexp_gate_inp·f)·shared; per token, so the order
   // never depends on the batch.

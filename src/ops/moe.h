@@ -24,12 +24,18 @@ struct MoeWeights {
 };
 
 // Reused buffers; grow to the largest batch seen.
+// Reused buffers; grow to the largest batch seen, so steady-state decode allocates nothing.
 struct MoeScratch {
   std::vector<float> logits, probs, weights, hidden, gate_out, up_out, shared;
-  std::vector<int32_t> selected;
+  std::vector<int32_t> selected, order;
   std::vector<int64_t> slot_row;
+  // Routing grouped by expert: the slots (t·k + i) of expert e are slots[offset[e] .. offset[e+1]).
+  std::vector<int64_t> offset;
+  std::vector<int32_t> slots, fill, active;
   std::vector<ActRows> expert_in, expert_hidden;
-  ActRows tokens_q, shared_hidden_q;
+  std::vector<Weight> expert_gate, expert_up, expert_down;
+  std::vector<MatmulJob> jobs;
+  ActRows router_in, tokens_q, shared_in, shared_hidden_q;
 };
 
 // y = MoE(f); f, y: [n_tokens][n_embd]. `layer` names the dumps ("ffn_moe_logits-<layer>").

@@ -4,7 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
+#include <string_view>
 
 #include "base/tensor_type.h"
 #include "kernels/quant.h"
@@ -22,7 +22,7 @@ struct Weight {
   // The rows' interleaved image (kernel->image layout), or null: the rows are read in place.
   const uint8_t* image = nullptr;
   size_t image_group_bytes = 0;  // bytes per group of kernel->image.lanes rows
-  std::string name;
+  std::string_view name;  // the GGUF tensor's name (owned by the file): copies cost nothing
 
   bool valid() const { return data != nullptr; }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }

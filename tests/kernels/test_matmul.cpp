@@ -430,7 +430,9 @@ TEST(Matmul, ImageMatchesRowsInPlace) {
     const TensorTypeInfo& info = tensor_type_info(c.kernel->weight);
     const bool is_float = info.block_elems == 1;  // the image still works in blocks of 16 elements
     ASSERT_EQ(L.block_bytes, static_cast<int>(info.block_bytes * (is_float ? L.block_elems : 1))) << c.name;
-    if (!is_float) ASSERT_EQ(L.block_elems, static_cast<int>(info.block_elems)) << c.name;
+    if (!is_float) {
+      ASSERT_EQ(L.block_elems, static_cast<int>(info.block_elems)) << c.name;
+    }
     std::mt19937 rng(13);
     const int64_t block = L.block_elems;
     for (int64_t n : {block, block * (block == 32 ? 19 : 5), is_float ? block * 3 + 5 : block * 2}) {
@@ -469,7 +471,9 @@ TEST(Matmul, ImageMatchesRowsInPlace) {
       }
     }
   }
-  if (isa_supported(Isa::kAvx512)) EXPECT_GT(checked, 0);
+  if (isa_supported(Isa::kAvx512)) {
+    EXPECT_GT(checked, 0);
+  }
 }
 
 // The image is the rows' bytes rearranged: same size per group of rows, and the 4-byte unit at

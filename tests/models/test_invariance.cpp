@@ -99,8 +99,9 @@ TEST(Repack, RepackedWeightsGiveTheSameBits) {
     auto in_place = models::load_model(test::fixture_model(name), {.repack = false});
     ASSERT_TRUE(packed.ok() && in_place.ok());
     EXPECT_EQ((*in_place)->info().repacked_bytes, 0u);
-    if (kernels::matmul_kernel(TensorType::kF32)->gemm_image != nullptr)
+    if (kernels::matmul_kernel(TensorType::kF32)->gemm_image != nullptr) {
       EXPECT_GT((*packed)->info().repacked_bytes, 0u);
+    }
     ThreadPool pool(2);
     const auto all = long_tech_tokens();
     const std::vector<int32_t> tokens(all.begin(), all.begin() + 90);
