@@ -26,21 +26,17 @@ struct alignas(32) ActRecordF {
   float a[kStep];
 };
 
-// 8 dwords of fp16 bits (low halves) -> f32.
-inline __m256 widen_fp16(__m256i v) {
-  const __m256i p = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_setzero_si256());
-  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
-}
 
 inline void store(float* p, __m256 v) { _mm256_store_ps(p, v); }
 inline void store(float* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
 
 struct StorageF32 {
   static constexpr int kBytes = 4;
-  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+  template <typename R>
+  static void widen16(const R& r, PackedFloatBlock* out) {
     __m256i t[16];
-    load_transpose_8x8(base, offsets, t);
-    load_transpose_8x8(base + 32, offsets, t + 8);
+    r.template dwords<8>(0, t);
+    r.template dwords<8>(32, t + 8);
     for (int k = 0; k < 16; ++k) store(out->w[k], t[k]);
   }
   static void load_row(const uint8_t* p, int count, float* dst) { std::memcpy(dst, p, static_cast<size_t>(count) * 4); }
@@ -48,9 +44,10 @@ struct StorageF32 {
 
 struct StorageF16 {
   static constexpr int kBytes = 2;
-  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+  template <typename R>
+  static void widen16(const R& r, PackedFloatBlock* out) {
     __m256i t[8];  // dword g: elements 2g (low half) and 2g + 1 (high half)
-    load_transpose_8x8(base, offsets, t);
+    r.template dwords<8>(0, t);
     for (int g = 0; g < 8; ++g) {
       store(out->w[2 * g], widen_fp16(t[g]));
       store(out->w[2 * g + 1], widen_fp16(_mm256_srli_epi32(t[g], 16)));
@@ -67,9 +64,10 @@ struct StorageF16 {
 
 struct StorageBF16 {
   static constexpr int kBytes = 2;
-  static void widen16(const uint8_t* base, const int32_t* offsets, PackedFloatBlock* out) {
+  template <typename R>
+  static void widen16(const R& r, PackedFloatBlock* out) {
     __m256i t[8];
-    load_transpose_8x8(base, offsets, t);
+    r.template dwords<8>(0, t);
     const __m256i upper = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
     for (int g = 0; g < 8; ++g) {
       store(out->w[2 * g], _mm256_slli_epi32(t[g], 16));
@@ -86,7 +84,7 @@ struct StorageBF16 {
   }
 };
 
-template <typename S>
+template <typename S, TensorType kType>
 struct FloatFormat {
   static constexpr int kLanes = 8;
   static constexpr int kBlockElems = kStep;
@@ -95,6 +93,8 @@ struct FloatFormat {
   static constexpr int kActRecordBytes = sizeof(ActRecordF);
   static constexpr int kChunkBlocks = 16;  // 256 elements: the partial-sum period, as in AVX-512
   static constexpr int kMaxCols = 6;
+  static constexpr ImageLayout kLayout = image_layout(kType, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes && kLayout.block_elems == kStep);
 
   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
     for (int64_t b = 0; b * kStep < n; ++b) {
@@ -111,7 +111,7 @@ struct FloatFormat {
       const int64_t left = n_left - static_cast<int64_t>(b) * kStep;
       const uint8_t* base = w + static_cast<size_t>(b) * kWeightBlockBytes;
       if (left >= kStep) {
-        S::widen16(base, offsets, &out[b]);
+        S::widen16(BlockInPlace<kLayout>{base, offsets}, &out[b]);
         continue;
       }
       alignas(32) uint8_t padded[8][kWeightBlockBytes];  // last, partial block, zero-padded
@@ -121,7 +121,17 @@ struct FloatFormat {
         std::memcpy(padded[l], base + offsets[l], static_cast<size_t>(left) * S::kBytes);
         padded_offsets[l] = l * kWeightBlockBytes;
       }
-      S::widen16(padded[0], padded_offsets, &out[b]);
+      S::widen16(BlockInPlace<kLayout>{padded[0], padded_offsets}, &out[b]);
+    }
+  }
+
+  // The image is zero past the end of the rows: no partial block to treat apart.
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedFloatBlock*>(packed);
+    const GroupImage<kLayout> image(group, n_blocks, b0);
+    for (int b = 0; b < nb; ++b) {
+      image.prefetch(b);
+      S::widen16(image.block(b), &out[b]);
     }
   }
 
@@ -153,17 +163,32 @@ struct FloatFormat {
 
 void avx2_gemm_f32(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                    int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm<FloatFormat<StorageF32>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+  row_lane_gemm<FloatFormat<StorageF32, TensorType::kF32>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_f32(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                       float* y, size_t ldy) {
+  row_lane_gemm_image<FloatFormat<StorageF32, TensorType::kF32>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx2_gemm_f16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                    int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm<FloatFormat<StorageF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+  row_lane_gemm<FloatFormat<StorageF16, TensorType::kF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                       float* y, size_t ldy) {
+  row_lane_gemm_image<FloatFormat<StorageF16, TensorType::kF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx2_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm<FloatFormat<StorageBF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+  row_lane_gemm<FloatFormat<StorageBF16, TensorType::kBF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                       float* y, size_t ldy) {
+  row_lane_gemm_image<FloatFormat<StorageBF16, TensorType::kBF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace hylo::kernels

@@ -22,6 +22,22 @@ HYLO_AVX2_GEMM(avx2_gemm_q6_k);
 HYLO_AVX2_GEMM(avx2_gemm_iq4_xs);
 #undef HYLO_AVX2_GEMM
 
+// The same products from the rows' interleaved image (signature of MatmulKernel::gemm_image).
+#define HYLO_AVX2_GEMM_IMAGE(name)                                                                        \
+  void name(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, \
+            float* y, size_t ldy)
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_f32);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_f16);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_bf16);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_q8_0);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_q4_0);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_iq4_nl);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_q4_k);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_q5_k);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_q6_k);
+HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_iq4_xs);
+#undef HYLO_AVX2_GEMM_IMAGE
+
 // Activation quantizers (avx2_act.cpp), bit-identical to quantize_act_row.
 void avx2_quantize_q8_0(const float* x, void* dst, int64_t n);
 void avx2_quantize_q8_k(const float* x, void* dst, int64_t n);

@@ -88,9 +88,10 @@ inline __m256i shift_bits(__m256i v) {
 inline void store(void* p, __m256i v) { _mm256_store_si256(static_cast<__m256i*>(p), v); }
 
 // q4_K / q5_K header of 8 rows (see avx512_kquants.cpp pack_k4_header).
-void pack_k4_header(const uint8_t* block, const int32_t* offsets, PackedSuperBlock<8>* out) {
+template <typename R>
+void pack_k4_header(const R& r, PackedSuperBlock<8>* out) {
   __m256i h[4];
-  load_transpose_8x4(block, offsets, h);
+  r.template dwords<4>(0, h);
   const __m256i lo16 = _mm256_and_si256(h[0], _mm256_set1_epi32(0xFFFF));
   const __m256i hi16 = _mm256_srli_epi32(h[0], 16);
   const auto widen = [](__m256i v) {  // 8 dwords holding fp16 bits -> f32
@@ -114,12 +115,28 @@ void pack_k4_header(const uint8_t* block, const int32_t* offsets, PackedSuperBlo
   }
 }
 
+// Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout and pack_block(reader, packed).
+template <typename Derived>
 struct KFormatBase {
   static constexpr int kLanes = 8;
   static constexpr int kBlockElems = kQKK;
   static constexpr int kActRecordBytes = sizeof(ActRecordK);
   static constexpr int kChunkBlocks = 4;
   static constexpr int kMaxCols = 4;
+
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    for (int b = 0; b < n_blocks; ++b) {
+      const BlockInPlace<Derived::kLayout> r{w + static_cast<size_t>(b) * Derived::kWeightBlockBytes, offsets};
+      Derived::pack_block(r, packed + static_cast<size_t>(b) * Derived::kPackedBlockBytes);
+    }
+  }
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    const GroupImage<Derived::kLayout> image(group, n_blocks, b0);
+    for (int b = 0; b < nb; ++b) {
+      image.prefetch(b);
+      Derived::pack_block(image.block(b), packed + static_cast<size_t>(b) * Derived::kPackedBlockBytes);
+    }
+  }
 };
 
 // P: kSubBlocks, kHasMin, kHasStart, kSigned, kS16Groups (groups summed in s16 before widening).
@@ -186,29 +203,29 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
   for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, y[c]);
 }
 
-struct FormatQ4_K : KFormatBase {
+struct FormatQ4_K : KFormatBase<FormatQ4_K> {
   static constexpr int kSubBlocks = 8, kS16Groups = 8;
   static constexpr bool kHasMin = true, kHasStart = false, kSigned = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ4_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ4_K, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes);
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kMinPairs>(a, n, rec, stride);
   }
 
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ4_K);
-      pack_k4_header(block, offsets, &out[b]);
-      for (int c = 0; c < 4; ++c) {
-        __m256i t[8], lo[8], hi[8];
-        load_transpose_8x8(block + offsetof(BlockQ4_K, qs) + 32 * c, offsets, t);
-        split_nibbles(t, lo, hi);
-        for (int g = 0; g < 8; ++g) {
-          store(out[b].codes[8 * (2 * c) + g], lo[g]);
-          store(out[b].codes[8 * (2 * c + 1) + g], hi[g]);
-        }
+    pack_k4_header(r, out);
+    for (int c = 0; c < 4; ++c) {
+      __m256i t[8], lo[8], hi[8];
+      r.template dwords<8>(offsetof(BlockQ4_K, qs) + 32 * c, t);
+      split_nibbles(t, lo, hi);
+      for (int g = 0; g < 8; ++g) {
+        store(out->codes[8 * (2 * c) + g], lo[g]);
+        store(out->codes[8 * (2 * c + 1) + g], hi[g]);
       }
     }
   }
@@ -219,11 +236,10 @@ struct FormatQ4_K : KFormatBase {
   }
 };
 
-template <int kChunk>
-[[gnu::always_inline]] inline void pack_q5_chunk(const uint8_t* block, const int32_t* offsets, const __m256i qh[8],
-                                                 __m256i bit4, uint8_t (*codes)[32]) {
+template <int kChunk, typename R>
+[[gnu::always_inline]] inline void pack_q5_chunk(const R& r, const __m256i qh[8], __m256i bit4, uint8_t (*codes)[32]) {
   __m256i t[8], lo[8], hi[8];
-  load_transpose_8x8(block + offsetof(BlockQ5_K, qs) + 32 * kChunk, offsets, t);
+  r.template dwords<8>(offsetof(BlockQ5_K, qs) + 32 * kChunk, t);
   split_nibbles(t, lo, hi);
   for (int g = 0; g < 8; ++g) {
     store(codes[8 * (2 * kChunk) + g], or_masked(lo[g], shift_bits<4 - 2 * kChunk>(qh[g]), bit4));
@@ -231,29 +247,29 @@ template <int kChunk>
   }
 }
 
-struct FormatQ5_K : KFormatBase {
+struct FormatQ5_K : KFormatBase<FormatQ5_K> {
   static constexpr int kSubBlocks = 8, kS16Groups = 4;
   static constexpr bool kHasMin = true, kHasStart = false, kSigned = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ5_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ5_K, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes);
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kMinPairs>(a, n, rec, stride);
   }
 
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     const __m256i bit4 = _mm256_set1_epi8(0x10);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ5_K);
-      pack_k4_header(block, offsets, &out[b]);
-      __m256i qh[8];
-      load_transpose_8x8(block + offsetof(BlockQ5_K, qh), offsets, qh);
-      pack_q5_chunk<0>(block, offsets, qh, bit4, out[b].codes);
-      pack_q5_chunk<1>(block, offsets, qh, bit4, out[b].codes);
-      pack_q5_chunk<2>(block, offsets, qh, bit4, out[b].codes);
-      pack_q5_chunk<3>(block, offsets, qh, bit4, out[b].codes);
-    }
+    pack_k4_header(r, out);
+    __m256i qh[8];
+    r.template dwords<8>(offsetof(BlockQ5_K, qh), qh);
+    pack_q5_chunk<0>(r, qh, bit4, out->codes);
+    pack_q5_chunk<1>(r, qh, bit4, out->codes);
+    pack_q5_chunk<2>(r, qh, bit4, out->codes);
+    pack_q5_chunk<3>(r, qh, bit4, out->codes);
   }
 
   template <int C>
@@ -262,11 +278,11 @@ struct FormatQ5_K : KFormatBase {
   }
 };
 
-template <int kHalf>
-[[gnu::always_inline]] inline void pack_q6_quarters(const uint8_t* ql, const int32_t* offsets, const __m256i qh[8],
-                                                    __m256i bits45, uint8_t (*codes)[32]) {
+template <int kHalf, typename R>
+[[gnu::always_inline]] inline void pack_q6_quarters(const R& r, int ql, const __m256i qh[8], __m256i bits45,
+                                                    uint8_t (*codes)[32]) {
   __m256i t8[8], lo[8], hi[8];
-  load_transpose_8x8(ql, offsets, t8);
+  r.template dwords<8>(ql, t8);
   split_nibbles(t8, lo, hi);
   constexpr int kLo = kHalf, kHi = kHalf + 2;
   for (int g = 0; g < 8; ++g) {
@@ -275,38 +291,35 @@ template <int kHalf>
   }
 }
 
-struct FormatQ6_K : KFormatBase {
+struct FormatQ6_K : KFormatBase<FormatQ6_K> {
   static constexpr int kSubBlocks = 16, kS16Groups = 2;
   static constexpr bool kHasMin = false, kHasStart = true, kSigned = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ6_K);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ6_K, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes && kLayout.tail_bytes == 2);
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kStart16>(a, n, rec, stride);
   }
 
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
     const __m256i bits45 = _mm256_set1_epi8(0x30);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockQ6_K);
-      for (int h = 0; h < 2; ++h) {
-        __m256i qh[8];
-        load_transpose_8x8(block + offsetof(BlockQ6_K, qh) + 32 * h, offsets, qh);
-        const uint8_t* ql = block + offsetof(BlockQ6_K, ql) + 64 * h;
-        pack_q6_quarters<0>(ql, offsets, qh, bits45, out[b].codes + 32 * h);
-        pack_q6_quarters<1>(ql + 32, offsets, qh, bits45, out[b].codes + 32 * h);
-      }
-      __m256i sc[4];
-      load_transpose_8x4(block + offsetof(BlockQ6_K, scales), offsets, sc);
-      // d is the last field: read the dword ending with it.
-      const __m256i d_bits = _mm256_srli_epi32(gather_u32(block + offsetof(BlockQ6_K, d) - 2, offsets), 16);
-      const __m256i p = _mm256_packus_epi32(d_bits, d_bits);
-      const __m256 d = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
-      for (int j = 0; j < 16; ++j) {
-        const __m256i s = _mm256_srai_epi32(_mm256_slli_epi32(sc[j / 4], 24 - 8 * (j % 4)), 24);
-        _mm256_store_ps(out[b].dsc[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
-      }
+    for (int h = 0; h < 2; ++h) {
+      __m256i qh[8];
+      r.template dwords<8>(offsetof(BlockQ6_K, qh) + 32 * h, qh);
+      const int ql = offsetof(BlockQ6_K, ql) + 64 * h;
+      pack_q6_quarters<0>(r, ql, qh, bits45, out->codes + 32 * h);
+      pack_q6_quarters<1>(r, ql + 32, qh, bits45, out->codes + 32 * h);
+    }
+    __m256i sc[4];
+    r.template dwords<4>(offsetof(BlockQ6_K, scales), sc);
+    const __m256 d = widen_fp16(r.half(offsetof(BlockQ6_K, d)));
+    for (int j = 0; j < 16; ++j) {
+      const __m256i s = _mm256_srai_epi32(_mm256_slli_epi32(sc[j / 4], 24 - 8 * (j % 4)), 24);
+      _mm256_store_ps(out->dsc[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
     }
   }
 
@@ -316,41 +329,39 @@ struct FormatQ6_K : KFormatBase {
   }
 };
 
-struct FormatIq4Xs : KFormatBase {
+struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
   static constexpr int kSubBlocks = 8, kS16Groups = 1;
   static constexpr bool kHasMin = false, kHasStart = false, kSigned = true;
   static constexpr int kWeightBlockBytes = sizeof(BlockIQ4_XS);
   static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<8>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kIQ4_XS, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes);
 
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kNone>(a, n, rec, stride);
   }
 
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* block = w + static_cast<size_t>(b) * sizeof(BlockIQ4_XS);
-      for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
-        __m256i t[8], lo[8], hi[8];
-        load_transpose_8x8(block + offsetof(BlockIQ4_XS, qs) + 32 * c, offsets, t);
-        split_nibbles(t, lo, hi);
-        for (int i = 0; i < 8; ++i) {
-          const int s = 2 * c + i / 4, q = i % 4;
-          store(out[b].codes[8 * s + q], _mm256_shuffle_epi8(lut, lo[i]));
-          store(out[b].codes[8 * s + q + 4], _mm256_shuffle_epi8(lut, hi[i]));
-        }
+    for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
+      __m256i t[8], lo[8], hi[8];
+      r.template dwords<8>(offsetof(BlockIQ4_XS, qs) + 32 * c, t);
+      split_nibbles(t, lo, hi);
+      for (int i = 0; i < 8; ++i) {
+        const int s = 2 * c + i / 4, q = i % 4;
+        store(out->codes[8 * s + q], _mm256_shuffle_epi8(lut, lo[i]));
+        store(out->codes[8 * s + q + 4], _mm256_shuffle_epi8(lut, hi[i]));
       }
-      const __m256i h0 = gather_u32(block, offsets), h1 = gather_u32(block + 4, offsets);
-      const __m256i lo16 = _mm256_and_si256(h0, _mm256_set1_epi32(0xFFFF));
-      const __m256i p = _mm256_packus_epi32(lo16, lo16);
-      const __m256 d = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
-      for (int s = 0; s < 8; ++s) {
-        const __m256i low = _mm256_and_si256(_mm256_srli_epi32(h1, 4 * s), _mm256_set1_epi32(0x0F));
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi32(h0, 16 + 2 * s), _mm256_set1_epi32(3));
-        const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
-        _mm256_store_ps(out[b].dsc[s], _mm256_mul_ps(d, _mm256_cvtepi32_ps(ls)));
-      }
+    }
+    const __m256i h0 = r.dword(0), h1 = r.dword(4);
+    const __m256 d = widen_fp16(_mm256_and_si256(h0, _mm256_set1_epi32(0xFFFF)));
+    for (int s = 0; s < 8; ++s) {
+      const __m256i low = _mm256_and_si256(_mm256_srli_epi32(h1, 4 * s), _mm256_set1_epi32(0x0F));
+      const __m256i high = _mm256_and_si256(_mm256_srli_epi32(h0, 16 + 2 * s), _mm256_set1_epi32(3));
+      const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+      _mm256_store_ps(out->dsc[s], _mm256_mul_ps(d, _mm256_cvtepi32_ps(ls)));
     }
   }
 
@@ -367,9 +378,19 @@ void avx2_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
   row_lane_gemm<FormatQ4_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx2_gemm_image_q4_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ4_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx2_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ5_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_q5_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ5_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx2_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
@@ -377,9 +398,19 @@ void avx2_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
   row_lane_gemm<FormatQ6_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx2_gemm_image_q6_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ6_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx2_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatIq4Xs>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace hylo::kernels

@@ -50,7 +50,7 @@ struct OrderIq4Nl {
 };
 
 // kSigned: codes are signed values (sign moved to the activation); otherwise unsigned nibbles.
-template <typename Derived, typename Order, bool kSigned, int kBias, int kWeightBytes>
+template <typename Derived, typename Order, bool kSigned, int kBias, int kWeightBytes, TensorType kType>
 struct Block32Format {
   static constexpr int kLanes = 8;
   static constexpr int kBlockElems = kQK;
@@ -72,12 +72,25 @@ struct Block32Format {
     }
   }
 
+  static constexpr ImageLayout kLayout = image_layout(kType, 8);
+  static_assert(kLayout.block_bytes == kWeightBytes && kLayout.head_bytes == 2);  // d, then the codes
+
+  template <typename R>
+  static void pack_block(const R& r, PackedBlock32* out) {
+    Derived::pack_codes(r, out->codes);
+    _mm256_store_ps(out->d, widen_fp16(r.half(0)));  // d is the first field of all three
+  }
   static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedBlock32*>(packed);
-    for (int b = 0; b < n_blocks; ++b) {
-      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBytes;
-      Derived::pack_codes(base, offsets, out[b].codes);
-      _mm256_store_ps(out[b].d, gather_fp16(base, offsets));  // d is the first field of all three
+    for (int b = 0; b < n_blocks; ++b)
+      pack_block(BlockInPlace<kLayout>{w + static_cast<size_t>(b) * kWeightBytes, offsets}, &out[b]);
+  }
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedBlock32*>(packed);
+    const GroupImage<kLayout> image(group, n_blocks, b0);
+    for (int b = 0; b < nb; ++b) {
+      image.prefetch(b);
+      pack_block(image.block(b), &out[b]);
     }
   }
 
@@ -133,19 +146,21 @@ struct Block32Format {
   }
 };
 
-struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, true, 0, sizeof(BlockQ8_0)> {
-  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[32]) {
+struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, true, 0, sizeof(BlockQ8_0), TensorType::kQ8_0> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[32]) {
     __m256i t[8];
-    load_transpose_8x8(block + offsetof(BlockQ8_0, qs), offsets, t);
+    r.template dwords<8>(offsetof(BlockQ8_0, qs), t);
     for (int g = 0; g < 8; ++g) _mm256_store_si256(reinterpret_cast<__m256i*>(codes[g]), t[g]);
   }
 };
 
 // Nibble-packed codes: groups 0..3 the low nibbles (elements 0..15), 4..7 the high ones, each
 // looked up in `lut` when use_lut.
-inline void unpack_nibbles(const uint8_t* qs, const int32_t* offsets, __m256i lut, bool use_lut, uint8_t (*codes)[32]) {
+template <typename R>
+inline void unpack_nibbles(const R& r, int qs, __m256i lut, bool use_lut, uint8_t (*codes)[32]) {
   __m256i t[4];
-  load_transpose_8x4(qs, offsets, t);
+  r.template dwords<4>(qs, t);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int g = 0; g < 4; ++g) {
     __m256i lo = _mm256_and_si256(t[g], low4);
@@ -159,16 +174,18 @@ inline void unpack_nibbles(const uint8_t* qs, const int32_t* offsets, __m256i lu
   }
 }
 
-struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, false, 8, sizeof(BlockQ4_0)> {
-  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[32]) {
-    unpack_nibbles(block + offsetof(BlockQ4_0, qs), offsets, _mm256_setzero_si256(), false, codes);
+struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, false, 8, sizeof(BlockQ4_0), TensorType::kQ4_0> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[32]) {
+    unpack_nibbles(r, offsetof(BlockQ4_0, qs), _mm256_setzero_si256(), false, codes);
   }
 };
 
-struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, true, 0, sizeof(BlockIQ4_NL)> {
-  static void pack_codes(const uint8_t* block, const int32_t* offsets, uint8_t (*codes)[32]) {
+struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, true, 0, sizeof(BlockIQ4_NL), TensorType::kIQ4_NL> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[32]) {
     const __m128i values = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
-    unpack_nibbles(block + offsetof(BlockIQ4_NL, qs), offsets, _mm256_broadcastsi128_si256(values), true, codes);
+    unpack_nibbles(r, offsetof(BlockIQ4_NL, qs), _mm256_broadcastsi128_si256(values), true, codes);
   }
 };
 
@@ -179,14 +196,29 @@ void avx2_gemm_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
   row_lane_gemm<FormatQ8_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx2_gemm_image_q8_0(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ8_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx2_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ4_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+void avx2_gemm_image_q4_0(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ4_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx2_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Nl>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_iq4_nl(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                        float* y, size_t ldy) {
+  row_lane_gemm_image<FormatIq4Nl>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace hylo::kernels

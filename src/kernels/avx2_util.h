@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/interleave.h"
 #include "kernels/simd.h"
 
 namespace hylo::kernels {
@@ -69,6 +70,73 @@ inline __m256 load_or_zero(const float* y, __m256i mask, bool zero) {
 }
 
 inline void store_masked(float* y, __m256i mask, __m256 v) { _mm256_maskstore_ps(y, mask, v); }
+
+
+// 8 dwords of fp16 bits (low halves; the high halves are ignored) -> f32.
+inline __m256 widen_fp16(__m256i v) {
+  const __m256i p = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_setzero_si256());
+  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+}
+
+// Readers of one block of 8 weight rows, in place or from the interleaved image (see the AVX-512
+// ones in avx512_util.h): the same vectors either way.
+template <ImageLayout L>
+struct BlockInPlace {
+  const uint8_t* block;
+  const int32_t* offsets;
+  template <int N>
+  void dwords(int off, __m256i* t) const {
+    static_assert(N == 4 || N == 8);
+    if constexpr (N == 4) {
+      load_transpose_8x4(block + off, offsets, t);
+    } else {
+      load_transpose_8x8(block + off, offsets, t);
+    }
+  }
+  __m256i dword(int off) const { return gather_u32(block + off, offsets); }
+  __m256i half(int off) const {
+    if (off + 4 <= L.block_bytes) return _mm256_and_si256(dword(off), _mm256_set1_epi32(0xFFFF));
+    return _mm256_srli_epi32(dword(off - 2), 16);
+  }
+};
+
+template <ImageLayout L>
+struct BlockImage {
+  static_assert(L.lanes == 8 && L.body_bytes() % 4 == 0);
+  const uint8_t* body;
+  const uint8_t* halves;
+  template <int N>
+  void dwords(int off, __m256i* t) const {
+    const uint8_t* p = body + 8 * (off - L.head_bytes);
+    for (int i = 0; i < N; ++i) t[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32 * i));
+  }
+  __m256i dword(int off) const {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(body + 8 * (off - L.head_bytes)));
+  }
+  __m256i half(int off) const {
+    const int unit = off < L.head_bytes ? off / 2 : (off - L.body_bytes()) / 2;
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(halves + 16 * unit)));
+  }
+};
+
+template <ImageLayout L>
+struct GroupImage {
+  const uint8_t* body;
+  const uint8_t* halves;
+  GroupImage(const uint8_t* group, int64_t n_blocks, int64_t b0)
+      : body(group + static_cast<size_t>(b0) * 8 * L.body_bytes()),
+        halves(group + static_cast<size_t>(n_blocks) * 8 * L.body_bytes() +
+               static_cast<size_t>(b0) * 8 * (L.head_bytes + L.tail_bytes)) {}
+  // The body bytes 4 KiB ahead of block b (see avx512_util.h: decode needs the misses in flight).
+  void prefetch(int b) const {
+    const uint8_t* p = body + static_cast<size_t>(b) * 8 * L.body_bytes() + 4096;
+    for (int i = 0; i < 8 * L.body_bytes(); i += 64) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+  }
+  BlockImage<L> block(int b) const {
+    return {body + static_cast<size_t>(b) * 8 * L.body_bytes(),
+            halves + static_cast<size_t>(b) * 8 * (L.head_bytes + L.tail_bytes)};
+  }
+};
 
 }  // namespace
 }  // namespace hylo::kernels

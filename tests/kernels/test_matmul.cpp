@@ -458,13 +458,14 @@ TEST(Matmul, ImageMatchesRowsInPlace) {
           }
           ++checked;
         }
-        // A call that starts at the second group (rows 16..): what a thread's task does.
-        if (n_rows > 16) {
-          std::vector<float> in_place(n_rows - 16), imaged(n_rows - 16);
-          c.kernel->gemm(n, p.w.data() + 16 * p.w_stride, p.w_stride, n_rows - 16, p.xq.data(), p.x_stride, 1,
-                         in_place.data(), n_rows - 16);
-          c.kernel->gemm_image(n, aligned + L.group_bytes(n), n_rows - 16, p.xq.data(), p.x_stride, 1, imaged.data(),
-                               n_rows - 16);
+        // A call that starts at the second group (rows lanes..): what a thread's task does.
+        const int64_t g1 = L.lanes;
+        if (n_rows > g1) {
+          std::vector<float> in_place(n_rows - g1), imaged(n_rows - g1);
+          c.kernel->gemm(n, p.w.data() + g1 * p.w_stride, p.w_stride, n_rows - g1, p.xq.data(), p.x_stride, 1,
+                         in_place.data(), n_rows - g1);
+          c.kernel->gemm_image(n, aligned + L.group_bytes(n), n_rows - g1, p.xq.data(), p.x_stride, 1, imaged.data(),
+                               n_rows - g1);
           for (size_t i = 0; i < in_place.size(); ++i)
             EXPECT_EQ(std::bit_cast<uint32_t>(in_place[i]), std::bit_cast<uint32_t>(imaged[i])) << c.name << " " << i;
         }
