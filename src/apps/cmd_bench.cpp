@@ -9,9 +9,8 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "apps/command.h"
 #include "apps/common.h"
@@ -230,13 +229,14 @@ int run(const Options& o) {
                 fmt::format("{:.1f}% of {:.1f} GB/s ({:.2f} GB/s)", decode_frac * 100, bandwidth,
                             bytes_per_token * tgs.mean / 1e9)
                     .c_str());
-  std::printf("\nparams = multiply-adds per token in the matrix products (active experts only); prefill also counts\n"
-              "attention and delta-rule FLOPs, the LM head once (%.2f GFLOP per token); decode reads %s per token\n"
-              "(%s of weights, %s of KV cache, %s of recurrent state).\n",
-              flops_per_token / 1e9, format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
-              format_bytes(static_cast<uint64_t>(decode.weights)).c_str(),
-              format_bytes(static_cast<uint64_t>(decode.kv)).c_str(),
-              format_bytes(static_cast<uint64_t>(decode.state)).c_str());
+  std::printf(
+      "\nparams = multiply-adds per token in the matrix products (active experts only); prefill also counts\n"
+      "attention and delta-rule FLOPs, the LM head once (%.2f GFLOP per token); decode reads %s per token\n"
+      "(%s of weights, %s of KV cache, %s of recurrent state).\n",
+      flops_per_token / 1e9, format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
+      format_bytes(static_cast<uint64_t>(decode.weights)).c_str(),
+      format_bytes(static_cast<uint64_t>(decode.kv)).c_str(),
+      format_bytes(static_cast<uint64_t>(decode.state)).c_str());
   if (info.repacked_bytes > 0)
     std::printf("weights repacked at load: %s in %.1f s.\n", format_bytes(info.repacked_bytes).c_str(),
                 info.repack_seconds);

@@ -4,13 +4,13 @@
 #include <memory>
 
 #include "apps/command.h"
-#include "base/timer.h"
 #include "base/cpu.h"
-#include "models/model.h"
 #include "base/strings.h"
+#include "base/timer.h"
 #include "doctor/config.h"
 #include "doctor/doctor.h"
 #include "doctor/render.h"
+#include "models/model.h"
 
 namespace hylo::apps {
 namespace {
@@ -40,8 +40,6 @@ Result<double> measure_prefill_tps(const std::string& path) {
 }  // namespace hylo::apps
 
 namespace {
-
-
 
 using namespace hylo;
 using namespace hylo::doctor;

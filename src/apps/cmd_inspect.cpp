@@ -3,7 +3,6 @@
 // tensor directory only; works for any architecture and any tensor type ggml knows.
 #include <cstdio>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "apps/command.h"
@@ -130,7 +129,10 @@ int run(const Options& o) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& t : f.tensors()) {
     std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
-    tensors.push_back({{"name", t.name}, {"type", tensor_type_name(t.type)}, {"shape", ne}, {"bytes", t.n_bytes},
+    tensors.push_back({{"name", t.name},
+                       {"type", tensor_type_name(t.type)},
+                       {"shape", ne},
+                       {"bytes", t.n_bytes},
                        {"offset", f.data_offset() + t.offset}});
   }
   j["tensors"] = tensors;

@@ -26,7 +26,6 @@ struct alignas(32) ActRecordF {
   float a[kStep];
 };
 
-
 inline void store(float* p, __m256 v) { _mm256_store_ps(p, v); }
 inline void store(float* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
 
@@ -167,7 +166,7 @@ void avx2_gemm_f32(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
 }
 
 void avx2_gemm_image_f32(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                       float* y, size_t ldy) {
+                         float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageF32, TensorType::kF32>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -177,7 +176,7 @@ void avx2_gemm_f16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, co
 }
 
 void avx2_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                       float* y, size_t ldy) {
+                         float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageF16, TensorType::kF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -187,7 +186,7 @@ void avx2_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
 }
 
 void avx2_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                       float* y, size_t ldy) {
+                          float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageBF16, TensorType::kBF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 

@@ -23,9 +23,9 @@ HYLO_AVX2_GEMM(avx2_gemm_iq4_xs);
 #undef HYLO_AVX2_GEMM
 
 // The same products from the rows' interleaved image (signature of MatmulKernel::gemm_image).
-#define HYLO_AVX2_GEMM_IMAGE(name)                                                                        \
-  void name(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, \
-            float* y, size_t ldy)
+#define HYLO_AVX2_GEMM_IMAGE(name)                                                                                  \
+  void name(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, float* y, \
+            size_t ldy)
 HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_f32);
 HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_f16);
 HYLO_AVX2_GEMM_IMAGE(avx2_gemm_image_bf16);

@@ -379,7 +379,7 @@ void avx2_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
 }
 
 void avx2_gemm_image_q4_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                        float* y, size_t ldy) {
+                          float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ4_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -389,7 +389,7 @@ void avx2_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
 }
 
 void avx2_gemm_image_q5_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                        float* y, size_t ldy) {
+                          float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ5_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -399,7 +399,7 @@ void avx2_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, c
 }
 
 void avx2_gemm_image_q6_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                        float* y, size_t ldy) {
+                          float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ6_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -408,8 +408,8 @@ void avx2_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
   row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
-void avx2_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                        float* y, size_t ldy) {
+void avx2_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Xs>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 

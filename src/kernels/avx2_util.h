@@ -71,7 +71,6 @@ inline __m256 load_or_zero(const float* y, __m256i mask, bool zero) {
 
 inline void store_masked(float* y, __m256i mask, __m256 v) { _mm256_maskstore_ps(y, mask, v); }
 
-
 // 8 dwords of fp16 bits (low halves; the high halves are ignored) -> f32.
 inline __m256 widen_fp16(__m256i v) {
   const __m256i p = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_setzero_si256());

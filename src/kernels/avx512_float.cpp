@@ -166,8 +166,8 @@ void avx512_gemm_f32(int64_t n, const void* w, size_t w_stride, int64_t n_rows, 
   row_lane_gemm<FloatFormat<StorageF32, TensorType::kF32>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
-void avx512_gemm_image_f32(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                         int64_t n_cols, float* y, size_t ldy) {
+void avx512_gemm_image_f32(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                           float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageF32, TensorType::kF32>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -176,8 +176,8 @@ void avx512_gemm_f16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, 
   row_lane_gemm<FloatFormat<StorageF16, TensorType::kF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
-void avx512_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                         int64_t n_cols, float* y, size_t ldy) {
+void avx512_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                           float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageF16, TensorType::kF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -187,7 +187,7 @@ void avx512_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
 }
 
 void avx512_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                         int64_t n_cols, float* y, size_t ldy) {
+                            int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageBF16, TensorType::kBF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 

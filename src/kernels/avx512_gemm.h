@@ -16,6 +16,9 @@ HYLO_AVX512_GEMM(avx512_gemm_bf16);
 HYLO_AVX512_GEMM(avx512_gemm_q8_0);
 HYLO_AVX512_GEMM(avx512_gemm_q4_0);
 HYLO_AVX512_GEMM(avx512_gemm_iq4_nl);
+HYLO_AVX512_GEMM(avx512_gemm_q5_0);
+HYLO_AVX512_GEMM(avx512_gemm_q2_k);
+HYLO_AVX512_GEMM(avx512_gemm_q3_k);
 HYLO_AVX512_GEMM(avx512_gemm_q4_k);
 HYLO_AVX512_GEMM(avx512_gemm_q5_k);
 HYLO_AVX512_GEMM(avx512_gemm_q6_k);
@@ -23,15 +26,18 @@ HYLO_AVX512_GEMM(avx512_gemm_iq4_xs);
 #undef HYLO_AVX512_GEMM
 
 // The same products from the rows' interleaved image (signature of MatmulKernel::gemm_image).
-#define HYLO_AVX512_GEMM_IMAGE(name)                                                                      \
-  void name(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, \
-            float* y, size_t ldy)
+#define HYLO_AVX512_GEMM_IMAGE(name)                                                                                \
+  void name(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, float* y, \
+            size_t ldy)
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_f32);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_f16);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_bf16);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q8_0);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q4_0);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_iq4_nl);
+HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q5_0);
+HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q2_k);
+HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q3_k);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q4_k);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q5_k);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q6_k);

@@ -1,18 +1,20 @@
 // AVX-512 (VNNI) matmul for the 256-element super-block formats against q8_K activations:
-// q4_K, q5_K, q6_K and iq4_xs. Row-lane kernels (row_lane_gemm.h): 16 weight rows per zmm,
+// q2_K, q3_K, q4_K, q5_K, q6_K and iq4_xs. Row-lane kernels (row_lane_gemm.h): 16 weight rows per zmm,
 // unpacked once per chunk into u8 codes, one vpdpbusd per 4 elements per column.
 //
 // Per output y[c][r] and super-block, with sub-blocks j of 32 (q4_K, q5_K, iq4_xs) or 16 (q6_K)
 // elements, S_j the exact integer dot of sub-block j, dsc_j = f32(d_w · scale_j) and d_a the
 // activation's f32 scale, the operations are, in this order:
 //   t = 0;  t = fma(float(S_j), dsc_j, t) for j = 0, 1, ...
-//   q4_K, q5_K: t = fnmadd(float(M), dmin_w, t)   with M = Σ_j m_j · Σ_{i in j} q_a[i] (exact)
+//   q2_K, q4_K, q5_K: t = fnmadd(float(M), dmin_w, t)   with M = Σ_j m_j · Σ_{i in j} q_a[i] (exact)
 //   y = fma(t, d_a, y)
 // (y starts at 0 and carries over super-blocks). This differs from ggml's scalar order only in
 // rounding; see the tolerance derivation in the tests.
 //
 // Signed weight values are biased to u8 for vpdpbusd and the bias is removed exactly by starting
-// S_j at -bias · Σ_{i in j} q_a[i]: q6_K stores q + 32 (bias 32), iq4_xs the grid value + 128.
+// S_j at -bias · Σ_{i in j} q_a[i]: q6_K stores q + 32 (bias 32), q3_K q + 4 (bias 4), iq4_xs the
+// grid value + 128. (q3_K has no other family with this arithmetic: the scalar family keeps
+// ggml's order for it, so the two differ in rounding only.)
 #include <cstddef>
 #include <cstring>
 
@@ -41,7 +43,7 @@ inline int32_t sum_i8x16(const int8_t* q) {
   return static_cast<int32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) - 16 * 128;
 }
 
-enum class Side { kMinPairs, kStart16, kStart32 };
+enum class Side { kMinPairs, kMinPairs16, kStart16, kStart32 };
 
 template <Side kSide, int kBias>
 void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
@@ -52,7 +54,11 @@ void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block
     rec->d = a[b].d;
     int32_t sum16[16];  // recomputed from the codes: ggml leaves bsums unwritten for zero blocks
     for (int k = 0; k < 16; ++k) sum16[k] = sum_i8x16(a[b].qs + 16 * k);
-    if constexpr (kSide == Side::kMinPairs) {
+    if constexpr (kSide == Side::kMinPairs16) {  // q2_K: 8 pairs of 16-element sums
+      for (int p = 0; p < 8; ++p)
+        rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(sum16[2 * p] & 0xFFFF) |
+                                            static_cast<uint32_t>(sum16[2 * p + 1]) << 16);
+    } else if constexpr (kSide == Side::kMinPairs) {
       for (int p = 0; p < 4; ++p) {
         const int32_t lo = sum16[4 * p] + sum16[4 * p + 1], hi = sum16[4 * p + 2] + sum16[4 * p + 3];
         rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(lo & 0xFFFF) | static_cast<uint32_t>(hi) << 16);
@@ -72,7 +78,7 @@ template <int kSubBlocks>
 struct alignas(64) PackedSuperBlock {
   uint8_t codes[64][64];
   float dsc[kSubBlocks][16];
-  int32_t min_pairs[4][16];
+  int32_t min_pairs[kSubBlocks / 2][16];
   float dmin[16];
 };
 
@@ -195,7 +201,7 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
       const __m512 dmin = _mm512_load_ps(pb[b].dmin);
       for (int c = 0; c < C; ++c) {
         __m512i m = _mm512_setzero_si512();
-        for (int p = 0; p < 4; ++p) {
+        for (int p = 0; p < kSub / 2; ++p) {
           m = _mm512_dpwssd_epi32(m, _mm512_load_si512(pb[b].min_pairs[p]), _mm512_set1_epi32(rec[c].side[p]));
         }
         t[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dmin, t[c]);
@@ -340,6 +346,127 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
   }
 };
 
+// q2_K element 128h + 32s + l: bits 2s, 2s+1 of qs[32h + l]; sub-block j (16 elements) has the
+// 4-bit scale scales[j] & 15 and the 4-bit min scales[j] >> 4; d and dmin close the block.
+struct FormatQ2_K : KFormatBase<FormatQ2_K> {
+  static constexpr int kSubBlocks = 16;
+  static constexpr bool kHasMin = true, kHasStart = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ2_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ2_K, 16);
+  static_assert(kLayout.block_bytes == sizeof(BlockQ2_K) && kLayout.tail_bytes == 4);  // d, dmin last
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs16, 0>(a, n, rec, stride);
+  }
+
+  template <int kH, int kS>
+  [[gnu::always_inline]] static void pack_quarter(const __m512i qs[16], uint8_t (*codes)[64]) {
+    const __m512i low2 = _mm512_set1_epi8(0x03);
+    for (int g = 0; g < 8; ++g)
+      _mm512_store_si512(codes[32 * kH + 8 * kS + g], _mm512_and_si512(shift_bits<-2 * kS>(qs[8 * kH + g]), low2));
+  }
+
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
+    __m512i qs[16], sc[4];
+    r.template dwords<8>(offsetof(BlockQ2_K, qs), qs);
+    r.template dwords<8>(offsetof(BlockQ2_K, qs) + 32, qs + 8);
+    pack_quarter<0, 0>(qs, out->codes);
+    pack_quarter<0, 1>(qs, out->codes);
+    pack_quarter<0, 2>(qs, out->codes);
+    pack_quarter<0, 3>(qs, out->codes);
+    pack_quarter<1, 0>(qs, out->codes);
+    pack_quarter<1, 1>(qs, out->codes);
+    pack_quarter<1, 2>(qs, out->codes);
+    pack_quarter<1, 3>(qs, out->codes);
+    r.template dwords<4>(offsetof(BlockQ2_K, scales), sc);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, d))));
+    _mm512_store_ps(out->dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, dmin)))));
+    const __m512i low4 = _mm512_set1_epi32(0x0F);
+    for (int j = 0; j < 16; ++j) {
+      const __m512i s = _mm512_and_si512(byte_of(sc[j / 4], j % 4), low4);
+      _mm512_store_ps(out->dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
+    }
+    for (int p = 0; p < 8; ++p) {  // (m_2p, m_2p+1) as two int16
+      const __m512i x = sc[p / 2];
+      const int k = 2 * (p % 2);
+      const __m512i lo = _mm512_srli_epi32(byte_of(x, k), 4), hi = _mm512_srli_epi32(byte_of(x, k + 1), 4);
+      _mm512_store_si512(out->min_pairs[p], _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ2_K, C>(tile, packed, n_blocks);
+  }
+};
+
+// q3_K element 128h + 32s + l: low 2 bits = bits 2s, 2s+1 of qs[32h + l], high bit = bit 4h + s
+// of hmask[l] (set: value = low bits, clear: value = low bits − 4). Stored as the code value + 4.
+struct FormatQ3_K : KFormatBase<FormatQ3_K> {
+  static constexpr int kSubBlocks = 16;
+  static constexpr bool kHasMin = false, kHasStart = true;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ3_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ3_K, 16);
+  static_assert(kLayout.block_bytes == sizeof(BlockQ3_K) && kLayout.tail_bytes == 2);  // d last
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kStart16, 4>(a, n, rec, stride);
+  }
+
+  template <int kH, int kS, typename R>
+  [[gnu::always_inline]] static void pack_quarter(const __m512i qs[16], const __m512i hm[8], uint8_t (*codes)[64]) {
+    const __m512i low2 = _mm512_set1_epi8(0x03), bit2 = _mm512_set1_epi8(0x04);
+    for (int g = 0; g < 8; ++g) {
+      const __m512i lo = _mm512_and_si512(shift_bits<-2 * kS>(qs[8 * kH + g]), low2);
+      _mm512_store_si512(codes[32 * kH + 8 * kS + g], or_masked(lo, shift_bits<2 - 4 * kH - kS>(hm[g]), bit2));
+    }
+  }
+
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
+    __m512i hm[8], qs[16];
+    r.template dwords<8>(offsetof(BlockQ3_K, hmask), hm);
+    r.template dwords<8>(offsetof(BlockQ3_K, qs), qs);
+    r.template dwords<8>(offsetof(BlockQ3_K, qs) + 32, qs + 8);
+    pack_quarter<0, 0, R>(qs, hm, out->codes);
+    pack_quarter<0, 1, R>(qs, hm, out->codes);
+    pack_quarter<0, 2, R>(qs, hm, out->codes);
+    pack_quarter<0, 3, R>(qs, hm, out->codes);
+    pack_quarter<1, 0, R>(qs, hm, out->codes);
+    pack_quarter<1, 1, R>(qs, hm, out->codes);
+    pack_quarter<1, 2, R>(qs, hm, out->codes);
+    pack_quarter<1, 3, R>(qs, hm, out->codes);
+    // The 16 6-bit scales (ggml's dequantize_row_q3_K unpacking), stored + 32.
+    const __m512i aux0 = r.dword(offsetof(BlockQ3_K, scales)), aux1 = r.dword(offsetof(BlockQ3_K, scales) + 4);
+    const __m512i tmp = r.dword(offsetof(BlockQ3_K, scales) + 8);
+    const __m512i m4 = _mm512_set1_epi32(0x0f0f0f0f), m2 = _mm512_set1_epi32(0x03030303);
+    const auto high = [&](int shift) {
+      return _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(tmp, _mm_cvtsi32_si128(shift)), m2), 4);
+    };
+    const __m512i sc[4] = {
+        _mm512_or_si512(_mm512_and_si512(aux0, m4), high(0)),
+        _mm512_or_si512(_mm512_and_si512(aux1, m4), high(2)),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(aux0, 4), m4), high(4)),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(aux1, 4), m4), high(6)),
+    };
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ3_K, d))));
+    for (int j = 0; j < 16; ++j) {
+      const __m512i s = _mm512_sub_epi32(byte_of(sc[j / 4], j % 4), _mm512_set1_epi32(32));
+      _mm512_store_ps(out->dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
+    }
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_k<FormatQ3_K, C>(tile, packed, n_blocks);
+  }
+};
+
 struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
   static constexpr int kSubBlocks = 8;
   static constexpr bool kHasMin = false, kHasStart = true;
@@ -390,13 +517,33 @@ struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
 
 }  // namespace
 
+void avx512_gemm_q2_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ2_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_q2_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ2_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q3_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ3_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_q3_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ3_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
 void avx512_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ4_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx512_gemm_image_q4_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                          int64_t n_cols, float* y, size_t ldy) {
+                            int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ4_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -406,7 +553,7 @@ void avx512_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
 }
 
 void avx512_gemm_image_q5_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                          int64_t n_cols, float* y, size_t ldy) {
+                            int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ5_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -416,7 +563,7 @@ void avx512_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
 }
 
 void avx512_gemm_image_q6_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                          int64_t n_cols, float* y, size_t ldy) {
+                            int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ6_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
@@ -426,7 +573,7 @@ void avx512_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_row
 }
 
 void avx512_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                          int64_t n_cols, float* y, size_t ldy) {
+                              int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Xs>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 

@@ -57,6 +57,11 @@ struct OrderQ4_0 {  // acc += (float(S) * d_w) * d_a
     return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(s, dw), da));
   }
 };
+struct OrderQ5_0 {  // acc += (d_w * d_a) * float(S)
+  static __m512 apply(__m512 acc, __m512 s, __m512 dw, __m512 da) {
+    return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(dw, da), s));
+  }
+};
 struct OrderIq4Nl {  // acc += (d_a * d_w) * float(S)
   static __m512 apply(__m512 acc, __m512 s, __m512 dw, __m512 da) {
     return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(da, dw), s));
@@ -94,7 +99,8 @@ struct Block32Format {
   }
   static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedBlock32*>(packed);
-    for (int b = 0; b < n_blocks; ++b) pack_block(BlockInPlace<kLayout>{w + static_cast<size_t>(b) * kWeightBytes, offsets}, &out[b]);
+    for (int b = 0; b < n_blocks; ++b)
+      pack_block(BlockInPlace<kLayout>{w + static_cast<size_t>(b) * kWeightBytes, offsets}, &out[b]);
   }
   static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedBlock32*>(packed);
@@ -175,6 +181,32 @@ struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, 8, sizeof(BlockQ4_0), T
   }
 };
 
+// q5_0: element e < 16 is the low nibble of qs[e], e >= 16 the high nibble of qs[e − 16]; bit e of
+// the 32-bit qh is its fifth bit. Codes 0..31 = value + 16.
+struct FormatQ5_0 : Block32Format<FormatQ5_0, OrderQ5_0, 16, sizeof(BlockQ5_0), TensorType::kQ5_0> {
+  // Bits first .. first+3 of each lane's qh as bit 4 of its 4 bytes: the multiply puts bit b at
+  // bits b, b+7, b+14, b+21 (no carries), so byte b's bit 0 is bit b.
+  static __m512i fifth_bits(__m512i qh, int first) {
+    const __m512i nib = _mm512_and_si512(_mm512_srl_epi32(qh, _mm_cvtsi32_si128(first)), _mm512_set1_epi32(0xF));
+    const __m512i spread =
+        _mm512_and_si512(_mm512_mullo_epi32(nib, _mm512_set1_epi32(0x00204081)), _mm512_set1_epi32(0x01010101));
+    return _mm512_slli_epi32(spread, 4);
+  }
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[64]) {
+    __m512i t[4];
+    r.template dwords<4>(offsetof(BlockQ5_0, qs), t);
+    const __m512i qh = r.dword(offsetof(BlockQ5_0, qh));
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int g = 0; g < 4; ++g) {
+      const __m512i lo = _mm512_and_si512(t[g], low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(t[g], 4), low4);
+      _mm512_store_si512(codes[g], _mm512_or_si512(lo, fifth_bits(qh, 4 * g)));
+      _mm512_store_si512(codes[g + 4], _mm512_or_si512(hi, fifth_bits(qh, 16 + 4 * g)));
+    }
+  }
+};
+
 struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, 128, sizeof(BlockIQ4_NL), TensorType::kIQ4_NL> {
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
@@ -205,6 +237,16 @@ void avx512_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
 void avx512_gemm_image_q4_0(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ4_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q5_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ5_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_q5_0(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ5_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx512_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,

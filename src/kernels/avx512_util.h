@@ -83,7 +83,6 @@ inline __m512 load_or_zero(const float* y, __mmask16 mask, bool zero) {
   return zero ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y);
 }
 
-
 // Readers of one block of 16 weight rows for the packers, over the two layouts of interleave.h:
 //   dwords<N>(off, t): t[i] lane l = the 4 bytes at byte off + 4i of row l's block (N = 4 or 8)
 //   dword(off):        the same for one unit

@@ -26,14 +26,19 @@ void build_image(const ImageLayout& L, const void* w, size_t w_stride, size_t ro
       for (int64_t b = 0; b < n_blocks; ++b) {
         const size_t start = static_cast<size_t>(b) * static_cast<size_t>(L.block_bytes);
         const size_t have = start >= row_bytes ? 0 : std::min<size_t>(L.block_bytes, row_bytes - start);
-        std::memset(block, 0, static_cast<size_t>(L.block_bytes));
-        std::memcpy(block, row + start, have);
+        const uint8_t* src_block = row + start;
+        if (have < static_cast<size_t>(L.block_bytes)) {  // the row ends inside this block: zero-pad
+          std::memset(block, 0, static_cast<size_t>(L.block_bytes));
+          std::memcpy(block, row + start, have);
+          src_block = block;
+        }
         uint8_t* bo = body_out + static_cast<size_t>(b) * lanes * body;
-        for (size_t k = 0; k < body / 4; ++k) std::memcpy(bo + (k * lanes + l) * 4, block + L.head_bytes + 4 * k, 4);
+        for (size_t k = 0; k < body / 4; ++k)
+          std::memcpy(bo + (k * lanes + l) * 4, src_block + L.head_bytes + 4 * k, 4);
         uint8_t* ho = halves_out + static_cast<size_t>(b) * lanes * halves;
         for (size_t k = 0; k < halves / 2; ++k) {
           const size_t off = k * 2 < static_cast<size_t>(L.head_bytes) ? k * 2 : k * 2 + body;
-          std::memcpy(ho + (k * lanes + l) * 2, block + off, 2);
+          std::memcpy(ho + (k * lanes + l) * 2, src_block + off, 2);
         }
       }
     }

@@ -37,31 +37,48 @@ struct ImageLayout {
     return (raw + 63) / 64 * 64;
   }
   [[gnu::always_inline]] constexpr int64_t groups(int64_t n_rows) const { return (n_rows + lanes - 1) / lanes; }
-  [[gnu::always_inline]] constexpr size_t image_bytes(int64_t n_rows, int64_t n) const { return static_cast<size_t>(groups(n_rows)) * group_bytes(n); }
+  [[gnu::always_inline]] constexpr size_t image_bytes(int64_t n_rows, int64_t n) const {
+    return static_cast<size_t>(groups(n_rows)) * group_bytes(n);
+  }
 };
 
 // The layout of `type` with `lanes` rows per group (lanes 0: the type has no image form). The
 // head and tail are the fp16 scale fields that do not fall on the body's 4-byte units.
 [[gnu::always_inline]] constexpr ImageLayout image_layout(TensorType type, int lanes) {
   switch (type) {
-    case TensorType::kF32: return {lanes, 16, 64, 0, 0};
+    case TensorType::kF32:
+      return {lanes, 16, 64, 0, 0};
     case TensorType::kF16:
-    case TensorType::kBF16: return {lanes, 16, 32, 0, 0};
-    case TensorType::kQ8_0: return {lanes, 32, 34, 2, 0};
+    case TensorType::kBF16:
+      return {lanes, 16, 32, 0, 0};
+    case TensorType::kQ8_0:
+      return {lanes, 32, 34, 2, 0};
+    case TensorType::kQ5_0:
+      return {lanes, 32, 22, 2, 0};
     case TensorType::kQ4_0:
-    case TensorType::kIQ4_NL: return {lanes, 32, 18, 2, 0};
-    case TensorType::kQ4_K: return {lanes, 256, 144, 0, 0};
-    case TensorType::kQ5_K: return {lanes, 256, 176, 0, 0};
-    case TensorType::kQ6_K: return {lanes, 256, 210, 0, 2};
-    case TensorType::kIQ4_XS: return {lanes, 256, 136, 0, 0};
-    default: return {};
+    case TensorType::kIQ4_NL:
+      return {lanes, 32, 18, 2, 0};
+    case TensorType::kQ2_K:
+      return {lanes, 256, 84, 0, 4};
+    case TensorType::kQ3_K:
+      return {lanes, 256, 110, 0, 2};
+    case TensorType::kQ4_K:
+      return {lanes, 256, 144, 0, 0};
+    case TensorType::kQ5_K:
+      return {lanes, 256, 176, 0, 0};
+    case TensorType::kQ6_K:
+      return {lanes, 256, 210, 0, 2};
+    case TensorType::kIQ4_XS:
+      return {lanes, 256, 136, 0, 0};
+    default:
+      return {};
   }
 }
 
 // Writes groups [g_begin, g_end) of the image of n_rows rows of n elements (w_stride bytes apart,
 // each row_bytes long: the bytes the type uses for n elements) into `image`, which holds the whole
 // image (64-byte aligned). Groups are independent: callers may build them on several threads.
-void build_image(const ImageLayout& layout, const void* w, size_t w_stride, size_t row_bytes, int64_t n_rows,
-                 int64_t n, int64_t g_begin, int64_t g_end, void* image);
+void build_image(const ImageLayout& layout, const void* w, size_t w_stride, size_t row_bytes, int64_t n_rows, int64_t n,
+                 int64_t g_begin, int64_t g_end, void* image);
 
 }  // namespace hylo::kernels

@@ -122,8 +122,8 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
 }
 
 template <typename F, typename Rows>
-void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
-                        float* y, size_t ldy) {
+void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, float* y,
+                        size_t ldy) {
   const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
   const auto* xb = static_cast<const uint8_t*>(x);
 

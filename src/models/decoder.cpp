@@ -16,7 +16,7 @@ namespace hylo::models {
 
 // Activation buffers, grown to the largest batch seen and reused.
 struct Workspace {
-  std::vector<float> x, a, mixed, f, ffn_out, normed;   // [n_rows][n_embd]
+  std::vector<float> x, a, mixed, f, ffn_out, normed;  // [n_rows][n_embd]
   std::vector<float> proj_q, proj_k, proj_v, q, gate, attn_out, cos, sin;
   ops::ActRows act, act2;
   ops::MoeScratch moe;
@@ -120,8 +120,8 @@ Status DecoderModel::load_common(TensorLoader& tl, const std::string& ffn_norm_n
   return ok_status();
 }
 
-Status DecoderModel::load_block_ffn(TensorLoader& tl, int64_t il, const std::string& ffn_norm_name,
-                                   bool shared_expert, int64_t n_ff_exp, int64_t n_ff_shexp) {
+Status DecoderModel::load_block_ffn(TensorLoader& tl, int64_t il, const std::string& ffn_norm_name, bool shared_expert,
+                                    int64_t n_ff_exp, int64_t n_ff_shexp) {
   const std::string p = fmt::format("blk.{}.", il);
   Layer& L = layers_.at(il);
   HYLO_ASSIGN_OR_RETURN(L.attn_norm, tl.vector(p + "attn_norm.weight", n_embd_));
@@ -383,9 +383,8 @@ void DecoderModel::attention(int il, const AttentionWeights& aw, const Attention
     ops::convert_rows(pool, *aw.k.kernel, a, T, n_embd_, n_embd_, &w.act2);
     in_kv = &w.act2;
   }
-  const ops::MatmulJob jobs[] = {{&aw.q, &w.act, w.proj_q.data(), pw},
-                                 {&aw.k, in_kv, w.proj_k.data(), nkv},
-                                 {&aw.v, in_kv, w.proj_v.data(), nkv}};
+  const ops::MatmulJob jobs[] = {
+      {&aw.q, &w.act, w.proj_q.data(), pw}, {&aw.k, in_kv, w.proj_k.data(), nkv}, {&aw.v, in_kv, w.proj_v.data(), nkv}};
   HYLO_CHECK(aw.v.kernel->act == aw.k.kernel->act, "attn_k and attn_v need the same activation format");
   ops::matmul(pool, jobs);
   ops::dump(ops::layer_name("Qcur_full", il), w.proj_q.data(), {T, pw});

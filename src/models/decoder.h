@@ -18,9 +18,9 @@ namespace hylo::models {
 // The rows of one sequence inside a batch.
 struct SeqRun {
   int32_t seq;
-  int64_t row0;     // first row in the batch
-  int64_t n;        // number of rows
-  int32_t pos0;     // position of the first row
+  int64_t row0;  // first row in the batch
+  int64_t n;     // number of rows
+  int32_t pos0;  // position of the first row
 };
 
 // RoPE parameters (spec §2.5, §6). YaRN is active when ext_factor != 0.
@@ -54,7 +54,7 @@ struct AttentionDims {
 // The NextN / MTP head (spec §5.3): one more gated-attention + MoE block whose input mixes the
 // embedding of the token with the trunk's hidden state.
 struct NextNWeights {
-  int layer = -1;  // block index (after the trunk); -1: none
+  int layer = -1;       // block index (after the trunk); -1: none
   ops::Weight eh_proj;  // [2·n_embd → n_embd], input [embedding | hidden]
   std::vector<float> enorm, hnorm, shared_head_norm;
   AttentionWeights attn;

@@ -118,8 +118,8 @@ Result<std::vector<float>> TensorLoader::vector(const std::string& name, int64_t
   const gguf::TensorInfo* t = file_.find_tensor(name);
   if (t == nullptr) return make_error("[model] {}: tensor {} is missing", file_name_, name);
   // Accept [n] and [n, 1] (some converters write 2-D gate vectors).
-  HYLO_ASSIGN_OR_RETURN(t, find(name, t->n_dims == 2 ? std::initializer_list<int64_t>{n, 1}
-                                                     : std::initializer_list<int64_t>{n}));
+  HYLO_ASSIGN_OR_RETURN(
+      t, find(name, t->n_dims == 2 ? std::initializer_list<int64_t>{n, 1} : std::initializer_list<int64_t>{n}));
   if (!kernels::can_dequantize(t->type))
     return make_error("[model] {}: tensor {}: type {} cannot be read by this build", file_name_, name,
                       tensor_type_name(t->type));

@@ -26,8 +26,8 @@ struct BatchRow {
 };
 
 struct ModelInfo {
-  std::string arch;         // general.architecture
-  std::string name;         // general.name
+  std::string arch;  // general.architecture
+  std::string name;  // general.name
   std::string path;
   int64_t n_vocab = 0;
   int64_t n_embd = 0;
@@ -38,7 +38,7 @@ struct ModelInfo {
   // Weight bytes: all tensors, and those read to decode one token (active experts only).
   uint64_t weight_bytes = 0;
   uint64_t active_weight_bytes = 0;
-  uint64_t active_params = 0;  // multiply-adds per token in the matrix products
+  uint64_t active_params = 0;   // multiply-adds per token in the matrix products
   uint64_t lm_head_params = 0;  // of which the LM head's (n_embd · n_vocab: once per logit row)
   // The load-time repack of the matrices into their kernels' interleaved layout (0: all in place).
   uint64_t repacked_bytes = 0;

@@ -17,10 +17,10 @@ namespace hylo::models {
 namespace {
 
 struct DeltaNetWeights {
-  ops::Weight qkv, gate;  // split layout: attn_qkv [E → conv_dim], attn_gate [E → value_dim]
-  ops::Weight ssm_in;     // legacy layout: [E → 2·key_dim + 2·value_dim], grouped per key head
-  ops::Weight ba;         // ssm_ba [E → 2·H_v], grouped per key head: [β (r) | α (r)]
-  std::vector<float> conv_t;  // ssm_conv1d transposed to [K][conv_dim]
+  ops::Weight qkv, gate;          // split layout: attn_qkv [E → conv_dim], attn_gate [E → value_dim]
+  ops::Weight ssm_in;             // legacy layout: [E → 2·key_dim + 2·value_dim], grouped per key head
+  ops::Weight ba;                 // ssm_ba [E → 2·H_v], grouped per key head: [β (r) | α (r)]
+  std::vector<float> conv_t;      // ssm_conv1d transposed to [K][conv_dim]
   std::vector<float> dt_bias, a;  // [H_v]
   std::vector<float> norm;        // [d_v]
   ops::Weight out;                // ssm_out [value_dim → E]
@@ -37,7 +37,8 @@ class Qwen3Next final : public DecoderModel {
     HYLO_ASSIGN_OR_RETURN(int64_t n_block, hp.get_int("block_count", 1, 4096));
     HYLO_ASSIGN_OR_RETURN(int64_t n_mtp, hp.get_int_or("nextn_predict_layers", 0, 0, 16));
     if (n_mtp >= n_block)
-      return make_error("[model] {}: nextn_predict_layers {} leaves no trunk blocks of {}", file_.path(), n_mtp, n_block);
+      return make_error("[model] {}: nextn_predict_layers {} leaves no trunk blocks of {}", file_.path(), n_mtp,
+                        n_block);
     n_layer_ = n_block - n_mtp;
     HYLO_ASSIGN_OR_RETURN(n_ctx_train_, hp.get_int("context_length", 1, int64_t{1} << 31));
     HYLO_ASSIGN_OR_RETURN(int64_t n_head, hp.get_int("attention.head_count", 1, 4096));
@@ -64,8 +65,10 @@ class Qwen3Next final : public DecoderModel {
                         head_dim);
     if (n_rot % 2 != 0) return make_error("[model] {}: rope.dimension_count {} must be even", file_.path(), n_rot);
     if (h_v_ % h_k_ != 0 || inner % h_v_ != 0)
-      return make_error("[model] {}: ssm.time_step_rank {} must be a multiple of ssm.group_count {} and divide "
-                        "ssm.inner_size {}", file_.path(), h_v_, h_k_, inner);
+      return make_error(
+          "[model] {}: ssm.time_step_rank {} must be a multiple of ssm.group_count {} and divide "
+          "ssm.inner_size {}",
+          file_.path(), h_v_, h_k_, inner);
     d_v_ = inner / h_v_;
     key_dim_ = h_k_ * d_k_;
     value_dim_ = h_v_ * d_v_;
@@ -105,8 +108,8 @@ class Qwen3Next final : public DecoderModel {
       }
     }
     if (n_mtp > 0)
-      HYLO_TRY(load_nextn(tl, static_cast<int>(n_layer_), attn_dims_, "post_attention_norm", true, n_ff_exp,
-                          n_ff_shexp));
+      HYLO_TRY(
+          load_nextn(tl, static_cast<int>(n_layer_), attn_dims_, "post_attention_norm", true, n_ff_exp, n_ff_shexp));
     if (n_mtp > 1) log_warn("[model] {}: only the first of {} MTP blocks is used", file_.path(), n_mtp);
     info_.has_mtp = n_mtp > 0;
     info_.attention_flops_per_key = layout_.kv.size() * 4ull * n_head * head_dim;

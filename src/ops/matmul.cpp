@@ -67,8 +67,8 @@ void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
       const MatmulJob& j = jobs[task.job];
       float* y = j.y + task.c0 * j.ldy + task.r0;
       if (j.w->image != nullptr) {  // task rows start at multiples of 16, the group size
-        j.w->kernel->gemm_image(j.w->n_in, j.w->image_group(task.r0), task.r1 - task.r0, j.x->row(task.c0),
-                                j.x->stride, task.c1 - task.c0, y, static_cast<size_t>(j.ldy));
+        j.w->kernel->gemm_image(j.w->n_in, j.w->image_group(task.r0), task.r1 - task.r0, j.x->row(task.c0), j.x->stride,
+                                task.c1 - task.c0, y, static_cast<size_t>(j.ldy));
       } else {
         j.w->kernel->gemm(j.w->n_in, j.w->row(task.r0), j.w->row_stride, task.r1 - task.r0, j.x->row(task.c0),
                           j.x->stride, task.c1 - task.c0, y, static_cast<size_t>(j.ldy));

@@ -24,8 +24,8 @@ void gather_rows(const ActRows& src, const int32_t* slots, int64_t n, int64_t k,
 
 }  // namespace
 
-void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t n_tokens, float* y,
-                 MoeScratch& s, int layer) {
+void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t n_tokens, float* y, MoeScratch& s,
+                 int layer) {
   const kernels::VecKernels& K = kernels::vec();
   const int64_t n_embd = w.router.n_in, n_exp = w.router.n_out, k = w.n_used;
   const int64_t n_ff = w.gate.first.n_out;

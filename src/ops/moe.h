@@ -39,7 +39,7 @@ struct MoeScratch {
 };
 
 // y = MoE(f); f, y: [n_tokens][n_embd]. `layer` names the dumps ("ffn_moe_logits-<layer>").
-void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t n_tokens, float* y,
-                 MoeScratch& scratch, int layer);
+void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t n_tokens, float* y, MoeScratch& scratch,
+                 int layer);
 
 }  // namespace hylo::ops

@@ -1,11 +1,11 @@
 #include "ops/weight_images.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-
-#include <sys/mman.h>
 
 #include "base/cpu.h"
 #include "base/mapped_file.h"
@@ -110,7 +110,17 @@ void WeightImages::add(ExpertWeight& e) {
   const uint64_t per_expert = L.image_bytes(e.first.n_out, e.first.n_in);
   uint8_t* image = allocate(per_expert * static_cast<uint64_t>(e.n_expert));
   if (image == nullptr) return;
-  for (int64_t x = 0; x < e.n_expert; ++x) build_into(e.expert(x), image + static_cast<size_t>(x) * per_expert);
+  // Experts are small matrices: spread them over the cores rather than each one's groups.
+  const int n_threads = std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 64);
+  const int64_t per = (e.n_expert + n_threads - 1) / n_threads;
+  auto run = [&](int64_t x0) {
+    for (int64_t x = x0; x < std::min(e.n_expert, x0 + per); ++x)
+      build_into(e.expert(x), image + static_cast<size_t>(x) * per_expert);
+  };
+  std::vector<std::thread> threads;
+  for (int64_t x0 = per; x0 < e.n_expert; x0 += per) threads.emplace_back(run, x0);
+  run(0);
+  for (auto& t : threads) t.join();
   e.first.image = image;
   e.first.image_group_bytes = L.group_bytes(e.first.n_in);
   e.expert_image_stride = per_expert;

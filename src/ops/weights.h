@@ -22,7 +22,7 @@ struct Weight {
   // The rows' interleaved image (kernel->image layout), or null: the rows are read in place.
   const uint8_t* image = nullptr;
   size_t image_group_bytes = 0;  // bytes per group of kernel->image.lanes rows
-  std::string_view name;  // the GGUF tensor's name (owned by the file): copies cost nothing
+  std::string_view name;         // the GGUF tensor's name (owned by the file): copies cost nothing
 
   bool valid() const { return data != nullptr; }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }
@@ -44,8 +44,8 @@ struct Weight {
 
 // n_expert matrices of n_out × n_in back to back (GGUF ne = [n_in, n_out, n_expert]).
 struct ExpertWeight {
-  Weight first;              // expert 0
-  size_t expert_stride = 0;  // bytes between experts
+  Weight first;                    // expert 0
+  size_t expert_stride = 0;        // bytes between experts
   size_t expert_image_stride = 0;  // bytes between the experts' images (when first.image is set)
   int64_t n_expert = 0;
 

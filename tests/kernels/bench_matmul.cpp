@@ -130,8 +130,7 @@ void bench_decode_image(benchmark::State& state, const MatmulKernel* k, int64_t 
   std::vector<float> y(rows * cols);
   size_t i = 0;
   for (auto _ : state) {
-    k->gemm_image(n, base + (i++ % copies) * image_bytes, rows, xq.data(), row_bytes(k->act, n), cols, y.data(),
-                  rows);
+    k->gemm_image(n, base + (i++ % copies) * image_bytes, rows, xq.data(), row_bytes(k->act, n), cols, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(one.size()) * state.iterations(),
@@ -175,9 +174,10 @@ void bench_prefill(benchmark::State& state, const MatmulKernel* k, int64_t rows,
 
 void register_all() {
   benchmark::RegisterBenchmark("read/1GiB-pool", bench_read)->Unit(benchmark::kMicrosecond);
-  const TensorType types[] = {TensorType::kQ8_0, TensorType::kQ4_K,   TensorType::kQ5_K,   TensorType::kQ6_K,
-                              TensorType::kQ4_0, TensorType::kIQ4_XS, TensorType::kIQ4_NL, TensorType::kF32,
-                              TensorType::kF16,  TensorType::kBF16};
+  const TensorType types[] = {TensorType::kQ8_0,   TensorType::kQ2_K,   TensorType::kQ3_K, TensorType::kQ5_0,
+                              TensorType::kQ4_K,   TensorType::kQ5_K,   TensorType::kQ6_K, TensorType::kQ4_0,
+                              TensorType::kIQ4_XS, TensorType::kIQ4_NL, TensorType::kF32,  TensorType::kF16,
+                              TensorType::kBF16};
   for (TensorType t : types) {
     const MatmulKernel* k = matmul_kernel(t);
     if (k == nullptr) continue;

@@ -95,7 +95,8 @@ TEST_P(Cost, DecodeBytesAndPrefillFlops) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Cost,
-                         ::testing::Values("qwen3next-tiny", "qwen3moe-tiny", "qwen3next-tiny-q8", "qwen3next-tiny-mtp"),
+                         ::testing::Values("qwen3next-tiny", "qwen3moe-tiny", "qwen3next-tiny-q8",
+                                           "qwen3next-tiny-mtp"),
                          [](const auto& p) {
                            std::string s = p.param;
                            for (char& ch : s)

@@ -69,14 +69,14 @@ TEST_P(Invariance, SequencesDoNotInfluenceEachOther) {
   auto mem = make_memory(m, 3);
   std::vector<models::BatchRow> rows;
   for (int s = 0; s < 3; ++s)
-    for (size_t i = 0; i < prompts[s].size(); ++i)
-      rows.push_back({s, static_cast<int32_t>(i), prompts[s][i], true});
+    for (size_t i = 0; i < prompts[s].size(); ++i) rows.push_back({s, static_cast<int32_t>(i), prompts[s][i], true});
   std::vector<float> logits(rows.size() * V);
   ASSERT_TRUE(m.forward(rows, mem, pool, logits.data()).ok());
   size_t offset = 0;
   for (int s = 0; s < 3; ++s) {
     const size_t n = prompts[s].size() * V;
-    EXPECT_EQ(0, std::memcmp(logits.data() + offset, alone[s].data(), n * sizeof(float))) << "prefill of sequence " << s;
+    EXPECT_EQ(0, std::memcmp(logits.data() + offset, alone[s].data(), n * sizeof(float)))
+        << "prefill of sequence " << s;
     offset += n;
   }
   for (int step = 0; step < 2; ++step) {
@@ -161,11 +161,12 @@ TEST(DeltaRule, ChunkedAndRecurrentFormsAgree) {
   auto mem2 = make_memory(**model, 1);
   auto chk = feed(**model, mem2, 0, tokens, {329}, pool);
   double max_diff = 0;
-  for (size_t i = 0; i < rec.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(rec[i] - chk[i])));
+  for (size_t i = 0; i < rec.size(); ++i)
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(rec[i] - chk[i])));
   // Same math, other summation order; logits are O(10) and each form is within 2.4e-4 of
   // llama.cpp on this case (its own step-vs-batch difference is 5.3e-5).
   EXPECT_LT(max_diff, 5e-4);
-  EXPECT_GT(max_diff, 0.0);   // and the chunked form really ran
+  EXPECT_GT(max_diff, 0.0);  // and the chunked form really ran
 }
 
 TEST(Memory, RecurrentModelsRewindOnlyToSnapshots) {
