@@ -134,29 +134,15 @@ void pack_k4_header(const R& r, PackedSuperBlock<8>* out) {
   }
 }
 
-// What the four formats share. Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout and
+// What the K formats share. Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout and
 // pack_block(reader, packed block).
 template <typename Derived>
-struct KFormatBase {
+struct KFormatBase : BlockPacker<Derived> {
   static constexpr int kLanes = 16;
   static constexpr int kBlockElems = kQKK;
   static constexpr int kActRecordBytes = sizeof(ActRecordK);
   static constexpr int kChunkBlocks = 4;
   static constexpr int kMaxCols = 8;
-
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
-    for (int b = 0; b < n_blocks; ++b) {
-      const BlockInPlace<Derived::kLayout> r{w + static_cast<size_t>(b) * Derived::kWeightBlockBytes, offsets};
-      Derived::pack_block(r, packed + static_cast<size_t>(b) * Derived::kPackedBlockBytes);
-    }
-  }
-  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
-    const GroupImage<Derived::kLayout> image(group, n_blocks, b0);
-    for (int b = 0; b < nb; ++b) {
-      image.prefetch(b);
-      Derived::pack_block(image.block(b), packed + static_cast<size_t>(b) * Derived::kPackedBlockBytes);
-    }
-  }
 };
 
 // The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart.

@@ -70,7 +70,7 @@ struct OrderIq4Nl {  // acc += (d_a * d_w) * float(S)
 
 // Shared by the three formats: everything but the packer, the bias and the scale order.
 template <typename Derived, typename Order, int kBias, int kWeightBytes, TensorType kType>
-struct Block32Format {
+struct Block32Format : BlockPacker<Derived> {
   static constexpr int kLanes = 16;
   static constexpr int kBlockElems = kQK;
   static constexpr int kWeightBlockBytes = kWeightBytes;
@@ -93,24 +93,11 @@ struct Block32Format {
   static_assert(kLayout.block_bytes == kWeightBytes && kLayout.head_bytes == 2);  // d, then the codes
 
   template <typename R>
-  static void pack_block(const R& r, PackedBlock32* out) {
+  static void pack_block(const R& r, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedBlock32*>(packed);
     Derived::pack_codes(r, out->codes);
     _mm512_store_ps(out->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(0))));  // d is the first field of all three
   }
-  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
-    auto* out = reinterpret_cast<PackedBlock32*>(packed);
-    for (int b = 0; b < n_blocks; ++b)
-      pack_block(BlockInPlace<kLayout>{w + static_cast<size_t>(b) * kWeightBytes, offsets}, &out[b]);
-  }
-  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
-    auto* out = reinterpret_cast<PackedBlock32*>(packed);
-    const GroupImage<kLayout> image(group, n_blocks, b0);
-    for (int b = 0; b < nb; ++b) {
-      image.prefetch(b);
-      pack_block(image.block(b), &out[b]);
-    }
-  }
-
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     // vpdpbusd: 5-cycle latency, 2 ports; keep about 8 chains in flight when columns are few.

@@ -66,6 +66,27 @@ void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_
   F::template compute<C>(tile, packed, n_blocks);
 }
 
+// pack() and pack_image() for a format F that packs one block at a time, F::pack_block(reader,
+// packed block), from either layout: the block loop written once for every format and ISA.
+// BlockInPlace and GroupImage are the including ISA's readers (avx512_util.h / avx2_util.h, which
+// every kernel source includes before this header).
+template <typename F>
+struct BlockPacker {
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t, uint8_t* packed) {
+    for (int b = 0; b < n_blocks; ++b) {
+      F::pack_block(BlockInPlace<F::kLayout>{w + static_cast<size_t>(b) * F::kWeightBlockBytes, offsets},
+                    packed + static_cast<size_t>(b) * F::kPackedBlockBytes);
+    }
+  }
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    const GroupImage<F::kLayout> image(group, n_blocks, b0);
+    for (int b = 0; b < nb; ++b) {
+      image.prefetch(b);
+      F::pack_block(image.block(b), packed + static_cast<size_t>(b) * F::kPackedBlockBytes);
+    }
+  }
+};
+
 // Where a call's weight rows come from: the GGUF rows in place, or the interleaved image built
 // once at load (interleave.h). Both hand the packer the same values, so the results are the same
 // bits either way; the image only spares the transposing loads and keeps a group's bytes

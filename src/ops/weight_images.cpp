@@ -14,32 +14,25 @@
 namespace hylo::ops {
 namespace {
 
-// Bytes the type uses for the n elements of a row (the float types may end in a partial block).
-size_t used_row_bytes(TensorType type, int64_t n) {
-  const TensorTypeInfo& info = tensor_type_info(type);
-  const auto whole = static_cast<uint64_t>(n) / info.block_elems;
-  const auto rest = static_cast<uint64_t>(n) % info.block_elems;
-  return whole * info.block_bytes + rest * info.block_bytes / info.block_elems;
+// fn(begin, end) over [0, n) split across up to hardware_concurrency() threads (the loader has
+// no pool yet); one thread when `parallel` is false.
+template <typename Fn>
+void split_over_cores(int64_t n, bool parallel, Fn&& fn) {
+  const int n_threads = parallel ? std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 64) : 1;
+  const int64_t per = (n + n_threads - 1) / n_threads;
+  std::vector<std::thread> threads;
+  for (int64_t b = per; b < n; b += per) threads.emplace_back([&fn, b, per, n] { fn(b, std::min(n, b + per)); });
+  fn(int64_t{0}, std::min(n, per));
+  for (auto& t : threads) t.join();
 }
 
 // Writes the image of w (n_out rows) into dst, on all cores for large matrices.
-void build_into(const Weight& w, uint8_t* dst) {
+void build_into(const Weight& w, uint8_t* dst, bool parallel) {
   const kernels::ImageLayout& L = w.kernel->image;
-  const int64_t groups = L.groups(w.n_out);
-  const size_t row_bytes = used_row_bytes(w.type, w.n_in);
-  const bool big = L.image_bytes(w.n_out, w.n_in) >= (4u << 20);
-  const int n_threads = big ? std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 64) : 1;
-  const int64_t per = (groups + n_threads - 1) / n_threads;
-  auto run = [&](int64_t g0) {
-    kernels::build_image(L, w.data, w.row_stride, row_bytes, w.n_out, w.n_in, g0, std::min(groups, g0 + per), dst);
-  };
-  if (n_threads == 1) {
-    run(0);
-    return;
-  }
-  std::vector<std::thread> threads;
-  for (int64_t g0 = 0; g0 < groups; g0 += per) threads.emplace_back(run, g0);
-  for (auto& t : threads) t.join();
+  const size_t used = row_bytes(w.type, static_cast<uint64_t>(w.n_in));
+  split_over_cores(L.groups(w.n_out), parallel, [&](int64_t g0, int64_t g1) {
+    kernels::build_image(L, w.data, w.row_stride, used, w.n_out, w.n_in, g0, g1, dst);
+  });
 }
 
 }  // namespace
@@ -95,7 +88,7 @@ void WeightImages::add(Weight& w, bool release_rows) {
   const Timer timer;
   uint8_t* image = allocate(w.kernel->image.image_bytes(w.n_out, w.n_in));
   if (image == nullptr) return;  // no memory: stay in place
-  build_into(w, image);
+  build_into(w, image, w.kernel->image.image_bytes(w.n_out, w.n_in) >= (4u << 20));
   w.image = image;
   w.image_group_bytes = w.kernel->image.group_bytes(w.n_in);
   if (release_rows) MappedFile::release(w.data, w.bytes());
@@ -111,16 +104,9 @@ void WeightImages::add(ExpertWeight& e) {
   uint8_t* image = allocate(per_expert * static_cast<uint64_t>(e.n_expert));
   if (image == nullptr) return;
   // Experts are small matrices: spread them over the cores rather than each one's groups.
-  const int n_threads = std::clamp<int>(static_cast<int>(std::thread::hardware_concurrency()), 1, 64);
-  const int64_t per = (e.n_expert + n_threads - 1) / n_threads;
-  auto run = [&](int64_t x0) {
-    for (int64_t x = x0; x < std::min(e.n_expert, x0 + per); ++x)
-      build_into(e.expert(x), image + static_cast<size_t>(x) * per_expert);
-  };
-  std::vector<std::thread> threads;
-  for (int64_t x0 = per; x0 < e.n_expert; x0 += per) threads.emplace_back(run, x0);
-  run(0);
-  for (auto& t : threads) t.join();
+  split_over_cores(e.n_expert, true, [&](int64_t x0, int64_t x1) {
+    for (int64_t x = x0; x < x1; ++x) build_into(e.expert(x), image + static_cast<size_t>(x) * per_expert, false);
+  });
   e.first.image = image;
   e.first.image_group_bytes = L.group_bytes(e.first.n_in);
   e.expert_image_stride = per_expert;
