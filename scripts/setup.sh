@@ -62,13 +62,17 @@ fi
 
 if [ "$do_build" -eq 1 ]; then
   jobs="$(nproc 2>/dev/null || echo 2)"
+  # One log per build directory, so that builds of several checkouts do not mix their logs.
+  log_tag="$(printf '%s' "$build_dir" | cksum | cut -d' ' -f1)"
+  cmake_log="/tmp/hylo-cmake-$log_tag.log"
+  build_log="/tmp/hylo-build-$log_tag.log"
   if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/tmp/hylo-cmake.log 2>&1 || {
-      cat /tmp/hylo-cmake.log >&2; exit 1; }
+    cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >"$cmake_log" 2>&1 || {
+      cat "$cmake_log" >&2; exit 1; }
   fi
-  if ! cmake --build "$build_dir" -j "$jobs" >/tmp/hylo-build.log 2>&1; then
-    grep -E "error|Error" /tmp/hylo-build.log | head -40 >&2
-    echo "setup: build failed; full log in /tmp/hylo-build.log" >&2
+  if ! cmake --build "$build_dir" -j "$jobs" >"$build_log" 2>&1; then
+    grep -E "error|Error" "$build_log" | head -40 >&2
+    echo "setup: build failed; full log in $build_log" >&2
     exit 1
   fi
 fi
