@@ -1,5 +1,5 @@
-// AVX-512 (VNNI) matmul for the 32-element block formats multiplied with q8_0 activations:
-// q8_0, q4_0 and iq4_nl weights. Row-lane kernels (see row_lane_gemm.h): 16 weight rows per zmm,
+// AVX-512 (VNNI) matmul for the 32-element block formats: q8_0, q4_0, q5_0 and iq4_nl weights
+// with q8_0 activations, q4_1 and q5_1 weights with q8_1 activations. Row-lane kernels (see row_lane_gemm.h): 16 weight rows per zmm,
 // one vpdpbusd per 4 elements per column.
 //
 // Per output y[c][r] the arithmetic is ggml's scalar vec_dot, block after block:
@@ -204,6 +204,109 @@ struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, 128, sizeof(BlockIQ4
   }
 };
 
+// ---- q4_1 / q5_1: y = q · d + m against q8_1 activations (d_a, s_a = d_a · Σ q_a) --------------
+// Per block, as ggml's scalar vec_dot: acc += (d_w · d_a) · float(S) + m · s_a, S = Σ q_w · q_a with
+// the unsigned codes (no bias, so the integer sum starts at 0).
+
+struct alignas(64) PackedBlock32Min {
+  uint8_t codes[8][64];
+  float d[16];
+  float m[16];
+};
+
+struct ActRecordQ8_1 {
+  float d, s;
+  int8_t qs[kQK];
+};
+
+template <typename Derived, int kWeightBytes, TensorType kType>
+struct Block32MinFormat : BlockPacker<Derived> {
+  static constexpr int kLanes = 16;
+  static constexpr int kBlockElems = kQK;
+  static constexpr int kWeightBlockBytes = kWeightBytes;
+  static constexpr int kPackedBlockBytes = sizeof(PackedBlock32Min);
+  static constexpr int kActRecordBytes = sizeof(ActRecordQ8_1);
+  static constexpr int kChunkBlocks = 16;
+  static constexpr int kMaxCols = 12;
+
+  static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
+    const auto* a = reinterpret_cast<const BlockQ8_1*>(act_row);
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      auto* rec = reinterpret_cast<ActRecordQ8_1*>(records + static_cast<size_t>(b) * block_stride);
+      rec->d = fp16_scalar(a[b].d);
+      rec->s = fp16_scalar(a[b].s);
+      std::memcpy(rec->qs, a[b].qs, kQK);
+    }
+  }
+
+  static constexpr ImageLayout kLayout = image_layout(kType, 16);
+  static_assert(kLayout.block_bytes == kWeightBytes && kLayout.head_bytes == 4);  // d, m, then the body
+
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedBlock32Min*>(packed);
+    Derived::pack_codes(r, out->codes);
+    _mm512_store_ps(out->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(0))));
+    _mm512_store_ps(out->m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(2))));
+  }
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    constexpr int kSplit = C >= 4 ? 1 : (C >= 2 ? 2 : 4);
+    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+    const auto* pb = reinterpret_cast<const PackedBlock32Min*>(packed);
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto* rec =
+          reinterpret_cast<const ActRecordQ8_1*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+      __m512i s[kSplit][C];
+      for (int k = 0; k < kSplit; ++k) {
+        for (int c = 0; c < C; ++c) s[k][c] = _mm512_setzero_si512();
+      }
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+        const __m512i wq = _mm512_load_si512(pb[b].codes[g]);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) {
+          s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
+        }
+      }
+      const __m512 dw = _mm512_load_ps(pb[b].d);
+      const __m512 mw = _mm512_load_ps(pb[b].m);
+      for (int c = 0; c < C; ++c) {
+        for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
+        const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(rec[c].d)), _mm512_cvtepi32_ps(s[0][c]));
+        const __m512 offset = _mm512_mul_ps(mw, _mm512_set1_ps(rec[c].s));
+        acc[c] = _mm512_add_ps(acc[c], _mm512_add_ps(scaled, offset));
+      }
+    }
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, acc[c]);
+  }
+};
+
+struct FormatQ4_1 : Block32MinFormat<FormatQ4_1, sizeof(BlockQ4_1), TensorType::kQ4_1> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[64]) {
+    unpack_nibbles(r, offsetof(BlockQ4_1, qs), _mm512_setzero_si512(), false, codes);
+  }
+};
+
+struct FormatQ5_1 : Block32MinFormat<FormatQ5_1, sizeof(BlockQ5_1), TensorType::kQ5_1> {
+  template <typename R>
+  static void pack_codes(const R& r, uint8_t (*codes)[64]) {
+    __m512i t[4];
+    r.template dwords<4>(offsetof(BlockQ5_1, qs), t);
+    const __m512i qh = r.dword(offsetof(BlockQ5_1, qh));
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int g = 0; g < 4; ++g) {
+      const __m512i lo = _mm512_and_si512(t[g], low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(t[g], 4), low4);
+      _mm512_store_si512(codes[g], _mm512_or_si512(lo, FormatQ5_0::fifth_bits(qh, 4 * g)));
+      _mm512_store_si512(codes[g + 4], _mm512_or_si512(hi, FormatQ5_0::fifth_bits(qh, 16 + 4 * g)));
+    }
+  }
+};
+
 }  // namespace
 
 void avx512_gemm_q8_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
@@ -244,6 +347,26 @@ void avx512_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_row
 void avx512_gemm_image_iq4_nl(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
                               int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Nl>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q4_1(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ4_1>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_q4_1(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ4_1>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_q5_1(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ5_1>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_q5_1(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                            int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ5_1>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 }  // namespace hylo::kernels

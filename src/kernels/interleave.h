@@ -55,6 +55,10 @@ struct ImageLayout {
       return {lanes, 32, 34, 2, 0};
     case TensorType::kQ5_0:
       return {lanes, 32, 22, 2, 0};
+    case TensorType::kQ4_1:
+      return {lanes, 32, 20, 4, 0};
+    case TensorType::kQ5_1:
+      return {lanes, 32, 24, 4, 0};
     case TensorType::kQ4_0:
     case TensorType::kIQ4_NL:
       return {lanes, 32, 18, 2, 0};

@@ -49,7 +49,9 @@ TensorType vec_dot_type(TensorType weight);
 //                       integer sub-block sums S_j, minus fma(M, dmin) for q4_K/q5_K, then
 //                       y = fma(t, d_a, y);
 //   f32, f16, bf16:     per 256 elements, even and odd elements in two fma chains, y += (p0 + p1).
-// q2_K, q3_K, q4_1, q5_0, q5_1 (scalar family only) use ggml's scalar order.
+// q5_0, q4_1, q5_1 (scalar and AVX-512 families) also use ggml's scalar vec_dot order in both;
+// q2_K, q3_K have an AVX-512 kernel in the K-quant order above and the scalar order otherwise
+// (they differ in rounding only). AVX2 runs these five with the scalar family.
 //
 // The SIMD kernels read the weights either in place (gemm) or from their interleaved image built
 // once at load (gemm_image, interleave.h; AVX-512 family): each group of 16 (AVX-512) or 8 (AVX2)
