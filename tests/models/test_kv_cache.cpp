@@ -170,61 +170,70 @@ TEST(KvCache, MemoryPerTokenMatchesTheDoctor) {
   }
 }
 
-// The logits of a whole fixture prompt (one prefill, then 8 decode steps) with each cache type,
-// against the f32 cache: max |Δlogit| over all positions and the share of positions whose top
-// token changes. docs/memory.md quotes these figures; the bounds here keep them honest.
+// The logits of a fixture prompt (120 tokens in one prefill, then 8 decode steps) with each cache
+// type, against the f32 cache: max and mean |Δlogit| over all positions and tokens, and how many
+// positions change their top token. docs/memory.md quotes these figures; the bounds (measured,
+// with about 1.5× headroom) keep them honest. qwen3moe-tiny amplifies small differences far more
+// than qwen3next-tiny: all 4 of its layers attend (1 of 4 in qwen3next-tiny) and a changed hidden
+// state can flip its top-8 of 128 experts, which moves the logits by whole units.
 TEST(KvCache, LogitErrorOfQuantizedCachesOnTheFixtures) {
   struct Bound {
+    const char* model;
     TensorType type;
-    double max_abs;
+    double max_abs, mean_abs;
   };
-  // Measured on the tiny fixtures (logit spread ≈ ±10): f16 ≈ 1e-3, bf16 ≈ 1e-2, q8_0 ≈ 1e-2,
-  // q4_0 ≈ 0.1; the bounds leave about 3× headroom.
-  const Bound bounds[] = {{TensorType::kF16, 0.01}, {TensorType::kBF16, 0.08}, {TensorType::kQ8_0, 0.08},
-                          {TensorType::kQ4_0, 0.6}};
+  const Bound bounds[] = {
+      {"qwen3next-tiny", TensorType::kF16, 0.003, 1e-4},  {"qwen3next-tiny", TensorType::kBF16, 0.02, 1e-3},
+      {"qwen3next-tiny", TensorType::kQ8_0, 0.06, 3e-3},  {"qwen3next-tiny", TensorType::kQ4_0, 1.0, 0.05},
+      {"qwen3moe-tiny", TensorType::kF16, 0.03, 1e-3},    {"qwen3moe-tiny", TensorType::kBF16, 3.0, 0.05},
+      {"qwen3moe-tiny", TensorType::kQ8_0, 4.0, 0.06},    {"qwen3moe-tiny", TensorType::kQ4_0, 12.0, 0.5},
+  };
+  constexpr size_t kPrefill = 120, kDecode = 8;
   for (const char* name : {"qwen3next-tiny", "qwen3moe-tiny"}) {
     auto model = models::load_model(test::fixture_model(name));
     ASSERT_TRUE(model.ok()) << model.message();
     models::Model& m = **model;
-    const auto all = test::read_json_file(test::fixtures_dir() + "/logits/qwen3next-tiny/long-tech.json")["token_ids"]
-                         .get<std::vector<int32_t>>();
+    auto all = test::read_json_file(test::fixtures_dir() + "/logits/qwen3next-tiny/long-tech.json")["token_ids"]
+                   .get<std::vector<int32_t>>();
+    all.resize(kPrefill + kDecode);
     const int64_t V = m.info().n_vocab;
     ThreadPool pool(2);
     auto run = [&](TensorType t) {
       models::MemoryOptions mo;
-      mo.n_ctx = 512;
+      mo.n_ctx = 256;
       mo.kv_type = t;
       models::Memory mem(m.memory_layout(), mo);
-      const int64_t n_prefill = static_cast<int64_t>(all.size()) - 8;
       std::vector<float> logits(all.size() * V);
       std::vector<models::BatchRow> rows;
-      for (int64_t i = 0; i < n_prefill; ++i) rows.push_back({0, static_cast<int32_t>(i), all[i], true});
+      for (size_t i = 0; i < kPrefill; ++i) rows.push_back({0, static_cast<int32_t>(i), all[i], true});
       EXPECT_TRUE(m.forward(rows, mem, pool, logits.data()).ok());
-      for (int64_t i = n_prefill; i < static_cast<int64_t>(all.size()); ++i) {
+      for (size_t i = kPrefill; i < all.size(); ++i) {
         const models::BatchRow row{0, static_cast<int32_t>(i), all[i], true};
         EXPECT_TRUE(m.forward({&row, 1}, mem, pool, logits.data() + i * V).ok());
       }
       return logits;
     };
     const auto exact = run(TensorType::kF32);
-    const auto f16 = run(TensorType::kF16);
     for (const Bound& b : bounds) {
-      const auto got = b.type == TensorType::kF16 ? f16 : run(b.type);
-      double max_abs = 0, max_abs_vs_f16 = 0;
+      if (std::string(b.model) != name) continue;
+      const auto got = run(b.type);
+      double max_abs = 0, sum_abs = 0;
       int top_changed = 0;
-      const size_t n_pos = all.size();
-      for (size_t p = 0; p < n_pos; ++p) {
+      for (size_t p = 0; p < all.size(); ++p) {
         const float* e = exact.data() + p * V;
         const float* g = got.data() + p * V;
         for (int64_t i = 0; i < V; ++i) {
-          max_abs = std::max(max_abs, std::abs(double{g[i]} - e[i]));
-          max_abs_vs_f16 = std::max(max_abs_vs_f16, std::abs(double{g[i]} - f16[p * V + i]));
+          const double d = std::abs(double{g[i]} - e[i]);
+          max_abs = std::max(max_abs, d);
+          sum_abs += d;
         }
-        top_changed += std::max_element(e, e + V) != e + (std::max_element(g, g + V) - g);
+        top_changed += (std::max_element(e, e + V) - e) != (std::max_element(g, g + V) - g);
       }
-      std::printf("[kv] %s %s: max |dlogit| %.4g vs f32 cache, %.4g vs f16 cache; top-1 changed at %d of %zu\n",
-                  name, std::string(tensor_type_name(b.type)).c_str(), max_abs, max_abs_vs_f16, top_changed, n_pos);
+      const double mean_abs = sum_abs / static_cast<double>(exact.size());
+      std::printf("[kv] %s %s: |dlogit| max %.3g mean %.3g vs the f32 cache; top-1 changed at %d of %zu\n", name,
+                  std::string(tensor_type_name(b.type)).c_str(), max_abs, mean_abs, top_changed, all.size());
       EXPECT_LT(max_abs, b.max_abs) << name << " " << tensor_type_name(b.type);
+      EXPECT_LT(mean_abs, b.mean_abs) << name << " " << tensor_type_name(b.type);
       EXPECT_GT(max_abs, 0.0) << "a lossy cache type must change something: is it really used?";
     }
   }
