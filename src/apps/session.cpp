@@ -194,7 +194,7 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   read_sampling_defaults(s->model->file(), s->thinking_model, &s->sampling);
 
   HYLO_ASSIGN_OR_RETURN(s->rope_reason, apply_rope(*s->model, flags.rope, s->n_ctx));
-  if (flags.warm) warm_weights(*s->model);
+  if (flags.warm && fit.fits) warm_weights(*s->model);  // streaming: reading it all in would only thrash
   runtime::EngineOptions eo;
   eo.n_slots = flags.parallel;
   eo.n_ctx = s->n_ctx;
