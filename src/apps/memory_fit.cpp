@@ -26,20 +26,22 @@ FitReport check_fit(const models::Model& model, const FitInputs& in) {
   const models::MemoryNeed& n = r.need;
   r.fits = n.total() <= in.available;
   r.summary = fmt::format("weights {} + {} + recurrent state {} + compute buffers {} = {}, available {}",
-                          format_bytes(n.weights), kv_summary(in, n.kv), format_bytes(n.state),
-                          format_bytes(n.compute), format_bytes(n.total()), format_bytes(in.available));
+                          format_bytes(n.weights), kv_summary(in, n.kv), format_bytes(n.state), format_bytes(n.compute),
+                          format_bytes(n.total()), format_bytes(in.available));
   if (r.fits) return r;
 
   const uint64_t fixed = n.state + n.compute;
   std::vector<std::string> lines;
   // 1. A smaller quantization: the weights' share of what is left beside the cache and buffers.
   if (in.available > n.kv + fixed)
-    lines.push_back(fmt::format("a smaller quantization of the model: weights up to {} fit beside this context "
-                                "(these take {})",
-                                format_bytes(in.available - n.kv - fixed), format_bytes(n.weights)));
+    lines.push_back(
+        fmt::format("a smaller quantization of the model: weights up to {} fit beside this context "
+                    "(these take {})",
+                    format_bytes(in.available - n.kv - fixed), format_bytes(n.weights)));
   else
-    lines.push_back("a smaller quantization alone is not enough at this context: the KV cache, state and buffers "
-                    "already exceed the memory");
+    lines.push_back(
+        "a smaller quantization alone is not enough at this context: the KV cache, state and buffers "
+        "already exceed the memory");
   // 2. A smaller context with the same cache types.
   const uint64_t per_token =
       std::max<uint64_t>(1, model.memory_layout().kv_bytes_per_token(in.type_k, in.type_v) * in.n_seq);
@@ -61,8 +63,8 @@ FitReport check_fit(const models::Model& model, const FitInputs& in) {
       break;
     }
     if (t == TensorType::kQ4_0)
-      lines.push_back(fmt::format("a quantized KV cache ({}) saves {}, not enough on its own", flags,
-                                  format_bytes(n.kv - q.kv)));
+      lines.push_back(
+          fmt::format("a quantized KV cache ({}) saves {}, not enough on its own", flags, format_bytes(n.kv - q.kv)));
   }
   // 4. Streaming the weights from disk: what does not stay resident is read again per token.
   const uint64_t weight_room = in.available > n.kv + fixed ? in.available - n.kv - fixed : 0;
@@ -76,9 +78,10 @@ FitReport check_fit(const models::Model& model, const FitInputs& in) {
         in.command, r.streaming_tok_s, format_bytes(static_cast<uint64_t>(from_disk)),
         format_bytes(model.info().active_weight_bytes), in.disk_read_gbs));
   } else {
-    lines.push_back(fmt::format("stream the weights from disk: hylo {} --mmap (slow: every token reads the weights "
-                                "that do not stay in memory from disk)",
-                                in.command));
+    lines.push_back(
+        fmt::format("stream the weights from disk: hylo {} --mmap (slow: every token reads the weights "
+                    "that do not stay in memory from disk)",
+                    in.command));
   }
   for (const std::string& l : lines) r.options += "  - " + l + "\n";
   return r;
@@ -101,7 +104,8 @@ double measure_file_read_gbs(const std::string& path, uint64_t bytes) {
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t done = 0;
   while (done < n) {
-    const ssize_t got = pread(fd, buf.data(), std::min<uint64_t>(buf.size(), n - done), start + static_cast<off_t>(done));
+    const ssize_t got =
+        pread(fd, buf.data(), std::min<uint64_t>(buf.size(), n - done), start + static_cast<off_t>(done));
     if (got <= 0) break;
     done += static_cast<uint64_t>(got);
   }

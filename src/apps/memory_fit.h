@@ -18,16 +18,16 @@ struct FitInputs {
   int n_seq = 1;
   TensorType type_k = TensorType::kF16, type_v = TensorType::kF16;
   int64_t n_batch = 2048;
-  uint64_t available = 0;      // bytes of memory available now
-  double disk_read_gbs = 0;    // the model file's read speed (0: unknown)
+  uint64_t available = 0;       // bytes of memory available now
+  double disk_read_gbs = 0;     // the model file's read speed (0: unknown)
   std::string command = "run";  // the command the suggested flags are for
 };
 
 struct FitReport {
   bool fits = false;
   models::MemoryNeed need;
-  std::string summary;  // "weights … + KV cache … + … = total, available …"
-  std::string options;  // the ways out, one per line (empty when it fits)
+  std::string summary;         // "weights … + KV cache … + … = total, available …"
+  std::string options;         // the ways out, one per line (empty when it fits)
   double streaming_tok_s = 0;  // estimated decode speed with --mmap when it does not fit
 };
 

@@ -11,9 +11,12 @@ namespace hylo::models {
 
 std::string_view rope_scaling_name(RopeScalingType type) {
   switch (type) {
-    case RopeScalingType::kNone: return "none";
-    case RopeScalingType::kLinear: return "linear";
-    case RopeScalingType::kYarn: return "yarn";
+    case RopeScalingType::kNone:
+      return "none";
+    case RopeScalingType::kLinear:
+      return "linear";
+    case RopeScalingType::kYarn:
+      return "yarn";
   }
   return "none";
 }
@@ -47,7 +50,8 @@ Result<RopeParams> read_rope_params(const HparamReader& hp, const gguf::File& fi
     p.freq_scale = 1.0f / factor;
     p.ext_factor = 1.0f;
     HYLO_ASSIGN_OR_RETURN(p.n_ctx_orig, hp.get_int_or("rope.scaling.original_context_length", n_ctx_train));
-    if (p.n_ctx_orig <= 0) return make_error("[model] {}: rope.scaling.original_context_length must be > 0", file.path());
+    if (p.n_ctx_orig <= 0)
+      return make_error("[model] {}: rope.scaling.original_context_length must be > 0", file.path());
   } else if (type && *type != "none" && *type != "linear") {
     return make_error("[model] {}: rope scaling type '{}' is not supported (none, linear, yarn)", file.path(), *type);
   } else if (type && *type == "linear") {
@@ -102,7 +106,8 @@ Result<RopeChoice> choose_rope(const RopeParams& from_file, const RopeRequest& r
     return make_error("[rope] {} {}: must be {}", flag, v, want);
   };
   if (req.orig_ctx) {
-    if (*req.orig_ctx < 0 || *req.orig_ctx > (int64_t{1} << 30)) return bad("--yarn-orig-ctx", *req.orig_ctx, "0 … 2^30");
+    if (*req.orig_ctx < 0 || *req.orig_ctx > (int64_t{1} << 30))
+      return bad("--yarn-orig-ctx", *req.orig_ctx, "0 … 2^30");
     if (*req.orig_ctx > 0) p.n_ctx_orig = *req.orig_ctx;
   }
   if (req.factor && !(std::isfinite(*req.factor) && *req.factor > 0 && *req.factor <= 1024))

@@ -26,8 +26,8 @@ TEST(KvFlags, EveryCacheTypeRunsInRunAndLogits) {
   EXPECT_NE(r.out.find("KV cache K q8_0 V q4_0"), std::string::npos) << r.out;
   for (const char* t : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
     const std::string out = test::scratch_path(std::string("kv_logits_") + t + ".npy");
-    const Outcome l = hylo("logits " + model() + " --prompt hello -t 2 --cache-type-k " + t + " -ctv=" + t + " -o '" +
-                       out + "'");
+    const Outcome l =
+        hylo("logits " + model() + " --prompt hello -t 2 --cache-type-k " + t + " -ctv=" + t + " -o '" + out + "'");
     EXPECT_EQ(l.status, 0) << t << ": " << l.out;
   }
   const Outcome bad = hylo("run " + model() + " -ctk q4_K hello");

@@ -47,13 +47,13 @@ TEST(KvCache, StoresRowsExactlyAsTheReferenceQuantizer) {
         for (int h = 0; h < kHeads; ++h) {
           const int page = p / ops::KvSeqCache::kPageTokens, slot = p % ops::KvSeqCache::kPageTokens;
           kernels::quantize_row(tk, &k[(p * kHeads + h) * kDim], want.data(), kDim);
-          EXPECT_EQ(0, std::memcmp(want.data(), static_cast<const uint8_t*>(cache.k_page(page, h)) +
-                                                    slot * cache.k_row_bytes(),
+          EXPECT_EQ(0, std::memcmp(want.data(),
+                                   static_cast<const uint8_t*>(cache.k_page(page, h)) + slot * cache.k_row_bytes(),
                                    cache.k_row_bytes()))
               << "K at " << p << " head " << h;
           kernels::quantize_row(tv, &v[(p * kHeads + h) * kDim], want.data(), kDim);
-          EXPECT_EQ(0, std::memcmp(want.data(), static_cast<const uint8_t*>(cache.v_page(page, h)) +
-                                                    slot * cache.v_row_bytes(),
+          EXPECT_EQ(0, std::memcmp(want.data(),
+                                   static_cast<const uint8_t*>(cache.v_page(page, h)) + slot * cache.v_row_bytes(),
                                    cache.v_row_bytes()))
               << "V at " << p << " head " << h;
         }

@@ -69,12 +69,12 @@ TEST(Rope, TablesMatchTheFormula) {
     int64_t orig;
   };
   const Case cases[] = {
-      {64, 1e7f, 1, 0, 1, 32, 1, 262144},     // plain RoPE
-      {64, 1e7f, 4, 1, 1, 32, 1, 262144},     // Qwen3-Next's YaRN recipe
-      {128, 1e7f, 4, 1, 1, 32, 1, 262144},    // Qwen3-MoE (full rotary)
-      {64, 5e6f, 8, 1, 1, 32, 1, 32768},      // other factor and original context
+      {64, 1e7f, 1, 0, 1, 32, 1, 262144},       // plain RoPE
+      {64, 1e7f, 4, 1, 1, 32, 1, 262144},       // Qwen3-Next's YaRN recipe
+      {128, 1e7f, 4, 1, 1, 32, 1, 262144},      // Qwen3-MoE (full rotary)
+      {64, 5e6f, 8, 1, 1, 32, 1, 32768},        // other factor and original context
       {64, 1e7f, 4, 0.5f, 1.2f, 16, 2, 65536},  // every YaRN flag away from its default
-      {64, 1e7f, 2, 0, 1, 32, 1, 262144},     // linear
+      {64, 1e7f, 2, 0, 1, 32, 1, 262144},       // linear
   };
   for (const Case& c : cases) {
     models::RopeParams p;
