@@ -35,7 +35,8 @@ struct Options {
   int threads = 0;
   int reps = 3;
   int32_t batch = 2048;
-  std::string kv_type = "f16";
+  KvCacheFlags kv;
+  RopeFlags rope;
   bool json = false;
 };
 
@@ -122,7 +123,11 @@ int run(const Options& o) {
   models::MemoryOptions mo;
   mo.n_seq = 1;
   mo.n_ctx = o.n_prompt + o.n_gen + 1;
-  mo.kv_type = o.kv_type == "f32" ? TensorType::kF32 : TensorType::kF16;
+  auto kv = o.kv.resolve(m.memory_layout(), TensorType::kF16);
+  if (!kv.ok()) return fail(kv.error());
+  mo.kv_type = kv->first;
+  mo.kv_type_v = kv->second;
+  if (auto rope = apply_rope(m, o.rope, mo.n_ctx); !rope.ok()) return fail(rope.error());
   models::Memory mem(m.memory_layout(), mo);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(std::min<int64_t>(n_vocab, 151643) - 1));
@@ -160,7 +165,7 @@ int run(const Options& o) {
   const Stat pps = stat_of(pp), tgs = stat_of(tg);
   // Decode roofline: bytes read per token (routed experts, KV cache, recurrent state; the mean
   // over the tg positions) over the bandwidth.
-  const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.kv_type);
+  const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.type_k(), mo.type_v());
   const double bytes_per_token = decode.total();
   const double decode_frac = bandwidth > 0 ? bytes_per_token * tgs.mean / (bandwidth * 1e9) : 0;
   // Prefill: the prompt's FLOPs (the LM head once, for the last row) per prompt token.
@@ -198,6 +203,8 @@ int run(const Options& o) {
                         {"decode_bytes_per_token", bytes_per_token},
                         {"decode_weight_bytes_per_token", decode.weights},
                         {"decode_kv_bytes_per_token", decode.kv},
+                        {"cache_type_k", std::string(tensor_type_name(mo.type_k()))},
+                        {"cache_type_v", std::string(tensor_type_name(mo.type_v()))},
                         {"decode_state_bytes_per_token", decode.state},
                         {"decode_bandwidth_fraction", decode_frac},
                         {"peak_kind", peak.name},
@@ -232,10 +239,11 @@ int run(const Options& o) {
   std::printf(
       "\nparams = multiply-adds per token in the matrix products (active experts only); prefill also counts\n"
       "attention and delta-rule FLOPs, the LM head once (%.2f GFLOP per token); decode reads %s per token\n"
-      "(%s of weights, %s of KV cache, %s of recurrent state).\n",
+      "(%s of weights, %s of KV cache (K %s, V %s), %s of recurrent state).\n",
       flops_per_token / 1e9, format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
       format_bytes(static_cast<uint64_t>(decode.weights)).c_str(),
-      format_bytes(static_cast<uint64_t>(decode.kv)).c_str(),
+      format_bytes(static_cast<uint64_t>(decode.kv)).c_str(), std::string(tensor_type_name(mo.type_k())).c_str(),
+      std::string(tensor_type_name(mo.type_v())).c_str(),
       format_bytes(static_cast<uint64_t>(decode.state)).c_str());
   if (info.repacked_bytes > 0)
     std::printf("weights repacked at load: %s in %.1f s.\n", format_bytes(info.repacked_bytes).c_str(),
@@ -260,9 +268,8 @@ CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of t
                        app.add_option("-b,--batch-size", o->batch, "Prefill chunk (tokens per forward call)")
                            ->check(CLI::Range(64, 1 << 16))
                            ->capture_default_str();
-                       app.add_option("--kv-type", o->kv_type, "KV cache type")
-                           ->check(CLI::IsMember({"f16", "f32"}))
-                           ->capture_default_str();
+                       o->kv.add(app);
+                       o->rope.add(app);
                        app.add_flag("--json", o->json, "One JSON object");
                        return [o] { return run(*o); };
                      });

@@ -98,6 +98,7 @@ int run(const Options& o) {
 
 CommandRegistrar reg("chat", "Interactive multi-turn chat in the terminal", 51, [](CLI::App& app) {
   auto o = std::make_shared<Options>();
+  o->session.command = "chat";
   o->session.add(app, /*with_parallel=*/false);
   o->sampling.add(app);
   app.add_option("-n,--max-tokens", o->max_tokens, "Maximum tokens per answer (-1: until the context is full)")

@@ -126,6 +126,7 @@ int run(Options& o) {
 CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (continuous batching)", 60, [](CLI::App& app) {
   auto o = std::make_shared<Options>();
   o->session.parallel = 4;
+  o->session.command = "serve";
   o->session.add(app, /*with_parallel=*/true);
   server::ServerOptions& s = o->server;
   app.add_option("--host", s.host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();

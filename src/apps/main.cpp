@@ -4,6 +4,7 @@
 #include <map>
 
 #include "apps/command.h"
+#include "apps/common.h"
 #include "base/log.h"
 
 namespace hylo::apps {
@@ -32,7 +33,10 @@ int main(int argc, char** argv) {
     runners[sub] = cmd.setup(*sub);
   }
   try {
-    app.parse(argc, argv);
+    // CLI11 takes the arguments in reverse order, without the program name.
+    std::vector<std::string> args = normalize_short_options(argc - 1, argv + 1);
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     // Help and version exit 0; every other parse problem is a usage error (exit 2).
     return app.exit(e) == 0 ? kExitOk : kExitUsage;

@@ -1,9 +1,14 @@
 #include "apps/session.h"
 
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "apps/default_model.h"
+#include "apps/memory_fit.h"
 #include "apps/progress.h"
 #include "base/cpu.h"
 #include "base/log.h"
@@ -17,9 +22,13 @@ void SessionFlags::add(CLI::App& app, bool with_parallel) {
   app.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
   app.add_option("-c,--ctx-size", ctx, "Context size per sequence (default: trained context, capped by memory)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
-  app.add_option("--kv-type", kv_type, "KV cache type: f16 or f32")
-      ->check(CLI::IsMember({"f16", "f32"}))
-      ->capture_default_str();
+  kv.add(app);
+  rope.add(app);
+  app.add_flag("--mmap", mmap,
+               "Load even when weights, KV cache and buffers exceed available memory: the weights are mapped and "
+               "streamed from disk (slow). Without it such a model is refused with the numbers and the options");
+  app.add_flag("--no-mmap", no_mmap, "Read the weights into memory instead of mapping the file");
+  app.add_flag("--mlock", mlock, "Lock the weights in memory so they are never paged out (may need ulimit -l)");
   app.add_option("-b,--batch-size", batch, "Tokens per forward call (prefill chunk)")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
@@ -30,26 +39,22 @@ void SessionFlags::add(CLI::App& app, bool with_parallel) {
         ->capture_default_str();
 }
 
-ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType kv_type,
-                             uint64_t available_bytes) {
+ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType type_k,
+                             TensorType type_v, int64_t n_batch, uint64_t available_bytes) {
   const models::MemoryLayout layout = model.memory_layout();
-  const uint64_t per_token = std::max<uint64_t>(1, layout.kv_bytes_per_token(kv_type)) * parallel;
-  const uint64_t fixed = layout.recurrent_bytes_per_sequence() * parallel;
+  const uint64_t per_token = std::max<uint64_t>(1, layout.kv_bytes_per_token(type_k, type_v)) * parallel;
   const int64_t trained = model.info().n_ctx_train;
   // Memory for the cache: what is available now, minus the weights still to be paged in (counted
-  // whole, to be safe), fixed state, and a reserve for compute buffers and the system.
-  const uint64_t reserve = 1ull << 30;
-  const uint64_t weights = model.info().weight_bytes;
-  const uint64_t used = weights + fixed + reserve;
+  // whole, to be safe), the recurrent state and the compute buffers (models/cost.h).
+  const models::MemoryNeed base = models::memory_need(model, 0, parallel, type_k, type_v, n_batch);
+  const uint64_t weights = base.weights;
+  const uint64_t used = base.total();
   const uint64_t budget = available_bytes > used ? available_bytes - used : 0;
   const int64_t fits = static_cast<int64_t>(budget / per_token) / 256 * 256;
   ContextChoice c;
   if (requested > 0) {
     c.n_ctx = static_cast<int32_t>(std::min<int64_t>(requested, INT32_MAX));
     c.reason = fmt::format("context {} tokens (set with -c)", format_count(static_cast<uint64_t>(c.n_ctx)));
-    if (requested > trained)
-      c.reason += fmt::format("; beyond the trained {} tokens, quality may drop without rope scaling",
-                              format_count(static_cast<uint64_t>(trained)));
     if (requested > fits)
       c.reason += fmt::format("; the KV cache may not fit in memory ({} per token, {} available)",
                               format_bytes(per_token), format_bytes(budget));
@@ -121,7 +126,45 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   if (path.empty()) {
     HYLO_ASSIGN_OR_RETURN(path, ensure_default_model(*s->pool));
   }
-  HYLO_ASSIGN_OR_RETURN(s->model, models::load_model(path));
+  if (flags.mmap && flags.no_mmap) return make_error("[cli] --mmap and --no-mmap: choose one");
+  // Shapes first (weights stay in the mapping, untouched): does the run fit in memory?
+  HYLO_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> shapes, models::load_model(path, {.repack = false}));
+  const models::MemoryLayout layout = shapes->memory_layout();
+  HYLO_ASSIGN_OR_RETURN(const auto kv, flags.kv.resolve(layout, TensorType::kF16));
+  s->cache_type_k = kv.first;
+  s->cache_type_v = kv.second;
+  s->kv_bytes_per_token = layout.kv_bytes_per_token(kv.first, kv.second);
+  const uint64_t available = available_memory_bytes();
+  const ContextChoice ctx =
+      choose_context(*shapes, flags.ctx, flags.parallel, kv.first, kv.second, flags.batch, available);
+  s->n_ctx = ctx.n_ctx;
+  s->ctx_reason = ctx.reason;
+  if (kv.first != TensorType::kF16 || kv.second != TensorType::kF16)
+    s->ctx_reason += fmt::format("; KV cache K {} V {}", tensor_type_name(kv.first), tensor_type_name(kv.second));
+  FitInputs fit_in{.n_ctx = s->n_ctx,
+                   .n_seq = flags.parallel,
+                   .type_k = kv.first,
+                   .type_v = kv.second,
+                   .n_batch = flags.batch,
+                   .available = available,
+                   .command = flags.command};
+  FitReport fit = check_fit(*shapes, fit_in);
+  if (!fit.fits) {
+    fit_in.disk_read_gbs = measure_file_read_gbs(path);
+    fit = check_fit(*shapes, fit_in);
+  }
+  s->memory_summary = fit.summary;
+  if (!fit.fits && (!flags.mmap || flags.no_mmap))
+    return make_error("[memory] {} does not fit in memory: {}.\nOptions:\n{}Nothing was loaded.", path, fit.summary,
+                      fit.options);
+  if (!fit.fits)
+    log_warn("[memory] {} does not fit in memory ({}); --mmap: the weights are streamed from disk{}", path, fit.summary,
+             fit.streaming_tok_s > 0 ? fmt::format(", expect about {:.2g} tokens/s", fit.streaming_tok_s) : "");
+  else
+    log_debug("[memory] {}", fit.summary);
+  shapes.reset();
+
+  HYLO_ASSIGN_OR_RETURN(s->model, models::load_model(path, {.repack = true, .read_into_memory = flags.no_mmap}));
   if (const auto& info = s->model->info(); info.repacked_bytes > 0)
     log_info("[model] weights repacked for the kernels in {:.1f} s ({})", info.repack_seconds,
              format_bytes(info.repacked_bytes));
@@ -150,18 +193,19 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   s->thinking_model = probe.ok() && chat::prompt_opens_thinking(*probe);
   read_sampling_defaults(s->model->file(), s->thinking_model, &s->sampling);
 
-  const TensorType kv = flags.kv_type == "f32" ? TensorType::kF32 : TensorType::kF16;
-  const ContextChoice ctx = choose_context(*s->model, flags.ctx, flags.parallel, kv, available_memory_bytes());
-  s->n_ctx = ctx.n_ctx;
-  s->ctx_reason = ctx.reason;
-  if (flags.warm) warm_weights(*s->model);
+  HYLO_ASSIGN_OR_RETURN(s->rope_reason, apply_rope(*s->model, flags.rope, s->n_ctx));
+  if (flags.warm && fit.fits) warm_weights(*s->model);  // streaming: reading it all in would only thrash
   runtime::EngineOptions eo;
   eo.n_slots = flags.parallel;
   eo.n_ctx = s->n_ctx;
   eo.n_batch = flags.batch;
   eo.max_queue = flags.max_queue;
-  eo.kv_type = kv;
+  eo.kv_type = kv.first;
+  eo.kv_type_v = kv.second;
   s->engine = std::make_unique<runtime::Engine>(*s->model, s->tokenizer, *s->pool, eo);
+  if (flags.mlock && mlockall(MCL_CURRENT) != 0)
+    log_warn("[memory] --mlock: locking {} in memory failed ({}); raise the limit with ulimit -l", path,
+             std::strerror(errno));
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/result.h"
+#include "apps/common.h"
 #include "base/thread_pool.h"
 #include "chat/chat_template.h"
 #include "models/model.h"
@@ -22,12 +23,17 @@ struct SessionFlags {
   std::string model;  // empty: the built-in default model
   int threads = 0;
   int64_t ctx = 0;    // 0: the trained context, capped by what fits in memory
-  std::string kv_type = "f16";
+  KvCacheFlags kv;    // -ctk / -ctv / --kv-type (default f16)
+  RopeFlags rope;     // --rope-scaling, --rope-scale, --yarn-*
   int parallel = 1;
   int32_t batch = 2048;  // MoE weights are read once per batch: large prefill batches amortise them
   int max_queue = 64;    // requests waiting beyond the slots (not a flag of add(); `hylo serve` sets it)
   std::string chat_template_file;
   bool warm = true;  // read the weights in up front (with progress)
+  std::string command = "run";  // the command the flags belong to, for suggestions
+  bool mmap = false;     // --mmap: go ahead when the model does not fit (weights streamed from disk)
+  bool no_mmap = false;  // --no-mmap: read the weights into memory instead of mapping the file
+  bool mlock = false;    // --mlock: lock the weights (and everything else loaded) in memory
 
   void add(CLI::App& app, bool with_parallel);
 };
@@ -42,6 +48,10 @@ struct Session {
   runtime::SamplingParams sampling;  // defaults: GGUF general.sampling.*, else the Qwen3 card
   int32_t n_ctx = 0;
   std::string ctx_reason;
+  TensorType cache_type_k = TensorType::kF16, cache_type_v = TensorType::kF16;
+  uint64_t kv_bytes_per_token = 0;  // per sequence, all attention layers, K and V
+  std::string rope_reason;          // what RoPE runs, and why
+  std::string memory_summary;       // weights + KV + state + buffers against available memory
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<runtime::Engine> engine;
 
@@ -56,8 +66,8 @@ struct ContextChoice {
   int32_t n_ctx;
   std::string reason;
 };
-ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType kv_type,
-                             uint64_t available_bytes);
+ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType type_k,
+                             TensorType type_v, int64_t n_batch, uint64_t available_bytes);
 
 Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags);
 

@@ -156,6 +156,13 @@ uint64_t total_memory_bytes() {
 }
 
 uint64_t available_memory_bytes() {
+  // HYLO_MEMORY_AVAILABLE (bytes) stands in for MemAvailable: tests of the memory checks, and
+  // "what if this machine had less memory".
+  if (const char* v = std::getenv("HYLO_MEMORY_AVAILABLE"); v != nullptr && *v != '\0') {
+    char* end = nullptr;
+    const unsigned long long bytes = std::strtoull(v, &end, 10);
+    if (end != v && *end == '\0') return bytes;
+  }
   uint64_t kb = meminfo_kb("MemAvailable");
   return kb > 0 ? kb * 1024 : total_memory_bytes();
 }

@@ -24,6 +24,6 @@ const char* isa_name(Isa isa);
 
 int physical_core_count();  // best effort; falls back to hardware_concurrency
 uint64_t total_memory_bytes();
-uint64_t available_memory_bytes();
+uint64_t available_memory_bytes();  // MemAvailable, or HYLO_MEMORY_AVAILABLE (bytes) if set
 
 }  // namespace hylo

@@ -30,7 +30,7 @@ MappedFile::~MappedFile() {
   data_ = nullptr;
 }
 
-Result<MappedFile> MappedFile::open(const std::string& path) {
+Result<MappedFile> MappedFile::open(const std::string& path, bool read_into_memory) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error("[file] {}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
@@ -46,7 +46,27 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   MappedFile f;
   f.path_ = path;
   f.size_ = static_cast<uint64_t>(st.st_size);
-  if (f.size_ > 0) {
+  if (f.size_ > 0 && read_into_memory) {
+    void* p = mmap(nullptr, f.size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      const int e = errno;
+      ::close(fd);
+      return make_error("[file] {}: cannot allocate {} bytes to read it into: {}", path, f.size_, std::strerror(e));
+    }
+    auto* dst = static_cast<uint8_t*>(p);
+    for (uint64_t done = 0; done < f.size_;) {
+      const ssize_t n = pread(fd, dst + done, std::min<uint64_t>(f.size_ - done, 1ull << 30), static_cast<off_t>(done));
+      if (n <= 0) {
+        const int e = n < 0 ? errno : EIO;
+        munmap(p, f.size_);
+        ::close(fd);
+        return make_error("[file] {}: read failed at byte {}: {}", path, done, std::strerror(e));
+      }
+      done += static_cast<uint64_t>(n);
+    }
+    mprotect(p, f.size_, PROT_READ);
+    f.data_ = dst;
+  } else if (f.size_ > 0) {
     void* p = mmap(nullptr, f.size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       const int e = errno;

@@ -1,4 +1,5 @@
-// A read-only memory map of a whole file. Weights are used in place from it; nothing is copied.
+// A read-only memory map of a whole file. Weights are used in place from it; nothing is copied
+// (unless the file is read into memory instead: `hylo run --no-mmap`).
 #pragma once
 
 #include <cstddef>
@@ -18,7 +19,9 @@ class MappedFile {
   MappedFile& operator=(MappedFile&& other) noexcept;
   ~MappedFile();
 
-  static Result<MappedFile> open(const std::string& path);
+  // read_into_memory: read the whole file into anonymous memory instead of mapping it (the
+  // pages then do not depend on the file and are not evicted back to it).
+  static Result<MappedFile> open(const std::string& path, bool read_into_memory = false);
 
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }

@@ -68,8 +68,9 @@ struct TensorInfo {
 
 class File {
  public:
-  // Opens and validates the file; the data section stays memory-mapped (read-only).
-  static Result<File> open(const std::string& path);
+  // Opens and validates the file; the data section stays memory-mapped (read-only), or is read
+  // into memory with read_into_memory.
+  static Result<File> open(const std::string& path, bool read_into_memory = false);
   // Parses a file image already in memory (no mapping, data pointers refer to `bytes`).
   // `name` is used in error messages. Used by the fuzzer and the tests.
   static Result<File> parse(const uint8_t* bytes, uint64_t size, const std::string& name);

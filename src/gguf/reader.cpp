@@ -353,8 +353,8 @@ Result<File> File::parse(const uint8_t* bytes, uint64_t size, const std::string&
   return f;
 }
 
-Result<File> File::open(const std::string& path) {
-  HYLO_ASSIGN_OR_RETURN(MappedFile map, MappedFile::open(path));
+Result<File> File::open(const std::string& path, bool read_into_memory) {
+  HYLO_ASSIGN_OR_RETURN(MappedFile map, MappedFile::open(path, read_into_memory));
   auto shared = std::make_shared<MappedFile>(std::move(map));
   std::string shown = path;
   if (auto slash = path.rfind('/'); slash != std::string::npos) shown = path.substr(slash + 1);

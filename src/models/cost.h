@@ -17,10 +17,29 @@ struct DecodeBytes {
   double state = 0;    // the recurrent layers' conv windows and delta-rule states, read and written
   double total() const { return weights + kv + state; }
 };
-DecodeBytes decode_bytes(const Model& model, double n_ctx, TensorType kv_type);
+DecodeBytes decode_bytes(const Model& model, double n_ctx, TensorType type_k, TensorType type_v);
+inline DecodeBytes decode_bytes(const Model& model, double n_ctx, TensorType kv_type) {
+  return decode_bytes(model, n_ctx, kv_type, kv_type);
+}
 
 // Mean decode bytes per token over n_gen tokens decoded from an empty sequence.
-DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType kv_type);
+DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType type_k, TensorType type_v);
+inline DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType kv_type) {
+  return decode_bytes_mean(model, n_gen, kv_type, kv_type);
+}
+
+// Resident memory of a run of n_seq sequences of n_ctx positions each. What the load-time check
+// (`hylo run/serve`), the context choice and the doctor's advice compare with available memory.
+struct MemoryNeed {
+  uint64_t weights = 0;  // every tensor of the file (mapped or repacked: resident either way)
+  uint64_t kv = 0;       // K and V of every attention layer (trunk and MTP) at n_ctx, in their types
+  uint64_t state = 0;    // recurrent state per sequence, and one rollback snapshot of it
+  uint64_t compute = 0;  // activation buffers of an n_batch-row step, logits, and a fixed 256 MiB
+                         // for thread stacks, tokenizer and allocator slack (an estimate)
+  uint64_t total() const { return weights + kv + state + compute; }
+};
+MemoryNeed memory_need(const Model& model, int64_t n_ctx, int n_seq, TensorType type_k, TensorType type_v,
+                       int64_t n_batch);
 
 // FLOPs of one prefill of n_prompt tokens from an empty sequence that produces the last row's
 // logits only: per token every trunk matrix product except the LM head (2 FLOPs per multiply-add),

@@ -38,66 +38,6 @@ void DecoderModel::set_load_options(const LoadOptions& options) {
 }
 DecoderModel::~DecoderModel() = default;
 
-// ---- RoPE ---------------------------------------------------------------------------------------
-
-Result<RopeParams> read_rope_params(const HparamReader& hp, const gguf::File& file, int n_rot, int64_t n_ctx_train) {
-  RopeParams p;
-  p.n_rot = n_rot;
-  HYLO_ASSIGN_OR_RETURN(p.freq_base, hp.get_float_or("rope.freq_base", 10000.0f));
-  if (!(p.freq_base > 1.0f)) return make_error("[model] {}: rope.freq_base {} must be > 1", file.path(), p.freq_base);
-  p.n_ctx_orig = n_ctx_train;
-  const auto type = file.get_string(hp.name("rope.scaling.type"));
-  if (type && *type == "yarn") {
-    HYLO_ASSIGN_OR_RETURN(float factor, hp.get_float("rope.scaling.factor"));
-    if (!(factor >= 1.0f)) return make_error("[model] {}: rope.scaling.factor {} must be ≥ 1", file.path(), factor);
-    p.freq_scale = 1.0f / factor;
-    p.ext_factor = 1.0f;
-    HYLO_ASSIGN_OR_RETURN(p.n_ctx_orig, hp.get_int_or("rope.scaling.original_context_length", n_ctx_train));
-  } else if (type && *type != "none" && *type != "linear") {
-    return make_error("[model] {}: rope scaling type '{}' is not supported (none, linear, yarn)", file.path(), *type);
-  } else if (type && *type == "linear") {
-    HYLO_ASSIGN_OR_RETURN(float factor, hp.get_float("rope.scaling.factor"));
-    if (!(factor > 0.0f)) return make_error("[model] {}: rope.scaling.factor {} must be > 0", file.path(), factor);
-    p.freq_scale = 1.0f / factor;
-  }
-  return p;
-}
-
-namespace {
-
-// YaRN correction range (spec §6): the pair index where the rotation count at n_ctx_orig crosses
-// β turns.
-float yarn_corr_dim(int n_dims, int64_t n_ctx_orig, float n_rot, float base) {
-  return n_dims * std::log(static_cast<float>(n_ctx_orig) / (n_rot * 2 * std::numbers::pi_v<float>)) /
-         (2 * std::log(base));
-}
-
-}  // namespace
-
-void rope_tables(const RopeParams& p, int32_t pos, float* cos_out, float* sin_out) {
-  const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
-  float low = 0, high = 0, mscale = p.attn_factor;
-  if (p.ext_factor != 0.0f) {
-    low = std::max(0.0f, std::floor(yarn_corr_dim(p.n_rot, p.n_ctx_orig, p.beta_fast, p.freq_base)));
-    high = std::min(static_cast<float>(p.n_rot - 1),
-                    std::ceil(yarn_corr_dim(p.n_rot, p.n_ctx_orig, p.beta_slow, p.freq_base)));
-    mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
-  }
-  float theta_extrap = static_cast<float>(pos);
-  for (int i = 0; i < p.n_rot / 2; ++i) {
-    const float theta_interp = p.freq_scale * theta_extrap;
-    float theta = theta_interp;
-    if (p.ext_factor != 0.0f) {
-      const float y = (static_cast<float>(i) - low) / std::max(0.001f, high - low);
-      const float ramp = (1.0f - std::min(1.0f, std::max(0.0f, y))) * p.ext_factor;
-      theta = theta_interp * (1 - ramp) + theta_extrap * ramp;
-    }
-    cos_out[i] = std::cos(theta) * mscale;
-    sin_out[i] = std::sin(theta) * mscale;
-    theta_extrap *= theta_scale;
-  }
-}
-
 // ---- loading ------------------------------------------------------------------------------------
 
 Status DecoderModel::load_common(TensorLoader& tl, const std::string& ffn_norm_name, bool shared_expert,

@@ -23,21 +23,6 @@ struct SeqRun {
   int32_t pos0;  // position of the first row
 };
 
-// RoPE parameters (spec §2.5, §6). YaRN is active when ext_factor != 0.
-struct RopeParams {
-  int n_rot = 0;
-  float freq_base = 10000.0f;
-  float freq_scale = 1.0f;
-  float ext_factor = 0.0f;
-  float attn_factor = 1.0f;
-  float beta_fast = 32.0f;
-  float beta_slow = 1.0f;
-  int64_t n_ctx_orig = 0;
-};
-Result<RopeParams> read_rope_params(const HparamReader& hp, const gguf::File& file, int n_rot, int64_t n_ctx_train);
-// cos/sin of the n_rot/2 rotation angles at position pos, as ggml computes them (f32, incremental θ).
-void rope_tables(const RopeParams& p, int32_t pos, float* cos_out, float* sin_out);
-
 // Self-attention with QK-norm and NeoX RoPE; `gated` = Qwen3-Next's per-head [query | gate]
 // projection and sigmoid output gate.
 struct AttentionWeights {
@@ -98,7 +83,6 @@ class DecoderModel : public Model {
   int64_t n_embd_ = 0, n_vocab_ = 0, n_layer_ = 0, n_ctx_train_ = 0;
   int64_t n_expert_ = 0, n_expert_used_ = 0;
   float norm_eps_ = 1e-6f;
-  RopeParams rope_;
   MemoryLayout layout_;
 
   ops::Weight token_embd_, output_;

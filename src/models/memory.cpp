@@ -4,11 +4,20 @@
 
 namespace hylo::models {
 
-uint64_t MemoryLayout::kv_bytes_per_token(TensorType kv_type) const {
-  const uint64_t elem = kv_type == TensorType::kF16 ? 2 : 4;
+uint64_t MemoryLayout::kv_bytes_per_token(TensorType type_k, TensorType type_v) const {
   uint64_t b = 0;
-  for (const Kv& k : kv) b += 2ull * k.n_kv_head * k.head_dim * elem;
+  for (const Kv& k : kv) {
+    const uint64_t n = static_cast<uint64_t>(k.n_kv_head) * k.head_dim;
+    b += row_bytes(type_k, n) + row_bytes(type_v, n);
+  }
   return b;
+}
+
+std::string MemoryLayout::kv_type_problem(TensorType type_k, TensorType type_v) const {
+  for (const Kv& k : kv)
+    for (TensorType t : {type_k, type_v})
+      if (std::string p = ops::kv_cache_type_problem(t, k.head_dim); !p.empty()) return p;
+  return "";
 }
 
 uint64_t MemoryLayout::recurrent_bytes_per_sequence() const {
@@ -22,12 +31,14 @@ Memory::Memory(const MemoryLayout& layout, const MemoryOptions& options)
     : layout_(layout), options_(options), kv_slot_of_layer_(layout.n_layer, -1),
       rs_slot_of_layer_(layout.n_layer, -1), snapshots_(options.n_seq), seq_len_(options.n_seq, 0) {
   HYLO_CHECK(options.n_seq > 0 && options.n_ctx > 0);
+  HYLO_CHECK(layout.kv_type_problem(options.type_k(), options.type_v()).empty(), "{}",
+             layout.kv_type_problem(options.type_k(), options.type_v()));
   for (size_t i = 0; i < layout.kv.size(); ++i) {
     const auto& k = layout.kv[i];
     kv_slot_of_layer_.at(k.layer) = static_cast<int>(i);
     kv_.emplace_back();
     for (int s = 0; s < options.n_seq; ++s)
-      kv_.back().push_back(std::make_unique<ops::KvSeqCache>(k.n_kv_head, k.head_dim, options.kv_type));
+      kv_.back().push_back(std::make_unique<ops::KvSeqCache>(k.n_kv_head, k.head_dim, options.type_k(), options.type_v()));
   }
   for (size_t i = 0; i < layout.recurrent.size(); ++i) {
     const auto& r = layout.recurrent[i];

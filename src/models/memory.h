@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -31,18 +33,27 @@ struct MemoryLayout {
   std::vector<Kv> kv;
   std::vector<Recurrent> recurrent;
 
-  uint64_t kv_bytes_per_token(TensorType kv_type) const;
+  // Bytes of K and V per position over all KV layers (the doctor's arithmetic: row_bytes of
+  // n_kv_head·head_dim elements of each type).
+  uint64_t kv_bytes_per_token(TensorType type_k, TensorType type_v) const;
+  uint64_t kv_bytes_per_token(TensorType kv_type) const { return kv_bytes_per_token(kv_type, kv_type); }
+  // Why the layout cannot hold a cache of these types (empty if it can).
+  std::string kv_type_problem(TensorType type_k, TensorType type_v) const;
   uint64_t recurrent_bytes_per_sequence() const;
 };
 
 struct MemoryOptions {
   int n_seq = 1;                          // sequences that can be held at once (ids 0 … n_seq−1)
   int32_t n_ctx = 4096;                   // positions per sequence
-  TensorType kv_type = TensorType::kF16;  // f16 or f32
+  TensorType kv_type = TensorType::kF16;  // K (and V unless kv_type_v is set): f32, f16, bf16, q8_0, q4_0
+  std::optional<TensorType> kv_type_v;    // V when it differs from K
+  TensorType type_k() const { return kv_type; }
+  TensorType type_v() const { return kv_type_v.value_or(kv_type); }
 };
 
 class Memory {
  public:
+  // The options' KV types must suit the layout (kv_type_problem() empty: a CHECK).
   Memory(const MemoryLayout& layout, const MemoryOptions& options);
 
   const MemoryOptions& options() const { return options_; }

@@ -12,6 +12,7 @@
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "models/memory.h"
+#include "models/rope.h"
 #include "ops/delta_net.h"
 
 namespace hylo::models {
@@ -68,6 +69,11 @@ class Model {
 
   ForwardOptions& options() { return options_; }
 
+  // The RoPE every attention layer uses: the file's after loading; set_rope() applies the run's
+  // choice (choose_rope) before the first forward.
+  const RopeParams& rope() const { return rope_; }
+  void set_rope(const RopeParams& rope) { rope_ = rope; }
+
   // Runs a batch. For each row with logits = true, in row order, writes n_vocab floats to
   // `logits` ([n_logit_rows][n_vocab]). Validates the batch against `memory` first; on error
   // nothing has been changed. Not thread-safe: one forward at a time per model.
@@ -95,12 +101,15 @@ class Model {
   gguf::File file_;
   ModelInfo info_;
   ForwardOptions options_;
+  RopeParams rope_;
 };
 
 struct LoadOptions {
   // Repack the matrices into their kernels' interleaved layout when they fit in memory
   // (ops/weight_images.h); false keeps every weight in place in the mapping (inspection only).
   bool repack = true;
+  // Read the file into memory instead of mapping it (--no-mmap).
+  bool read_into_memory = false;
 };
 
 // Opens a GGUF file and builds the model for its architecture (weights memory-mapped, and

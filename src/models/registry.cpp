@@ -23,7 +23,7 @@ std::vector<std::string> supported_architectures() {
 }
 
 Result<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
-  HYLO_ASSIGN_OR_RETURN(gguf::File file, gguf::File::open(path));
+  HYLO_ASSIGN_OR_RETURN(gguf::File file, gguf::File::open(path, options.read_into_memory));
   const auto arch = file.get_string("general.architecture");
   if (!arch) return make_error("[model] {}: general.architecture is missing", path);
   for (const auto& a : kArchitectures)

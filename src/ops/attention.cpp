@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/quant.h"
 #include "kernels/vec.h"
 #include "ops/profile.h"
 
@@ -35,7 +36,7 @@ struct Partial {
 };
 
 struct Scratch {
-  std::vector<float> q, kt, v, s, corr;
+  std::vector<float> q, k, kt, v, s, corr;  // k: one page of keys before the transpose
   Partial part, acc;
 };
 
@@ -47,6 +48,31 @@ struct Block {
 };
 
 int64_t split_keys() { return kSplitPages * KvSeqCache::kPageTokens; }
+
+// n·d cache elements of `type` to f32. f16 and f32 keep the paths the cache always used; the
+// quantized types go through the reference dequantizers, whose bits the tests pin.
+void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
+  if (type == TensorType::kF32)
+    std::memcpy(dst, src, sizeof(float) * n);
+  else if (type == TensorType::kF16)
+    kernels::vec().f16_to_f32(static_cast<const uint16_t*>(src), dst, n);
+  else
+    kernels::dequantize_row(type, src, dst, n);
+}
+
+// The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][n].
+void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
+  if (type == TensorType::kF32) {
+    const auto* k32 = static_cast<const float*>(src);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < d; ++c) w.kt[c * n + j] = k32[j * d + c];
+    return;
+  }
+  w.k.resize(n * d);
+  load_rows(type, src, w.k.data(), n * d);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t c = 0; c < d; ++c) w.kt[c * n + j] = w.k[j * d + c];
+}
 
 // Online softmax of the block's rows over the keys of split `split` into `out`.
 void attend_split(const AttentionRun& r, const Block& b, int64_t split, const AttentionShape& s, Scratch& w,
@@ -64,7 +90,6 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
   for (int64_t i = 0; i < n_tok; ++i)
     std::memcpy(w.q.data() + i * group * d, r.q + ((b.t0 + i) * s.n_head + static_cast<int64_t>(b.kv_head) * group) * d,
                 sizeof(float) * group * d);
-  const bool f16 = r.cache->type() == TensorType::kF16;
   const int64_t last_pos = r.pos0 + b.t1 - 1;
   const int64_t end = std::min({last_pos + 1, static_cast<int64_t>(r.cache->size()), (split + 1) * split_keys()});
   for (int64_t base = split * split_keys(); base < end; base += P) {
@@ -72,21 +97,8 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
     const int32_t page = static_cast<int32_t>(base / P);
     const void* kp = r.cache->k_page(page, b.kv_head);
     const void* vp = r.cache->v_page(page, b.kv_head);
-    if (f16) {
-      const auto* k16 = static_cast<const uint16_t*>(kp);
-      thread_local std::vector<float> row;
-      row.resize(d);
-      for (int64_t j = 0; j < n; ++j) {
-        K.f16_to_f32(k16 + j * d, row.data(), d);
-        for (int64_t c = 0; c < d; ++c) w.kt[c * n + j] = row[c];
-      }
-      K.f16_to_f32(static_cast<const uint16_t*>(vp), w.v.data(), n * d);
-    } else {
-      const auto* k32 = static_cast<const float*>(kp);
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t c = 0; c < d; ++c) w.kt[c * n + j] = k32[j * d + c];
-      std::memcpy(w.v.data(), vp, sizeof(float) * n * d);
-    }
+    load_keys(r.cache->type_k(), kp, n, d, w);
+    load_rows(r.cache->type_v(), vp, w.v.data(), n * d);
     K.gemm(rows, n, d, s.scale, w.q.data(), d, w.kt.data(), n, 0.0f, w.s.data(), n);
     for (int64_t row = 0; row < rows; ++row) {
       float* sr = w.s.data() + row * n;

@@ -4,35 +4,62 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "kernels/quant.h"
 #include "kernels/vec.h"
 
 namespace hylo::ops {
 
-KvSeqCache::KvSeqCache(int n_kv_head, int head_dim, TensorType type)
-    : n_kv_head_(n_kv_head), head_dim_(head_dim), type_(type) {
-  HYLO_CHECK(type == TensorType::kF32 || type == TensorType::kF16, "KV cache type must be f32 or f16");
+bool is_kv_cache_type(TensorType type) {
+  return type == TensorType::kF32 || type == TensorType::kF16 || type == TensorType::kBF16 ||
+         type == TensorType::kQ8_0 || type == TensorType::kQ4_0;
 }
+
+std::string kv_cache_type_problem(TensorType type, int head_dim) {
+  if (!is_kv_cache_type(type))
+    return fmt::format("KV cache type {} is not supported (f32, f16, bf16, q8_0, q4_0)", tensor_type_name(type));
+  const uint32_t block = tensor_type_info(type).block_elems;
+  if (head_dim <= 0 || head_dim % block != 0)
+    return fmt::format("KV cache type {} stores blocks of {} elements; the head dimension {} is not a multiple",
+                       tensor_type_name(type), block, head_dim);
+  return "";
+}
+
+KvSeqCache::KvSeqCache(int n_kv_head, int head_dim, TensorType type_k, TensorType type_v)
+    : n_kv_head_(n_kv_head), head_dim_(head_dim), type_k_(type_k), type_v_(type_v) {
+  HYLO_CHECK(kv_cache_type_problem(type_k, head_dim).empty(), "{}", kv_cache_type_problem(type_k, head_dim));
+  HYLO_CHECK(kv_cache_type_problem(type_v, head_dim).empty(), "{}", kv_cache_type_problem(type_v, head_dim));
+  k_row_bytes_ = row_bytes(type_k, static_cast<uint64_t>(head_dim));
+  v_row_bytes_ = row_bytes(type_v, static_cast<uint64_t>(head_dim));
+  k_head_bytes_ = k_row_bytes_ * kPageTokens;
+  v_head_bytes_ = v_row_bytes_ * kPageTokens;
+}
+
+namespace {
+// One [head_dim] row into the cache's type. f16 keeps the vector kernel the cache always used
+// (round to nearest even, the same bits as the reference); the others use the reference
+// quantizers (ggml's quantize_row_*_ref, as llama.cpp's KV copies use).
+void store_row(TensorType type, const float* src, uint8_t* dst, int n) {
+  if (type == TensorType::kF32)
+    std::memcpy(dst, src, sizeof(float) * n);
+  else if (type == TensorType::kF16)
+    kernels::vec().f32_to_f16(src, reinterpret_cast<uint16_t*>(dst), n);
+  else
+    kernels::quantize_row(type, src, dst, n);
+}
+}  // namespace
 
 void KvSeqCache::store(int32_t pos, const float* k, const float* v) {
   HYLO_CHECK(pos >= 0 && pos <= n_, "KV store at {} with {} positions", pos, n_);
   const int32_t page = pos / kPageTokens, slot = pos % kPageTokens;
   while (static_cast<int32_t>(k_pages_.size()) <= page) {
-    k_pages_.emplace_back(new uint8_t[page_bytes()]);
-    v_pages_.emplace_back(new uint8_t[page_bytes()]);
+    k_pages_.emplace_back(new uint8_t[k_head_bytes_ * n_kv_head_]);
+    v_pages_.emplace_back(new uint8_t[v_head_bytes_ * n_kv_head_]);
   }
-  const size_t row = static_cast<size_t>(head_dim_) * elem_bytes();
   for (int h = 0; h < n_kv_head_; ++h) {
-    uint8_t* kd = k_pages_[page].get() + h * head_bytes() + slot * row;
-    uint8_t* vd = v_pages_[page].get() + h * head_bytes() + slot * row;
-    const float* ks = k + static_cast<size_t>(h) * head_dim_;
-    const float* vs = v + static_cast<size_t>(h) * head_dim_;
-    if (type_ == TensorType::kF32) {
-      std::memcpy(kd, ks, row);
-      std::memcpy(vd, vs, row);
-    } else {
-      kernels::vec().f32_to_f16(ks, reinterpret_cast<uint16_t*>(kd), head_dim_);
-      kernels::vec().f32_to_f16(vs, reinterpret_cast<uint16_t*>(vd), head_dim_);
-    }
+    store_row(type_k_, k + static_cast<size_t>(h) * head_dim_,
+              k_pages_[page].get() + h * k_head_bytes_ + slot * k_row_bytes_, head_dim_);
+    store_row(type_v_, v + static_cast<size_t>(h) * head_dim_,
+              v_pages_[page].get() + h * v_head_bytes_ + slot * v_row_bytes_, head_dim_);
   }
   n_ = std::max(n_, pos + 1);
 }
@@ -45,19 +72,23 @@ void KvSeqCache::truncate(int32_t n) {
 }
 
 void KvSeqCache::copy_from(const KvSeqCache& other) {
-  HYLO_CHECK(other.n_kv_head_ == n_kv_head_ && other.head_dim_ == head_dim_ && other.type_ == type_);
+  HYLO_CHECK(other.n_kv_head_ == n_kv_head_ && other.head_dim_ == head_dim_ && other.type_k_ == type_k_ &&
+             other.type_v_ == type_v_);
   k_pages_.clear();
   v_pages_.clear();
+  const size_t kb = k_head_bytes_ * n_kv_head_, vb = v_head_bytes_ * n_kv_head_;
   for (size_t p = 0; p < other.k_pages_.size(); ++p) {
-    k_pages_.emplace_back(new uint8_t[page_bytes()]);
-    v_pages_.emplace_back(new uint8_t[page_bytes()]);
-    std::memcpy(k_pages_.back().get(), other.k_pages_[p].get(), page_bytes());
-    std::memcpy(v_pages_.back().get(), other.v_pages_[p].get(), page_bytes());
+    k_pages_.emplace_back(new uint8_t[kb]);
+    v_pages_.emplace_back(new uint8_t[vb]);
+    std::memcpy(k_pages_.back().get(), other.k_pages_[p].get(), kb);
+    std::memcpy(v_pages_.back().get(), other.v_pages_[p].get(), vb);
   }
   n_ = other.n_;
 }
 
-uint64_t KvSeqCache::bytes_allocated() const { return 2ull * k_pages_.size() * page_bytes(); }
+uint64_t KvSeqCache::bytes_allocated() const {
+  return static_cast<uint64_t>(k_pages_.size()) * (k_head_bytes_ + v_head_bytes_) * n_kv_head_;
+}
 
 RecurrentSeqState::RecurrentSeqState(int conv_window_, int conv_dim_, int n_heads_, int d_k_, int d_v_)
     : conv_window(conv_window_), conv_dim(conv_dim_), n_heads(n_heads_), d_k(d_k_), d_v(d_v_),

@@ -1,24 +1,33 @@
 // Keys and values of one attention layer for one sequence, stored in pages of kPageTokens
 // positions so memory grows with the sequence. K is stored after QK-norm and RoPE.
-// Page layout: [n_kv_head][kPageTokens][head_dim], so one head's keys are contiguous.
+// Page layout: [n_kv_head][kPageTokens][head_dim], so one head's keys are contiguous; each
+// [head_dim] row is one row of the cache type (f32, f16, bf16, or q8_0/q4_0 blocks of 32).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/tensor_type.h"
 
 namespace hylo::ops {
 
+// The element types a KV cache can hold, as llama.cpp names them: f32, f16, bf16, q8_0, q4_0.
+bool is_kv_cache_type(TensorType type);
+// Why `type` cannot store rows of head_dim elements (empty if it can).
+std::string kv_cache_type_problem(TensorType type, int head_dim);
+
 class KvSeqCache {
  public:
   static constexpr int32_t kPageTokens = 256;
 
-  KvSeqCache(int n_kv_head, int head_dim, TensorType type);  // type: f32 or f16
+  // type_k, type_v: one of kv_cache_types(); head_dim a multiple of the types' block size.
+  KvSeqCache(int n_kv_head, int head_dim, TensorType type_k, TensorType type_v);
 
   int32_t size() const { return n_; }
-  TensorType type() const { return type_; }
+  TensorType type_k() const { return type_k_; }
+  TensorType type_v() const { return type_v_; }
   int n_kv_head() const { return n_kv_head_; }
   int head_dim() const { return head_dim_; }
 
@@ -29,18 +38,19 @@ class KvSeqCache {
   void copy_from(const KvSeqCache& other);
   uint64_t bytes_allocated() const;
 
-  // Elements of head h's keys/values for positions [page·kPageTokens, +kPageTokens).
-  const void* k_page(int32_t page, int h) const { return k_pages_[page].get() + h * head_bytes(); }
-  const void* v_page(int32_t page, int h) const { return v_pages_[page].get() + h * head_bytes(); }
+  // Rows of head h's keys/values for positions [page·kPageTokens, +kPageTokens), in type_k/type_v.
+  const void* k_page(int32_t page, int h) const { return k_pages_[page].get() + h * k_head_bytes_; }
+  const void* v_page(int32_t page, int h) const { return v_pages_[page].get() + h * v_head_bytes_; }
+  // Bytes of one [head_dim] row of keys / values.
+  size_t k_row_bytes() const { return k_row_bytes_; }
+  size_t v_row_bytes() const { return v_row_bytes_; }
 
  private:
-  size_t elem_bytes() const { return type_ == TensorType::kF16 ? 2 : 4; }
-  size_t head_bytes() const { return static_cast<size_t>(kPageTokens) * head_dim_ * elem_bytes(); }
-  size_t page_bytes() const { return head_bytes() * n_kv_head_; }
-
   int n_kv_head_;
   int head_dim_;
-  TensorType type_;
+  TensorType type_k_, type_v_;
+  size_t k_row_bytes_, v_row_bytes_;    // one [head_dim] row
+  size_t k_head_bytes_, v_head_bytes_;  // one head of one page: kPageTokens rows
   int32_t n_ = 0;
   std::vector<std::unique_ptr<uint8_t[]>> k_pages_, v_pages_;
 };

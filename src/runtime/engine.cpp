@@ -59,6 +59,7 @@ Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, Thre
   mo.n_seq = options_.n_slots;
   mo.n_ctx = options_.n_ctx;
   mo.kv_type = options_.kv_type;
+  mo.kv_type_v = options_.kv_type_v;
   memory_ = std::make_unique<models::Memory>(model_.memory_layout(), mo);
   for (int i = 0; i < options_.n_slots; ++i) {
     slots_.push_back(std::make_unique<Slot>());

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,7 +92,8 @@ struct EngineOptions {
   int32_t n_ctx = 4096;    // positions per slot
   int32_t n_batch = 2048;  // tokens per forward call (prefill budget); rounded to a multiple of 64
   int max_queue = 64;      // waiting requests beyond the slots
-  TensorType kv_type = TensorType::kF16;
+  TensorType kv_type = TensorType::kF16;  // K (and V unless kv_type_v is set)
+  std::optional<TensorType> kv_type_v;
 };
 
 struct EngineStats {

@@ -10,6 +10,23 @@
 
 namespace hylo::server {
 
+nlohmann::ordered_json runtime_settings(const Backend& b) {
+  const runtime::EngineOptions& eo = b.engine->options();
+  const models::RopeParams& r = b.model->rope();
+  return {{"cache_type_k", std::string(tensor_type_name(eo.kv_type))},
+          {"cache_type_v", std::string(tensor_type_name(eo.kv_type_v.value_or(eo.kv_type)))},
+          {"rope_scaling",
+           {{"type", std::string(models::rope_scaling_name(r.scaling))},
+            {"factor", r.factor()},
+            {"original_context_length", r.n_ctx_orig},
+            {"freq_base", r.freq_base},
+            {"ext_factor", r.ext_factor},
+            {"attn_factor", r.attn_factor},
+            {"beta_fast", r.beta_fast},
+            {"beta_slow", r.beta_slow},
+            {"mscale", r.mscale()}}}};
+}
+
 std::shared_ptr<const TokenTrie> Backend::token_trie() const {
   std::call_once(trie_once_, [this] { trie_ = TokenTrie::from_tokenizer(*tokenizer); });
   return trie_;

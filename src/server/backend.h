@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "chat/chat_template.h"
 #include "models/model.h"
 #include "runtime/engine.h"
@@ -50,6 +52,10 @@ struct Backend {
   mutable std::once_flag trie_once_;
   mutable std::shared_ptr<const TokenTrie> trie_;
 };
+
+// What the engine runs with beyond the file: KV cache types and the RoPE in use (the file's,
+// the flags', or the automatic YaRN), for /props and /api/show.
+nlohmann::ordered_json runtime_settings(const Backend& b);
 
 // Fills the description from the loaded model (file size, parameter count, quantisation).
 ModelDescription describe_model(const models::Model& model, const std::string& alias);

@@ -219,6 +219,14 @@ ojson ollama_show(const Backend& b, bool verbose, bool show_path) {
     info[key] = metadata_value(value, verbose);
   }
   info["general.parameter_count"] = d.n_params;
+  // What runs (which may differ from the file's metadata): hylo.cache_type_k, hylo.rope_scaling.factor, ...
+  const ojson settings = runtime_settings(b);
+  for (auto it = settings.begin(); it != settings.end(); ++it) {
+    if (it->is_object())
+      for (auto sub = it->begin(); sub != it->end(); ++sub) info["hylo." + it.key() + "." + sub.key()] = *sub;
+    else
+      info["hylo." + it.key()] = *it;
+  }
   const runtime::SamplingParams& s = b.sampling;
   const std::string parameters =
       fmt::format("num_ctx {}\ntemperature {}\ntop_k {}\ntop_p {}\nmin_p {}\nrepeat_penalty {}\n", b.n_ctx,

@@ -17,11 +17,12 @@ std::vector<int32_t> long_tech_tokens() {
       .get<std::vector<int32_t>>();
 }
 
-models::Memory make_memory(const models::Model& m, int n_seq, int32_t n_ctx = 512) {
+// kv: invariance must hold for the default cache type (f16) and the quantized ones.
+models::Memory make_memory(const models::Model& m, int n_seq, int32_t n_ctx = 512, TensorType kv = TensorType::kF16) {
   models::MemoryOptions mo;
   mo.n_seq = n_seq;
   mo.n_ctx = n_ctx;
-  mo.kv_type = TensorType::kF16;  // invariance must hold for the default cache type too
+  mo.kv_type = kv;
   return models::Memory(m.memory_layout(), mo);
 }
 
@@ -42,10 +43,18 @@ std::vector<float> feed(models::Model& m, models::Memory& mem, int seq, const st
   return logits;
 }
 
-class Invariance : public ::testing::TestWithParam<std::string> {};
+// Parameter: "model" or "model/kv-type".
+class Invariance : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string model_name() const { return GetParam().substr(0, GetParam().find('/')); }
+  TensorType kv() const {
+    const size_t slash = GetParam().find('/');
+    return slash == std::string::npos ? TensorType::kF16 : *tensor_type_from_name(GetParam().substr(slash + 1));
+  }
+};
 
 TEST_P(Invariance, SequencesDoNotInfluenceEachOther) {
-  auto model = models::load_model(test::fixture_model(GetParam()));
+  auto model = models::load_model(test::fixture_model(model_name()));
   ASSERT_TRUE(model.ok()) << model.message();
   models::Model& m = **model;
   const int64_t V = m.info().n_vocab;
@@ -57,7 +66,7 @@ TEST_P(Invariance, SequencesDoNotInfluenceEachOther) {
   // Alone: each sequence prefilled, then two decode steps, in a memory of its own.
   std::vector<std::vector<float>> alone;
   for (const auto& p : prompts) {
-    auto mem = make_memory(m, 1);
+    auto mem = make_memory(m, 1, 512, kv());
     auto l = feed(m, mem, 0, p, {static_cast<int64_t>(p.size())}, pool);
     auto s1 = feed(m, mem, 0, {p[0]}, {1}, pool);
     auto s2 = feed(m, mem, 0, {p[1]}, {1}, pool);
@@ -66,7 +75,7 @@ TEST_P(Invariance, SequencesDoNotInfluenceEachOther) {
     alone.push_back(std::move(l));
   }
   // Together: one batch with all three prompts, then batched decode steps.
-  auto mem = make_memory(m, 3);
+  auto mem = make_memory(m, 3, 512, kv());
   std::vector<models::BatchRow> rows;
   for (int s = 0; s < 3; ++s)
     for (size_t i = 0; i < prompts[s].size(); ++i) rows.push_back({s, static_cast<int32_t>(i), prompts[s][i], true});
@@ -115,23 +124,23 @@ TEST(Repack, RepackedWeightsGiveTheSameBits) {
 }
 
 TEST_P(Invariance, PrefillSplitAtChunkMultiplesIsBitIdentical) {
-  auto model = models::load_model(test::fixture_model(GetParam()));
+  auto model = models::load_model(test::fixture_model(model_name()));
   ASSERT_TRUE(model.ok());
   ThreadPool pool(2);
   const auto tokens = long_tech_tokens();
-  auto mem1 = make_memory(**model, 1);
+  auto mem1 = make_memory(**model, 1, 512, kv());
   auto whole = feed(**model, mem1, 0, tokens, {329}, pool);
-  auto mem2 = make_memory(**model, 1);
+  auto mem2 = make_memory(**model, 1, 512, kv());
   auto pieces = feed(**model, mem2, 0, tokens, {64, 128, 137}, pool);  // boundaries 64 and 192
   EXPECT_EQ(0, std::memcmp(whole.data(), pieces.data(), whole.size() * sizeof(float)));
 }
 
 TEST_P(Invariance, ForkedSequenceContinuesIdentically) {
-  auto model = models::load_model(test::fixture_model(GetParam()));
+  auto model = models::load_model(test::fixture_model(model_name()));
   ASSERT_TRUE(model.ok());
   ThreadPool pool(2);
   const auto tokens = long_tech_tokens();
-  auto mem = make_memory(**model, 2);
+  auto mem = make_memory(**model, 2, 512, kv());
   feed(**model, mem, 0, {tokens.begin(), tokens.begin() + 40}, {40}, pool);
   ASSERT_TRUE(mem.copy(0, 1).ok());
   EXPECT_EQ(mem.seq_len(1), 40);
@@ -142,12 +151,14 @@ TEST_P(Invariance, ForkedSequenceContinuesIdentically) {
   EXPECT_EQ(mem.seq_len(1), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Invariance, ::testing::Values("qwen3next-tiny", "qwen3moe-tiny"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& c : s) c = c == '-' ? '_' : c;
-                           return s;
-                         });
+std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& c : s) c = c == '-' || c == '/' ? '_' : c;
+  return s;
+}
+INSTANTIATE_TEST_SUITE_P(Models, Invariance, ::testing::Values("qwen3next-tiny", "qwen3moe-tiny"), param_name);
+INSTANTIATE_TEST_SUITE_P(QuantizedKv, Invariance, ::testing::Values("qwen3next-tiny/q8_0", "qwen3moe-tiny/q4_0"),
+                         param_name);
 
 TEST(DeltaRule, ChunkedAndRecurrentFormsAgree) {
   auto model = models::load_model(test::fixture_model("qwen3next-tiny"));
@@ -210,7 +221,7 @@ namespace {
 // at once equals prefilling 2,176 and decoding the last 24 one by one (their DeltaNet positions
 // fall in a partial chunk, which is recurrent either way).
 TEST_P(Invariance, LongContextDecodeEqualsPrefill) {
-  auto model = models::load_model(test::fixture_model(GetParam()));
+  auto model = models::load_model(test::fixture_model(model_name()));
   ASSERT_TRUE(model.ok());
   models::Model& m = **model;
   ThreadPool pool(2);
@@ -218,7 +229,7 @@ TEST_P(Invariance, LongContextDecodeEqualsPrefill) {
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 7919 + 13) % 150000);
   const int64_t V = m.info().n_vocab;
   auto run = [&](const std::vector<int64_t>& pieces) {
-    auto mem = make_memory(m, 1, 4096);
+    auto mem = make_memory(m, 1, 4096, kv());
     std::vector<float> out;
     int32_t done = 0;
     for (int64_t n : pieces) {

@@ -4,6 +4,8 @@
 // on both API families, stop strings, metrics, and a non-streamed client hanging up.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -73,6 +75,8 @@ TEST_F(ServeMain, HealthModelsAndListings) {
   EXPECT_EQ(m["meta"]["n_ctx"], 4096);
   EXPECT_EQ(m["meta"]["n_ctx_train"], 262144);
   EXPECT_EQ(get(c, "/props").json["total_slots"], 8);
+  EXPECT_EQ(get(c, "/props").json["cache_type_k"], "f16");
+  EXPECT_EQ(get(c, "/props").json["rope_scaling"]["type"], "none");
   EXPECT_NE(get(c, "/").body.find("hylo is running"), std::string::npos);
   EXPECT_EQ(get(c, "/api/version").json["version"], HYLO_VERSION);
   const HttpReply show = post_json(c, "/api/show", {{"model", "whatever"}});
@@ -145,6 +149,30 @@ TEST(ServeHybrid, ConcurrentStreamsMatchSoloRuns) {
   ASSERT_FALSE(model.empty());
   ServeProcess server({"-m", model, "--parallel", "8", "-c", "1024"});
   ASSERT_TRUE(server.start());
+  expect_batch_invariance(server);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+// With a q8_0 KV cache, and a context twice the trained one (YaRN turns on by itself): the same
+// invariance, and /props and /api/show say what runs.
+TEST(ServeQuantizedKv, ConcurrentStreamsMatchSoloRunsAndPropsSayWhatRuns) {
+  const std::string model = fixture_model("qwen3next-tiny");
+  ASSERT_FALSE(model.empty());
+  ServeProcess server({"-m", model, "--parallel", "8", "-c", "524288", "-ctk", "q8_0", "-ctv", "q8_0"});
+  ASSERT_TRUE(server.start());
+  EXPECT_TRUE(server.wait_for_log("turned on automatically", 30)) << server.log();
+  auto c = server.client();
+  const json props = get(c, "/props").json;
+  EXPECT_EQ(props["cache_type_k"], "q8_0");
+  EXPECT_EQ(props["cache_type_v"], "q8_0");
+  EXPECT_EQ(props["rope_scaling"]["type"], "yarn");
+  EXPECT_EQ(props["rope_scaling"]["factor"], 2.0);
+  EXPECT_EQ(props["rope_scaling"]["original_context_length"], 262144);
+  EXPECT_NEAR(props["rope_scaling"]["mscale"].get<double>(), 1 + 0.1 * std::log(2.0), 1e-6);
+  const json info = post_json(c, "/api/show", {{"model", "x"}}).json["model_info"];
+  EXPECT_EQ(info["hylo.cache_type_k"], "q8_0");
+  EXPECT_EQ(info["hylo.rope_scaling.type"], "yarn");
+  EXPECT_EQ(info["hylo.rope_scaling.factor"], 2.0);
   expect_batch_invariance(server);
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
