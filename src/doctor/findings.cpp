@@ -270,13 +270,27 @@ class Diagnosis {
       fix = "keep some layers on the CPU (Ollama PARAMETER num_gpu, llama-server -ngl), at a cost in speed";
     }
     if (ctx_fits > 0 && ctx_fits < r_.ctx) {
-      fix += fmt::format("; or {} (fits under the limit)", ctx_fix(c_, ctx_fits));
-      for (Fix& f : change_fixes(r_, to_ctx(ctx_fits))) {
+      fix += fmt::format("; or a context of {} (fits under the limit)", tokens_str(ctx_fits));
+      Change ch = to_ctx(ctx_fits);
+      ch.gpu_engines = true;
+      for (Fix& f : change_fixes(r_, ch)) {
         f.title = "or, without touching the limit: " + f.title;
         fixes.push_back(std::move(f));
       }
     }
-    if (std::string q = smaller_quant_option(); !q.empty()) fix += "; or " + q;
+    // The best-quality smaller quantisation whose GPU share fits at this context.
+    std::vector<QuantOption> smaller;
+    for (const QuantOption& q : r_.inputs.quant_options)
+      if (q.weights_bytes < mem_.weights_bytes) smaller.push_back(q);
+    std::sort(smaller.begin(), smaller.end(),
+              [](const QuantOption& a, const QuantOption& b) { return a.weights_bytes > b.weights_bytes; });
+    for (const QuantOption& q : smaller) {
+      const uint64_t gpu = total_bytes_at(r_, r_.ctx, c_.kv_type, q.weights_bytes) - mem_.reserve_bytes;
+      if (gpu > limit) continue;
+      fix += fmt::format("; or {} weights ({}; the GPU's share {}) at {} tokens", q.name, format_bytes(q.weights_bytes),
+                         format_bytes(gpu), tokens_str(r_.ctx));
+      break;
+    }
     Finding& f = add(
         apple ? "gpu-wired-limit" : "gpu-memory-limit", apple ? Severity::kError : Severity::kWarning,
         fmt::format("the GPU must hold {} (weights {} + KV cache {} + recurrent state {} + compute {}{}) but {}: "

@@ -60,7 +60,7 @@ std::vector<Fix> change_fixes(const Report& r, const Change& ch) {
   const bool kv_quantised = kv != TensorType::kF16 && kv != TensorType::kBF16 && kv != TensorType::kF32;
   std::vector<Fix> out;
 
-  if (uses_ollama(c)) {
+  if (uses_ollama(c) || ch.gpu_engines) {
     std::string text = c.modelfile_text;
     if (text.empty()) {
       const std::string from = !c.modelfile_from.empty() ? c.modelfile_from
@@ -93,7 +93,7 @@ std::vector<Fix> change_fixes(const Report& r, const Change& ch) {
                      fmt::format("OLLAMA_CONTEXT_LENGTH={} ollama serve", ctx)});
   }
 
-  if (c.ctx_origin == Origin::kLlamaServer) {
+  if (c.ctx_origin == Origin::kLlamaServer || ch.gpu_engines) {
     std::string cmd = fmt::format("llama-server -m {} -c {}", model_arg(c), ctx * c.parallel);
     if (c.parallel > 1) cmd += fmt::format(" --parallel {}", c.parallel);
     if (kv_quantised) cmd += fmt::format(" -fa on -ctk {} -ctv {}", kv_name(kv), kv_name(kv));
@@ -105,6 +105,7 @@ std::vector<Fix> change_fixes(const Report& r, const Change& ch) {
                    cmd});
   }
 
+  if (ch.gpu_engines) return out;
   namespace f = hylo_flags;
   std::string cmd = fmt::format("hylo serve {} {} {} {}", f::kModel, model_arg(c), f::kCtx, ctx);
   if (c.parallel > 1) cmd += fmt::format(" {} {}", f::kParallel, c.parallel);

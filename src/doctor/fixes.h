@@ -43,6 +43,9 @@ struct Change {
   std::optional<TensorType> kv_type;
   std::optional<double> yarn_factor;  // with yarn_orig_ctx
   int64_t yarn_orig_ctx = 0;
+  // For a limit only GPU engines have (Apple's wired limit): the Ollama and llama-server spellings
+  // whatever the configuration came from, and no hylo line (hylo runs on the CPU).
+  bool gpu_engines = false;
 };
 
 // The set of fixes for a change of context, KV type or rope scaling, in the syntax of each place

@@ -9,8 +9,8 @@
 namespace hylo::doctor {
 namespace {
 
-constexpr int kChartWidth = 820;
-constexpr int kLabelWidth = 250;
+constexpr int kChartWidth = 900;
+constexpr int kLabelWidth = 200;
 constexpr int kBarArea = 500;
 constexpr int kRowHeight = 24;
 constexpr int kBarHeight = 16;
@@ -42,6 +42,13 @@ std::string text(double x, double y, const std::string& s, const std::string& cl
                      esc(s));
 }
 
+// The machine of this report is drawn bold; a machine where it goes wrong in red.
+std::string label_class(const Report& r, const CompareRow& row, bool good) {
+  std::string cls = good ? "label" : "label bad";
+  if (row.hardware == r.inputs.machine.name) cls += " current";
+  return cls;
+}
+
 std::string svg_open(const char* id, int rows, const std::string& title) {
   const int height = kTop + rows * kRowHeight + 30;
   return fmt::format("<figure><figcaption>{}</figcaption><svg id=\"{}\" class=\"chart\" width=\"{}\" height=\"{}\" "
@@ -69,10 +76,10 @@ std::vector<Segment> segments(const Report& r, const CompareRow& row) {
           {"seg-other", "other models", m.other_models_bytes}};
 }
 
+// Each machine's bar spans the larger of its memory and the total, so the parts read as shares of
+// that machine (a 24 GB card and a 512 GB Mac are both legible); the black line is its memory,
+// the dashed red one what its GPU may use.
 std::string memory_chart(const Report& r, const std::vector<CompareRow>& rows) {
-  uint64_t scale = 1;
-  for (const CompareRow& row : rows) scale = std::max({scale, row.total_bytes, row.available_bytes});
-  const double px = kBarArea / static_cast<double>(scale);
   std::string o = svg_open("memory-chart", static_cast<int>(rows.size()),
                            fmt::format("Memory: what the model needs against each machine's memory ({} tokens × {})",
                                        tokens_str(r.ctx), r.inputs.config.parallel));
@@ -84,8 +91,9 @@ std::string memory_chart(const Report& r, const std::vector<CompareRow>& rows) {
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     const CompareRow& row = rows[i];
+    const double px = kBarArea / static_cast<double>(std::max<uint64_t>({1, row.total_bytes, row.available_bytes}));
     const double y = kTop + static_cast<double>(i) * kRowHeight;
-    o += text(kLabelWidth - 8, y + 12, row.hardware, row.fits ? "label" : "label bad", "end");
+    o += text(kLabelWidth - 8, y + 12, row.hardware, label_class(r, row, row.fits), "end");
     double x = kLabelWidth;
     for (const Segment& s : segments(r, row)) {
       if (s.bytes == 0) continue;
@@ -126,7 +134,7 @@ std::string prefill_chart(const Report& r, const std::vector<CompareRow>& rows) 
     const double y = kTop + static_cast<double>(i) * kRowHeight;
     const double fast = std::min(row.prefill_seconds_fast, scale), slow = std::min(row.prefill_seconds_slow, scale);
     const bool over = timeout && row.prefill_seconds_fast > *timeout;
-    o += text(kLabelWidth - 8, y + 12, row.hardware, over ? "label bad" : "label", "end");
+    o += text(kLabelWidth - 8, y + 12, row.hardware, label_class(r, row, !over), "end");
     o += rect(kLabelWidth, y, fast * px, kBarHeight, over ? "bar-prefill over" : "bar-prefill",
               fmt::format("fastest {}", seconds_str(row.prefill_seconds_fast)));
     if (slow > fast)
@@ -159,7 +167,7 @@ std::string decode_chart(const Report& r, const std::vector<CompareRow>& rows) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const CompareRow& row = rows[i];
     const double y = kTop + static_cast<double>(i) * kRowHeight;
-    o += text(kLabelWidth - 8, y + 12, row.hardware, "label", "end");
+    o += text(kLabelWidth - 8, y + 12, row.hardware, label_class(r, row, true), "end");
     if (!row.decode_tps_bound) {
       o += text(kLabelWidth, y + 12, "bandwidth unknown", "value");
       continue;
@@ -180,7 +188,7 @@ std::string decode_chart(const Report& r, const std::vector<CompareRow>& rows) {
 }
 
 constexpr const char* kStyle = R"css(
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 900px; color: #222; background: #fff; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 920px; color: #222; background: #fff; }
 h1 { font-size: 20px; margin-bottom: 4px; }
 .verdict { font-size: 17px; padding: 12px 16px; border-radius: 6px; margin: 12px 0; }
 .verdict.ok { background: #e6f4ea; } .verdict.config { background: #fff4e0; } .verdict.hardware { background: #fde8e8; }
@@ -190,6 +198,7 @@ h1 { font-size: 20px; margin-bottom: 4px; }
 pre { background: #f5f5f5; padding: 8px; overflow-x: auto; white-space: pre-wrap; }
 figure { margin: 16px 0; } figcaption { font-weight: 600; margin-bottom: 4px; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; } svg text.bad { fill: #c62828; }
+svg text.current { font-weight: 700; }
 .seg-weights { fill: #4e79a7; } .seg-kv { fill: #f28e2b; } .seg-state { fill: #e15759; }
 .seg-compute { fill: #76b7b2; } .seg-os { fill: #bab0ac; } .seg-other { fill: #b07aa1; }
 .limit { stroke: #111; stroke-width: 2; } .gpu-limit { stroke: #c62828; stroke-width: 2; stroke-dasharray: 4 3; }
@@ -244,6 +253,12 @@ std::string render_html(const Report& r, const std::vector<CompareRow>& given_ro
       r.memory.gpu_limit_bytes ? fmt::format(", GPU may use {:.0f} GiB", gib(*r.memory.gpu_limit_bytes))
                                : std::string());
 
+  o += "<h2>Charts</h2>\n";
+  o += memory_chart(r, rows);
+  o += prefill_chart(r, rows);
+  o += decode_chart(r, rows);
+  if (!r.time.prefill_calibration.empty())
+    o += fmt::format("<p>Prefill ranges: {}.</p>\n", esc(r.time.prefill_calibration));
   o += "<h2>Findings</h2>\n";
   if (r.findings.empty()) o += "<p>None.</p>\n";
   for (const Finding& f : r.findings) {
@@ -256,12 +271,6 @@ std::string render_html(const Report& r, const std::vector<CompareRow>& given_ro
     o += "</div>\n";
   }
 
-  o += "<h2>Charts</h2>\n";
-  o += memory_chart(r, rows);
-  o += prefill_chart(r, rows);
-  o += decode_chart(r, rows);
-  if (!r.time.prefill_calibration.empty())
-    o += fmt::format("<p>Prefill ranges: {}.</p>\n", esc(r.time.prefill_calibration));
   o += fmt::format("<script>{}</script>\n</body></html>\n", kLayoutCheck);
   return o;
 }
