@@ -245,6 +245,9 @@ Result<Inputs> gather_inputs(const Options& o) {
   } else if (!o.profile.empty()) {
     HYLO_ASSIGN_OR_RETURN(const ModelProfile* p, find_model_profile(o.profile));
     HYLO_ASSIGN_OR_RETURN(model, model_from_profile(*p, o.quant));
+    // Fixes for Ollama name the model by its Ollama tag ("qwen3-next:80b") when the profile knows one.
+    for (const std::string& alias : p->aliases)
+      if (cfg.model_id.empty() && alias.find(':') != std::string::npos) cfg.model_id = alias;
   } else if (modelfile && !modelfile->from.empty()) {
     const std::string where = fmt::format("{} line {} (FROM)", modelfile->name, modelfile->from_line);
     std::filesystem::path from(modelfile->from);
