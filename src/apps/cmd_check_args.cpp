@@ -38,8 +38,8 @@ int check(const std::vector<std::string>& words) {
 }
 
 CommandRegistrar reg("check-args", "Parse a command's arguments without running it", 1000, [](CLI::App& app) {
-  app.group("");          // hidden
-  app.prefix_command();   // everything after check-args is left for the named command
+  app.group("");         // hidden
+  app.prefix_command();  // everything after check-args is left for the named command
   return [&app] { return check(app.remaining()); };
 });
 

@@ -76,7 +76,8 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     return apps::kExitOk;
   }
   if (!cli.hardware.empty() && cli.detect) return usage_error("give either --hardware NAME or --detect");
-  if (!cli.hardware.empty() && !cli.machine.empty()) return usage_error("give either --hardware NAME or --machine FILE");
+  if (!cli.hardware.empty() && !cli.machine.empty())
+    return usage_error("give either --hardware NAME or --machine FILE");
 
   Options o;
   // The first model is the one analysed; the others are loaded beside it.
@@ -193,8 +194,9 @@ apps::CommandRegistrar reg(
                      "same time")
           ->type_name("FILE.gguf")
           ->allow_extra_args(false);
-      app.add_option("--profile", cli->profiles, "Built-in model profile (see --list); again for models loaded at "
-                                                 "the same time")
+      app.add_option("--profile", cli->profiles,
+                     "Built-in model profile (see --list); again for models loaded at "
+                     "the same time")
           ->type_name("NAME")
           ->allow_extra_args(false);
       app.add_option("--name", cli->name, "Name the Ollama model is created under (checked against its context)")
@@ -219,8 +221,7 @@ apps::CommandRegistrar reg(
       app.add_option("--compute", cli->compute, "Dense FP16 peak in TFLOPS (per device), for prefill")
           ->type_name("TFLOPS");
       app.add_option("--devices", cli->devices, "Devices working together (GPUs, linked machines)")->type_name("N");
-      app.add_option("--link-bandwidth", cli->link_bandwidth, "Bandwidth between devices in GB/s")
-          ->type_name("GB/S");
+      app.add_option("--link-bandwidth", cli->link_bandwidth, "Bandwidth between devices in GB/s")->type_name("GB/S");
       app.add_option("--split", cli->split, "How a model is spread over devices: layer (pipeline) or tensor")
           ->type_name("layer|tensor");
       app.add_flag("--detect", cli->detect, "Use this machine and measure its memory bandwidth (~1 s)");

@@ -135,7 +135,8 @@ Report analyze(const Inputs& in) {
   mem.os_reserve_bytes = in.machine.total_os_reserve_bytes();
   mem.runtime_reserve_bytes = kRuntimeReserveBytes;
   mem.reserve_bytes = mem.os_reserve_bytes + mem.runtime_reserve_bytes;
-  for (const ResidentModel& other : in.residents) mem.other_models_bytes = add(mem.other_models_bytes, other.total_bytes());
+  for (const ResidentModel& other : in.residents)
+    mem.other_models_bytes = add(mem.other_models_bytes, other.total_bytes());
   mem.total_bytes =
       add(add(add(add(add(mem.weights_bytes, mem.kv_cache_bytes), mem.recurrent_state_bytes), mem.compute_bytes),
               mem.reserve_bytes),

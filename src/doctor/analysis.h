@@ -42,7 +42,7 @@ struct ResidentModel {
 // spans [low, high].
 struct PrefillCalibration {
   double low = 1.0, typical = 1.0, high = 1.0;
-  int points = 0;      // measurements behind it (0: uncalibrated family, a wide default range)
+  int points = 0;     // measurements behind it (0: uncalibrated family, a wide default range)
   std::string basis;  // "4 published measurements on apple machines"
 };
 
@@ -66,9 +66,9 @@ struct Finding {
   std::string id;  // stable, kebab case: "ctx-below-trained", "prefill-exceeds-timeout", ...
   Severity severity = Severity::kInfo;
   std::string message;
-  std::string fix;  // one line: what to change (a flag, a Modelfile line, a timeout, a context, a quantisation)
-  std::string title;  // a few words for the verdict: "context capped at 131,072"
-  bool hardware = false;  // no configuration avoids it: the machine is the problem
+  std::string fix;         // one line: what to change (a flag, a Modelfile line, a timeout, a context, a quantisation)
+  std::string title;       // a few words for the verdict: "context capped at 131,072"
+  bool hardware = false;   // no configuration avoids it: the machine is the problem
   std::vector<Fix> fixes;  // the same, spelled out to paste (Modelfile, commands, client settings)
 };
 
@@ -97,7 +97,7 @@ struct MemoryReport {
   uint64_t compute_bytes = 0;
   uint64_t os_reserve_bytes = 0;
   uint64_t runtime_reserve_bytes = 0;
-  uint64_t reserve_bytes = 0;  // OS + runtime
+  uint64_t reserve_bytes = 0;       // OS + runtime
   uint64_t other_models_bytes = 0;  // residents: other models loaded at the same time
   uint64_t total_bytes = 0;
   // What a GPU has to hold (everything but the OS and runtime reserve) against what it may use,
@@ -121,7 +121,7 @@ struct TimeReport {
   double prefill_tps_low = 0, prefill_tps_high = 0;
   double prefill_seconds_fast = 0, prefill_seconds_slow = 0;
   std::string prefill_calibration;  // how the range was found
-  double ttft_seconds = 0;  // time to first token ≈ prefill time
+  double ttft_seconds = 0;          // time to first token ≈ prefill time
   uint64_t active_bytes_per_token = 0;
   std::optional<double> bandwidth_gbs;
   std::optional<double> decode_tps_bound;         // bandwidth ÷ active weight bytes per token

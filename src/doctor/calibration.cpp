@@ -77,9 +77,10 @@ PrefillCalibration prefill_calibration_for(const Machine& machine) {
   c.high = r.back();
   c.typical = n % 2 == 1 ? r[n / 2] : 0.5 * (r[n / 2 - 1] + r[n / 2]);
   c.points = static_cast<int>(n);
-  c.basis = fmt::format("calibrated on {} published measurement{} on {} machines (data/doctor/prefill.json): ×{:.2f}–{:.2f} "
-                        "of the roofline estimate",
-                        n, n == 1 ? "" : "s", machine.family, c.low, c.high);
+  c.basis = fmt::format(
+      "calibrated on {} published measurement{} on {} machines (data/doctor/prefill.json): ×{:.2f}–{:.2f} "
+      "of the roofline estimate",
+      n, n == 1 ? "" : "s", machine.family, c.low, c.high);
   return c;
 }
 

@@ -37,7 +37,7 @@ struct Config {
   std::string model_ref;  // GGUF path for -m, or "" (the fix then says MODEL.gguf)
   std::string model_id;   // Ollama tag or endpoint model id, "" if none
   struct Name {
-    std::string name;  // "v-128k"
+    std::string name;   // "v-128k"
     std::string where;  // "Modelfile file name", "--name", "FROM", ...
   };
   std::vector<Name> names;

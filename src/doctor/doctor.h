@@ -20,7 +20,7 @@ struct Options {
   // Further models loaded at the same time: GGUF paths (ending in .gguf) or profile names.
   std::vector<std::string> extra_models;
   std::string ollama_name;  // --name: the Ollama model the Modelfile is created as
-  std::string quant;       // --quant TYPE (profiles; for a file: "what if it were TYPE")
+  std::string quant;        // --quant TYPE (profiles; for a file: "what if it were TYPE")
   std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
   std::optional<TensorType> kv_type;
   std::string modelfile;  // --modelfile FILE
@@ -29,7 +29,7 @@ struct Options {
   std::string hardware;      // --hardware NAME
   std::string machine_file;  // --machine FILE (a machine of one's own)
   MachineOverrides machine_overrides;
-  bool detect = false;   // --detect: also measure this machine's memory bandwidth
+  bool detect = false;  // --detect: also measure this machine's memory bandwidth
   DetectOptions detect_options;
   std::optional<double> prefill_tps, timeout_seconds;
   Measurements measured;  // from the engine (`hylo bench`), when available

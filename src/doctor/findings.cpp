@@ -218,13 +218,13 @@ class Diagnosis {
       std::string fix = "close other memory-hungry programs";
       if (safer > 0 && safer < r_.ctx)
         fix += fmt::format(", or {} to keep {} free", ctx_fix(c_, safer), format_bytes(want_free));
-      Finding& f = add(
-          "low-headroom", Severity::kWarning,
-          fmt::format("fits with only {} to spare on {} ({} of {}): a browser, a second model or a longer context "
-                      "pushes the system into swapping",
-                      format_bytes(static_cast<uint64_t>(mem_.headroom_bytes)), machine, format_bytes(mem_.total_bytes),
-                      format_bytes(mem_.available_bytes)),
-          fix);
+      Finding& f =
+          add("low-headroom", Severity::kWarning,
+              fmt::format("fits with only {} to spare on {} ({} of {}): a browser, a second model or a longer context "
+                          "pushes the system into swapping",
+                          format_bytes(static_cast<uint64_t>(mem_.headroom_bytes)), machine,
+                          format_bytes(mem_.total_bytes), format_bytes(mem_.available_bytes)),
+              fix);
       f.title = fmt::format("only {} of memory to spare", format_bytes(static_cast<uint64_t>(mem_.headroom_bytes)));
       if (safer > 0 && safer < r_.ctx) f.fixes = change_fixes(r_, to_ctx(safer));
     }
@@ -257,9 +257,10 @@ class Diagnosis {
       if (limit_bytes + kAppleKeepFree <= mc.memory_bytes) {
         const uint64_t mb = limit_bytes >> 20;
         fixes.push_back(apple_wired_limit_fix(mb, mc.memory_bytes));
-        fix = fmt::format("sudo sysctl iogpu.wired_limit_mb={} (leaves {} for macOS; too little freezes the machine; "
-                          "lasts until reboot)",
-                          mb, format_bytes(mc.memory_bytes - limit_bytes));
+        fix = fmt::format(
+            "sudo sysctl iogpu.wired_limit_mb={} (leaves {} for macOS; too little freezes the machine; "
+            "lasts until reboot)",
+            mb, format_bytes(mc.memory_bytes - limit_bytes));
       } else {
         hardware = ctx_fits < std::min(c_.prompt_tokens.value_or(r_.ctx), kUsefulCtx);
         fix = fmt::format("raising the limit would leave macOS less than {}: not advisable",
@@ -291,21 +292,21 @@ class Diagnosis {
                          format_bytes(gpu), tokens_str(r_.ctx));
       break;
     }
-    Finding& f = add(
-        apple ? "gpu-wired-limit" : "gpu-memory-limit", apple ? Severity::kError : Severity::kWarning,
-        fmt::format("the GPU must hold {} (weights {} + KV cache {} + recurrent state {} + compute {}{}) but {}: "
-                    "{} short. The total with the OS is {} of {}. On the GPU (Ollama, llama.cpp Metal, LM Studio) the "
-                    "model then loads partly on the CPU (much slower) or fails to allocate{}",
-                    format_bytes(need), format_bytes(mem_.weights_bytes), format_bytes(mem_.kv_cache_bytes),
-                    format_bytes(mem_.recurrent_state_bytes), format_bytes(mem_.compute_bytes), others(),
-                    apple ? fmt::format("macOS lets the GPU wire only {} by default ({} of {})", format_bytes(limit),
-                                        mc.memory_bytes > kAppleSmallMemory ? "3/4" : "2/3",
-                                        format_bytes(mc.memory_bytes))
-                          : fmt::format("the GPU may use {} (--gpu-memory)", format_bytes(limit)),
-                    format_bytes(need - limit), format_bytes(mem_.total_bytes), format_bytes(mem_.available_bytes),
-                    apple ? "; hylo runs on the CPU and is not limited" : ""),
-        fix);
-  f.title = fmt::format("{} for the GPU, over its {} limit", format_bytes(need), format_bytes(limit));
+    Finding& f =
+        add(apple ? "gpu-wired-limit" : "gpu-memory-limit", apple ? Severity::kError : Severity::kWarning,
+            fmt::format(
+                "the GPU must hold {} (weights {} + KV cache {} + recurrent state {} + compute {}{}) but {}: "
+                "{} short. The total with the OS is {} of {}. On the GPU (Ollama, llama.cpp Metal, LM Studio) the "
+                "model then loads partly on the CPU (much slower) or fails to allocate{}",
+                format_bytes(need), format_bytes(mem_.weights_bytes), format_bytes(mem_.kv_cache_bytes),
+                format_bytes(mem_.recurrent_state_bytes), format_bytes(mem_.compute_bytes), others(),
+                apple ? fmt::format("macOS lets the GPU wire only {} by default ({} of {})", format_bytes(limit),
+                                    mc.memory_bytes > kAppleSmallMemory ? "3/4" : "2/3", format_bytes(mc.memory_bytes))
+                      : fmt::format("the GPU may use {} (--gpu-memory)", format_bytes(limit)),
+                format_bytes(need - limit), format_bytes(mem_.total_bytes), format_bytes(mem_.available_bytes),
+                apple ? "; hylo runs on the CPU and is not limited" : ""),
+            fix);
+    f.title = fmt::format("{} for the GPU, over its {} limit", format_bytes(need), format_bytes(limit));
     f.hardware = hardware;
     f.fixes = std::move(fixes);
   }
@@ -341,7 +342,8 @@ class Diagnosis {
     }
     if (r_.ctx > supported) {
       const bool has_yarn = supported > trained;
-      Finding& f = add("ctx-above-trained", Severity::kWarning,
+      Finding& f = add(
+          "ctx-above-trained", Severity::kWarning,
           has_yarn ? fmt::format("context {} ({}) exceeds the {} tokens the file's YaRN scaling (factor {:g}) reaches",
                                  tokens_str(r_.ctx), source, tokens_str(supported), m_.rope_scaling.factor)
                    : fmt::format("context {} ({}) exceeds the trained {} and the model enables no rope scaling: "
@@ -393,11 +395,11 @@ class Diagnosis {
     }
     if (prompt > supported) {
       Finding& f = add("prompt-exceeds-trained", Severity::kError,
-          fmt::format("a {}-token prompt is longer than the {} tokens {} supports{}", tokens_str(prompt),
-                      tokens_str(supported), m_.name,
-                      supported > trained ? " with its YaRN scaling" : " (its trained context)"),
-          fmt::format("shorten the prompt below {} tokens; or {} with {}", tokens_str(supported - answer),
-                      yarn_fix(r_, needed), ctx_fix(c_, needed)));
+                       fmt::format("a {}-token prompt is longer than the {} tokens {} supports{}", tokens_str(prompt),
+                                   tokens_str(supported), m_.name,
+                                   supported > trained ? " with its YaRN scaling" : " (its trained context)"),
+                       fmt::format("shorten the prompt below {} tokens; or {} with {}", tokens_str(supported - answer),
+                                   yarn_fix(r_, needed), ctx_fix(c_, needed)));
       f.title = fmt::format("the prompt is longer than the model's {}", tokens_str(supported));
       f.fixes = change_fixes(r_, yarn_change(r_, needed));
     }
@@ -418,9 +420,10 @@ class Diagnosis {
         why = fmt::format("but the context is {} ({})", tokens_str(r_.ctx),
                           c_.ctx_source.empty() ? "default" : c_.ctx_source);
       else if (named->tokens < trained)
-        why = fmt::format("which is the cap it sets, not the model's: {} was trained for {}; whoever picks the model "
-                          "by its name will believe {} is its limit",
-                          m_.name, tokens_str(trained), named->figure);
+        why = fmt::format(
+            "which is the cap it sets, not the model's: {} was trained for {}; whoever picks the model "
+            "by its name will believe {} is its limit",
+            m_.name, tokens_str(trained), named->figure);
       else
         why = fmt::format("more than {} supports ({})", m_.name, tokens_str(supported));
       // The context the name should carry: the one a fix elsewhere moves to (the trained one when
@@ -431,8 +434,7 @@ class Diagnosis {
                        fmt::format("name it for what it runs: ollama create {} -f Modelfile (num_ctx {})",
                                    rename_for_context(n.name, target), target));
       f.title = fmt::format("the name '{}' promises {}", n.name, named->figure);
-      if (n.where == "Modelfile name" || n.where == "--name")
-        f.fixes = change_fixes(r_, to_ctx(target));
+      if (n.where == "Modelfile name" || n.where == "--name") f.fixes = change_fixes(r_, to_ctx(target));
     }
   }
 
@@ -444,12 +446,12 @@ class Diagnosis {
                                  : fmt::format("filling the whole {}-token context", tokens_str(t.prefill_tokens));
     const bool ranged = t.prefill_seconds_slow > t.prefill_seconds_fast * 1.001;
     const std::string speed =
-        ranged ? fmt::format("{}–{} tok/s ({}, typically {})", rate_str(t.prefill_tps_low), rate_str(t.prefill_tps_high),
-                             t.prefill_tps_source, rate_str(t.prefill_tps))
+        ranged ? fmt::format("{}–{} tok/s ({}, typically {})", rate_str(t.prefill_tps_low),
+                             rate_str(t.prefill_tps_high), t.prefill_tps_source, rate_str(t.prefill_tps))
                : fmt::format("{} tok/s ({})", rate_str(t.prefill_tps), t.prefill_tps_source);
-    const std::string took = ranged ? fmt::format("{} to {}", seconds_str(t.prefill_seconds_fast),
-                                                  seconds_str(t.prefill_seconds_slow))
-                                    : seconds_str(t.prefill_seconds);
+    const std::string took =
+        ranged ? fmt::format("{} to {}", seconds_str(t.prefill_seconds_fast), seconds_str(t.prefill_seconds_slow))
+               : seconds_str(t.prefill_seconds);
     if (c_.timeout_seconds && t.prefill_seconds > 0) {
       const double timeout = *c_.timeout_seconds;
       // The suggestion covers the slow end of the range; the finding is an error only when even
@@ -504,10 +506,11 @@ class Diagnosis {
                           format_bytes(q.active_bytes_per_token), rate_str(faster), fix);
         break;  // options are smallest first: the fastest one
       }
-      Finding& f = add("decode-bound-low", Severity::kWarning,
-          fmt::format("decode cannot exceed {} tok/s here: {:.1f} GB/s ÷ {} of active weights per token",
-                      rate_str(*t.decode_tps_bound), *t.bandwidth_gbs, format_bytes(t.active_bytes_per_token)),
-          fix);
+      Finding& f =
+          add("decode-bound-low", Severity::kWarning,
+              fmt::format("decode cannot exceed {} tok/s here: {:.1f} GB/s ÷ {} of active weights per token",
+                          rate_str(*t.decode_tps_bound), *t.bandwidth_gbs, format_bytes(t.active_bytes_per_token)),
+              fix);
       f.title = fmt::format("decode at most {} tok/s", rate_str(*t.decode_tps_bound));
       f.hardware = true;
     }
@@ -543,19 +546,19 @@ Verdict verdict_of(const Report& r) {
   };
   const MemoryReport& mem = r.memory;
   if (v.problems == 0) {
-    v.headline = fmt::format("No problems: {} fits {} ({} of {}) and the configuration matches the model.",
-                             r.inputs.model.name, r.inputs.machine.display_name, format_bytes(mem.total_bytes),
-                             format_bytes(mem.available_bytes));
+    v.headline =
+        fmt::format("No problems: {} fits {} ({} of {}) and the configuration matches the model.", r.inputs.model.name,
+                    r.inputs.machine.display_name, format_bytes(mem.total_bytes), format_bytes(mem.available_bytes));
   } else if (hardware.empty()) {
     v.headline = fmt::format("The hardware is fine: {}, all fixable — see below.",
                              plural(config.size(), "configuration problem", "configuration problems"));
     v.detail = titles(config) + ".";
   } else {
-    v.headline = fmt::format("The hardware is the problem: {}{}.", titles(hardware),
-                             config.empty() ? std::string()
-                                            : fmt::format("; and {} fixable",
-                                                          plural(config.size(), "configuration problem",
-                                                                 "configuration problems")));
+    v.headline = fmt::format(
+        "The hardware is the problem: {}{}.", titles(hardware),
+        config.empty() ? std::string()
+                       : fmt::format("; and {} fixable",
+                                     plural(config.size(), "configuration problem", "configuration problems")));
     v.detail = config.empty() ? std::string("Compare machines with --compare-hardware.") : titles(config) + ".";
   }
   return v;

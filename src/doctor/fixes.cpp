@@ -64,8 +64,8 @@ std::vector<Fix> change_fixes(const Report& r, const Change& ch) {
     std::string text = c.modelfile_text;
     if (text.empty()) {
       const std::string from = !c.modelfile_from.empty() ? c.modelfile_from
-                               : !c.model_id.empty()      ? c.model_id
-                                                          : sanitized(r.inputs.model.name);
+                               : !c.model_id.empty()     ? c.model_id
+                                                         : sanitized(r.inputs.model.name);
       text = "FROM " + from + "\n";
     }
     std::string title = "Modelfile";
@@ -80,10 +80,11 @@ std::vector<Fix> change_fixes(const Report& r, const Change& ch) {
       create_name = rename_for_context(name, ctx);
     std::string cmd = fmt::format("ollama create {} -f Modelfile", create_name);
     if (create_name != name) cmd += fmt::format("\nollama rm {}", name);
-    out.push_back({"shell", create_name != name ? fmt::format("create it under a name that says {} (and drop the old "
-                                                              "one, whose name promised another context)",
-                                                              tokens_str(ctx))
-                                                : std::string("apply it"),
+    out.push_back({"shell",
+                   create_name != name ? fmt::format("create it under a name that says {} (and drop the old "
+                                                     "one, whose name promised another context)",
+                                                     tokens_str(ctx))
+                                       : std::string("apply it"),
                    cmd});
     if (kv_quantised)
       out.push_back({"env", "Ollama server: quantised KV cache (needs flash attention; applies to every model)",
@@ -98,7 +99,8 @@ std::vector<Fix> change_fixes(const Report& r, const Change& ch) {
     if (c.parallel > 1) cmd += fmt::format(" --parallel {}", c.parallel);
     if (kv_quantised) cmd += fmt::format(" -fa on -ctk {} -ctv {}", kv_name(kv), kv_name(kv));
     if (ch.yarn_factor)
-      cmd += fmt::format(" --rope-scaling yarn --rope-scale {:g} --yarn-orig-ctx {}", *ch.yarn_factor, ch.yarn_orig_ctx);
+      cmd +=
+          fmt::format(" --rope-scaling yarn --rope-scale {:g} --yarn-orig-ctx {}", *ch.yarn_factor, ch.yarn_orig_ctx);
     out.push_back({"llama-server",
                    c.parallel > 1 ? fmt::format("llama-server (-c is split over the {} slots)", c.parallel)
                                   : std::string("llama-server"),
@@ -128,10 +130,11 @@ std::vector<Fix> timeout_fixes(const Report& r, double seconds) {
                              s, s * 1000)});
   out.push_back({"shell", "curl", fmt::format("curl --max-time {} http://127.0.0.1:8080/v1/chat/completions ...", s)});
   namespace f = hylo_flags;
-  out.push_back({"hylo",
-                 "hylo serve: keep streamed requests alive while the prompt is read (for clients and proxies with an "
-                 "idle timeout)",
-                 fmt::format("hylo serve {} {} {} {} {} 15", f::kModel, model_arg(c), f::kCtx, r.ctx, f::kPingInterval)});
+  out.push_back(
+      {"hylo",
+       "hylo serve: keep streamed requests alive while the prompt is read (for clients and proxies with an "
+       "idle timeout)",
+       fmt::format("hylo serve {} {} {} {} {} 15", f::kModel, model_arg(c), f::kCtx, r.ctx, f::kPingInterval)});
   return out;
 }
 

@@ -20,11 +20,20 @@ std::string esc(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -33,8 +42,9 @@ std::string esc(std::string_view s) {
 double gib(uint64_t bytes) { return static_cast<double>(bytes) / 1073741824.0; }
 
 std::string rect(double x, double y, double w, double h, const std::string& cls, const std::string& title) {
-  return fmt::format("<rect class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"><title>{}</title></rect>",
-                     cls, x, y, std::max(0.0, w), h, esc(title));
+  return fmt::format(
+      "<rect class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"><title>{}</title></rect>", cls,
+      x, y, std::max(0.0, w), h, esc(title));
 }
 
 std::string text(double x, double y, const std::string& s, const std::string& cls = "", const char* anchor = "start") {
@@ -51,9 +61,10 @@ std::string label_class(const Report& r, const CompareRow& row, bool good) {
 
 std::string svg_open(const char* id, int rows, const std::string& title) {
   const int height = kTop + rows * kRowHeight + 30;
-  return fmt::format("<figure><figcaption>{}</figcaption><svg id=\"{}\" class=\"chart\" width=\"{}\" height=\"{}\" "
-                     "viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\">",
-                     esc(title), id, kChartWidth, height, kChartWidth, height, esc(title));
+  return fmt::format(
+      "<figure><figcaption>{}</figcaption><svg id=\"{}\" class=\"chart\" width=\"{}\" height=\"{}\" "
+      "viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\">",
+      esc(title), id, kChartWidth, height, kChartWidth, height, esc(title));
 }
 
 struct Segment {
@@ -102,14 +113,16 @@ std::string memory_chart(const Report& r, const std::vector<CompareRow>& rows) {
       x += w;
     }
     const double mx = kLabelWidth + static_cast<double>(row.available_bytes) * px;
-    o += fmt::format("<line class=\"limit\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\"><title>memory "
-                     "{:.1f} GiB</title></line>",
-                     mx, mx, y - 3, y + kBarHeight + 3, gib(row.available_bytes));
+    o += fmt::format(
+        "<line class=\"limit\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\"><title>memory "
+        "{:.1f} GiB</title></line>",
+        mx, mx, y - 3, y + kBarHeight + 3, gib(row.available_bytes));
     if (row.gpu_limit_bytes) {
       const double gx = kLabelWidth + static_cast<double>(*row.gpu_limit_bytes) * px;
-      o += fmt::format("<line class=\"gpu-limit\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\"><title>GPU "
-                       "limit {:.1f} GiB</title></line>",
-                       gx, gx, y - 3, y + kBarHeight + 3, gib(*row.gpu_limit_bytes));
+      o += fmt::format(
+          "<line class=\"gpu-limit\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\"><title>GPU "
+          "limit {:.1f} GiB</title></line>",
+          gx, gx, y - 3, y + kBarHeight + 3, gib(*row.gpu_limit_bytes));
     }
     o += text(kLabelWidth + kBarArea + 8, y + 12,
               fmt::format("{:.1f} / {:.0f} GiB {}", gib(row.total_bytes), gib(row.available_bytes),
@@ -140,18 +153,19 @@ std::string prefill_chart(const Report& r, const std::vector<CompareRow>& rows) 
     if (slow > fast)
       o += rect(kLabelWidth + fast * px, y, (slow - fast) * px, kBarHeight, "bar-range",
                 fmt::format("up to {}", seconds_str(row.prefill_seconds_slow)));
-    std::string label = row.prefill_seconds_slow > row.prefill_seconds_fast * 1.001
-                            ? fmt::format("{} – {}", seconds_str(row.prefill_seconds_fast),
-                                          seconds_str(row.prefill_seconds_slow))
-                            : seconds_str(row.prefill_seconds);
+    std::string label =
+        row.prefill_seconds_slow > row.prefill_seconds_fast * 1.001
+            ? fmt::format("{} – {}", seconds_str(row.prefill_seconds_fast), seconds_str(row.prefill_seconds_slow))
+            : seconds_str(row.prefill_seconds);
     if (row.prefill_seconds_slow > scale) label += " »";
     o += text(kLabelWidth + kBarArea + 8, y + 12, label, over ? "value bad" : "value");
   }
   if (timeout) {
     const double tx = kLabelWidth + *timeout * px;
     const double bottom = kTop + static_cast<double>(rows.size()) * kRowHeight;
-    o += fmt::format("<line id=\"timeout-line\" class=\"timeout\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{:.1f}\"/>",
-                     tx, tx, kTop - 6, bottom);
+    o +=
+        fmt::format("<line id=\"timeout-line\" class=\"timeout\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{:.1f}\"/>",
+                    tx, tx, kTop - 6, bottom);
     o += text(tx, bottom + 16, fmt::format("timeout {}", seconds_str(*timeout)), "timeout-label", "middle");
   }
   return o + "</svg></figure>\n";
@@ -161,9 +175,9 @@ std::string decode_chart(const Report& r, const std::vector<CompareRow>& rows) {
   double scale = 1;
   for (const CompareRow& row : rows) scale = std::max(scale, row.decode_tps_bound.value_or(0));
   const double px = kBarArea / scale;
-  std::string o = svg_open("decode-chart", static_cast<int>(rows.size()),
-                           fmt::format("Decode bound (tokens/s): weights only, and at {} tokens of context",
-                                       tokens_str(r.time.decode_ctx)));
+  std::string o = svg_open(
+      "decode-chart", static_cast<int>(rows.size()),
+      fmt::format("Decode bound (tokens/s): weights only, and at {} tokens of context", tokens_str(r.time.decode_ctx)));
   for (size_t i = 0; i < rows.size(); ++i) {
     const CompareRow& row = rows[i];
     const double y = kTop + static_cast<double>(i) * kRowHeight;
@@ -175,13 +189,13 @@ std::string decode_chart(const Report& r, const std::vector<CompareRow>& rows) {
     o += rect(kLabelWidth, y, *row.decode_tps_bound * px, kBarHeight, "bar-decode",
               fmt::format("≤ {} tok/s from the weights", rate_str(*row.decode_tps_bound)));
     if (row.decode_tps_bound_at_ctx)
-      o += rect(kLabelWidth, y + 4, *row.decode_tps_bound_at_ctx * px, kBarHeight - 8, "bar-decode-ctx",
-                fmt::format("≤ {} tok/s at {} tokens", rate_str(*row.decode_tps_bound_at_ctx),
-                            tokens_str(row.decode_ctx)));
+      o += rect(
+          kLabelWidth, y + 4, *row.decode_tps_bound_at_ctx * px, kBarHeight - 8, "bar-decode-ctx",
+          fmt::format("≤ {} tok/s at {} tokens", rate_str(*row.decode_tps_bound_at_ctx), tokens_str(row.decode_ctx)));
     o += text(kLabelWidth + kBarArea + 8, y + 12,
-              row.decode_tps_bound_at_ctx
-                  ? fmt::format("≤ {} ({} at ctx)", rate_str(*row.decode_tps_bound), rate_str(*row.decode_tps_bound_at_ctx))
-                  : fmt::format("≤ {}", rate_str(*row.decode_tps_bound)),
+              row.decode_tps_bound_at_ctx ? fmt::format("≤ {} ({} at ctx)", rate_str(*row.decode_tps_bound),
+                                                        rate_str(*row.decode_tps_bound_at_ctx))
+                                          : fmt::format("≤ {}", rate_str(*row.decode_tps_bound)),
               "value");
   }
   return o + "</svg></figure>\n";

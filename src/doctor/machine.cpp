@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "base/bandwidth.h"
-#include "base/strings.h"
 #include "base/cpu.h"
+#include "base/strings.h"
 #include "base/thread_pool.h"
 
 namespace hylo::doctor {

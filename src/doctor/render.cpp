@@ -213,9 +213,9 @@ std::string render_text(const Report& r) {
     const Finding* same = nullptr;
     for (size_t k = 0; k < i && same == nullptr && !f.fixes.empty(); ++k) {
       const std::vector<Fix>& e = r.findings[k].fixes;
-      if (e.size() == f.fixes.size() &&
-          std::equal(e.begin(), e.end(), f.fixes.begin(),
-                     [](const Fix& a, const Fix& b) { return a.kind == b.kind && a.text == b.text; }))
+      if (e.size() == f.fixes.size() && std::equal(e.begin(), e.end(), f.fixes.begin(), [](const Fix& a, const Fix& b) {
+            return a.kind == b.kind && a.text == b.text;
+          }))
         same = &r.findings[k];
     }
     if (same != nullptr) {
@@ -399,7 +399,8 @@ std::string render_compare_text(const Report& r, const std::vector<CompareRow>& 
       format_bytes(r.memory.weights_bytes), format_bytes(r.time.active_bytes_per_token));
   o += fmt::format("the same settings on every machine: decode at {} tokens of context; prefill of {} tokens ({})",
                    tokens_str(r.time.decode_ctx), tokens_str(r.time.prefill_tokens), r.time.prefill_basis);
-  if (in.config.timeout_seconds) o += fmt::format(" against the {} client timeout", seconds_str(*in.config.timeout_seconds));
+  if (in.config.timeout_seconds)
+    o += fmt::format(" against the {} client timeout", seconds_str(*in.config.timeout_seconds));
   if (!in.residents.empty()) o += fmt::format("; with {} other model(s) loaded", in.residents.size());
   o += "\n\n";
   o += fmt::format("{:<26} {:>10} {:>5} {:>11} {:>12} {:>8} {:>18} {:>18} {:>8}\n", "hardware", "memory", "fits",
@@ -409,10 +410,9 @@ std::string render_compare_text(const Report& r, const std::vector<CompareRow>& 
     headroom += format_bytes(static_cast<uint64_t>(std::llabs(row.headroom_bytes)));
     std::string fits = row.fits ? "yes" : "no";
     if (row.fits && row.gpu_limit_bytes && row.gpu_working_set_bytes > *row.gpu_limit_bytes) fits = "cpu*";
-    const std::string decode =
-        row.decode_tps_bound_at_ctx
-            ? fmt::format("{} ({})", rate_str(*row.decode_tps_bound), rate_str(*row.decode_tps_bound_at_ctx))
-            : std::string("-");
+    const std::string decode = row.decode_tps_bound_at_ctx ? fmt::format("{} ({})", rate_str(*row.decode_tps_bound),
+                                                                         rate_str(*row.decode_tps_bound_at_ctx))
+                                                           : std::string("-");
     const std::string prefill =
         row.prefill_seconds_slow > row.prefill_seconds_fast * 1.001
             ? fmt::format("{}–{}", seconds_str(row.prefill_seconds_fast), seconds_str(row.prefill_seconds_slow))

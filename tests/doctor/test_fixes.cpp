@@ -54,8 +54,8 @@ TEST(DoctorFixes, ContextInNames) {
   EXPECT_TRUE(figure_matches(*context_in_name("qwen3-coder-262k"), 262144));
   EXPECT_TRUE(figure_matches(*context_in_name("x_256K"), 262144));
   EXPECT_EQ(context_in_name("qwen3-1m")->tokens, 1048576);
-  for (const char* none : {"qwen3-coder:30b", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M.gguf", "qwen3:30b-a3b-q8_0",
-                           "model128k", "v-12345k"})
+  for (const char* none :
+       {"qwen3-coder:30b", "Qwen3-Next-80B-A3B-Instruct-Q4_K_M.gguf", "qwen3:30b-a3b-q8_0", "model128k", "v-12345k"})
     EXPECT_FALSE(context_in_name(none).has_value()) << none;
   EXPECT_EQ(rename_for_context("v-128k", 262144), "v-256k");
   EXPECT_EQ(rename_for_context("coder-128k-fast", 65536), "coder-64k-fast");

@@ -21,8 +21,10 @@ std::string podcast_html(const std::string& dir) {
   std::ofstream(dir + "/v-128k") << "FROM qwen3-coder:30b\nPARAMETER num_ctx 131072\n";
   const std::string html = dir + "/report.html";
   std::string out;
-  EXPECT_EQ(hylo("doctor --modelfile " + dir + "/v-128k --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 "
-                 "--timeout 300 --html " + html,
+  EXPECT_EQ(hylo("doctor --modelfile " + dir +
+                     "/v-128k --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 "
+                     "--timeout 300 --html " +
+                     html,
                  &out),
             0)
       << out;
@@ -103,16 +105,25 @@ bool decode_png(const std::string& bytes, Image* img) {
       const int c = up && x >= static_cast<size_t>(bpp) ? up[x - bpp] : 0;
       int pred = 0;
       switch (filter) {
-        case 0: pred = 0; break;
-        case 1: pred = a; break;
-        case 2: pred = b; break;
-        case 3: pred = (a + b) / 2; break;
+        case 0:
+          pred = 0;
+          break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = b;
+          break;
+        case 3:
+          pred = (a + b) / 2;
+          break;
         case 4: {
           const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
           pred = pa <= pb && pa <= pc ? a : (pb <= pc ? b : c);
           break;
         }
-        default: return false;
+        default:
+          return false;
       }
       out[x] = static_cast<uint8_t>(in[x] + pred);
     }
@@ -122,13 +133,13 @@ bool decode_png(const std::string& bytes, Image* img) {
 
 TEST(DoctorHtml, RendersInHeadlessChromium) {
   const std::string browser = chromium();
-  if (browser.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it): browser check skipped";
+  if (browser.empty())
+    GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it): browser check skipped";
   const std::string dir = test::scratch_path("html-browser");
   const std::string html = podcast_html(dir);
   std::string dom;
-  ASSERT_EQ(test::run_command(chromium_command(browser, dir + "/profile-dom") + " --dump-dom file://" + html +
-                                  " 2>/dev/null",
-                              &dom),
+  ASSERT_EQ(test::run_command(
+                chromium_command(browser, dir + "/profile-dom") + " --dump-dom file://" + html + " 2>/dev/null", &dom),
             0)
       << dom;
   // The page measured its charts after layout: "memory-chart:820x…:N prefill-chart:… decode-chart:…".
@@ -148,8 +159,8 @@ TEST(DoctorHtml, RendersInHeadlessChromium) {
 
   const std::string png = dir + "/report.png";
   std::string out;
-  ASSERT_EQ(test::run_command(chromium_command(browser, dir + "/profile-shot") + " --window-size=1000,2600 --screenshot=" +
-                                  png + " file://" + html + " 2>&1",
+  ASSERT_EQ(test::run_command(chromium_command(browser, dir + "/profile-shot") +
+                                  " --window-size=1000,2600 --screenshot=" + png + " file://" + html + " 2>&1",
                               &out),
             0)
       << out;

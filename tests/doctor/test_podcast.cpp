@@ -98,9 +98,9 @@ TEST(DoctorPodcast, VerdictFindingsAndAPatchedModelfileThatClearsThem) {
   const size_t at = fix.find("at least ");
   ASSERT_NE(at, std::string::npos) << fix;
   const int suggested = std::stoi(fix.substr(at + 9));
-  const json fixed = doctor_json("--modelfile " + v256k +
-                                 " --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 --timeout " +
-                                 std::to_string(suggested));
+  const json fixed =
+      doctor_json("--modelfile " + v256k + " --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 --timeout " +
+                  std::to_string(suggested));
   EXPECT_EQ(fixed["verdict"]["problems"], 0) << fixed["verdict"];
   EXPECT_EQ(fixed["verdict"]["headline"].get<std::string>().rfind("No problems", 0), 0u) << fixed["verdict"];
 }
@@ -116,8 +116,9 @@ TEST(DoctorPodcast, QwenNextOnThe64GBMacIsAMemoryFindingWithArithmetic) {
   EXPECT_NE(gpu->at("message").get<std::string>().find("48.0 GiB"), std::string::npos) << *gpu;
 
   // At 262K: 55.1 GiB in all, which used to read "Findings none".
-  const json full = doctor_json("--profile qwen3-next-80b-a3b --quant Q4_K_M --ctx 262144 --hardware "
-                                "mac-studio-m2-ultra-64");
+  const json full = doctor_json(
+      "--profile qwen3-next-80b-a3b --quant Q4_K_M --ctx 262144 --hardware "
+      "mac-studio-m2-ultra-64");
   EXPECT_NEAR(full["memory"]["total_bytes"].get<double>() / 1073741824.0, 55.1, 0.05);
   EXPECT_NE(finding(full, "gpu-wired-limit"), nullptr);
   EXPECT_GT(full["verdict"]["problems"].get<int>(), 0);
@@ -141,9 +142,10 @@ TEST(DoctorPodcast, EverySuggestedFlagParses) {
   // parser rejects them, and this test says so instead of failing.
   const std::set<std::string> pending = {"-ctk", "-ctv", "--rope-scaling", "--rope-scale", "--yarn-orig-ctx"};
   std::string out;
-  const bool pending_landed = hylo("check-args serve -ctk q8_0 -ctv q8_0 --rope-scaling yarn --rope-scale 4 "
-                                   "--yarn-orig-ctx 262144",
-                                   &out) == 0;
+  const bool pending_landed = hylo(
+                                  "check-args serve -ctk q8_0 -ctv q8_0 --rope-scaling yarn --rope-scale 4 "
+                                  "--yarn-orig-ctx 262144",
+                                  &out) == 0;
   int checked = 0, modelfiles = 0;
   std::vector<std::string> waiting;
   for (const std::string& args : scenarios) {
