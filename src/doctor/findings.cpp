@@ -230,6 +230,8 @@ class Diagnosis {
     }
   }
 
+  std::string model_path() const { return c_.model_ref.empty() ? std::string("MODEL.gguf") : c_.model_ref; }
+
   bool fits_at_kv(int64_t ctx, TensorType kv) const {
     return total_bytes_at(r_, ctx, kv, mem_.weights_bytes) <= mem_.available_bytes;
   }
@@ -485,16 +487,21 @@ class Diagnosis {
       }
     }
     if (from_prompt) {
-      add("time-to-first-token", Severity::kInfo,
-          fmt::format("time to first token ≈ {} ({} tokens at {})", seconds_str(t.ttft_seconds),
-                      tokens_str(t.prefill_tokens), speed),
-          t.prefill_tps_source == "estimated"
-              ? "the prefill speed is an estimate from the compute peak; measure it (hylo bench) and pass --prefill-tps"
-              : "");
+      Finding& f = add("time-to-first-token", Severity::kInfo,
+                       fmt::format("time to first token ≈ {} ({} tokens at {})", seconds_str(t.ttft_seconds),
+                                   tokens_str(t.prefill_tokens), speed),
+                       t.prefill_tps_source == "estimated"
+                           ? "the prefill speed is an estimate from the compute peak; measure it (hylo bench) and pass "
+                             "--prefill-tps"
+                           : "");
+      if (t.prefill_tps_source == "estimated")
+        f.fixes.push_back({"hylo", "measure prefill on the machine that serves (then --prefill-tps with its pp tok/s)",
+                           fmt::format("hylo bench -m {} -p 2048 -n 16", model_path())});
     }
     if (!t.decode_tps_bound) {
-      add("bandwidth-unknown", Severity::kInfo, "memory bandwidth unknown, so no decode-speed bound",
-          "--detect to measure this machine's bandwidth, or --hardware NAME for a known machine");
+      Finding& f = add("bandwidth-unknown", Severity::kInfo, "memory bandwidth unknown, so no decode-speed bound",
+                       "--detect to measure this machine's bandwidth, or --hardware NAME for a known machine");
+      f.fixes.push_back({"hylo", "measure this machine", fmt::format("hylo doctor -m {} --detect", model_path())});
       return;
     }
     if (*t.decode_tps_bound < kLowDecodeTps) {
