@@ -275,13 +275,27 @@ std::string render_html(const Report& r, const std::vector<CompareRow>& given_ro
     o += fmt::format("<p>Prefill ranges: {}.</p>\n", esc(r.time.prefill_calibration));
   o += "<h2>Findings</h2>\n";
   if (r.findings.empty()) o += "<p>None.</p>\n";
-  for (const Finding& f : r.findings) {
+  for (size_t i = 0; i < r.findings.size(); ++i) {
+    const Finding& f = r.findings[i];
     o += fmt::format("<div class=\"finding {}\" id=\"finding-{}\"><h3>{}: {}</h3><p>{}</p>", severity_name(f.severity),
                      esc(f.id), severity_name(f.severity), esc(f.title.empty() ? f.id : f.title), esc(f.message));
     if (!f.fix.empty()) o += fmt::format("<p><em>Fix:</em> {}</p>", esc(f.fix));
-    for (const Fix& x : f.fixes)
-      o += fmt::format("<div class=\"fix-title\">{}</div><pre class=\"fix {}\">{}</pre>", esc(x.title), esc(x.kind),
-                       esc(x.text));
+    // The same pasteable fix as an earlier finding is named, not repeated.
+    const Finding* same = nullptr;
+    for (size_t k = 0; k < i && same == nullptr && !f.fixes.empty(); ++k) {
+      const std::vector<Fix>& e = r.findings[k].fixes;
+      if (e.size() == f.fixes.size() && std::equal(e.begin(), e.end(), f.fixes.begin(), [](const Fix& a, const Fix& b) {
+            return a.kind == b.kind && a.text == b.text;
+          }))
+        same = &r.findings[k];
+    }
+    if (same != nullptr)
+      o += fmt::format("<p>To paste: the same as <a href=\"#finding-{}\">{}</a> above.</p>", esc(same->id),
+                       esc(same->title.empty() ? same->id : same->title));
+    else
+      for (const Fix& x : f.fixes)
+        o += fmt::format("<div class=\"fix-title\">{}</div><pre class=\"fix {}\">{}</pre>", esc(x.title), esc(x.kind),
+                         esc(x.text));
     o += "</div>\n";
   }
 

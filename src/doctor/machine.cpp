@@ -88,6 +88,9 @@ Status apply_machine_overrides(const MachineOverrides& o, Machine* m) {
   constexpr double kGiB = 1073741824.0;
   if (o.memory_gib) {
     m->memory_bytes = static_cast<uint64_t>(*o.memory_gib * kGiB);
+    // A detected machine's reserve counts what runs on it now; a machine described by its memory
+    // gets a fixed reserve instead (as the profiles do).
+    if (m->available_now_bytes) m->os_reserve_bytes = std::max(kMinOsReserve, m->memory_bytes / 32);
     m->available_now_bytes.reset();
     m->os_reserve_bytes = std::min(m->os_reserve_bytes, m->memory_bytes / 4);
     if (m->gpu_limit == "apple-wired") m->gpu_memory_bytes = apple_default_wired_limit(m->memory_bytes);
