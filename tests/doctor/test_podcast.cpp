@@ -177,7 +177,7 @@ TEST(DoctorPodcast, EverySuggestedFlagParses) {
   EXPECT_GE(modelfiles, 2);
   // The checker itself rejects what hylo serve rejects.
   EXPECT_EQ(hylo("check-args serve --ctx 262144", &out), 2) << out;
-  EXPECT_EQ(hylo("check-args serve --kv-type q4_0", &out), 2) << out;
+  EXPECT_EQ(hylo("check-args serve --kv-type nonsense", &out), 2) << out;
   EXPECT_EQ(hylo("check-args serve -m x.gguf -c 262144 --parallel 2", &out), 0) << out;
   EXPECT_EQ(hylo("check-args doctor --profile qwen3-coder-30b-a3b --kv-type q8_0", &out), 0) << out;
   if (!waiting.empty())
