@@ -488,7 +488,12 @@ json render_list_json() {
                         {"memory_bytes", h.memory_bytes},
                         {"os_reserve_bytes", h.os_reserve_bytes},
                         {"bandwidth_gbs", h.bandwidth_gbs},
-                        {"compute_tflops", h.compute_tflops}});
+                        {"compute_tflops", h.compute_tflops},
+                        {"family", h.family},
+                        {"apple_gpu", h.apple_gpu},
+                        {"devices", h.devices},
+                        {"split", h.split},
+                        {"link_bandwidth_gbs", h.link_bandwidth_gbs}});
   for (QuantScheme s : all_quant_schemes()) quants.push_back(std::string(quant_scheme_name(s)));
   return {{"models", models}, {"hardware", hardware}, {"quants", quants}};
 }
