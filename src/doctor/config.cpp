@@ -214,8 +214,12 @@ std::string patch_modelfile(std::string_view text, std::string_view name, std::s
   if (!lines.empty() && lines.back().empty()) lines.pop_back();
   const std::string want = lower(name);
   int last = -1, from = -1;
+  bool in_block = false;  // inside a """ value (TEMPLATE, SYSTEM): its lines are text, not instructions
   for (size_t i = 0; i < lines.size(); ++i) {
     const std::string_view line = trim(lines[i]);
+    const bool was_in_block = in_block;
+    if (count_triple_quotes(line) % 2 == 1) in_block = !in_block;
+    if (was_in_block) continue;
     const size_t sp = line.find_first_of(" \t");
     if (sp == std::string_view::npos) continue;
     const std::string instruction = upper(line.substr(0, sp));

@@ -43,6 +43,32 @@ TEST(DoctorFixes, PatchModelfileKeepsEverythingElse) {
   EXPECT_EQ(parsed->find("temperature")->value, "0.7");
 }
 
+TEST(DoctorFixes, PatchedModelfilesParseAndChangeOnlyTheParameter) {
+  const char* const kCases[] = {
+      "FROM qwen3-coder:30b\n",
+      "FROM qwen3-coder:30b",  // no final newline
+      "# comment\r\nFROM ./model.gguf\r\nparameter NUM_CTX 4096\r\n",
+      "FROM x\nTEMPLATE \"\"\"{{ .Prompt }}\nPARAMETER num_ctx 1\n\"\"\"\nPARAMETER num_ctx 8192\nPARAMETER num_ctx "
+      "16384\n",
+      "FROM x\nSYSTEM \"\"\"\nPARAMETER num_ctx 2\n\"\"\"\n",
+  };
+  for (const char* text : kCases) {
+    auto before = parse_modelfile(text, "before");
+    ASSERT_TRUE(before.ok()) << before.message() << "\n" << text;
+    const std::string patched = patch_modelfile(text, "num_ctx", "262144");
+    auto after = parse_modelfile(patched, "after");
+    ASSERT_TRUE(after.ok()) << after.message() << "\n" << patched;
+    ASSERT_NE(after->find("num_ctx"), nullptr) << patched;
+    EXPECT_EQ(after->find("num_ctx")->value, "262144") << patched;
+    EXPECT_EQ(after->from, before->from);
+    // The """ blocks are text: their lines stay as they were.
+    EXPECT_EQ(patched.find("PARAMETER num_ctx 1\n") != std::string::npos,
+              std::string(text).find("PARAMETER num_ctx 1\n") != std::string::npos);
+    EXPECT_EQ(patched.find("PARAMETER num_ctx 2\n") != std::string::npos,
+              std::string(text).find("PARAMETER num_ctx 2\n") != std::string::npos);
+  }
+}
+
 TEST(DoctorFixes, ContextInNames) {
   auto v = context_in_name("v-128k");
   ASSERT_TRUE(v.has_value());
