@@ -1,6 +1,7 @@
 // `hylo doctor`: explains memory, context and timeouts for a model on a machine before they bite.
 // Flag parsing only; the arithmetic is in doctor/.
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include "apps/command.h"
@@ -9,6 +10,7 @@
 #include "base/timer.h"
 #include "doctor/config.h"
 #include "doctor/doctor.h"
+#include "doctor/html.h"
 #include "doctor/render.h"
 #include "models/model.h"
 
@@ -46,10 +48,21 @@ using namespace hylo::doctor;
 
 // Numbers arrive as text so that a bad value is a usage error (exit 2) with our own message.
 struct CliOptions {
-  std::string model, profile, quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware;
-  std::string prompt_tokens, prefill_tps, timeout;
+  std::vector<std::string> models, profiles;
+  std::string quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware, name;
+  std::string prompt_tokens, prefill_tps, timeout, html;
+  std::string machine, memory, gpu_memory, bandwidth, compute, devices, link_bandwidth, split;
   bool detect = false, compare = false, json = false, list = false;
 };
+
+Status write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return make_error("[doctor] cannot write {}", path);
+  out << text;
+  out.close();
+  if (!out) return make_error("[doctor] writing {} failed", path);
+  return ok_status();
+}
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "hylo doctor: %s\n", message.c_str());
@@ -62,12 +75,25 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     std::fputs(cli.json ? (render_list_json().dump(2) + "\n").c_str() : render_list_text().c_str(), stdout);
     return apps::kExitOk;
   }
-  if (!cli.model.empty() && !cli.profile.empty()) return usage_error("give either -m FILE.gguf or --profile NAME");
   if (!cli.hardware.empty() && cli.detect) return usage_error("give either --hardware NAME or --detect");
+  if (!cli.hardware.empty() && !cli.machine.empty())
+    return usage_error("give either --hardware NAME or --machine FILE");
 
   Options o;
-  o.model_path = cli.model;
-  o.profile = cli.profile;
+  // The first model is the one analysed; the others are loaded beside it.
+  std::vector<std::string> extra = cli.models;
+  if (!extra.empty()) {
+    o.model_path = extra.front();
+    extra.erase(extra.begin());
+    extra.insert(extra.end(), cli.profiles.begin(), cli.profiles.end());
+  } else if (!cli.profiles.empty()) {
+    o.profile = cli.profiles.front();
+    extra.assign(cli.profiles.begin() + 1, cli.profiles.end());
+  }
+  o.extra_models = extra;
+  o.ollama_name = cli.name;
+  o.machine_file = cli.machine;
+  o.machine_overrides.split = cli.split;
   o.quant = cli.quant;
   o.modelfile = cli.modelfile;
   o.endpoint = cli.endpoint;
@@ -98,6 +124,15 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
   count(cli.prompt_tokens, "--prompt-tokens", 1, kMaxCtx, &o.prompt_tokens);
   number(cli.prefill_tps, "--prefill-tps", 1e9, &o.prefill_tps);
   number(cli.timeout, "--timeout", kMaxSeconds, &o.timeout_seconds);
+  MachineOverrides& mo = o.machine_overrides;
+  number(cli.memory, "--memory", 1 << 24, &mo.memory_gib);
+  number(cli.gpu_memory, "--gpu-memory", 1 << 24, &mo.gpu_memory_gib);
+  number(cli.bandwidth, "--bandwidth", 1e6, &mo.bandwidth_gbs);
+  number(cli.compute, "--compute", 1e6, &mo.compute_tflops);
+  number(cli.link_bandwidth, "--link-bandwidth", 1e6, &mo.link_bandwidth_gbs);
+  std::optional<int64_t> devices;
+  count(cli.devices, "--devices", 1, 1024, &devices);
+  if (devices) mo.devices = static_cast<int>(*devices);
   if (!cli.kv_type.empty() && bad.empty()) {
     auto t = parse_kv_type(cli.kv_type);
     if (t.ok())
@@ -107,9 +142,9 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
   }
   if (!bad.empty()) return usage_error(bad);
 
-  if (cli.detect && !cli.model.empty() && !o.prefill_tps) {
+  if (cli.detect && !o.model_path.empty() && !o.prefill_tps) {
     // The machine and the model are both at hand: measure the real prefill speed.
-    if (auto tps = hylo::apps::measure_prefill_tps(cli.model); tps.ok()) {
+    if (auto tps = hylo::apps::measure_prefill_tps(o.model_path); tps.ok()) {
       o.measured.prefill_tps = *tps;
     } else {
       std::fprintf(stderr, "hylo doctor: prefill not measured: %s\n", tps.message().c_str());
@@ -121,8 +156,21 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     return apps::kExitError;
   }
   const Report report = analyze(*inputs);
+  // A machine of one's own (or an adjusted profile) leads the comparison.
+  std::vector<CompareRow> rows;
+  if (cli.compare || !cli.html.empty()) {
+    if (!cli.machine.empty() || o.machine_overrides.any() || cli.hardware.empty())
+      rows.push_back(compare_row(*inputs, inputs->machine));
+    for (CompareRow& row : compare_hardware(*inputs, hardware_profiles())) rows.push_back(std::move(row));
+  }
+  if (!cli.html.empty()) {
+    if (auto written = write_text_file(cli.html, render_html(report, rows)); !written.ok()) {
+      std::fprintf(stderr, "hylo doctor: %s\n", written.message().c_str());
+      return apps::kExitError;
+    }
+    std::fprintf(stderr, "hylo doctor: report written to %s\n", cli.html.c_str());
+  }
   if (cli.compare) {
-    const auto rows = compare_hardware(*inputs, hardware_profiles());
     if (cli.json) {
       nlohmann::json j = render_json(report);
       j["compare"] = render_compare_json(rows);
@@ -141,9 +189,18 @@ apps::CommandRegistrar reg(
     [](CLI::App& app) -> std::function<int()> {
       auto cli = std::make_shared<CliOptions>();
       app.allow_extras();
-      app.add_option("-m,--model", cli->model, "GGUF file (only its metadata and tensor directory are read)")
-          ->type_name("FILE.gguf");
-      app.add_option("--profile", cli->profile, "Built-in model profile (see --list)")->type_name("NAME");
+      app.add_option("-m,--model", cli->models,
+                     "GGUF file (only its metadata and tensor directory are read); again for models loaded at the "
+                     "same time")
+          ->type_name("FILE.gguf")
+          ->allow_extra_args(false);
+      app.add_option("--profile", cli->profiles,
+                     "Built-in model profile (see --list); again for models loaded at "
+                     "the same time")
+          ->type_name("NAME")
+          ->allow_extra_args(false);
+      app.add_option("--name", cli->name, "Name the Ollama model is created under (checked against its context)")
+          ->type_name("NAME");
       app.add_option("--quant", cli->quant, "Quantisation for a profile, or what-if for a file (Q4_K_M, Q8_0, ...)")
           ->type_name("TYPE");
       app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
@@ -156,6 +213,17 @@ apps::CommandRegistrar reg(
       app.add_option("--endpoint", cli->endpoint, "Running hylo, llama-server or Ollama server to read settings from")
           ->type_name("URL");
       app.add_option("--hardware", cli->hardware, "Hardware profile (see --list)")->type_name("NAME");
+      app.add_option("--machine", cli->machine, "A machine of one's own: JSON with the fields of a hardware profile")
+          ->type_name("FILE");
+      app.add_option("--memory", cli->memory, "Machine memory in GiB (per device)")->type_name("GIB");
+      app.add_option("--gpu-memory", cli->gpu_memory, "Memory the GPU may use, in GiB per device")->type_name("GIB");
+      app.add_option("--bandwidth", cli->bandwidth, "Memory bandwidth in GB/s (per device)")->type_name("GB/S");
+      app.add_option("--compute", cli->compute, "Dense FP16 peak in TFLOPS (per device), for prefill")
+          ->type_name("TFLOPS");
+      app.add_option("--devices", cli->devices, "Devices working together (GPUs, linked machines)")->type_name("N");
+      app.add_option("--link-bandwidth", cli->link_bandwidth, "Bandwidth between devices in GB/s")->type_name("GB/S");
+      app.add_option("--split", cli->split, "How a model is spread over devices: layer (pipeline) or tensor")
+          ->type_name("layer|tensor");
       app.add_flag("--detect", cli->detect, "Use this machine and measure its memory bandwidth (~1 s)");
       app.add_option("--prompt-tokens", cli->prompt_tokens, "Prompt size to check, in tokens")->type_name("N");
       app.add_option("--prefill-tps", cli->prefill_tps, "Known prefill speed in tokens/s (else estimated)")
@@ -163,6 +231,7 @@ apps::CommandRegistrar reg(
       app.add_option("--timeout", cli->timeout, "Client request timeout in seconds")->type_name("SECONDS");
       app.add_flag("--compare-hardware", cli->compare, "Tabulate fit and speed bounds across hardware profiles");
       app.add_flag("--json", cli->json, "Machine-readable output");
+      app.add_option("--html", cli->html, "Also write a self-contained HTML report with charts")->type_name("FILE");
       app.add_flag("--list", cli->list, "List model and hardware profiles and quantisations");
       return [cli, &app] { return run(*cli, app.remaining()); };
     });

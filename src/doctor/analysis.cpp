@@ -101,8 +101,9 @@ double estimate_prefill_seconds(const ModelDesc& m, const WeightStats& w, double
 uint64_t total_bytes_at(const Report& r, int64_t ctx, TensorType kv_type, uint64_t weights_bytes) {
   const uint64_t parallel = u64(r.inputs.config.parallel);
   const uint64_t kv = mul(mul(r.inputs.model.kv_bytes_per_token(kv_type), u64(ctx)), parallel);
-  return add(add(add(add(weights_bytes, kv), r.memory.recurrent_state_bytes), r.memory.compute_bytes),
-             r.memory.reserve_bytes);
+  return add(add(add(add(add(weights_bytes, kv), r.memory.recurrent_state_bytes), r.memory.compute_bytes),
+                 r.memory.reserve_bytes),
+             r.memory.other_models_bytes);
 }
 
 int64_t largest_fitting_ctx(const Report& r, TensorType kv_type, uint64_t weights_bytes, uint64_t keep_free) {
@@ -131,13 +132,19 @@ Report analyze(const Inputs& in) {
   mem.recurrent_state_bytes = mul(mem.recurrent_bytes_per_sequence, u64(cfg.parallel));
   mem.compute = compute_buffers(model, cfg);
   mem.compute_bytes = mem.compute.total();
-  mem.os_reserve_bytes = in.machine.os_reserve_bytes;
+  mem.os_reserve_bytes = in.machine.total_os_reserve_bytes();
   mem.runtime_reserve_bytes = kRuntimeReserveBytes;
   mem.reserve_bytes = mem.os_reserve_bytes + mem.runtime_reserve_bytes;
+  for (const ResidentModel& other : in.residents)
+    mem.other_models_bytes = add(mem.other_models_bytes, other.total_bytes());
   mem.total_bytes =
-      add(add(add(add(mem.weights_bytes, mem.kv_cache_bytes), mem.recurrent_state_bytes), mem.compute_bytes),
-          mem.reserve_bytes);
-  mem.available_bytes = in.machine.memory_bytes;
+      add(add(add(add(add(mem.weights_bytes, mem.kv_cache_bytes), mem.recurrent_state_bytes), mem.compute_bytes),
+              mem.reserve_bytes),
+          mem.other_models_bytes);
+  mem.available_bytes = in.machine.total_memory_bytes();
+  mem.gpu_working_set_bytes = mem.total_bytes - mem.reserve_bytes;
+  if (in.machine.gpu_memory_bytes)
+    mem.gpu_limit_bytes = *in.machine.gpu_memory_bytes * static_cast<uint64_t>(in.machine.devices);
   mem.headroom_bytes = mem.total_bytes <= mem.available_bytes
                            ? static_cast<int64_t>(mem.available_bytes - mem.total_bytes)
                            : -static_cast<int64_t>(mem.total_bytes - mem.available_bytes);
@@ -145,9 +152,12 @@ Report analyze(const Inputs& in) {
   mem.largest_ctx_that_fits = largest_fitting_ctx(r, cfg.kv_type, mem.weights_bytes);
 
   TimeReport& t = r.time;
+  const Machine& mc = in.machine;
+  const double n_dev = static_cast<double>(std::max(1, mc.devices));
+  const bool tensor_split = mc.devices > 1 && mc.split == "tensor";
   t.prefill_tokens = cfg.prompt_tokens ? *cfg.prompt_tokens : r.ctx;
   t.prefill_basis = cfg.prompt_tokens ? "prompt" : "full context";
-  t.bandwidth_gbs = in.measured.bandwidth_gbs ? in.measured.bandwidth_gbs : in.machine.bandwidth_gbs;
+  t.bandwidth_gbs = in.measured.bandwidth_gbs ? in.measured.bandwidth_gbs : mc.bandwidth_gbs;
   if (cfg.prefill_tps) {
     t.prefill_tps = *cfg.prefill_tps;
     t.prefill_tps_source = "given";
@@ -157,52 +167,92 @@ Report analyze(const Inputs& in) {
   }
   if (t.prefill_tps > 0) {
     t.prefill_seconds = static_cast<double>(t.prefill_tokens) / t.prefill_tps;
+    t.prefill_tps_low = t.prefill_tps_high = t.prefill_tps;
   } else {
-    t.prefill_seconds = estimate_prefill_seconds(model, in.weights, in.machine.compute_tflops.value_or(0),
-                                                 t.bandwidth_gbs, t.prefill_tokens, cfg.ubatch);
-    t.prefill_tps = t.prefill_seconds > 0 ? static_cast<double>(t.prefill_tokens) / t.prefill_seconds : 0;
+    // Tensor split multiplies compute and bandwidth; a layer split runs one device at a time.
+    std::optional<double> bw = t.bandwidth_gbs;
+    if (bw && tensor_split) *bw *= n_dev;
+    const double tflops = mc.compute_tflops.value_or(0) * (tensor_split ? n_dev : 1.0);
+    const double base = estimate_prefill_seconds(model, in.weights, tflops, bw, t.prefill_tokens, cfg.ubatch);
+    const PrefillCalibration cal = in.calibration.value_or(PrefillCalibration{});
+    const double base_tps = base > 0 ? static_cast<double>(t.prefill_tokens) / base : 0;
+    t.prefill_tps = base_tps * cal.typical;
+    t.prefill_tps_low = base_tps * cal.low;
+    t.prefill_tps_high = base_tps * cal.high;
+    t.prefill_seconds = t.prefill_tps > 0 ? static_cast<double>(t.prefill_tokens) / t.prefill_tps : 0;
     t.prefill_tps_source = "estimated";
+    t.prefill_calibration = cal.basis;
   }
+  t.prefill_seconds_fast =
+      t.prefill_tps_high > 0 ? static_cast<double>(t.prefill_tokens) / t.prefill_tps_high : t.prefill_seconds;
+  t.prefill_seconds_slow =
+      t.prefill_tps_low > 0 ? static_cast<double>(t.prefill_tokens) / t.prefill_tps_low : t.prefill_seconds;
   t.ttft_seconds = t.prefill_seconds;
   t.active_bytes_per_token = in.weights.active_bytes_per_token;
   t.decode_ctx = cfg.prompt_tokens ? std::min(*cfg.prompt_tokens, r.ctx) : r.ctx;
   if (t.bandwidth_gbs && *t.bandwidth_gbs > 0 && t.active_bytes_per_token > 0) {
-    const double bw = *t.bandwidth_gbs * 1e9;
-    t.decode_tps_bound = bw / static_cast<double>(t.active_bytes_per_token);
+    const double bw = *t.bandwidth_gbs * 1e9 * (tensor_split ? n_dev : 1.0);
+    // Between devices each token moves activations: a layer split hands one n_embd row (f32) to
+    // the next device; a tensor split all-reduces twice per layer (ring: 2(N−1)/N of a bf16 row).
+    double link_seconds = 0;
+    if (mc.devices > 1 && mc.link_bandwidth_gbs && *mc.link_bandwidth_gbs > 0) {
+      const double row = static_cast<double>(model.n_embd);
+      const double bytes = tensor_split ? 2.0 * static_cast<double>(model.n_layer) * 2.0 * (n_dev - 1) / n_dev * row * 2
+                                        : (n_dev - 1) * row * 4;
+      link_seconds = bytes / (*mc.link_bandwidth_gbs * 1e9);
+    }
+    t.decode_tps_bound = 1.0 / (static_cast<double>(t.active_bytes_per_token) / bw + link_seconds);
     // Each token also reads the KV cache of its context and reads and writes the recurrent state.
     const double per_token = static_cast<double>(t.active_bytes_per_token) +
                              static_cast<double>(mem.kv_bytes_per_token) * static_cast<double>(t.decode_ctx) +
                              2.0 * static_cast<double>(mem.recurrent_bytes_per_sequence);
-    t.decode_tps_bound_at_ctx = bw / per_token;
+    t.decode_tps_bound_at_ctx = 1.0 / (per_token / bw + link_seconds);
   }
 
   r.findings = diagnose(r);
+  r.verdict = verdict_of(r);
   return r;
+}
+
+CompareRow compare_row(const Inputs& inputs, const Machine& machine) {
+  Inputs in = inputs;
+  const bool same_machine = machine.name == inputs.machine.name && machine.display_name == inputs.machine.display_name;
+  in.machine = machine;
+  if (!same_machine) {
+    in.measured = {};
+    in.config.prefill_tps.reset();  // a speed measured elsewhere says nothing about this machine
+  }
+  in.calibration = prefill_calibration_for(machine);
+  const Report r = analyze(in);
+  CompareRow row;
+  row.hardware = machine.name;
+  row.display_name = machine.display_name;
+  row.kind = machine.kind;
+  row.devices = machine.devices;
+  row.available_bytes = r.memory.available_bytes;
+  row.total_bytes = r.memory.total_bytes;
+  row.headroom_bytes = r.memory.headroom_bytes;
+  row.fits = r.memory.fits;
+  row.largest_ctx_that_fits = r.memory.largest_ctx_that_fits;
+  row.bandwidth_gbs = machine.bandwidth_gbs.value_or(0);
+  row.decode_tps_bound = r.time.decode_tps_bound;
+  row.decode_tps_bound_at_ctx = r.time.decode_tps_bound_at_ctx;
+  row.decode_ctx = r.time.decode_ctx;
+  row.prefill_tps = r.time.prefill_tps;
+  row.prefill_seconds = r.time.prefill_seconds;
+  row.prefill_seconds_fast = r.time.prefill_seconds_fast;
+  row.prefill_seconds_slow = r.time.prefill_seconds_slow;
+  if (in.config.timeout_seconds) row.within_timeout = r.time.prefill_seconds_fast <= *in.config.timeout_seconds;
+  row.gpu_limit_bytes = r.memory.gpu_limit_bytes;
+  row.gpu_working_set_bytes = r.memory.gpu_working_set_bytes;
+  row.problems = r.verdict.problems;
+  row.verdict = r.verdict.headline;
+  return row;
 }
 
 std::vector<CompareRow> compare_hardware(const Inputs& inputs, const std::vector<HardwareProfile>& hardware) {
   std::vector<CompareRow> rows;
-  for (const HardwareProfile& h : hardware) {
-    Inputs in = inputs;
-    in.machine = machine_from_profile(h);
-    in.measured = {};
-    in.config.prefill_tps.reset();  // a speed measured elsewhere says nothing about this machine
-    const Report r = analyze(in);
-    CompareRow row;
-    row.hardware = h.name;
-    row.display_name = h.display_name;
-    row.kind = h.kind;
-    row.available_bytes = r.memory.available_bytes;
-    row.total_bytes = r.memory.total_bytes;
-    row.headroom_bytes = r.memory.headroom_bytes;
-    row.fits = r.memory.fits;
-    row.largest_ctx_that_fits = r.memory.largest_ctx_that_fits;
-    row.bandwidth_gbs = h.bandwidth_gbs;
-    row.decode_tps_bound = r.time.decode_tps_bound;
-    row.prefill_tps = r.time.prefill_tps;
-    row.prefill_seconds = r.time.prefill_seconds;
-    rows.push_back(std::move(row));
-  }
+  for (const HardwareProfile& h : hardware) rows.push_back(compare_row(inputs, machine_from_profile(h)));
   return rows;
 }
 

@@ -133,6 +133,7 @@ Result<Modelfile> parse_modelfile(std::string_view text, const std::string& name
     return make_error("[doctor] {}: not a Modelfile (binary or larger than 1 MiB)", name);
   Modelfile mf;
   mf.name = name;
+  mf.text = std::string(text);
   const std::vector<std::string> lines = split(text, '\n');
   for (size_t i = 0; i < lines.size(); ++i) {
     const int line_no = static_cast<int>(i) + 1;
@@ -206,6 +207,75 @@ Status apply_modelfile(const Modelfile& mf, Config* config) {
     }
   }
   return ok_status();
+}
+
+std::string patch_modelfile(std::string_view text, std::string_view name, std::string_view value) {
+  std::vector<std::string> lines = split(text, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  const std::string want = lower(name);
+  int last = -1, from = -1;
+  bool in_block = false;  // inside a """ value (TEMPLATE, SYSTEM): its lines are text, not instructions
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string_view line = trim(lines[i]);
+    const bool was_in_block = in_block;
+    if (count_triple_quotes(line) % 2 == 1) in_block = !in_block;
+    if (was_in_block) continue;
+    const size_t sp = line.find_first_of(" \t");
+    if (sp == std::string_view::npos) continue;
+    const std::string instruction = upper(line.substr(0, sp));
+    if (instruction == "FROM" && from < 0) from = static_cast<int>(i);
+    if (instruction != "PARAMETER") continue;
+    const std::string_view rest = trim(line.substr(sp));
+    if (lower(rest.substr(0, rest.find_first_of(" \t"))) == want) last = static_cast<int>(i);
+  }
+  const std::string patched = fmt::format("PARAMETER {} {}", want, value);
+  if (last >= 0) {
+    lines[static_cast<size_t>(last)] = patched;
+  } else {
+    lines.insert(lines.begin() + (from + 1), patched);
+  }
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+std::optional<NamedContext> context_in_name(std::string_view name) {
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  std::optional<NamedContext> found;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(name[i])) || (i > 0 && alnum(name[i - 1]))) continue;
+    size_t j = i;
+    while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+    if (j >= name.size() || j - i > 4) continue;
+    const char unit = static_cast<char>(std::tolower(static_cast<unsigned char>(name[j])));
+    if ((unit != 'k' && unit != 'm') || (j + 1 < name.size() && alnum(name[j + 1]))) continue;
+    const int64_t n = std::strtoll(std::string(name.substr(i, j - i)).c_str(), nullptr, 10);
+    if (n <= 0) continue;
+    // The last figure wins: "qwen3-30b-32k-v-128k" is about the 128k.
+    found = NamedContext{unit == 'k' ? n * 1024 : n * 1024 * 1024, std::string(name.substr(i, j - i + 1))};
+    i = j;
+  }
+  return found;
+}
+
+bool figure_matches(const NamedContext& named, int64_t ctx) {
+  // 1024-based (131,072) and 1000-based (128,000) readings, and "262k" for 262,144, all within 3%.
+  const double binary = static_cast<double>(named.tokens);
+  for (const double promised : {binary, binary * 1000.0 / 1024.0})
+    if (std::abs(promised - static_cast<double>(ctx)) <= 0.03 * static_cast<double>(ctx)) return true;
+  return false;
+}
+
+std::string rename_for_context(std::string_view name, int64_t ctx) {
+  const std::string figure = ctx % (1024 * 1024) == 0 ? fmt::format("{}m", ctx / (1024 * 1024))
+                             : ctx % 1024 == 0        ? fmt::format("{}k", ctx / 1024)
+                                                      : fmt::format("{}k", (ctx + 500) / 1000);
+  if (auto named = context_in_name(name)) {
+    const size_t pos = std::string_view(name).rfind(named->figure);
+    if (pos != std::string_view::npos)
+      return std::string(name.substr(0, pos)) + figure + std::string(name.substr(pos + named->figure.size()));
+  }
+  return std::string(name) + "-" + figure;
 }
 
 }  // namespace hylo::doctor

@@ -30,6 +30,18 @@ struct Config {
   std::optional<double> prefill_tps;   // prompt tokens per second, when the user knows it
   std::optional<int64_t> num_predict;  // answer length, when known (Modelfile num_predict)
   std::vector<std::string> sources;    // one line per value read from a file or endpoint
+
+  // What the fixes are written against: the Modelfile as given (patched, never rewritten from
+  // scratch), the model as a `hylo serve -m` argument, and the names that label the set-up.
+  std::string modelfile_path, modelfile_text, modelfile_from;
+  std::string model_ref;  // GGUF path for -m, or "" (the fix then says MODEL.gguf)
+  std::string model_id;   // Ollama tag or endpoint model id, "" if none
+  struct Name {
+    std::string name;   // "v-128k"
+    std::string where;  // "Modelfile file name", "--name", "FROM", ...
+  };
+  std::vector<Name> names;
+  std::string ollama_name;  // the name the Modelfile is (or will be) created under
 };
 
 // Limits that reject absurd input with a clear message instead of overflowing arithmetic.
@@ -54,6 +66,7 @@ struct ModelfileParameter {
 };
 struct Modelfile {
   std::string name;  // path, for messages
+  std::string text;  // as given (fixes patch it)
   std::string from;
   int from_line = 0;
   std::vector<ModelfileParameter> parameters;
@@ -64,5 +77,21 @@ Result<Modelfile> parse_modelfile(std::string_view text, const std::string& name
 Result<Modelfile> read_modelfile(const std::string& path);
 // Applies num_ctx, num_batch and num_predict (validated) to `config`.
 Status apply_modelfile(const Modelfile& modelfile, Config* config);
+
+// `text` with PARAMETER `name` set to `value`: the last such line is rewritten in place (comments,
+// TEMPLATE and the rest kept), or a line is added after FROM when there is none.
+std::string patch_modelfile(std::string_view text, std::string_view name, std::string_view value);
+
+// The context a name promises: "v-128k" → 131072, "qwen3-1m" → 1048576; nullopt when the name
+// carries no figure (a digit run ending in k or m, standing alone between separators).
+struct NamedContext {
+  int64_t tokens = 0;
+  std::string figure;  // "128k" as written
+};
+std::optional<NamedContext> context_in_name(std::string_view name);
+// Whether a figure matches a context: "128k" is 128,000 or 131,072; "262k" and "256k" both 262,144.
+bool figure_matches(const NamedContext& named, int64_t ctx);
+// `name` with its figure replaced by the one for `ctx` (262,144 → "256k"), or "-256k" appended.
+std::string rename_for_context(std::string_view name, int64_t ctx);
 
 }  // namespace hylo::doctor

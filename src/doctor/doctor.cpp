@@ -135,6 +135,10 @@ Result<ResolvedModel> model_from_endpoint(const EndpointInfo& ep, const std::str
 }
 
 void apply_endpoint(const EndpointInfo& ep, Config* cfg) {
+  if (!ep.model_id.empty()) {
+    cfg->model_id = ep.model_id;
+    cfg->names.push_back({ep.model_id, "endpoint model"});
+  }
   for (const std::string& line : ep.read) cfg->sources.push_back(ep.url + " " + line);
   const Origin origin = ep.server == "ollama" ? Origin::kOllama
                         : ep.server == "hylo" ? Origin::kFlag
@@ -151,6 +155,30 @@ void apply_endpoint(const EndpointInfo& ep, Config* cfg) {
   if (ep.parallel) cfg->parallel = *ep.parallel;
 }
 
+// Another model loaded beside the main one, at the same serving settings (its own trained context
+// unless a context was set).
+Result<ResidentModel> resident(const std::string& what, const Config& cfg) {
+  ResolvedModel m;
+  if (ends_with(what, ".gguf")) {
+    HYLO_ASSIGN_OR_RETURN(m, model_from_file(what, ""));
+  } else {
+    HYLO_ASSIGN_OR_RETURN(const ModelProfile* p, find_model_profile(what));
+    HYLO_ASSIGN_OR_RETURN(m, model_from_profile(*p, ""));
+  }
+  ResidentModel r;
+  r.name = m.desc.name;
+  r.source = m.source;
+  r.ctx = cfg.ctx > 0 ? cfg.ctx : m.desc.n_ctx_train;
+  const auto parallel = static_cast<uint64_t>(cfg.parallel);
+  r.weights_bytes = m.weights.total_bytes;
+  r.kv_cache_bytes = m.desc.kv_bytes_per_token(cfg.kv_type) * static_cast<uint64_t>(r.ctx) * parallel;
+  r.recurrent_state_bytes = m.desc.recurrent_bytes_per_sequence() * parallel;
+  r.compute_bytes = compute_buffers(m.desc, cfg).total() + kRuntimeReserveBytes;
+  return r;
+}
+
+std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
 }  // namespace
 
 std::vector<QuantOption> quant_options_for(const ModelDesc& model) {
@@ -166,8 +194,6 @@ std::vector<QuantOption> quant_options_for(const ModelDesc& model) {
 }
 
 Result<Inputs> gather_inputs(const Options& o) {
-  if (!o.model_path.empty() && !o.profile.empty())
-    return make_error("[doctor] give either -m FILE.gguf or --profile NAME, not both");
   Inputs in;
   Config& cfg = in.config;
 
@@ -181,7 +207,22 @@ Result<Inputs> gather_inputs(const Options& o) {
                           read_endpoint(o.endpoint, modelfile ? modelfile->from : "", o.endpoint_timeout_seconds));
     apply_endpoint(*endpoint, &cfg);
   }
-  if (modelfile) HYLO_TRY(apply_modelfile(*modelfile, &cfg));
+  if (modelfile) {
+    HYLO_TRY(apply_modelfile(*modelfile, &cfg));
+    cfg.modelfile_path = o.modelfile;
+    cfg.modelfile_text = modelfile->text;
+    cfg.modelfile_from = modelfile->from;
+    const std::string base = base_name(o.modelfile);
+    if (base != "Modelfile" && base != "modelfile") cfg.names.push_back({base, "Modelfile name"});
+    if (!modelfile->from.empty() && !ends_with(modelfile->from, ".gguf")) {
+      cfg.names.push_back({modelfile->from, "FROM"});
+      if (cfg.model_id.empty()) cfg.model_id = modelfile->from;
+    }
+  }
+  if (!o.ollama_name.empty()) {
+    cfg.ollama_name = o.ollama_name;
+    cfg.names.push_back({o.ollama_name, "--name"});
+  }
   if (o.ctx) {
     cfg.ctx = *o.ctx;
     cfg.ctx_origin = Origin::kFlag;
@@ -199,9 +240,14 @@ Result<Inputs> gather_inputs(const Options& o) {
   ResolvedModel model;
   if (!o.model_path.empty()) {
     HYLO_ASSIGN_OR_RETURN(model, model_from_file(o.model_path, o.quant));
+    cfg.model_ref = o.model_path;
+    cfg.names.push_back({base_name(o.model_path), "file name"});
   } else if (!o.profile.empty()) {
     HYLO_ASSIGN_OR_RETURN(const ModelProfile* p, find_model_profile(o.profile));
     HYLO_ASSIGN_OR_RETURN(model, model_from_profile(*p, o.quant));
+    // Fixes for Ollama name the model by its Ollama tag ("qwen3-next:80b") when the profile knows one.
+    for (const std::string& alias : p->aliases)
+      if (cfg.model_id.empty() && alias.find(':') != std::string::npos) cfg.model_id = alias;
   } else if (modelfile && !modelfile->from.empty()) {
     const std::string where = fmt::format("{} line {} (FROM)", modelfile->name, modelfile->from_line);
     std::filesystem::path from(modelfile->from);
@@ -210,6 +256,7 @@ Result<Inputs> gather_inputs(const Options& o) {
       if (access(from.c_str(), R_OK) != 0)
         return make_error("[doctor] {}: cannot read {}; pass -m FILE.gguf or --profile NAME", where, from.string());
       HYLO_ASSIGN_OR_RETURN(model, model_from_file(from.string(), o.quant));
+      cfg.model_ref = from.string();
     } else if (endpoint && endpoint->server == "ollama" && !endpoint->model_info.empty()) {
       HYLO_ASSIGN_OR_RETURN(model, model_from_endpoint(*endpoint, o.quant));
     } else {
@@ -236,15 +283,25 @@ Result<Inputs> gather_inputs(const Options& o) {
   in.yarn_recipe = model.yarn;
   in.quant_options = quant_options_for(in.model);
 
+  if (!o.hardware.empty() && !o.machine_file.empty())
+    return make_error("[doctor] give either --hardware NAME or --machine FILE, not both");
   if (!o.hardware.empty()) {
     HYLO_ASSIGN_OR_RETURN(const HardwareProfile* h, find_hardware_profile(o.hardware));
     in.machine = machine_from_profile(*h);
+  } else if (!o.machine_file.empty()) {
+    HYLO_ASSIGN_OR_RETURN(in.machine, machine_from_file(o.machine_file));
   } else {
     DetectOptions d = o.detect_options;
     d.measure_bandwidth = o.detect;
     in.machine = detect_machine(d);
   }
+  HYLO_TRY(apply_machine_overrides(o.machine_overrides, &in.machine));
   in.measured = o.measured;
+  in.calibration = prefill_calibration_for(in.machine);
+  for (const std::string& other : o.extra_models) {
+    HYLO_ASSIGN_OR_RETURN(ResidentModel r, resident(other, in.config));
+    in.residents.push_back(std::move(r));
+  }
   return in;
 }
 

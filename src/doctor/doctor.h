@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/tensor_type.h"
@@ -16,14 +17,19 @@ namespace hylo::doctor {
 struct Options {
   std::string model_path;  // -m FILE.gguf (metadata and tensor directory only)
   std::string profile;     // --profile NAME
-  std::string quant;       // --quant TYPE (profiles; for a file: "what if it were TYPE")
+  // Further models loaded at the same time: GGUF paths (ending in .gguf) or profile names.
+  std::vector<std::string> extra_models;
+  std::string ollama_name;  // --name: the Ollama model the Modelfile is created as
+  std::string quant;        // --quant TYPE (profiles; for a file: "what if it were TYPE")
   std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
   std::optional<TensorType> kv_type;
   std::string modelfile;  // --modelfile FILE
   std::string endpoint;   // --endpoint URL
   double endpoint_timeout_seconds = 5.0;
-  std::string hardware;  // --hardware NAME
-  bool detect = false;   // --detect: also measure this machine's memory bandwidth
+  std::string hardware;      // --hardware NAME
+  std::string machine_file;  // --machine FILE (a machine of one's own)
+  MachineOverrides machine_overrides;
+  bool detect = false;  // --detect: also measure this machine's memory bandwidth
   DetectOptions detect_options;
   std::optional<double> prefill_tps, timeout_seconds;
   Measurements measured;  // from the engine (`hylo bench`), when available

@@ -141,28 +141,54 @@ Result<std::vector<ModelProfile>> parse_model_profiles(std::string_view json_tex
   return out;
 }
 
+Result<HardwareProfile> parse_hardware_profile(const json& h, bool names_required) {
+  if (!h.is_object()) return make_error("[doctor] hardware profiles: every entry must be an object");
+  HardwareProfile p;
+  HYLO_ASSIGN_OR_RETURN(p.name, get_str(h, "name", "hardware profile", names_required));
+  if (p.name.empty()) p.name = "custom";
+  const std::string what = "hardware profile " + p.name;
+  if (!is_kebab(p.name)) return make_error("[doctor] {}: name must be kebab case", what);
+  HYLO_ASSIGN_OR_RETURN(p.display_name, get_str(h, "display_name", what, names_required));
+  if (p.display_name.empty()) p.display_name = p.name;
+  HYLO_ASSIGN_OR_RETURN(p.kind, get_str(h, "kind", what));
+  if (p.kind != "unified" && p.kind != "gpu" && p.kind != "cpu")
+    return make_error("[doctor] {}: kind must be unified, gpu or cpu, not '{}'", what, p.kind);
+  HYLO_ASSIGN_OR_RETURN(const double mem, get_num(h, "memory_gib", what, 0.5, 1 << 20));
+  HYLO_ASSIGN_OR_RETURN(const double reserve, get_num(h, "os_reserve_gib", what, 0, mem));
+  p.memory_bytes = static_cast<uint64_t>(std::llround(mem * 1073741824.0));
+  p.os_reserve_bytes = static_cast<uint64_t>(std::llround(reserve * 1073741824.0));
+  HYLO_ASSIGN_OR_RETURN(p.bandwidth_gbs, get_num(h, "bandwidth_gbs", what, 0.1, 1e6));
+  HYLO_ASSIGN_OR_RETURN(p.compute_tflops, get_num(h, "compute_tflops", what, 0.001, 1e6));
+  HYLO_ASSIGN_OR_RETURN(p.notes, get_str(h, "notes", what, /*required=*/false));
+  HYLO_ASSIGN_OR_RETURN(p.family, get_str(h, "family", what, /*required=*/false));
+  if (p.family.empty()) p.family = p.kind == "cpu" ? "cpu" : "";
+  if (auto it = h.find("apple_gpu"); it != h.end()) {
+    if (!it->is_boolean()) return make_error("[doctor] {}: 'apple_gpu' must be true or false", what);
+    p.apple_gpu = it->get<bool>();
+    if (p.apple_gpu && p.family.empty()) p.family = "apple";
+  }
+  if (h.contains("devices")) {
+    HYLO_ASSIGN_OR_RETURN(const double n, get_num(h, "devices", what, 1, 1024));
+    if (n != std::floor(n)) return make_error("[doctor] {}: 'devices' must be a whole number", what);
+    p.devices = static_cast<int>(n);
+  }
+  HYLO_ASSIGN_OR_RETURN(p.split, get_str(h, "split", what, /*required=*/false));
+  if (p.split.empty()) p.split = "layer";
+  if (p.split != "layer" && p.split != "tensor")
+    return make_error("[doctor] {}: split must be layer or tensor, not '{}'", what, p.split);
+  if (h.contains("link_bandwidth_gbs")) {
+    HYLO_ASSIGN_OR_RETURN(p.link_bandwidth_gbs, get_num(h, "link_bandwidth_gbs", what, 0.01, 1e6));
+  }
+  return p;
+}
+
 Result<std::vector<HardwareProfile>> parse_hardware_profiles(std::string_view json_text) {
   const json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object() || !root.contains("hardware") || !root["hardware"].is_array())
     return make_error("[doctor] hardware profiles: expected an object with a 'hardware' array");
   std::vector<HardwareProfile> out;
   for (const json& h : root["hardware"]) {
-    if (!h.is_object()) return make_error("[doctor] hardware profiles: every entry must be an object");
-    HardwareProfile p;
-    HYLO_ASSIGN_OR_RETURN(p.name, get_str(h, "name", "hardware profile"));
-    const std::string what = "hardware profile " + p.name;
-    if (!is_kebab(p.name)) return make_error("[doctor] {}: name must be kebab case", what);
-    HYLO_ASSIGN_OR_RETURN(p.display_name, get_str(h, "display_name", what));
-    HYLO_ASSIGN_OR_RETURN(p.kind, get_str(h, "kind", what));
-    if (p.kind != "unified" && p.kind != "gpu" && p.kind != "cpu")
-      return make_error("[doctor] {}: kind must be unified, gpu or cpu, not '{}'", what, p.kind);
-    HYLO_ASSIGN_OR_RETURN(const double mem, get_num(h, "memory_gib", what, 0.5, 1 << 20));
-    HYLO_ASSIGN_OR_RETURN(const double reserve, get_num(h, "os_reserve_gib", what, 0, mem));
-    p.memory_bytes = static_cast<uint64_t>(std::llround(mem * 1073741824.0));
-    p.os_reserve_bytes = static_cast<uint64_t>(std::llround(reserve * 1073741824.0));
-    HYLO_ASSIGN_OR_RETURN(p.bandwidth_gbs, get_num(h, "bandwidth_gbs", what, 0.1, 1e6));
-    HYLO_ASSIGN_OR_RETURN(p.compute_tflops, get_num(h, "compute_tflops", what, 0.001, 1e6));
-    HYLO_ASSIGN_OR_RETURN(p.notes, get_str(h, "notes", what, /*required=*/false));
+    HYLO_ASSIGN_OR_RETURN(HardwareProfile p, parse_hardware_profile(h, /*names_required=*/true));
     out.push_back(std::move(p));
   }
   return out;

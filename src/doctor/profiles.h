@@ -33,6 +33,15 @@ struct HardwareProfile {
   double bandwidth_gbs = 0;   // 1e9 bytes/s
   double compute_tflops = 0;  // dense FP16/BF16 peak, for prefill estimates
   std::string notes;
+  // Which calibration points apply (data/doctor/prefill.json): "apple", "nvidia", "amd", "cpu".
+  std::string family;
+  // Apple silicon: the GPU may wire only part of unified memory (macOS default, see machine.h).
+  bool apple_gpu = false;
+  // Several devices working as one: memory_bytes, os_reserve_bytes, bandwidth and compute are per
+  // device; "layer" split (pipeline: llama.cpp, Ollama) or "tensor" split (vLLM / SGLang --tp).
+  int devices = 1;
+  std::string split = "layer";
+  double link_bandwidth_gbs = 0;  // between devices, per direction (0: unknown)
 };
 
 // The embedded tables, parsed once. Our own data: a parse failure is a build defect (checked).
@@ -53,6 +62,8 @@ std::string match_quant_name(std::string_view model_id);
 // Parsers behind the tables (also for tests and for user-supplied tables later).
 Result<std::vector<ModelProfile>> parse_model_profiles(std::string_view json_text);
 Result<std::vector<HardwareProfile>> parse_hardware_profiles(std::string_view json_text);
+// One entry; `names_required` false for a user's own machine file (name "custom" by default).
+Result<HardwareProfile> parse_hardware_profile(const nlohmann::json& entry, bool names_required);
 // GGUF-style metadata from a JSON object of key → number/string/bool/array (profiles, and
 // Ollama's /api/show model_info). `what` names the source in errors.
 Result<Metadata> metadata_from_json(const nlohmann::json& object, std::string_view what);
@@ -60,5 +71,6 @@ Result<Metadata> metadata_from_json(const nlohmann::json& object, std::string_vi
 // The JSON texts compiled in (generated source).
 std::string_view embedded_models_json();
 std::string_view embedded_hardware_json();
+std::string_view embedded_prefill_json();
 
 }  // namespace hylo::doctor

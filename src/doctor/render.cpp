@@ -102,6 +102,9 @@ std::string render_text(const Report& r) {
   const TimeReport& t = r.time;
   std::string o;
   o += fmt::format("hylo doctor: {} ({}) on {}\n\n", m.name, m.quant.empty() ? "?" : m.quant, mc.display_name);
+  o += "Verdict  " + r.verdict.headline + "\n";
+  if (!r.verdict.detail.empty()) o += "         " + r.verdict.detail + "\n";
+  o += "\n";
 
   o += fmt::format("Model    {}: {} layers ({} attention", m.arch, m.n_layer, m.n_attn_layers());
   if (m.n_recurrent_layers() > 0) o += fmt::format(", {} Gated DeltaNet", m.n_recurrent_layers());
@@ -128,7 +131,13 @@ std::string render_text(const Report& r) {
   }
   for (const std::string& s : c.sources) o += "         read " + s + "\n";
 
-  o += fmt::format("Machine  {}: {}", mc.display_name, format_bytes(mc.memory_bytes));
+  o += fmt::format("Machine  {}: {}", mc.display_name, format_bytes(mc.total_memory_bytes()));
+  if (mc.devices > 1)
+    o += fmt::format(" ({} devices × {}, {} split{})", mc.devices, format_bytes(mc.memory_bytes), mc.split,
+                     mc.link_bandwidth_gbs ? fmt::format(", link {:g} GB/s", *mc.link_bandwidth_gbs) : std::string());
+  if (mem.gpu_limit_bytes)
+    o += fmt::format(", GPU may use {}{}", format_bytes(*mem.gpu_limit_bytes),
+                     mc.gpu_limit == "apple-wired" ? " (macOS default wired limit)" : "");
   if (mc.cores > 0) o += fmt::format(", {} cores, {}", mc.cores, mc.isa);
   if (t.bandwidth_gbs)
     o += fmt::format(", {:.1f} GB/s ({})", *t.bandwidth_gbs,
@@ -153,6 +162,11 @@ std::string render_text(const Report& r) {
       fmt::format("micro-batch of {} tokens: activations, logits, scratch", std::min(c.ubatch, c.batch)));
   row("reserve", mem.reserve_bytes,
       fmt::format("OS {} + runtime {}", format_bytes(mem.os_reserve_bytes), format_bytes(mem.runtime_reserve_bytes)));
+  for (const ResidentModel& other : in.residents)
+    row("other model", other.total_bytes(),
+        fmt::format("{}: weights {} + KV {} ({} tokens) + state and compute {}", other.name,
+                    format_bytes(other.weights_bytes), format_bytes(other.kv_cache_bytes), tokens_str(other.ctx),
+                    format_bytes(other.recurrent_state_bytes + other.compute_bytes)));
   o += fmt::format("  {:<16}{:>11}  {}\n", "total", format_bytes(mem.total_bytes), stacked_bar(mem, kBarWidth));
   if (mem.fits)
     o += fmt::format("  fits in {} with {} headroom", format_bytes(mem.available_bytes),
@@ -163,12 +177,20 @@ std::string render_text(const Report& r) {
   o += mem.largest_ctx_that_fits > 0
            ? fmt::format("; largest context that fits: {} tokens per sequence\n", tokens_str(mem.largest_ctx_that_fits))
            : std::string("; no context fits\n");
-  o += "  █ weights  ▓ KV cache  ▒ recurrent state  ░ compute + reserve  · free\n";
+  if (mem.gpu_limit_bytes)
+    o += fmt::format("  the GPU's share: {} of the {} it may use{}\n", format_bytes(mem.gpu_working_set_bytes),
+                     format_bytes(*mem.gpu_limit_bytes),
+                     mem.gpu_working_set_bytes > *mem.gpu_limit_bytes ? " — over the limit" : "");
+  o += "  █ weights  ▓ KV cache  ▒ recurrent state  ░ compute + reserve + other models  · free\n";
 
   o += "\nTime\n";
   o += fmt::format("  prefill   {} tokens ({}) at {} tok/s ({}) = {}; first token after ≈ {}\n",
                    tokens_str(t.prefill_tokens), t.prefill_basis, rate_str(t.prefill_tps), t.prefill_tps_source,
                    seconds_str(t.prefill_seconds), seconds_str(t.ttft_seconds));
+  if (t.prefill_seconds_slow > t.prefill_seconds_fast * 1.001)
+    o += fmt::format("            range {}–{} tok/s = {} to {}; {}\n", rate_str(t.prefill_tps_low),
+                     rate_str(t.prefill_tps_high), seconds_str(t.prefill_seconds_fast),
+                     seconds_str(t.prefill_seconds_slow), t.prefill_calibration);
   if (t.decode_tps_bound) {
     o += fmt::format("  decode    ≤ {} tok/s ({:.1f} GB/s ÷ {} of active weights per token)",
                      rate_str(*t.decode_tps_bound), *t.bandwidth_gbs, format_bytes(t.active_bytes_per_token));
@@ -183,9 +205,29 @@ std::string render_text(const Report& r) {
 
   o += "\nFindings\n";
   if (r.findings.empty()) o += "  none\n";
-  for (const Finding& f : r.findings) {
+  for (size_t i = 0; i < r.findings.size(); ++i) {
+    const Finding& f = r.findings[i];
     o += fmt::format("  {:<8} {}\n           {}\n", severity_name(f.severity), f.id, f.message);
     if (!f.fix.empty()) o += "           fix: " + f.fix + "\n";
+    // The same pasteable fix as an earlier finding is named, not repeated.
+    const Finding* same = nullptr;
+    for (size_t k = 0; k < i && same == nullptr && !f.fixes.empty(); ++k) {
+      const std::vector<Fix>& e = r.findings[k].fixes;
+      if (e.size() == f.fixes.size() && std::equal(e.begin(), e.end(), f.fixes.begin(), [](const Fix& a, const Fix& b) {
+            return a.kind == b.kind && a.text == b.text;
+          }))
+        same = &r.findings[k];
+    }
+    if (same != nullptr) {
+      o += fmt::format("           (to paste: the same as {} above)\n", same->id);
+      continue;
+    }
+    for (const Fix& x : f.fixes) {
+      o += fmt::format("           ┌ {}\n", x.title);
+      for (const std::string& line : split(x.text, '\n'))
+        if (!line.empty()) o += "           │ " + line + "\n";
+      o += "           └\n";
+    }
   }
   return o;
 }
@@ -298,9 +340,47 @@ json render_json(const Report& r) {
       {"decode_tps_bound_at_ctx", opt(t.decode_tps_bound_at_ctx)},
       {"decode_ctx", t.decode_ctx},
   };
+  j["memory"]["other_models_bytes"] = mem.other_models_bytes;
+  j["memory"]["gpu_working_set_bytes"] = mem.gpu_working_set_bytes;
+  j["memory"]["gpu_limit_bytes"] = opt(mem.gpu_limit_bytes);
+  json residents = json::array();
+  for (const ResidentModel& other : in.residents)
+    residents.push_back({{"name", other.name},
+                         {"source", other.source},
+                         {"ctx", other.ctx},
+                         {"weights_bytes", other.weights_bytes},
+                         {"kv_cache_bytes", other.kv_cache_bytes},
+                         {"recurrent_state_bytes", other.recurrent_state_bytes},
+                         {"compute_bytes", other.compute_bytes},
+                         {"total_bytes", other.total_bytes()}});
+  j["other_models"] = residents;
+  j["machine"]["devices"] = mc.devices;
+  j["machine"]["split"] = mc.split;
+  j["machine"]["link_bandwidth_gbs"] = opt(mc.link_bandwidth_gbs);
+  j["machine"]["gpu_memory_bytes"] = opt(mc.gpu_memory_bytes);
+  j["machine"]["gpu_limit"] = mc.gpu_limit;
+  j["machine"]["family"] = mc.family;
+  j["time"]["prefill_tps_low"] = t.prefill_tps_low;
+  j["time"]["prefill_tps_high"] = t.prefill_tps_high;
+  j["time"]["prefill_seconds_fast"] = t.prefill_seconds_fast;
+  j["time"]["prefill_seconds_slow"] = t.prefill_seconds_slow;
+  j["time"]["prefill_calibration"] = t.prefill_calibration;
+  j["verdict"] = {{"headline", r.verdict.headline},
+                  {"detail", r.verdict.detail},
+                  {"hardware_problem", r.verdict.hardware_problem},
+                  {"problems", r.verdict.problems}};
   json findings = json::array();
-  for (const Finding& f : r.findings)
-    findings.push_back({{"id", f.id}, {"severity", severity_name(f.severity)}, {"message", f.message}, {"fix", f.fix}});
+  for (const Finding& f : r.findings) {
+    json fixes = json::array();
+    for (const Fix& x : f.fixes) fixes.push_back({{"kind", x.kind}, {"title", x.title}, {"text", x.text}});
+    findings.push_back({{"id", f.id},
+                        {"severity", severity_name(f.severity)},
+                        {"title", f.title},
+                        {"hardware", f.hardware},
+                        {"message", f.message},
+                        {"fix", f.fix},
+                        {"fixes", fixes}});
+  }
   j["findings"] = findings;
   json quants = json::array();
   for (const QuantOption& q : in.quant_options)
@@ -317,19 +397,34 @@ std::string render_compare_text(const Report& r, const std::vector<CompareRow>& 
       "token\n",
       in.model.name, in.model.quant, tokens_str(r.ctx), in.config.parallel, tensor_type_name(in.config.kv_type),
       format_bytes(r.memory.weights_bytes), format_bytes(r.time.active_bytes_per_token));
-  o += fmt::format("prefill estimated for {} tokens ({}) at {:.0f}% of each machine's compute peak\n\n",
-                   tokens_str(r.time.prefill_tokens), r.time.prefill_basis, kPrefillEfficiency * 100);
-  o += fmt::format("{:<26} {:>10} {:>5} {:>11} {:>12} {:>10} {:>10} {:>16}\n", "hardware", "memory", "fits", "headroom",
-                   "largest ctx", "GB/s", "decode ≤", "prefill");
+  o += fmt::format("the same settings on every machine: decode at {} tokens of context; prefill of {} tokens ({})",
+                   tokens_str(r.time.decode_ctx), tokens_str(r.time.prefill_tokens), r.time.prefill_basis);
+  if (in.config.timeout_seconds)
+    o += fmt::format(" against the {} client timeout", seconds_str(*in.config.timeout_seconds));
+  if (!in.residents.empty()) o += fmt::format("; with {} other model(s) loaded", in.residents.size());
+  o += "\n\n";
+  o += fmt::format("{:<26} {:>10} {:>5} {:>11} {:>12} {:>8} {:>18} {:>18} {:>8}\n", "hardware", "memory", "fits",
+                   "headroom", "largest ctx", "GB/s", "decode ≤ (at ctx)", "prefill", "timeout");
   for (const CompareRow& row : rows) {
     std::string headroom = row.headroom_bytes < 0 ? "-" : "";
     headroom += format_bytes(static_cast<uint64_t>(std::llabs(row.headroom_bytes)));
-    o += fmt::format("{:<26} {:>10} {:>5} {:>11} {:>12} {:>10.0f} {:>10} {:>16}\n", row.hardware,
-                     format_bytes(row.available_bytes), row.fits ? "yes" : "no", headroom,
+    std::string fits = row.fits ? "yes" : "no";
+    if (row.fits && row.gpu_limit_bytes && row.gpu_working_set_bytes > *row.gpu_limit_bytes) fits = "cpu*";
+    const std::string decode = row.decode_tps_bound_at_ctx ? fmt::format("{} ({})", rate_str(*row.decode_tps_bound),
+                                                                         rate_str(*row.decode_tps_bound_at_ctx))
+                                                           : std::string("-");
+    const std::string prefill =
+        row.prefill_seconds_slow > row.prefill_seconds_fast * 1.001
+            ? fmt::format("{}–{}", seconds_str(row.prefill_seconds_fast), seconds_str(row.prefill_seconds_slow))
+            : seconds_str(row.prefill_seconds);
+    const std::string timeout = !row.within_timeout ? "-" : (*row.within_timeout ? "ok" : "over");
+    o += fmt::format("{:<26} {:>10} {:>5} {:>11} {:>12} {:>8.0f} {:>18} {:>18} {:>8}\n", row.hardware,
+                     format_bytes(row.available_bytes), fits, headroom,
                      row.largest_ctx_that_fits > 0 ? tokens_str(row.largest_ctx_that_fits) : "-", row.bandwidth_gbs,
-                     row.decode_tps_bound ? rate_str(*row.decode_tps_bound) + " t/s" : "-",
-                     fmt::format("{} t/s, {}", rate_str(row.prefill_tps), seconds_str(row.prefill_seconds)));
+                     decode, prefill, timeout);
   }
+  o += "decode ≤: tok/s from the weights alone (and at the context, also reading the KV cache); prefill: the range of "
+       "published measurements (data/doctor/prefill.json); cpu*: fits, but over the GPU's default limit\n";
   return o;
 }
 
@@ -339,6 +434,7 @@ json render_compare_json(const std::vector<CompareRow>& rows) {
     a.push_back({{"hardware", row.hardware},
                  {"display_name", row.display_name},
                  {"kind", row.kind},
+                 {"devices", row.devices},
                  {"available_bytes", row.available_bytes},
                  {"total_bytes", row.total_bytes},
                  {"headroom_bytes", row.headroom_bytes},
@@ -346,8 +442,17 @@ json render_compare_json(const std::vector<CompareRow>& rows) {
                  {"largest_ctx_that_fits", row.largest_ctx_that_fits},
                  {"bandwidth_gbs", row.bandwidth_gbs},
                  {"decode_tps_bound", opt(row.decode_tps_bound)},
+                 {"decode_tps_bound_at_ctx", opt(row.decode_tps_bound_at_ctx)},
+                 {"decode_ctx", row.decode_ctx},
                  {"prefill_tps", row.prefill_tps},
-                 {"prefill_seconds", row.prefill_seconds}});
+                 {"prefill_seconds", row.prefill_seconds},
+                 {"prefill_seconds_fast", row.prefill_seconds_fast},
+                 {"prefill_seconds_slow", row.prefill_seconds_slow},
+                 {"within_timeout", opt(row.within_timeout)},
+                 {"gpu_limit_bytes", opt(row.gpu_limit_bytes)},
+                 {"gpu_working_set_bytes", row.gpu_working_set_bytes},
+                 {"problems", row.problems},
+                 {"verdict", row.verdict}});
   }
   return a;
 }
@@ -361,8 +466,8 @@ std::string render_list_text() {
   }
   o += "\nHardware profiles (--hardware NAME):\n";
   for (const HardwareProfile& h : hardware_profiles())
-    o += fmt::format("  {:<26} {:>10} {:>8.0f} GB/s  {}\n", h.name, format_bytes(h.memory_bytes), h.bandwidth_gbs,
-                     h.display_name);
+    o += fmt::format("  {:<26} {:>10} {:>8.0f} GB/s  {}\n", h.name,
+                     format_bytes(h.memory_bytes * static_cast<uint64_t>(h.devices)), h.bandwidth_gbs, h.display_name);
   o += "\nQuantisations (--quant):";
   for (QuantScheme s : all_quant_schemes()) o.append(" ").append(quant_scheme_name(s));
   return o + "\n";
@@ -383,7 +488,12 @@ json render_list_json() {
                         {"memory_bytes", h.memory_bytes},
                         {"os_reserve_bytes", h.os_reserve_bytes},
                         {"bandwidth_gbs", h.bandwidth_gbs},
-                        {"compute_tflops", h.compute_tflops}});
+                        {"compute_tflops", h.compute_tflops},
+                        {"family", h.family},
+                        {"apple_gpu", h.apple_gpu},
+                        {"devices", h.devices},
+                        {"split", h.split},
+                        {"link_bandwidth_gbs", h.link_bandwidth_gbs}});
   for (QuantScheme s : all_quant_schemes()) quants.push_back(std::string(quant_scheme_name(s)));
   return {{"models", models}, {"hardware", hardware}, {"quants", quants}};
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -115,6 +116,10 @@ TEST(Endpoint, LlamaServerPropsAndModels) {
     // llama-server shares --ctx-size among its slots; two slots of 262,144 would not fit in 64 GiB,
     // so the fix is the rounded-up prompt size per slot.
     EXPECT_EQ(f.fix, "--ctx-size 294912 (llama-server splits it over its 2 slots: 147456 each)");
+    bool llama = false;
+    for (const Fix& x : f.fixes)
+      llama |= x.text == "llama-server -m MODEL.gguf -c 294912 --parallel 2" && x.kind == "llama-server";
+    EXPECT_TRUE(llama);
   }
   EXPECT_TRUE(flagged);
 }
@@ -183,6 +188,12 @@ TEST(Endpoint, OllamaPsAndShow) {
     if (f.id == "ctx-below-trained") {
       capped = true;
       EXPECT_NE(f.fix.find("PARAMETER num_ctx 262144"), std::string::npos) << f.fix;
+      // To paste: a Modelfile FROM the served tag, its ollama create line, and the server default.
+      std::vector<std::string> texts;
+      for (const Fix& x : f.fixes) texts.push_back(x.text);
+      EXPECT_NE(std::find(texts.begin(), texts.end(), "FROM qwen3-coder:30b\nPARAMETER num_ctx 262144\n"), texts.end());
+      EXPECT_NE(std::find(texts.begin(), texts.end(), "ollama create qwen3-coder-30b -f Modelfile"), texts.end());
+      EXPECT_NE(std::find(texts.begin(), texts.end(), "OLLAMA_CONTEXT_LENGTH=262144 ollama serve"), texts.end());
     }
   EXPECT_TRUE(capped);
 }

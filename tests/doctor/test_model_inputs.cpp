@@ -247,7 +247,7 @@ TEST(Context, YarnAdviceAboveTheTrainedContext) {
   ASSERT_NE(above, nullptr);
   EXPECT_NE(above->fix.find("--rope-scaling yarn --rope-scale 4 --yarn-orig-ctx 32768"), std::string::npos)
       << above->fix;
-  EXPECT_NE(above->fix.find("--ctx 40960"), std::string::npos) << above->fix;
+  EXPECT_NE(above->fix.find("-c 40960 (hylo serve)"), std::string::npos) << above->fix;
   const Finding* prompt = find(r, "prompt-exceeds-trained");
   ASSERT_NE(prompt, nullptr);
   EXPECT_EQ(prompt->severity, Severity::kError);
