@@ -346,7 +346,8 @@ function statsText(msg) {
   if (s.cached_tokens) parts.push(`${s.cached_tokens} cached`);
   if (s.n_ctx && s.prompt_tokens !== undefined) {
     const used = s.prompt_tokens + (s.completion_tokens || 0);
-    parts.push(`context ${used} / ${s.n_ctx} (${Math.round((100 * used) / s.n_ctx)}%)`);
+    const pct = (100 * used) / s.n_ctx;
+    parts.push(`context ${used} / ${s.n_ctx} (${pct.toFixed(pct < 10 ? 1 : 0)}%)`);
   }
   if (s.finish_reason && s.finish_reason !== 'stop') parts.push(`finish: ${s.finish_reason}`);
   return parts.join(' · ');

@@ -4,7 +4,7 @@
 // blank; then a server with --api-key (the key prompt) and a prompt over the context.
 // Usage: node browser_test.mjs HYLO_BINARY FIXTURE_TOOL. Exit 77 (skipped) without chromium.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -223,7 +223,9 @@ test('chat: streamed answer, stop, reasoning, tool calls, safe Markdown, reload,
   await page.click('#conversations li:last-child .conv-title');
   assert.equal(await page.$$eval('.msg', (l) => l.length), 8);
 
-  const shot = inkStats(decodePng(await page.screenshot({ type: 'png' })));
+  const png = await page.screenshot({ type: 'png' });
+  if (process.env.HYLO_SCREENSHOT) writeFileSync(process.env.HYLO_SCREENSHOT, png);  // to look at
+  const shot = inkStats(decodePng(png));
   assert.ok(shot.colors > 50, `the screenshot has ${shot.colors} colours`);
   assert.ok(shot.inkFraction > 0.03, `only ${(100 * shot.inkFraction).toFixed(2)}% of the screenshot is drawn`);
   await page.close();
