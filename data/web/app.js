@@ -702,7 +702,8 @@ async function renderStatus() {
     parts.push(section('Server', table([
       ['model', p.model_alias], ['file', p.model_path], ['context per slot', g.n_ctx], ['slots', p.total_slots],
       ['build', p.build_info],
-      ['default sampling', g.params ? Object.entries(g.params).map(([k, v]) => `${k} ${v}`).join(', ') : ''],
+      ['default sampling', g.params ? Object.entries(g.params)
+        .map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(', ') : ''],
     ])));
     if (p.chat_template) {
       const d = el('details');

@@ -59,13 +59,15 @@ std::string_view command_name(std::string_view entry) {
   return entry.substr(0, end);
 }
 
-// One entry: a line, lines joined by a trailing backslash, or a """ block (kept as written).
-LineEditor::Read read_entry(LineEditor& editor, bool tty, std::string* entry) {
+// One entry: a line, lines joined by a trailing backslash, or a """ block (kept as written, and
+// always a message: `block` says which).
+LineEditor::Read read_entry(LineEditor& editor, bool tty, std::string* entry, bool* block) {
   if (tty) std::fputs("\n", stderr);
   std::string line;
   if (auto r = editor.read("> ", &line); r != LineEditor::Read::kLine) return r;
   entry->clear();
-  if (trim(line) == "\"\"\"") {
+  *block = trim(line) == "\"\"\"";
+  if (*block) {
     for (bool first = true;; first = false) {
       if (auto r = editor.read("... ", &line); r != LineEditor::Read::kLine) {
         if (r == LineEditor::Read::kEnd) std::fprintf(stderr, "[chat] unfinished \"\"\" block dropped\n");
@@ -103,13 +105,14 @@ int run(const Options& o) {
   LineEditor editor(tty);
   for (;;) {
     std::string entry;
-    const LineEditor::Read r = read_entry(editor, tty, &entry);
+    bool block = false;
+    const LineEditor::Read r = read_entry(editor, tty, &entry, &block);
     if (r == LineEditor::Read::kEnd) break;  // Ctrl-D / end of input
     if (r == LineEditor::Read::kInterrupted) continue;
     if (trim(entry).empty()) continue;
     editor.remember(entry);
     const std::string_view typed = trim(entry);
-    const std::string_view cmd = command_name(typed);
+    const std::string_view cmd = block ? std::string_view() : command_name(typed);
     if (cmd == "/exit" || cmd == "/quit") break;
     if (cmd == "/help") {
       print_help();
@@ -138,7 +141,7 @@ int run(const Options& o) {
       continue;
     }
     // "//..." is a message that starts with "/".
-    const std::string message = starts_with(typed, "//") ? std::string(typed.substr(1)) : entry;
+    const std::string message = !block && starts_with(typed, "//") ? std::string(typed.substr(1)) : entry;
     history.push_back({{"role", "user"}, {"content", message}});
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
