@@ -593,7 +593,9 @@ async function loadModels() {
     const list = await res.json();
     state.models = list.data || [];
   } catch (e) {
-    $('server-state').textContent = `cannot list models: ${e.message}`;
+    // Loading (503) or unreachable: say so and ask again shortly.
+    $('server-state').textContent = `cannot list models: ${e.message} (retrying)`;
+    setTimeout(loadModels, 2000);
     return;
   }
   picker.replaceChildren();

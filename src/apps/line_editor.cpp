@@ -1,6 +1,8 @@
-// libedit (BSD-licensed; GNU readline would make the binary GPL) behind LineEditor. Ctrl-C while a
-// line is edited interrupts the read() system call (the handler is installed without SA_RESTART),
-// which makes el_gets() return; the flag tells that apart from an error.
+// libedit (BSD-licensed; GNU readline would make the binary GPL) behind LineEditor. On a terminal
+// SIGINT only sets a flag for the editor's whole life (a generation installs its own handler and
+// restores this one), so a Ctrl-C between reading a line and the answer starting does not end the
+// program. While a line is edited it interrupts the read() system call (no SA_RESTART), which makes
+// el_gets() return; the flag tells that apart from an error.
 #include "apps/line_editor.h"
 
 #include <histedit.h>
@@ -17,23 +19,6 @@ volatile std::sig_atomic_t g_interrupted = 0;
 
 void on_sigint(int) { g_interrupted = 1; }
 
-// SIGINT sets the flag for as long as a line is being read; the previous handler comes back after.
-class ReadingSigint {
- public:
-  ReadingSigint() {
-    g_interrupted = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: the read returns EINTR
-    sigaction(SIGINT, &sa, &old_);
-  }
-  ~ReadingSigint() { sigaction(SIGINT, &old_, nullptr); }
-
- private:
-  struct sigaction old_ {};
-};
-
 }  // namespace
 
 struct LineEditor::Impl {
@@ -41,6 +26,7 @@ struct LineEditor::Impl {
   History* history = nullptr;
   std::string prompt;
   std::string last_entry;
+  struct sigaction old_sigint {};
 
   static char* prompt_of(EditLine* el) {
     Impl* self = nullptr;
@@ -62,10 +48,18 @@ LineEditor::LineEditor(bool terminal) : impl_(std::make_unique<Impl>()) {
   el_set(d.el, EL_EDITOR, "emacs");
   el_set(d.el, EL_HIST, history, d.history);
   el_source(d.el, nullptr);  // the user's ~/.editrc, as other libedit programs read it
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a read in progress returns EINTR
+  sigaction(SIGINT, &sa, &d.old_sigint);
 }
 
 LineEditor::~LineEditor() {
-  if (impl_->el) el_end(impl_->el);
+  if (impl_->el) {
+    sigaction(SIGINT, &impl_->old_sigint, nullptr);
+    el_end(impl_->el);
+  }
   if (impl_->history) history_end(impl_->history);
 }
 
@@ -78,10 +72,8 @@ LineEditor::Read LineEditor::read(const std::string& prompt, std::string* line) 
   d.prompt = prompt;
   int count = 0;
   const char* text = nullptr;
-  {
-    ReadingSigint guard;
-    text = el_gets(d.el, &count);
-  }
+  g_interrupted = 0;  // a Ctrl-C before this prompt was for an answer, not for this line
+  text = el_gets(d.el, &count);
   if (g_interrupted) {
     el_reset(d.el);
     std::fputs("^C\n", stderr);

@@ -118,7 +118,8 @@ TEST(ChatTerminal, CtrlCStopsTheAnswerNotTheSession) {
   Pty t({test::hylo_binary(), "chat", "-m", model, "--temp", "0", "-n", "-1", "-c", "100000"});
   t.expect("> ");
   t.send("Talk for a long time\n");
-  t.expect(R"(\S)");  // the answer has started
+  t.expect("long time");  // the line editor's echo
+  t.expect(R"(\S)");     // the answer has started
   t.send("\x03");     // Ctrl-C
   auto m = t.expect(R"(\[chat\] prompt \d+ tokens .* \| (\w+))");
   ASSERT_FALSE(m.empty());
