@@ -119,8 +119,8 @@ TEST(ChatTerminal, CtrlCStopsTheAnswerNotTheSession) {
   t.expect("> ");
   t.send("Talk for a long time\n");
   t.expect("long time");  // the line editor's echo
-  t.expect(R"(\S)");     // the answer has started
-  t.send("\x03");     // Ctrl-C
+  t.expect(R"(\S)");      // the answer has started
+  t.send("\x03");         // Ctrl-C
   auto m = t.expect(R"(\[chat\] prompt \d+ tokens .* \| (\w+))");
   ASSERT_FALSE(m.empty());
   EXPECT_EQ(m[1], "cancelled");
