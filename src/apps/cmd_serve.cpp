@@ -135,8 +135,8 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
       ->capture_default_str();
   app.add_option("--port-file", o->port_file, "Write the port to this file once listening");
   app.add_option("--api-key", s.api_key,
-                 "Require 'Authorization: Bearer KEY' (default: $HYLO_API_KEY). GET /, /health, /v1/models, "
-                 "/models, /api/version and /api/tags stay open");
+                 "Require 'Authorization: Bearer KEY' (default: $HYLO_API_KEY). GET / (the chat page, which asks "
+                 "for the key) and /web/*, /health, /v1/models, /models, /api/version and /api/tags stay open");
   app.add_option("--cors-origin", s.cors_origin,
                  "Allow browser requests from these origins (comma-separated, or *); without --api-key other "
                  "non-loopback origins are refused (403)");

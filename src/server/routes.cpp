@@ -93,9 +93,7 @@ void Server::install_routes() {
             route("api_version", ApiFamily::kOllama, false, [](Req, Res r) { reply_json(r, ollama_version()); }));
 
   // Both.
-  http_.Get("/", route("root", ApiFamily::kOllama, false, [](Req, Res r) {
-              r.set_content("hylo is running (OpenAI- and Ollama-compatible API)", "text/plain");
-            }));
+  install_web_routes();  // `/` and the chat page's files (web_ui.cpp)
   http_.Get("/health", route("health", ApiFamily::kOpenAI, false, [this](Req, Res r) {
               if (backend())
                 reply_json(r, {{"status", "ok"}});

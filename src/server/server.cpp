@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "server/json_fields.h"
+#include "server/web_ui.h"
 
 namespace hylo::server {
 
@@ -58,6 +59,8 @@ bool loopback_host(const std::string& h) {
 
 bool open_route(const std::string& method, const std::string& path) {
   if (method == "OPTIONS") return true;  // CORS preflight carries no credentials
+  // The chat page and its files: it asks for the key itself.
+  if (path.rfind(kWebAssetPrefix, 0) == 0) return true;
   return path == "/" || path == "/health" || path == "/v1/models" || path == "/models" || path == "/api/version" ||
          path == "/api/tags";
 }

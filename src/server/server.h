@@ -69,6 +69,7 @@ class Server {
  private:
   struct Endpoint;
   void install_routes();
+  void install_web_routes();  // web_ui.cpp
   void install_middleware();
   bool authorized(const httplib::Request& req) const;
   // DNS rebinding and cross-site requests: a Host or Origin this server should not answer.

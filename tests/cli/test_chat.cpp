@@ -1,10 +1,11 @@
 // hylo chat in a pseudo-terminal: two turns where the second reuses the cache, Ctrl-C stops an
-// answer without ending the session, Ctrl-D exits.
+// answer without ending the session, Ctrl-D exits; line editing (libedit): history recalled with
+// the Up arrow, Ctrl-A, continued lines and blocks, /help and unknown commands.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pty.h>
-#include <termios.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -30,6 +31,7 @@ class Pty {
     tio.c_cc[VMIN] = 1;
     pid_ = forkpty(&fd_, nullptr, &tio, nullptr);
     if (pid_ == 0) {
+      setenv("TERM", "xterm", 1);  // a terminal libedit knows, whatever runs the suite
       std::vector<char*> args;
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
@@ -46,16 +48,16 @@ class Pty {
   }
   void send(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
   // Reads until `pattern` matches the output collected since the last call (or the deadline).
+  // The match (and consumed(), the text up to and including it) stay valid until the next call.
   std::smatch expect(const std::string& pattern, int seconds = 120) {
     const std::regex re(pattern);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    std::smatch m;
-    while (!std::regex_search(buf_, m, re)) {
+    while (!std::regex_search(buf_, re)) {
       const int left = static_cast<int>(
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
       if (left <= 0) {
         ADD_FAILURE() << "timed out waiting for /" << pattern << "/; output so far:\n" << buf_;
-        return m;
+        return {};
       }
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, left) <= 0) continue;
@@ -63,14 +65,18 @@ class Pty {
       const ssize_t n = read(fd_, chunk, sizeof chunk);
       if (n <= 0) {
         ADD_FAILURE() << "terminal closed while waiting for /" << pattern << "/; output:\n" << buf_;
-        return m;
+        return {};
       }
       buf_.append(chunk, static_cast<size_t>(n));
     }
-    matched_ = m.str(0);
-    buf_ = m.suffix();
+    held_ = std::move(buf_);
+    std::smatch m;
+    std::regex_search(held_, m, re);
+    consumed_ = m.prefix().str() + m.str(0);
+    buf_ = m.suffix().str();
     return m;
   }
+  const std::string& consumed() const { return consumed_; }
   int wait_exit() {
     int status = 0;
     waitpid(pid_, &status, 0);
@@ -81,7 +87,7 @@ class Pty {
  private:
   pid_t pid_ = -1;
   int fd_ = -1;
-  std::string buf_, matched_;
+  std::string buf_, held_, consumed_;
 };
 
 TEST(ChatTerminal, SecondTurnReusesTheCache) {
@@ -112,8 +118,9 @@ TEST(ChatTerminal, CtrlCStopsTheAnswerNotTheSession) {
   Pty t({test::hylo_binary(), "chat", "-m", model, "--temp", "0", "-n", "-1", "-c", "100000"});
   t.expect("> ");
   t.send("Talk for a long time\n");
-  t.expect(R"(\S)");  // the answer has started
-  t.send("\x03");     // Ctrl-C
+  t.expect("long time");  // the line editor's echo
+  t.expect(R"(\S)");      // the answer has started
+  t.send("\x03");         // Ctrl-C
   auto m = t.expect(R"(\[chat\] prompt \d+ tokens .* \| (\w+))");
   ASSERT_FALSE(m.empty());
   EXPECT_EQ(m[1], "cancelled");
@@ -121,6 +128,56 @@ TEST(ChatTerminal, CtrlCStopsTheAnswerNotTheSession) {
   t.send("/reset\n");
   t.expect("conversation cleared");
   t.send("/exit\n");
+  EXPECT_EQ(t.wait_exit(), 0);
+}
+
+TEST(ChatTerminal, LineEditingHistoryAndCommands) {
+  const std::string model = test::fixture_model("qwen3moe-tiny");
+  Pty t({test::hylo_binary(), "chat", "-m", model, "--temp", "0", "-n", "4", "-c", "512"});
+  t.expect("> ");
+  t.send("/help\n");
+  t.expect(R"(/system \[TEXT\])");
+  t.expect("> ");
+
+  // An unknown command is refused with the list, and nothing goes to the model.
+  t.send("/nosuch thing\n");
+  t.expect(R"(unknown command /nosuch \(not sent to the model\))");
+  t.expect("commands:");
+  t.expect("> ");
+  EXPECT_EQ(t.consumed().find("[chat] prompt"), std::string::npos);
+
+  // Editing: Ctrl-A moves to the start of the line, so "elp" becomes "/help".
+  t.send("elp\x01/h\n");
+  t.expect("commands:");
+  EXPECT_EQ(t.consumed().find("unknown command"), std::string::npos) << t.consumed();
+  t.expect("> ");
+
+  // A trailing backslash continues the entry on the next line.
+  t.send("/system be\\\n");
+  t.expect(R"(\.\.\. )");
+  t.send("brief\n");
+  t.expect("system message set");
+  t.send("/system\n");
+  t.expect("system message: be\r?\nbrief");
+  t.expect("> ");
+
+  // Ctrl-C clears the line being typed; the session goes on.
+  t.send("half a thought\x03");
+  t.expect(R"(\^C)");
+  t.expect("> ");
+
+  // History: Up recalls "/system", then "/system be\nbrief", then "/help" (the entry before).
+  t.send("\x1b[A\x1b[A\x1b[A\n");
+  t.expect("commands:");
+  EXPECT_EQ(t.consumed().find("system message"), std::string::npos) << t.consumed();
+  t.expect("> ");
+
+  // A """ block is one message, sent as written: a /command line inside it is text.
+  t.send("\"\"\"\n/help\nsecond line\n\"\"\"\n");
+  t.expect(R"(\[chat\] prompt \d+ tokens)");
+  EXPECT_EQ(t.consumed().find("commands:"), std::string::npos) << t.consumed();
+  t.expect("> ");
+  t.send("\x04");  // Ctrl-D
   EXPECT_EQ(t.wait_exit(), 0);
 }
 
