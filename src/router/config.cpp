@@ -253,11 +253,13 @@ Result<RouterConfig> load_routes_file(const std::string& path) {
 }
 
 Status validate(const RouterConfig& c) {
-  std::set<std::string> names = {"local", "cloud", "auto"};
+  // An upstream may be called "cloud": the name then means every upstream, as without it.
+  std::set<std::string> names = {"local", "auto"};
   for (const Upstream& u : c.upstreams) {
     if (!names.insert(u.name).second)
-      return make_error("[router] upstream '{}': the name is used twice or is reserved (local, cloud, auto)", u.name);
+      return make_error("[router] upstream '{}': the name is used twice or is reserved (local, auto)", u.name);
   }
+  names.insert("cloud");
   for (const Alias& a : c.aliases) {
     if (!names.insert(a.name).second)
       return make_error("[router] alias '{}': the name is used twice or names an upstream or a built-in alias", a.name);

@@ -134,7 +134,7 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
   std::atomic<int>& counter = in_flight_[static_cast<size_t>(index)];
   if (counter.fetch_add(1) >= u.max_concurrent) {
     counter.fetch_sub(1);
-    return fail("busy", fmt::format("{} requests running, its limit (max_concurrent)", u.max_concurrent));
+    return fail("busy", fmt::format("its max_concurrent limit of {} requests is reached", u.max_concurrent));
   }
   auto place = std::make_shared<InFlight>(&counter);
 

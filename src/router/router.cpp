@@ -213,7 +213,7 @@ ojson Router::openai_models() const {
     data.push_back({{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "hylo"}});
   };
   add("auto");
-  if (!config_.upstreams.empty()) add("cloud");
+  if (!config_.upstreams.empty() && config_.find_upstream("cloud") < 0) add("cloud");
   for (const Upstream& u : config_.upstreams) add(u.name);
   for (const Alias& a : config_.aliases) add(a.name);
   return {{"object", "list"}, {"data", std::move(data)}};
@@ -230,7 +230,7 @@ ojson Router::ollama_tags() const {
                       {"details", ojson::object()}});
   };
   add("auto");
-  if (!config_.upstreams.empty()) add("cloud");
+  if (!config_.upstreams.empty() && config_.find_upstream("cloud") < 0) add("cloud");
   for (const Upstream& u : config_.upstreams) add(u.name);
   for (const Alias& a : config_.aliases) add(a.name);
   return {{"models", std::move(models)}};

@@ -4,8 +4,11 @@
 // fake's log, and a second `hylo serve` as the "cloud" for the size and time rules.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "common/fixtures.h"
 #include "fake_upstream.h"
@@ -96,6 +99,7 @@ class Gateway : public ::testing::Test {
   endless:
     url: )" + f + R"(/v1
     model: endless
+    max_concurrent: 1
   b400:
     url: )" + f + R"(/v1
     model: bad400
@@ -104,7 +108,9 @@ class Gateway : public ::testing::Test {
     ASSERT_TRUE(gw_->start()) << gw_->log();
   }
   void TearDown() override {
-    if (gw_) EXPECT_EQ(gw_->stop(), 0) << gw_->log();
+    if (gw_) {
+      EXPECT_EQ(gw_->stop(), 0) << gw_->log();
+    }
   }
 
   HttpReply chat(const std::string& model, const httplib::Headers& headers = {}) {
@@ -242,6 +248,29 @@ TEST_F(Gateway, ClientDisconnectCancelsTheUpstreamRequest) {
               [&](const std::string&) { return ++seen < 3; });
   EXPECT_EQ(seen, 3);
   EXPECT_TRUE(fake_.wait_for_hangups(1, 30)) << "the upstream stream kept running after the client left";
+}
+
+TEST_F(Gateway, ConcurrencyLimitPerUpstream) {
+  std::promise<void> streaming;
+  std::atomic<bool> leave{false};
+  std::thread first([&] {
+    auto c = gw_->client();
+    bool signalled = false;
+    post_stream(c, "/v1/chat/completions", {{"model", "endless"}, {"messages", user("hi")}, {"stream", true}},
+                [&](const std::string&) {
+                  if (!signalled) streaming.set_value();
+                  signalled = true;
+                  return !leave.load();
+                });
+    if (!signalled) streaming.set_value();
+  });
+  streaming.get_future().wait();
+  const HttpReply r = chat("endless");  // its one place is taken
+  leave = true;
+  first.join();
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("max_concurrent"), std::string::npos) << r.body;
+  EXPECT_TRUE(fake_.wait_for_hangups(1, 30));
 }
 
 // -m with one upstream: privacy and size decided against the local model's context (256).
