@@ -205,8 +205,7 @@ Exchange::Wait Exchange::wait_for(bool head, std::string* out, int watch_fd, int
     } while (rc < 0 && errno == EINTR);
     if (rc <= 0) continue;  // the deadline is checked above
     if (watch_at < 3 && (fds[watch_at].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-      cancel();
-      return Wait::kClientGone;
+      return Wait::kClientGone;  // the caller cancels, or keeps the exchange for a retry
     }
     if (shutdown_at < 3 && (fds[shutdown_at].revents & POLLIN) != 0) {
       cancel();

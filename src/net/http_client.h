@@ -58,7 +58,7 @@ class Exchange {
     kEnd,         // next: the body is complete
     kFailed,      // no head, or the body broke off (error())
     kTimeout,     // first byte or idle timeout (the request is cancelled)
-    kClientGone,  // watch_fd hung up (the request is cancelled)
+    kClientGone,  // watch_fd hung up (not cancelled: the caller decides; destroying it cancels)
     kShutdown,    // shutdown_fd became readable (the request is cancelled)
   };
   Wait wait_head(int watch_fd, int shutdown_fd);

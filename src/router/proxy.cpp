@@ -131,13 +131,6 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
     *failure = Failure{u.name, std::move(kind), std::move(message)};
     return Outcome::kAnswered;
   };
-  std::atomic<int>& counter = in_flight_[static_cast<size_t>(index)];
-  if (counter.fetch_add(1) >= u.max_concurrent) {
-    counter.fetch_sub(1);
-    return fail("busy", fmt::format("its max_concurrent limit of {} requests is reached", u.max_concurrent));
-  }
-  auto place = std::make_shared<InFlight>(&counter);
-
   const ojson& in = *call.body;
   const std::string client_model = in.contains("model") && in["model"].is_string() ? in["model"].get<std::string>() : "";
   const std::string model = u.model.empty() ? client_model : u.model;
@@ -176,13 +169,30 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
     headers.emplace("Authorization", std::string("Bearer ") + key);
   }
 
-  auto ex = net::Exchange::start(u.url, "POST", path, std::move(headers),
-                                 body.dump(-1, ' ', false, ojson::error_handler_t::replace), u.timeouts);
+  std::string text = body.dump(-1, ' ', false, ojson::error_handler_t::replace);
+  const std::string key = u.name + "\n" + path + "\n" + text;
+  std::shared_ptr<net::Exchange> ex;
+  std::shared_ptr<InFlight> place;
+  if (auto parked = take_parked(key)) {
+    count_event("coalesced");
+    log_info("[router] upstream {}: a repeated request takes over the one its client left", u.name);
+    ex = std::move(parked->exchange);
+    place = std::move(parked->place);
+  } else {
+    std::atomic<int>& counter = in_flight_[static_cast<size_t>(index)];
+    if (counter.fetch_add(1) >= u.max_concurrent) {
+      counter.fetch_sub(1);
+      return fail("busy", fmt::format("its max_concurrent limit of {} requests is reached", u.max_concurrent));
+    }
+    place = std::make_shared<InFlight>(&counter);
+    ex = net::Exchange::start(u.url, "POST", path, std::move(headers), std::move(text), u.timeouts);
+  }
   switch (ex->wait_head(call.client_fd, call.shutdown_fd)) {
     case net::Exchange::Wait::kReady:
       break;
     case net::Exchange::Wait::kClientGone:
       count_event("client_gone");
+      park(key, std::move(ex), std::move(place), u.timeouts.first_byte);
       res.status = 499;
       return Outcome::kAnswered;
     case net::Exchange::Wait::kShutdown:
@@ -279,6 +289,39 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
                                            call.shutdown_fd, [this](const std::string& e) { count_event(e); });
   res.set_chunked_content_provider(type, [pump](size_t, httplib::DataSink& sink) { return pump->step(sink); });
   return Outcome::kAnswered;
+}
+
+void Router::park(const std::string& key, std::shared_ptr<net::Exchange> ex, std::shared_ptr<InFlight> place,
+                  double seconds) {
+  constexpr size_t kMaxParked = 64;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<Parked> dropped;  // cancelled outside the lock (by their destructors)
+  {
+    std::lock_guard<std::mutex> lock(parked_mu_);
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (it->second.until <= now || parked_.size() >= kMaxParked) {
+        dropped.push_back(std::move(it->second));
+        it = parked_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto until = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(seconds));
+    auto [it, fresh] = parked_.try_emplace(key, Parked{ex, place, until});
+    if (!fresh) dropped.push_back(Parked{std::move(ex), std::move(place), until});  // one is enough
+  }
+  count_event("parked");
+}
+
+std::optional<Router::Parked> Router::take_parked(const std::string& key) {
+  std::lock_guard<std::mutex> lock(parked_mu_);
+  auto it = parked_.find(key);
+  if (it == parked_.end()) return std::nullopt;
+  Parked p = std::move(it->second);
+  parked_.erase(it);
+  if (p.until <= std::chrono::steady_clock::now()) return std::nullopt;
+  return p;
 }
 
 }  // namespace hylo::router

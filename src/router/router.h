@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "net/http_client.h"
 #include "router/config.h"
 #include "router/policy.h"
 
@@ -81,12 +83,25 @@ class Router {
   void count(const std::string& route);
   void count_failure(const Failure& f);
   void count_event(const std::string& name);
+  // Retry coalescing: an upstream request whose client left before the answer's head arrived is
+  // kept (until its first-byte timeout) for an identical request, which then takes it over
+  // instead of starting the upstream's prefill again.
+  struct Parked {
+    std::shared_ptr<net::Exchange> exchange;
+    std::shared_ptr<InFlight> place;
+    std::chrono::steady_clock::time_point until;
+  };
+  void park(const std::string& key, std::shared_ptr<net::Exchange> ex, std::shared_ptr<InFlight> place,
+            double seconds);
+  std::optional<Parked> take_parked(const std::string& key);
 
   RouterConfig config_;
   std::unique_ptr<std::atomic<int>[]> in_flight_;  // per upstream
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> routed_, events_;
   std::map<std::pair<std::string, std::string>, uint64_t> failures_;
+  std::mutex parked_mu_;
+  std::map<std::string, Parked> parked_;  // by upstream, path and body
 };
 
 // The error answer in the client's API format.

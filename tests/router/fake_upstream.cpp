@@ -88,6 +88,14 @@ bool FakeUpstream::wait_for_hangups(int n, double timeout_s) {
   return cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] { return hangups_ >= n; });
 }
 
+void FakeUpstream::release_slow() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slow_released_ = true;
+  }
+  cv_.notify_all();
+}
+
 bool FakeUpstream::wait_released(double timeout_s) {
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] { return released_; });
@@ -104,7 +112,12 @@ void FakeUpstream::handle(const httplib::Request& req, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(mu_);
     entries_.push_back(e);
   }
-  const std::string mode = e.model;
+  std::string mode = e.model;
+  if (mode == "slowhead") {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return slow_released_ || released_; });
+    mode = "ok";
+  }
   const bool ollama = req.path.rfind("/api/", 0) == 0;
   const bool chat = req.path.find("chat") != std::string::npos;
   const bool stream = e.body.is_object() && e.body.value("stream", ollama);

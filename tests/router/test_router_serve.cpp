@@ -3,11 +3,13 @@
 // explicitly-ended streams, disconnects that cancel the upstream request), privacy checked in the
 // fake's log, and a second `hylo serve` as the "cloud" for the size and time rules.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <chrono>
 #include <thread>
 
 #include "common/fixtures.h"
@@ -103,6 +105,10 @@ class Gateway : public ::testing::Test {
   b400:
     url: )" + f + R"(/v1
     model: bad400
+  slowhead:
+    url: )" + f + R"(/v1
+    model: slowhead
+    first_byte_timeout: 60
 )");
     gw_ = std::make_unique<ServeProcess>(std::vector<std::string>{"--routes", routes});
     ASSERT_TRUE(gw_->start()) << gw_->log();
@@ -271,6 +277,39 @@ TEST_F(Gateway, ConcurrencyLimitPerUpstream) {
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_NE(r.body.find("max_concurrent"), std::string::npos) << r.body;
   EXPECT_TRUE(fake_.wait_for_hangups(1, 30));
+}
+
+// A client that gives up while the upstream is still prefilling, then sends the same request
+// again: the retry takes over the first upstream request instead of starting a second one.
+TEST_F(Gateway, RetryTakesOverTheAbandonedUpstreamRequest) {
+  const json body = {{"model", "slowhead"}, {"messages", user("a long job")}};
+  const std::string text = body.dump();
+  const int fd = connect_loopback(gw_->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_bytes(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                             "application/json\r\nContent-Length: " +
+                                 std::to_string(text.size()) + "\r\n\r\n" + text));
+  auto c = gw_->client();
+  // Bounded polls until the router holds the request upstream, then the client gives up.
+  bool sent = false;
+  for (int i = 0; i < 2000 && !sent; ++i) {
+    sent = !fake_.entries().empty();
+    if (!sent) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(sent);
+  close(fd);
+  bool parked = false;
+  for (int i = 0; i < 2000 && !parked; ++i) {
+    parked = get(c, "/metrics").body.find("hylo_route_events_total{event=\"parked\"} 1") != std::string::npos;
+    if (!parked) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(parked);
+  fake_.release_slow();
+  const HttpReply r = post_json(c, "/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json["choices"][0]["message"]["content"], "Hello from fake");
+  EXPECT_EQ(fake_.entries().size(), 1u) << "the retry started a second upstream request";
+  EXPECT_NE(get(c, "/metrics").body.find("hylo_route_events_total{event=\"coalesced\"} 1"), std::string::npos);
 }
 
 // -m with one upstream: privacy and size decided against the local model's context (256).
