@@ -59,28 +59,27 @@ int run(const Options& o) {
   return kExitOk;
 }
 
-CommandRegistrar reg("route", "Explain which route (local or an upstream) a request would take, and why", 61,
-                     [](CLI::App& app) {
-                       auto o = std::make_shared<Options>();
-                       app.add_flag("--explain", o->explain, "Print the decision and the rules behind it")->required();
-                       app.add_option("--routes", o->routes_file, "Routes file (as for hylo serve)")
-                           ->check(CLI::ExistingFile);
-                       app.add_option("--upstream", o->upstreams, "NAME=URL[,model=M,ctx=N,key-env=VAR] (repeatable)")
-                           ->type_name("SPEC");
-                       app.add_option("--model", o->model, "Model name of the request")->capture_default_str();
-                       app.add_option("--prompt-tokens", o->prompt_tokens, "Prompt length in tokens")
-                           ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-                       app.add_option("--local-ctx", o->local_ctx, "Context of the local model (per sequence)")
-                           ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-                       app.add_option("--prefill-speed", o->prefill_speed,
-                                      "Local prefill speed in tokens/s (default: the routes file's)")
-                           ->check(CLI::PositiveNumber);
-                       app.add_option("--timeout", o->timeout, "The client's time budget in seconds (X-Hylo-Timeout)")
-                           ->check(CLI::PositiveNumber);
-                       app.add_flag("--private", o->is_private, "The request is private (X-Hylo-Private: 1)");
-                       app.add_flag("--no-local", o->no_local, "No local model (a gateway)");
-                       return [o] { return run(*o); };
-                     });
+CommandRegistrar reg(
+    "route", "Explain which route (local or an upstream) a request would take, and why", 61, [](CLI::App& app) {
+      auto o = std::make_shared<Options>();
+      app.add_flag("--explain", o->explain, "Print the decision and the rules behind it")->required();
+      app.add_option("--routes", o->routes_file, "Routes file (as for hylo serve)")->check(CLI::ExistingFile);
+      app.add_option("--upstream", o->upstreams, "NAME=URL[,model=M,ctx=N,key-env=VAR] (repeatable)")
+          ->type_name("SPEC");
+      app.add_option("--model", o->model, "Model name of the request")->capture_default_str();
+      app.add_option("--prompt-tokens", o->prompt_tokens, "Prompt length in tokens")
+          ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+      app.add_option("--local-ctx", o->local_ctx, "Context of the local model (per sequence)")
+          ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+      app.add_option("--prefill-speed", o->prefill_speed,
+                     "Local prefill speed in tokens/s (default: the routes file's)")
+          ->check(CLI::PositiveNumber);
+      app.add_option("--timeout", o->timeout, "The client's time budget in seconds (X-Hylo-Timeout)")
+          ->check(CLI::PositiveNumber);
+      app.add_flag("--private", o->is_private, "The request is private (X-Hylo-Private: 1)");
+      app.add_flag("--no-local", o->no_local, "No local model (a gateway)");
+      return [o] { return run(*o); };
+    });
 
 }  // namespace
 }  // namespace hylo::apps

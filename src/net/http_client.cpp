@@ -131,10 +131,12 @@ std::shared_ptr<Exchange> Exchange::start(const BaseUrl& base, const std::string
       st->notify();
       return !st->cancelled.load();
     };
-    httplib::Result res = st->client->is_valid() ? st->client->send(r) : httplib::Result{nullptr, httplib::Error::Connection};
+    httplib::Result res =
+        st->client->is_valid() ? st->client->send(r) : httplib::Result{nullptr, httplib::Error::Connection};
     std::lock_guard<std::mutex> lock(st->mu);
     st->done = true;
-    if (!res && st->error.empty()) st->error = st->client->is_valid() ? httplib::to_string(res.error()) : "not a valid URL";
+    if (!res && st->error.empty())
+      st->error = st->client->is_valid() ? httplib::to_string(res.error()) : "not a valid URL";
     st->notify();
   }).detach();
   return ex;
@@ -171,7 +173,8 @@ Exchange::Wait Exchange::next(std::string* out, int watch_fd, int shutdown_fd) {
 Exchange::Wait Exchange::wait_for(bool head, std::string* out, int watch_fd, int shutdown_fd) {
   State& st = *state_;
   const double limit = head ? timeouts_.first_byte : timeouts_.idle;
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(st.mu);

@@ -203,9 +203,10 @@ Result<Upstream> parse_upstream_flag(const std::string& spec) {
     } else if (k == "key-env" || k == "key_env") {
       u.key_env = v;
     } else if (k == "key" || k == "api-key") {
-      return make_error("[router] {}: API keys are not given on the command line: key-env=VAR names the "
-                        "environment variable that holds it",
-                        where);
+      return make_error(
+          "[router] {}: API keys are not given on the command line: key-env=VAR names the "
+          "environment variable that holds it",
+          where);
     } else {
       return make_error("[router] {}: unknown option '{}' (model, ctx, key-env)", where, k);
     }
@@ -223,7 +224,8 @@ Result<RouterConfig> parse_routes(const std::string& text, const std::string& so
   }
   RouterConfig c;
   if (root.IsNull()) return c;
-  if (!root.IsMap()) return make_error("[router] {}: the file must be a mapping (local, upstreams, aliases)", source_name);
+  if (!root.IsMap())
+    return make_error("[router] {}: the file must be a mapping (local, upstreams, aliases)", source_name);
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string k = it->first.Scalar();
     if (k == "local") {

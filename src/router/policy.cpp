@@ -13,8 +13,8 @@ std::vector<int> fitting_upstreams(const RouterConfig& c, const std::vector<int>
   for (int i : candidates) {
     const Upstream& u = c.upstreams[static_cast<size_t>(i)];
     if (tokens && u.ctx > 0 && *tokens >= u.ctx) {
-      plan->steps.push_back(fmt::format("upstream {}: skipped, {} prompt tokens do not fit its context of {}", u.name,
-                                        *tokens, u.ctx));
+      plan->steps.push_back(
+          fmt::format("upstream {}: skipped, {} prompt tokens do not fit its context of {}", u.name, *tokens, u.ctx));
       continue;
     }
     out.push_back(i);
@@ -53,8 +53,8 @@ RoutePlan plan_route(const RouterConfig& c, const RouteQuery& q) {
   } else if (const Alias* a = c.find_alias(q.model)) {
     pinned = a->route;
     alias_private = a->is_private;
-    plan.steps.push_back(fmt::format("model '{}': alias of route {}{}", q.model, a->route,
-                                     a->is_private ? ", private" : ""));
+    plan.steps.push_back(
+        fmt::format("model '{}': alias of route {}{}", q.model, a->route, a->is_private ? ", private" : ""));
   }
   if (pinned != "auto" && pinned == q.model) plan.steps.push_back(fmt::format("model '{}': pins the route", q.model));
 
@@ -64,7 +64,7 @@ RoutePlan plan_route(const RouterConfig& c, const RouteQuery& q) {
   // (1) Privacy: never leaves the machine.
   plan.is_private = alias_private || q.private_header.value_or(c.private_by_default);
   if (plan.is_private) {
-    plan.steps.push_back(fmt::format("privacy: private ({})", alias_private              ? "the model alias"
+    plan.steps.push_back(fmt::format("privacy: private ({})", alias_private                  ? "the model alias"
                                                               : q.private_header.has_value() ? "X-Hylo-Private: 1"
                                                                                              : "private_by_default"));
     if (pinned != "auto" && pinned != "local")
@@ -124,10 +124,9 @@ RoutePlan plan_route(const RouterConfig& c, const RouteQuery& q) {
     } else if (c.max_local_prompt_tokens > 0 && n > c.max_local_prompt_tokens) {
       upstream_reason = fmt::format("size: {} prompt tokens > local threshold {}", n, c.max_local_prompt_tokens);
     } else {
-      plan.steps.push_back(fmt::format("size: {} prompt tokens fit the local context {}{}", n, q.local_ctx,
-                                       c.max_local_prompt_tokens > 0
-                                           ? fmt::format(" and threshold {}", c.max_local_prompt_tokens)
-                                           : ""));
+      plan.steps.push_back(fmt::format(
+          "size: {} prompt tokens fit the local context {}{}", n, q.local_ctx,
+          c.max_local_prompt_tokens > 0 ? fmt::format(" and threshold {}", c.max_local_prompt_tokens) : ""));
     }
   } else {
     plan.steps.push_back("size: prompt not counted");

@@ -28,7 +28,7 @@ struct RouteQuery {
 };
 
 struct RoutePlan {
-  std::vector<int> order;          // kLocal or upstream indices; empty when refused
+  std::vector<int> order;  // kLocal or upstream indices; empty when refused
   bool is_private = false;
   std::string reason;              // one line: why the first route
   std::vector<std::string> steps;  // every rule looked at, for --explain

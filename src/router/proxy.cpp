@@ -12,11 +12,12 @@ namespace hylo::router {
 
 namespace {
 
-constexpr size_t kMaxErrorBody = 64 << 10;       // read of an error answer
+constexpr size_t kMaxErrorBody = 64 << 10;      // read of an error answer
 constexpr size_t kMaxWholeAnswer = 256u << 20;  // a non-streamed answer held in memory
 
 std::string stream_error_event(Api api, const std::string& message) {
-  if (api == Api::kOllama) return ojson{{"error", message}}.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n";
+  if (api == Api::kOllama)
+    return ojson{{"error", message}}.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n";
   const ojson e = {{"error", {{"message", message}, {"type", "upstream_error"}, {"param", nullptr}, {"code", 502}}}};
   return "data: " + e.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
 }
@@ -76,15 +77,15 @@ class StreamPump {
           const bool whole = translate_ ? translator_.complete() || translator_.failed() : scanner_.complete();
           if (!whole) {
             count_event_("stream_cut");
-            out += stream_error_event(api_, "upstream " + upstream_ +
-                                                ": the stream ended before the answer was complete (truncated)");
+            out += stream_error_event(
+                api_, "upstream " + upstream_ + ": the stream ended before the answer was complete (truncated)");
           }
           return finish(sink, out);
         }
         case net::Exchange::Wait::kFailed:
           count_event_("stream_cut");
-          return finish(sink, stream_error_event(api_, "upstream " + upstream_ + ": the stream broke off (" +
-                                                           ex_->error() + ")"));
+          return finish(sink, stream_error_event(
+                                  api_, "upstream " + upstream_ + ": the stream broke off (" + ex_->error() + ")"));
         case net::Exchange::Wait::kTimeout:
           count_event_("stream_timeout");
           return finish(sink, stream_error_event(api_, fmt::format("upstream {}: nothing received for {:g} s "
@@ -132,7 +133,8 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
     return Outcome::kAnswered;
   };
   const ojson& in = *call.body;
-  const std::string client_model = in.contains("model") && in["model"].is_string() ? in["model"].get<std::string>() : "";
+  const std::string client_model =
+      in.contains("model") && in["model"].is_string() ? in["model"].get<std::string>() : "";
   const std::string model = u.model.empty() ? client_model : u.model;
   const bool chat = call.kind == Kind::kChat;
   bool translate = false, stream = false;
@@ -161,7 +163,8 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
   }
 
   httplib::Headers headers = {{"Content-Type", "application/json"}};
-  if (stream) headers.emplace("Accept", translate || call.api == Api::kOpenAI ? "text/event-stream" : "application/x-ndjson");
+  if (stream)
+    headers.emplace("Accept", translate || call.api == Api::kOpenAI ? "text/event-stream" : "application/x-ndjson");
   if (!u.key_env.empty()) {
     const char* key = std::getenv(u.key_env.c_str());
     if (key == nullptr || *key == '\0')
@@ -234,7 +237,8 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
   };
 
   const int status = ex->status();
-  const std::string content_type = ex->headers().count("Content-Type") ? ex->headers().find("Content-Type")->second : "";
+  const std::string content_type =
+      ex->headers().count("Content-Type") ? ex->headers().find("Content-Type")->second : "";
   if (status == 429 || status >= 500 || status < 200) {
     std::string err;
     if (!read_all(&err, kMaxErrorBody) && !*failure) return Outcome::kAnswered;
@@ -269,9 +273,9 @@ Router::Outcome Router::try_upstream(int index, const Call& call, const RoutePla
       const ojson answer = ojson::parse(whole, nullptr, /*allow_exceptions=*/false);
       if (!answer.is_object()) return fail("invalid", "its answer is not JSON");
       res.status = 200;
-      res.set_content(openai_to_ollama_answer(answer, chat, client_model, 0).dump(-1, ' ', false,
-                                                                                   ojson::error_handler_t::replace),
-                      "application/json");
+      res.set_content(
+          openai_to_ollama_answer(answer, chat, client_model, 0).dump(-1, ' ', false, ojson::error_handler_t::replace),
+          "application/json");
     } else {
       res.status = 200;
       res.set_content(whole, content_type.empty() ? "application/json" : content_type);
@@ -306,8 +310,8 @@ void Router::park(const std::string& key, std::shared_ptr<net::Exchange> ex, std
         ++it;
       }
     }
-    auto until = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                           std::chrono::duration<double>(seconds));
+    auto until =
+        now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
     auto [it, fresh] = parked_.try_emplace(key, Parked{ex, place, until});
     if (!fresh) dropped.push_back(Parked{std::move(ex), std::move(place), until});  // one is enough
   }

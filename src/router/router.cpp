@@ -100,8 +100,9 @@ RoutePlan Router::plan(const Call& call, const RouteQuery& query) const {
   RoutePlan p = plan_route(config_, q);
   // The prompt is counted only when the answer depends on it: tokenizing a long prompt twice
   // (here and in the local handler) costs time.
-  const bool decided = p.refusal_status > 0 || p.is_private || (p.order.size() == 1 && p.order[0] == kLocal &&
-                                                                 (q.model == "local" || config_.upstreams.empty()));
+  const bool decided =
+      p.refusal_status > 0 || p.is_private ||
+      (p.order.size() == 1 && p.order[0] == kLocal && (q.model == "local" || config_.upstreams.empty()));
   if (!decided && !q.prompt_tokens && call.local.available && call.local.count_prompt_tokens) {
     q.prompt_tokens = call.local.count_prompt_tokens();
     if (q.prompt_tokens) p = plan_route(config_, q);
@@ -190,10 +191,12 @@ std::string Router::metrics() const {
   std::map<std::string, uint64_t> routed = routed_;
   routed.try_emplace("local", 0);
   for (const Upstream& u : config_.upstreams) routed.try_emplace(u.name, 0);
-  for (const auto& [route, n] : routed) out += fmt::format("hylo_route_requests_total{{route=\"{}\"}} {}\n", label(route), n);
+  for (const auto& [route, n] : routed)
+    out += fmt::format("hylo_route_requests_total{{route=\"{}\"}} {}\n", label(route), n);
   out += "# HELP hylo_route_events_total Fallbacks, refusals and stream errors of the router\n";
   out += "# TYPE hylo_route_events_total counter\n";
-  for (const auto& [name, n] : events_) out += fmt::format("hylo_route_events_total{{event=\"{}\"}} {}\n", label(name), n);
+  for (const auto& [name, n] : events_)
+    out += fmt::format("hylo_route_events_total{{event=\"{}\"}} {}\n", label(name), n);
   out += "# HELP hylo_upstream_failures_total Upstream attempts that failed, by kind\n";
   out += "# TYPE hylo_upstream_failures_total counter\n";
   for (const auto& [key, n] : failures_)

@@ -91,8 +91,7 @@ class Router {
     std::shared_ptr<InFlight> place;
     std::chrono::steady_clock::time_point until;
   };
-  void park(const std::string& key, std::shared_ptr<net::Exchange> ex, std::shared_ptr<InFlight> place,
-            double seconds);
+  void park(const std::string& key, std::shared_ptr<net::Exchange> ex, std::shared_ptr<InFlight> place, double seconds);
   std::optional<Parked> take_parked(const std::string& key);
 
   RouterConfig config_;

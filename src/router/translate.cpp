@@ -1,9 +1,9 @@
 #include "router/translate.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <ctime>
-
-#include <fmt/format.h>
 
 namespace hylo::router {
 
@@ -43,8 +43,8 @@ ojson ollama_tool_calls(const ojson& openai_calls) {
   for (const ojson& c : openai_calls) {
     if (!c.is_object() || !c.contains("function")) continue;
     const ojson& f = c["function"];
-    const std::string args = f.contains("arguments") && f["arguments"].is_string() ? f["arguments"].get<std::string>()
-                                                                                   : std::string("{}");
+    const std::string args =
+        f.contains("arguments") && f["arguments"].is_string() ? f["arguments"].get<std::string>() : std::string("{}");
     out.push_back({{"function", {{"name", f.value("name", "")}, {"arguments", arguments_object(args)}}}});
   }
   return out;
@@ -62,10 +62,14 @@ Status copy_options(const ojson& ollama, ojson* out) {
   if (!ollama.contains("options")) return ok_status();
   const ojson& o = ollama["options"];
   if (!o.is_object()) return make_error("options must be an object");
-  static const std::pair<const char*, const char*> kSame[] = {
-      {"temperature", "temperature"}, {"top_p", "top_p"}, {"top_k", "top_k"},   {"min_p", "min_p"},
-      {"seed", "seed"},               {"stop", "stop"},   {"presence_penalty", "presence_penalty"},
-      {"frequency_penalty", "frequency_penalty"}};
+  static const std::pair<const char*, const char*> kSame[] = {{"temperature", "temperature"},
+                                                              {"top_p", "top_p"},
+                                                              {"top_k", "top_k"},
+                                                              {"min_p", "min_p"},
+                                                              {"seed", "seed"},
+                                                              {"stop", "stop"},
+                                                              {"presence_penalty", "presence_penalty"},
+                                                              {"frequency_penalty", "frequency_penalty"}};
   for (const auto& [from, to] : kSame)
     if (o.contains(from)) (*out)[to] = o[from];
   if (o.contains("num_predict") && o["num_predict"].is_number_integer() && o["num_predict"].get<int64_t>() > 0)
@@ -99,7 +103,8 @@ Result<ojson> openai_messages(const ojson& messages) {
       if (!content.empty()) parts.push_back({{"type", "text"}, {"text", content}});
       for (const ojson& img : m["images"])
         if (img.is_string())
-          parts.push_back({{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + img.get<std::string>()}}}});
+          parts.push_back(
+              {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + img.get<std::string>()}}}});
       o["content"] = std::move(parts);
     } else {
       o["content"] = content;
@@ -110,12 +115,14 @@ Result<ojson> openai_messages(const ojson& messages) {
       for (const ojson& c : m["tool_calls"]) {
         if (!c.is_object() || !c.contains("function")) return make_error("tool_calls entries need a function");
         const ojson& f = c["function"];
-        std::string id = c.contains("id") && c["id"].is_string() ? c["id"].get<std::string>()
-                                                                  : fmt::format("call_{}", next_id++);
+        std::string id =
+            c.contains("id") && c["id"].is_string() ? c["id"].get<std::string>() : fmt::format("call_{}", next_id++);
         ojson args = f.contains("arguments") ? f["arguments"] : ojson::object();
         calls.push_back({{"id", id},
                          {"type", "function"},
-                         {"function", {{"name", f.value("name", "")}, {"arguments", args.is_string() ? args.get<std::string>() : args.dump()}}}});
+                         {"function",
+                          {{"name", f.value("name", "")},
+                           {"arguments", args.is_string() ? args.get<std::string>() : args.dump()}}}});
         pending_ids.push_back(id);
       }
       o["tool_calls"] = std::move(calls);
@@ -154,7 +161,8 @@ Result<OpenAIRequest> ollama_to_openai(const ojson& in, bool chat, const std::st
     // /api/generate without raw: the prompt is a user turn under the model's template.
     r.path = "/chat/completions";
     ojson msgs = ojson::array();
-    if (in.contains("system") && in["system"].is_string()) msgs.push_back({{"role", "system"}, {"content", in["system"]}});
+    if (in.contains("system") && in["system"].is_string())
+      msgs.push_back({{"role", "system"}, {"content", in["system"]}});
     ojson user = {{"role", "user"}, {"content", in.value("prompt", "")}};
     if (in.contains("images")) {
       ojson wrapped = ojson::array({{{"role", "user"}, {"content", in.value("prompt", "")}, {"images", in["images"]}}});
@@ -176,7 +184,8 @@ Result<OpenAIRequest> ollama_to_openai(const ojson& in, bool chat, const std::st
 
 ojson openai_to_ollama_answer(const ojson& a, bool chat, const std::string& model, double seconds) {
   ojson out = {{"model", model}, {"created_at", rfc3339_now()}};
-  ojson choice = a.contains("choices") && a["choices"].is_array() && !a["choices"].empty() ? a["choices"][0] : ojson::object();
+  ojson choice =
+      a.contains("choices") && a["choices"].is_array() && !a["choices"].empty() ? a["choices"][0] : ojson::object();
   const std::string finish = choice.contains("finish_reason") && choice["finish_reason"].is_string()
                                  ? choice["finish_reason"].get<std::string>()
                                  : "stop";
@@ -225,7 +234,8 @@ std::string error_message_of(const std::string& body) {
   return text;
 }
 
-SseToNdjson::SseToNdjson(bool chat, std::string model) : chat_(chat), model_(std::move(model)), started_(now_seconds()) {}
+SseToNdjson::SseToNdjson(bool chat, std::string model)
+    : chat_(chat), model_(std::move(model)), started_(now_seconds()) {}
 
 ojson SseToNdjson::head() const { return {{"model", model_}, {"created_at", rfc3339_now()}}; }
 
@@ -258,7 +268,8 @@ std::string SseToNdjson::on_data(std::string_view data) {
   }
   if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return "";
   const ojson& c = j["choices"][0];
-  if (c.contains("finish_reason") && c["finish_reason"].is_string()) finish_reason_ = c["finish_reason"].get<std::string>();
+  if (c.contains("finish_reason") && c["finish_reason"].is_string())
+    finish_reason_ = c["finish_reason"].get<std::string>();
   std::string content, reasoning;
   if (c.contains("delta") && c["delta"].is_object()) {
     const ojson& d = c["delta"];

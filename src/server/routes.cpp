@@ -124,7 +124,8 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   auto body = parse_body(req.body);
   if (!body.ok()) return fail(ApiError::bad_request(body.message()));
   if (opt_.router && route_elsewhere(ep.family, ep.name, ep.parse, req, *body, b, res)) return;
-  if (!b) return reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, ep.family);
+  if (!b)
+    return reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, ep.family);
   if (ep.load_only)
     if (auto answer = ep.load_only(*body, ctx_)) return reply_json(res, *answer);
   auto parsed = ep.parse(*body, ctx_);

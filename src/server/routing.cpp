@@ -18,8 +18,8 @@ std::optional<int64_t> count_prompt_tokens(const Backend& b, Result<GenerationRe
   const GenerationRequest& g = *parsed;
   int64_t longest = 0;
   if (g.is_chat()) {
-    auto text = b.chat_template->render(g.messages, g.tools, /*add_generation_prompt=*/true, g.enable_thinking,
-                                        b.special);
+    auto text =
+        b.chat_template->render(g.messages, g.tools, /*add_generation_prompt=*/true, g.enable_thinking, b.special);
     if (!text.ok()) return std::nullopt;
     longest = static_cast<int64_t>(b.tokenizer->encode(*text, /*parse_special=*/true).size());
   } else {
@@ -40,7 +40,7 @@ bool Server::route_elsewhere(ApiFamily family, const char* endpoint, RequestPars
   router::Call call;
   call.api = family == ApiFamily::kOllama ? router::Api::kOllama : router::Api::kOpenAI;
   call.kind = std::strcmp(endpoint, "chat") == 0 || std::strcmp(endpoint, "api_chat") == 0 ? router::Kind::kChat
-                                                                                             : router::Kind::kCompletion;
+                                                                                           : router::Kind::kCompletion;
   call.req = &req;
   call.body = &body;
   call.client_fd = current_client_socket();

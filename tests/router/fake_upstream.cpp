@@ -11,27 +11,38 @@ using json = nlohmann::json;
 std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
 
 json chunk(const json& delta, const json& finish = nullptr) {
-  return {{"id", "fake-1"}, {"object", "chat.completion.chunk"}, {"created", 0}, {"model", "fake"},
+  return {{"id", "fake-1"},
+          {"object", "chat.completion.chunk"},
+          {"created", 0},
+          {"model", "fake"},
           {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}})}};
 }
 
 // The "ok" answer as an OpenAI SSE stream: three content pieces, finish, usage, [DONE].
 std::vector<std::string> openai_ok_events() {
-  return {sse(chunk({{"role", "assistant"}, {"content", ""}})), sse(chunk({{"content", "Hello"}})),
-          sse(chunk({{"content", " from"}})), sse(chunk({{"content", " fake"}})), sse(chunk(json::object(), "stop")),
-          sse({{"id", "fake-1"}, {"object", "chat.completion.chunk"}, {"choices", json::array()},
+  return {sse(chunk({{"role", "assistant"}, {"content", ""}})),
+          sse(chunk({{"content", "Hello"}})),
+          sse(chunk({{"content", " from"}})),
+          sse(chunk({{"content", " fake"}})),
+          sse(chunk(json::object(), "stop")),
+          sse({{"id", "fake-1"},
+               {"object", "chat.completion.chunk"},
+               {"choices", json::array()},
                {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 3}, {"total_tokens", 8}}}}),
           "data: [DONE]\n\n"};
 }
 
 std::vector<std::string> openai_tool_events() {
-  return {sse(chunk({{"role", "assistant"}, {"reasoning_content", "need weather"}})),
-          sse(chunk({{"tool_calls", json::array({{{"index", 0}, {"id", "call_1"}, {"type", "function"},
-                                                  {"function", {{"name", "get_weather"}, {"arguments", "{\"ci"}}}}})}})),
-          sse(chunk({{"tool_calls", json::array({{{"index", 0}, {"function", {{"arguments", "ty\":\"Paris\"}"}}}}})}})),
-          sse(chunk(json::object(), "tool_calls")),
-          sse({{"choices", json::array()}, {"usage", {{"prompt_tokens", 9}, {"completion_tokens", 4}}}}),
-          "data: [DONE]\n\n"};
+  return {
+      sse(chunk({{"role", "assistant"}, {"reasoning_content", "need weather"}})),
+      sse(chunk({{"tool_calls", json::array({{{"index", 0},
+                                              {"id", "call_1"},
+                                              {"type", "function"},
+                                              {"function", {{"name", "get_weather"}, {"arguments", "{\"ci"}}}}})}})),
+      sse(chunk({{"tool_calls", json::array({{{"index", 0}, {"function", {{"arguments", "ty\":\"Paris\"}"}}}}})}})),
+      sse(chunk(json::object(), "tool_calls")),
+      sse({{"choices", json::array()}, {"usage", {{"prompt_tokens", 9}, {"completion_tokens", 4}}}}),
+      "data: [DONE]\n\n"};
 }
 
 std::vector<std::string> ollama_ok_lines(bool chat) {
@@ -44,7 +55,8 @@ std::vector<std::string> ollama_ok_lines(bool chat) {
       l["response"] = piece;
     out.push_back(l.dump() + "\n");
   }
-  json last = {{"model", "ok"}, {"created_at", "2025-01-01T00:00:00Z"}, {"done", true}, {"done_reason", "stop"},
+  json last = {{"model", "ok"},          {"created_at", "2025-01-01T00:00:00Z"},
+               {"done", true},           {"done_reason", "stop"},
                {"prompt_eval_count", 5}, {"eval_count", 3}};
   if (chat)
     last["message"] = {{"role", "assistant"}, {"content", ""}};
@@ -164,7 +176,7 @@ void FakeUpstream::handle(const httplib::Request& req, httplib::Response& res) {
     return;
   }
 
-  std::vector<std::string> events = ollama           ? ollama_ok_lines(chat)
+  std::vector<std::string> events = ollama            ? ollama_ok_lines(chat)
                                     : mode == "tools" ? openai_tool_events()
                                                       : openai_ok_events();
   const char* type = ollama ? "application/x-ndjson" : "text/event-stream";

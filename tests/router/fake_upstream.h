@@ -1,7 +1,7 @@
 // A fake upstream server for router tests (in-process, on a free loopback port). What it does is
 // picked by the request's "model": ok, tools, fail500, r429, hang (no answer until released),
-// slowhead (answers once released), cut (the stream breaks off), stall (one chunk, then silence), endless (streams until the
-// client hangs up). It logs every request and every stream whose client went away.
+// slowhead (answers once released), cut (the stream breaks off), stall (one chunk, then silence), endless (streams
+// until the client hangs up). It logs every request and every stream whose client went away.
 #pragma once
 
 #include <httplib.h>

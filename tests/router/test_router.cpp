@@ -231,7 +231,8 @@ TEST(RouterTranslate, OllamaChatToOpenAI) {
   EXPECT_EQ(call["function"]["arguments"], R"({"city":"Paris"})");
   EXPECT_EQ(b["messages"][2]["tool_call_id"], call["id"]);
 
-  auto gen = ollama_to_openai(ojson{{"model", "m"}, {"prompt", "hi"}, {"system", "be brief"}, {"stream", false}}, false, "m");
+  auto gen =
+      ollama_to_openai(ojson{{"model", "m"}, {"prompt", "hi"}, {"system", "be brief"}, {"stream", false}}, false, "m");
   ASSERT_TRUE(gen.ok());
   EXPECT_EQ(gen->path, "/chat/completions");
   EXPECT_EQ(gen->body["messages"][0]["role"], "system");

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <future>
-#include <chrono>
 #include <thread>
 
 #include "common/fixtures.h"
@@ -125,7 +125,8 @@ class Gateway : public ::testing::Test {
   }
   HttpReply stream(const std::string& path, const json& body, bool ndjson) {
     auto c = gw_->client();
-    return post_stream(c, path, body, [](const std::string&) { return true; }, ndjson);
+    return post_stream(
+        c, path, body, [](const std::string&) { return true; }, ndjson);
   }
 
   FakeUpstream fake_;
@@ -286,9 +287,10 @@ TEST_F(Gateway, RetryTakesOverTheAbandonedUpstreamRequest) {
   const std::string text = body.dump();
   const int fd = connect_loopback(gw_->port());
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(send_bytes(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                             "application/json\r\nContent-Length: " +
-                                 std::to_string(text.size()) + "\r\n\r\n" + text));
+  ASSERT_TRUE(send_bytes(fd,
+                         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                         "application/json\r\nContent-Length: " +
+                             std::to_string(text.size()) + "\r\n\r\n" + text));
   auto c = gw_->client();
   // Bounded polls until the router holds the request upstream, then the client gives up.
   bool sent = false;
@@ -318,7 +320,8 @@ TEST(RouterLocal, PrivateNeverSentUpstreamAndSizeRule) {
   const std::string model = fixture_model("qwen3moe-tiny");
   ASSERT_FALSE(model.empty());
   setenv("HYLO_TEST_FAKE_KEY", "fake-key-4711", 1);
-  ServeProcess srv({"-m", model, "-c", "256", "--upstream", "fake=" + fake.url() + "/v1,model=ok,key-env=HYLO_TEST_FAKE_KEY"});
+  ServeProcess srv(
+      {"-m", model, "-c", "256", "--upstream", "fake=" + fake.url() + "/v1,model=ok,key-env=HYLO_TEST_FAKE_KEY"});
   ASSERT_TRUE(srv.start()) << srv.log();
   auto c = srv.client();
   const json long_body = {{"model", "qwen"}, {"messages", user(long_text(400))}, {"max_tokens", 4}};
@@ -359,18 +362,19 @@ TEST(RouterLocal, SecondHyloServeAsTheCloud) {
   ASSERT_TRUE(srv.start()) << srv.log();
   auto c = srv.client();
 
-  HttpReply r = post_stream(
-      c, "/v1/chat/completions",
-      {{"model", "auto"}, {"messages", user(long_text(400))}, {"max_tokens", 5}, {"stream", true}},
-      [](const std::string&) { return true; });
+  HttpReply r =
+      post_stream(c, "/v1/chat/completions",
+                  {{"model", "auto"}, {"messages", user(long_text(400))}, {"max_tokens", 5}, {"stream", true}},
+                  [](const std::string&) { return true; });
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(header(r, "X-Hylo-Route"), "cloud");
   std::vector<std::string> ev = sse_data(r.body);
   ASSERT_GE(ev.size(), 3u) << r.body;
   EXPECT_EQ(ev.back(), "[DONE]");
 
-  r = post_stream(c, "/api/chat", {{"model", "auto"}, {"messages", user(long_text(400))}, {"options", {{"num_predict", 5}}}},
-                  [](const std::string&) { return true; }, /*ndjson=*/true);
+  r = post_stream(
+      c, "/api/chat", {{"model", "auto"}, {"messages", user(long_text(400))}, {"options", {{"num_predict", 5}}}},
+      [](const std::string&) { return true; }, /*ndjson=*/true);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(header(r, "X-Hylo-Route"), "cloud");
   std::vector<json> lines = ndjson_lines(r.body);
@@ -409,8 +413,9 @@ TEST(RouterExplain, PodcastNumbers) {
   EXPECT_NE(out.find("route: cloud"), std::string::npos) << out;
   EXPECT_NE(out.find("366.9 s"), std::string::npos) << out;
   EXPECT_NE(out.find("fallbacks: local"), std::string::npos) << out;
-  run_command(hylo_binary() + " route --explain --upstream cloud=https://api.example.com/v1 --prompt-tokens 146760"
-                              " --local-ctx 32768 --private",
+  run_command(hylo_binary() +
+                  " route --explain --upstream cloud=https://api.example.com/v1 --prompt-tokens 146760"
+                  " --local-ctx 32768 --private",
               &out);
   EXPECT_NE(out.find("route: local"), std::string::npos) << out;
 }
