@@ -43,7 +43,7 @@ int run(const Options& o) {
   const router::RoutePlan p = router::plan_route(*config, q);
   std::printf("request: model '%s', %s prompt tokens, %s, budget %s\n", o.model.c_str(),
               o.prompt_tokens >= 0 ? std::to_string(o.prompt_tokens).c_str() : "unknown",
-              o.is_private ? "private" : "not marked private",
+              o.is_private ? "X-Hylo-Private: 1" : "no X-Hylo-Private",
               o.timeout > 0 ? fmt::format("{:g} s", o.timeout).c_str() : "none");
   if (o.local_ctx <= 0 && !o.no_local) std::printf("local context: not given (--local-ctx), taken as unlimited\n");
   for (const std::string& s : p.steps) std::printf("  %s\n", s.c_str());
