@@ -17,7 +17,7 @@ done
 
 apt_packages=(
   g++ cmake make pkg-config git curl
-  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libfmt-dev libyaml-cpp-dev
   libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   python3 python3-numpy clang-format clang libclang-rt-14-dev libedit-dev chromium fonts-dejavu-core
   nodejs npm

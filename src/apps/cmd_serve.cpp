@@ -16,6 +16,7 @@
 #include "apps/common.h"
 #include "apps/session.h"
 #include "base/log.h"
+#include "router/router.h"
 #include "server/server.h"
 
 namespace hylo::apps {
@@ -25,6 +26,8 @@ struct Options {
   SessionFlags session;
   server::ServerOptions server;
   std::string port_file;
+  std::vector<std::string> upstreams;
+  std::string routes_file;
 };
 
 std::string url_host(const std::string& host) { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
@@ -47,6 +50,12 @@ std::shared_ptr<server::Backend> make_backend(Session& s, const Options& o) {
 int run(Options& o) {
   if (o.server.api_key.empty())
     if (const char* key = std::getenv("HYLO_API_KEY")) o.server.api_key = key;
+  if (!o.upstreams.empty() || !o.routes_file.empty()) {
+    auto config = router::build_config(o.routes_file, o.upstreams);
+    if (!config.ok()) return fail(config.error());
+    o.server.gateway = o.session.model.empty() && !config->upstreams.empty();
+    o.server.router = std::make_shared<router::Router>(std::move(*config));
+  }
   o.server.max_queue = o.session.max_queue;
   o.server.n_slots = o.session.parallel;
   // Memory comes back after large requests: with one allocator arena per HTTP thread (hundreds)
@@ -85,6 +94,15 @@ int run(Options& o) {
   std::unique_ptr<Session> session;
   std::atomic<bool> loaded{false};
   std::string load_error;
+  if (o.server.gateway) {
+    log_info("[serve] gateway: no local model, {} upstream(s), http://{}:{}",
+             o.server.router->config().upstreams.size(), url_host(o.server.host), *port);
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log_info("[serve] stopping");
+    srv.stop();
+    return kExitOk;
+  }
   std::thread loader([&] {
     auto s = open_session(o.session);
     if (!s.ok()) {
@@ -173,6 +191,12 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
       ->check(CLI::IsMember({"reasoning_content", "reasoning"}))
       ->capture_default_str();
   app.add_option("--alias", s.alias, "Model id to report (default: the model's file name)");
+  app.add_option("--upstream", o->upstreams,
+                 "An upstream server: NAME=URL[,model=M,ctx=N,key-env=VAR] (repeatable). A URL ending in /v1 is "
+                 "OpenAI-compatible, any other an Ollama server. Without -m: a gateway to the upstreams")
+      ->type_name("SPEC");
+  app.add_option("--routes", o->routes_file, "Routes file (YAML: upstreams, aliases, local limits; docs/router.md)")
+      ->check(CLI::ExistingFile);
   app.add_option("--http-threads", s.http_threads, "HTTP worker threads (0: from --max-queue)")
       ->check(CLI::Range(0, 4096))
       ->group("");

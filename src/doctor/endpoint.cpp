@@ -1,13 +1,12 @@
 #include "doctor/endpoint.h"
 
-#include <httplib.h>
-
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "base/strings.h"
 #include "doctor/config.h"
 #include "doctor/profiles.h"
+#include "net/http_client.h"
 
 namespace hylo::doctor {
 namespace {
@@ -20,28 +19,12 @@ struct Reply {
   json body;  // discarded unless the answer was JSON
 };
 
-// Splits "http://host:port/prefix" into the client part and the path prefix.
-struct ParsedUrl {
-  std::string scheme_host_port;
-  std::string prefix;
-};
-
-Result<ParsedUrl> parse_url(const std::string& url) {
-  std::string u(trim(url));
-  if (u.empty()) return make_error("[doctor] endpoint URL is empty");
-  if (u.find("://") == std::string::npos) u = "http://" + u;
-  if (!starts_with(u, "http://") && !starts_with(u, "https://"))
-    return make_error("[doctor] endpoint {}: only http:// and https:// are supported", url);
-  const size_t host_begin = u.find("://") + 3;
-  const size_t slash = u.find('/', host_begin);
-  ParsedUrl p;
-  p.scheme_host_port = u.substr(0, slash);
-  if (slash != std::string::npos) p.prefix = u.substr(slash);
-  while (!p.prefix.empty() && p.prefix.back() == '/') p.prefix.pop_back();
-  // An OpenAI base URL ends in /v1; the other endpoints live beside it.
-  if (ends_with(p.prefix, "/v1")) p.prefix.resize(p.prefix.size() - 3);
-  if (host_begin >= p.scheme_host_port.size()) return make_error("[doctor] endpoint {}: no host", url);
-  return p;
+// The server's root: an OpenAI base URL ends in /v1, the other endpoints live beside it.
+Result<net::BaseUrl> parse_url(const std::string& url) {
+  auto base = net::parse_base_url(url);
+  if (!base.ok()) return make_error("[doctor] endpoint {}: {}", url, base.message().substr(6));
+  if (ends_with(base->prefix, "/v1")) base->prefix.resize(base->prefix.size() - 3);
+  return base;
 }
 
 std::optional<int64_t> int_field(const json& o, const char* key) {
@@ -71,34 +54,26 @@ Status check_ctx(const std::optional<int64_t>& v, const std::string& url, const 
 
 class Endpoint {
  public:
-  Endpoint(const ParsedUrl& url, double timeout_seconds) : client_(url.scheme_host_port), prefix_(url.prefix) {
-    const auto sec = static_cast<time_t>(timeout_seconds);
-    const auto usec = static_cast<time_t>((timeout_seconds - static_cast<double>(sec)) * 1e6);
-    client_.set_connection_timeout(sec, usec);
-    client_.set_read_timeout(sec, usec);
-    client_.set_write_timeout(sec, usec);
+  Endpoint(net::BaseUrl url, double timeout_seconds) : url_(std::move(url)) {
+    timeouts_.connect = timeouts_.first_byte = timeouts_.idle = timeout_seconds;
   }
-  bool valid() const { return client_.is_valid(); }
 
-  Reply get(const std::string& path) { return finish(client_.Get((prefix_ + path).c_str())); }
+  Reply get(const std::string& path) { return finish(net::fetch(url_, "GET", path, {}, "", timeouts_)); }
   Reply post(const std::string& path, const json& body) {
-    return finish(client_.Post((prefix_ + path).c_str(), body.dump(), "application/json"));
+    return finish(net::fetch(url_, "POST", path, {{"Content-Type", "application/json"}}, body.dump(), timeouts_));
   }
 
  private:
-  static Reply finish(const httplib::Result& res) {
+  static Reply finish(const net::Reply& res) {
     Reply r;
-    if (!res) {
-      r.error = httplib::to_string(res.error());
-      return r;
-    }
-    r.status = res->status;
-    r.body = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+    r.status = res.status;
+    r.error = res.error;
+    if (res.status != 0) r.body = json::parse(res.body, nullptr, /*allow_exceptions=*/false);
     return r;
   }
 
-  httplib::Client client_;
-  std::string prefix_;
+  net::BaseUrl url_;
+  net::Timeouts timeouts_;
 };
 
 // GET /v1/models: llama-server and hylo add a "meta" object with the trained context.
@@ -215,11 +190,10 @@ Status read_ollama(Endpoint& ep, const std::string& hint, EndpointInfo* info) {
 }  // namespace
 
 Result<EndpointInfo> read_endpoint(const std::string& url, const std::string& model_hint, double timeout_seconds) {
-  HYLO_ASSIGN_OR_RETURN(const ParsedUrl parsed, parse_url(url));
+  HYLO_ASSIGN_OR_RETURN(net::BaseUrl parsed, parse_url(url));
   EndpointInfo info;
   info.url = url;
-  Endpoint ep(parsed, timeout_seconds);
-  if (!ep.valid()) return make_error("[doctor] endpoint {}: not a valid URL", url);
+  Endpoint ep(std::move(parsed), timeout_seconds);
 
   // First request doubles as the reachability check.
   const Reply probe = ep.get("/v1/models");

@@ -1,6 +1,7 @@
 // The endpoints. Generation routes share one handler (Server::generate): parse with the API's
 // adapter, start the generation, then stream it or wait for the whole answer.
 #include "base/log.h"
+#include "router/router.h"
 #include "server/json_fields.h"
 #include "server/ollama_api.h"
 #include "server/openai_api.h"
@@ -52,7 +53,7 @@ void Server::install_routes() {
   static const Endpoint kOllamaGenerate{"api_generate", ApiFamily::kOllama, parse_ollama_generate,
                                         ollama_generate_writer, ollama_generate_load};
   auto generation = [this](const Endpoint& ep) {
-    return route(ep.name, ep.family, true,
+    return route(ep.name, ep.family, /*needs_model=*/!opt_.router,
                  [this, &ep](const httplib::Request& req, httplib::Response& res) { generate(ep, req, res); });
   };
   using Req = const httplib::Request&;
@@ -62,8 +63,9 @@ void Server::install_routes() {
   for (const char* p : {"/v1/chat/completions", "/chat/completions"}) http_.Post(p, generation(kChat));
   for (const char* p : {"/v1/completions", "/completions"}) http_.Post(p, generation(kCompletion));
   for (const char* p : {"/v1/models", "/models"})
-    http_.Get(p, route("models", ApiFamily::kOpenAI, true, [this](Req, Res res) {
+    http_.Get(p, route("models", ApiFamily::kOpenAI, !opt_.router, [this](Req, Res res) {
                 const auto b = backend();
+                if (!b) return reply_json(res, opt_.router->openai_models());
                 reply_json(res, openai_models(b->description, b->n_ctx, b->n_slots));
               }));
   http_.Post("/tokenize", route("tokenize", ApiFamily::kOpenAI, true, [this](Req q, Res r) { tokenize(q, r); }));
@@ -75,8 +77,10 @@ void Server::install_routes() {
   // Ollama.
   http_.Post("/api/chat", generation(kOllamaChat));
   http_.Post("/api/generate", generation(kOllamaGenerate));
-  http_.Get("/api/tags", route("api_tags", ApiFamily::kOllama, true,
-                               [this](Req, Res r) { reply_json(r, ollama_tags(backend()->description)); }));
+  http_.Get("/api/tags", route("api_tags", ApiFamily::kOllama, !opt_.router, [this](Req, Res r) {
+              const auto b = backend();
+              reply_json(r, b ? ollama_tags(b->description) : opt_.router->ollama_tags());
+            }));
   http_.Get("/api/ps", route("api_ps", ApiFamily::kOllama, true, [this](Req, Res r) {
               const auto b = backend();
               reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes));
@@ -95,7 +99,7 @@ void Server::install_routes() {
   // Both.
   install_web_routes();  // `/` and the chat page's files (web_ui.cpp)
   http_.Get("/health", route("health", ApiFamily::kOpenAI, false, [this](Req, Res r) {
-              if (backend())
+              if (backend() || opt_.gateway)
                 reply_json(r, {{"status", "ok"}});
               else
                 reply_json(r, {{"status", "loading"}}, 503);
@@ -104,7 +108,8 @@ void Server::install_routes() {
               const auto b = backend();
               runtime::EngineStats stats;
               if (b) stats = b->engine->stats();
-              r.set_content(metrics_.render(b ? &stats : nullptr), "text/plain; version=0.0.4; charset=utf-8");
+              r.set_content(metrics_.render(b ? &stats : nullptr) + (opt_.router ? router_metrics() : ""),
+                            "text/plain; version=0.0.4; charset=utf-8");
             }));
 }
 
@@ -116,6 +121,9 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   };
   auto body = parse_body(req.body);
   if (!body.ok()) return fail(ApiError::bad_request(body.message()));
+  if (opt_.router && route_elsewhere(ep.family, ep.name, ep.parse, req, *body, b, res)) return;
+  if (!b)
+    return reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, ep.family);
   if (ep.load_only)
     if (auto answer = ep.load_only(*body, ctx_)) return reply_json(res, *answer);
   auto parsed = ep.parse(*body, ctx_);

@@ -22,6 +22,10 @@
 #include "server/metrics.h"
 #include "server/request.h"
 
+namespace hylo::router {
+class Router;
+}
+
 namespace hylo::server {
 
 struct ServerOptions {
@@ -42,6 +46,10 @@ struct ServerOptions {
   bool test_hooks = false;                            // accept "test_forced_output" (tests only)
   int http_threads = 0;                               // 0: enough for every slot and queue place, plus spare
   int n_slots = 1, max_queue = 64;                    // the engine's, for sizing the thread pool
+  // Upstream routing (router/router.h): null serves everything locally. `gateway`: no local
+  // model will ever load, every request goes upstream.
+  std::shared_ptr<router::Router> router;
+  bool gateway = false;
 };
 
 // Routes that answer without an API key: health and model listings (documented in --help).
@@ -77,6 +85,11 @@ class Server {
   httplib::Server::Handler route(const char* name, ApiFamily family, bool needs_model,
                                  std::function<void(const httplib::Request&, httplib::Response&)> fn);
   void generate(const Endpoint& ep, const httplib::Request& req, httplib::Response& res);
+  // With a router: true when it answered (upstream or refused); false: run it here (routing.cpp).
+  using RequestParser = Result<GenerationRequest> (*)(const nlohmann::ordered_json& body, const ApiContext& ctx);
+  bool route_elsewhere(ApiFamily family, const char* endpoint, RequestParser parse, const httplib::Request& req,
+                       const nlohmann::ordered_json& body, const std::shared_ptr<Backend>& b, httplib::Response& res);
+  std::string router_metrics() const;
   void tokenize(const httplib::Request& req, httplib::Response& res);
   void detokenize(const httplib::Request& req, httplib::Response& res);
   void apply_template(const httplib::Request& req, httplib::Response& res);

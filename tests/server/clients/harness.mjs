@@ -15,11 +15,13 @@ export function loadPackage(name) {
   }
 }
 
-export async function startServer(extraArgs = []) {
+// `withModel: false` starts it without -m (a gateway needs --upstream or --routes in extraArgs).
+export async function startServer(extraArgs = [], { withModel = true } = {}) {
   const [hylo, fixtureTool] = process.argv.slice(2);
   if (!hylo || !fixtureTool) throw new Error('usage: node test.mjs HYLO_BINARY FIXTURE_TOOL');
   const model = execFileSync(fixtureTool, ['qwen3moe-tiny'], { encoding: 'utf8' }).trim();
-  const child = spawn(hylo, ['serve', '-m', model, '--port', '0', ...extraArgs], {
+  const modelArgs = withModel ? ['-m', model] : [];
+  const child = spawn(hylo, ['serve', ...modelArgs, '--port', '0', ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, HYLO_API_KEY: '' },
   });
