@@ -5,6 +5,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "runtime/json_schema.h"
+
 namespace hylo::server {
 namespace {
 
@@ -32,7 +34,7 @@ ToolCallFilter::ToolCallFilter(std::shared_ptr<const TokenTrie> trie, chat::Tool
     if (format_ == chat::ToolCallFormat::kXml)
       opens.push_back(std::string(kOpenTag) + "\n<function=" + t.name + ">\n");
     else  // the name as a JSON string
-      opens.push_back(std::string(kOpenTag) + "\n{\"name\": " + nlohmann::json(t.name).dump() + ", \"arguments\": {");
+      opens.push_back(std::string(kOpenTag) + "\n{\"name\": " + nlohmann::json(t.name).dump() + ", \"arguments\": ");
   }
   forced_ = std::move(opens);
   const bool xml = format_ == chat::ToolCallFormat::kXml;
@@ -107,11 +109,15 @@ void ToolCallFilter::allow_forced(const std::vector<std::string>& texts, std::ve
 
 void ToolCallFilter::narrow_for_budget(int32_t tokens_left) {
   if (purpose_ != Purpose::kXmlNext || forced_.size() == 1 || !starts_with(kXmlCallClose, written_)) return;
+  if (std::find(forced_.begin(), forced_.end(), std::string(kXmlCallClose)) == forced_.end()) return;
   // Another parameter needs its opening, one value token and its closing before the call's closing.
   int32_t need = 0;
   for (const std::string& t : forced_)
     if (t != kXmlCallClose) need = std::max(need, reserve_call_close_ + reserve_param_close_ + 1 + forced_tokens(t));
-  if (tokens_left < need) forced_ = {std::string(kXmlCallClose)};
+  if (tokens_left < need) {
+    forced_ = {std::string(kXmlCallClose)};
+    next_params_ = {""};
+  }
 }
 
 void ToolCallFilter::mask(float* logits, int64_t n_vocab, int32_t tokens_left) {
@@ -162,10 +168,8 @@ void ToolCallFilter::forced_complete(size_t which) {
       tool_ = which;
       chosen_ = tools_[which].name;
       if (!xml) {
-        // The document so far, from its '{': `{"name": "NAME", "arguments": {`.
-        JsonState start;
-        start.push(forced_[which].substr(kOpenTag.size() + 1));
-        arguments_ = std::make_unique<JsonFilter>(trie_, start);
+        arguments_ = std::make_unique<runtime::GrammarFilter>(
+            trie_, tools_[which].arguments ? tools_[which].arguments : runtime::json_object_grammar());
         stage_ = Stage::kArguments;
         return;
       }
@@ -175,6 +179,7 @@ void ToolCallFilter::forced_complete(size_t which) {
       stage_ = Stage::kEnd;
       return;
     case Purpose::kXmlNext:
+      if (which < next_params_.size() && !next_params_[which].empty()) written_params_.push_back(next_params_[which]);
       if (forced_[which] == kXmlCallClose) {
         stage_ = Stage::kEnd;
       } else {
@@ -185,9 +190,22 @@ void ToolCallFilter::forced_complete(size_t which) {
     case Purpose::kXmlParamClose:
       break;  // to the next parameter or the closing
   }
+  // The parameters not written yet; the closing once no required one is missing.
+  const ToolSpec& tool = tools_[*tool_];
+  auto written = [&](const std::string& p) {
+    return std::find(written_params_.begin(), written_params_.end(), p) != written_params_.end();
+  };
   std::vector<std::string> next;
-  for (const std::string& p : tools_[*tool_].parameters) next.push_back("<parameter=" + p + ">\n");
-  next.emplace_back(kXmlCallClose);
+  next_params_.clear();
+  for (const std::string& p : tool.parameters) {
+    if (written(p)) continue;
+    next.push_back("<parameter=" + p + ">\n");
+    next_params_.push_back(p);
+  }
+  if (std::all_of(tool.required.begin(), tool.required.end(), written) || next.empty()) {
+    next.emplace_back(kXmlCallClose);
+    next_params_.emplace_back();
+  }
   force(Purpose::kXmlNext, std::move(next));
 }
 
@@ -203,7 +221,7 @@ void ToolCallFilter::accept(int32_t token) {
       arguments_->accept(token);
       if (arguments_->broken())
         stage_ = Stage::kFree;
-      else if (arguments_->state().done())
+      else if (arguments_->complete() && !arguments_->can_continue())
         force(Purpose::kHermesClose, {std::string(kHermesClose)});
       return;
     case Stage::kValue: {
