@@ -473,6 +473,11 @@ bool CharClass::intersects(uint32_t lo, uint32_t hi) const {
   return next <= hi;
 }
 
+bool CharClass::covers(uint32_t lo, uint32_t hi) const {
+  CharClass complement{ranges, !negated};
+  return !complement.intersects(lo, hi);
+}
+
 int CharClass::min_utf8_bytes() const {
   if (!negated) {
     int best = 5;
@@ -572,15 +577,18 @@ uint32_t GrammarMatcher::step(uint32_t set, uint32_t cp) {
   return id;
 }
 
-bool GrammarMatcher::prefix_viable(uint32_t set, uint32_t partial, int need) const {
-  const uint32_t lo = partial << (6 * need);
-  const uint32_t hi = lo | ((1u << (6 * need)) - 1);
+bool GrammarMatcher::prefix_viable(uint32_t set, uint32_t partial, int need, int length) const {
+  static constexpr uint32_t kMinOfLength[5] = {0, 0, 0x80, 0x800, 0x10000};
+  const uint32_t lo = std::max(partial << (6 * need), kMinOfLength[length]);
+  const uint32_t hi = std::min((partial << (6 * need)) | ((1u << (6 * need)) - 1), kMaxCodePoint);
+  if (lo > hi) return false;
   for (const Stack& s : sets_[set].stacks)
     if (!s.empty() && g_->classes[g_->elements[s.back()].arg].intersects(lo, hi)) return true;
   return false;
 }
 
 GrammarMatcher::State GrammarMatcher::push(State s, uint8_t b) {
+  static constexpr State kDeadState{kDead, 0, 0, 0};
   if (s.dead()) return s;
   if (s.need == 0) {
     if (b < 0x80) {
@@ -597,18 +605,21 @@ GrammarMatcher::State GrammarMatcher::push(State s, uint8_t b) {
       s.partial = b & 0x07;
       s.need = 3;
     } else {
-      return State{kDead, 0, 0};
+      return kDeadState;
     }
+    s.length = static_cast<uint8_t>(s.need + 1);
   } else {
-    if ((b & 0xC0) != 0x80) return State{kDead, 0, 0};
+    if ((b & 0xC0) != 0x80) return kDeadState;
     s.partial = (s.partial << 6) | (b & 0x3F);
     if (--s.need == 0) {
+      if (!prefix_viable(s.set, s.partial, 0, s.length)) return kDeadState;  // overlong or beyond U+10FFFF
       s.set = step(s.set, s.partial);
       s.partial = 0;
+      s.length = 0;
       return s;
     }
   }
-  if (!prefix_viable(s.set, s.partial, s.need)) return State{kDead, 0, 0};
+  if (!prefix_viable(s.set, s.partial, s.need, s.length)) return kDeadState;
   return s;
 }
 
@@ -633,6 +644,23 @@ int GrammarMatcher::completion_bytes(State s) const {
   return sets_[s.set].cost;
 }
 
+const GrammarMatcher::Loops& GrammarMatcher::loops(uint32_t set) {
+  if (auto it = loops_.find(set); it != loops_.end()) return it->second;
+  Loops l;
+  for (uint32_t b = 0; b < 0x80; ++b)
+    if (step(set, b) == set) l.ascii[b >> 6] |= uint64_t{1} << (b & 63);
+  // Every non-ASCII character leads to the same set when each class at a stack top takes all of
+  // them or none; then one of them tells where.
+  bool uniform = true;
+  for (const Stack& s : sets_[set].stacks) {
+    if (s.empty()) continue;
+    const CharClass& c = g_->classes[g_->elements[s.back()].arg];
+    uniform = uniform && (c.covers(0x80, kMaxCodePoint) || !c.intersects(0x80, kMaxCodePoint));
+  }
+  l.non_ascii = uniform && step(set, 0x80) == set;
+  return loops_[set] = l;
+}
+
 bool GrammarMatcher::trim(State* keep) {
   constexpr size_t kMaxSets = 1 << 16, kMaxSteps = 1 << 21;
   if (sets_.size() < kMaxSets && steps_.size() < kMaxSteps) return false;
@@ -641,6 +669,7 @@ bool GrammarMatcher::trim(State* keep) {
   sets_.clear();
   ids_.clear();
   steps_.clear();
+  loops_.clear();
   initial_.set = intern(std::move(initial));
   if (!keep->dead()) keep->set = intern(std::move(stacks));
   return true;

@@ -23,6 +23,7 @@ struct CharClass {
   bool matches(uint32_t cp) const;
   // Whether some code point in [lo, hi] matches.
   bool intersects(uint32_t lo, uint32_t hi) const;
+  bool covers(uint32_t lo, uint32_t hi) const;  // every code point in [lo, hi] matches
   int min_utf8_bytes() const;  // of the shortest matching code point (5: none matches)
 };
 
@@ -53,6 +54,7 @@ class GrammarMatcher {
     uint32_t set = 0;      // interned stack set; kDead: no continuation
     uint32_t partial = 0;  // bits of a UTF-8 character begun
     uint8_t need = 0;      // continuation bytes it still needs
+    uint8_t length = 0;    // bytes of that character in all
     bool dead() const { return set == kDead; }
     bool operator==(const State&) const = default;
   };
@@ -69,6 +71,13 @@ class GrammarMatcher {
   bool can_continue(State s) const;
   // Fewest bytes that complete the sentence from s (large when s is dead).
   int completion_bytes(State s) const;
+  // The characters that leave a state as it is (the inside of a string, say): ASCII bytes, and
+  // whether every non-ASCII character does.
+  struct Loops {
+    uint64_t ascii[2] = {0, 0};
+    bool non_ascii = false;
+  };
+  const Loops& loops(uint32_t set);
   // Forgets cached sets and transitions once they grow past a bound; `keep` is re-interned.
   // True when it did (set ids seen before are then meaningless).
   bool trim(State* keep);
@@ -90,12 +99,14 @@ class GrammarMatcher {
   void advance(Stack stack, std::vector<Stack>* out, int depth) const;
   uint32_t intern(std::vector<Stack> stacks);
   uint32_t step(uint32_t set, uint32_t cp);
-  bool prefix_viable(uint32_t set, uint32_t partial, int need) const;
+  // Whether a character begun so (overlong forms excluded) can still be one the set accepts.
+  bool prefix_viable(uint32_t set, uint32_t partial, int need, int length) const;
 
   std::shared_ptr<const Grammar> g_;
   std::vector<Set> sets_;
   std::unordered_map<std::vector<uint32_t>, uint32_t, VecHash> ids_;
   std::unordered_map<uint64_t, uint32_t> steps_;
+  std::unordered_map<uint32_t, Loops> loops_;
   State initial_;
 };
 

@@ -10,7 +10,7 @@ namespace {
 constexpr size_t kMaxCachedMasks = 256;
 
 uint64_t state_key(const GrammarMatcher::State& s) {
-  return (uint64_t{s.set} << 32) ^ (uint64_t{s.partial} << 3) ^ s.need;
+  return (uint64_t{s.set} << 32) ^ (uint64_t{s.partial} << 5) ^ (uint64_t{s.length} << 2) ^ s.need;
 }
 
 }  // namespace
@@ -26,6 +26,11 @@ GrammarFilter::Mask GrammarFilter::walk() {
   const TokenTrie::Trie& trie = trie_->all();
   const auto words = static_cast<size_t>((trie_->n_vocab() + 63) / 64);
   Mask out;
+  auto group = [&](int completion) -> std::vector<uint64_t>& {
+    for (auto& g : out.groups)
+      if (g.first == completion) return g.second;
+    return out.groups.emplace_back(completion, std::vector<uint64_t>(words, 0)).second;
+  };
   stack_.clear();
   stack_.push_back({0, state_});
   while (!stack_.empty()) {
@@ -33,12 +38,25 @@ GrammarFilter::Mask GrammarFilter::walk() {
     stack_.pop_back();
     const TokenTrie::Node& n = trie.nodes[f.node];
     if (f.node != 0 && n.n_tokens > 0) {
-      const int c = matcher_.completion_bytes(f.state);
-      auto g = std::find_if(out.groups.begin(), out.groups.end(), [c](const auto& e) { return e.first == c; });
-      if (g == out.groups.end()) g = out.groups.insert(out.groups.end(), {c, std::vector<uint64_t>(words, 0)});
+      std::vector<uint64_t>& bits = group(matcher_.completion_bytes(f.state));
       for (uint32_t k = 0; k < n.n_tokens; ++k) {
         const auto id = static_cast<uint64_t>(trie.token_ids[n.first_token + k]);
-        g->second[id >> 6] |= uint64_t{1} << (id & 63);
+        bits[id >> 6] |= uint64_t{1} << (id & 63);
+      }
+    }
+    if (n.n_children == 0) continue;
+    const TokenTrie::Below& below = trie.below[f.node];
+    if (f.state.need == 0 && !below.irregular) {
+      // Every byte below keeps the state as it is: the whole subtree is allowed, at this
+      // completion, without walking it.
+      const GrammarMatcher::Loops& l = matcher_.loops(f.state.set);
+      if ((below.ascii[0] & ~l.ascii[0]) == 0 && (below.ascii[1] & ~l.ascii[1]) == 0 && (!below.high || l.non_ascii)) {
+        std::vector<uint64_t>& bits = group(matcher_.completion_bytes(f.state));
+        for (uint32_t t = n.first_token + n.n_tokens; t < below.end; ++t) {
+          const auto id = static_cast<uint64_t>(trie.token_ids[t]);
+          bits[id >> 6] |= uint64_t{1} << (id & 63);
+        }
+        continue;
       }
     }
     for (uint32_t k = 0; k < n.n_children; ++k) {

@@ -99,9 +99,10 @@ class Converter {
  public:
   explicit Converter(const json& root) : root_(root) {}
 
-  Result<std::string> run() {
-    HYLO_ASSIGN_OR_RETURN(std::string body, visit(root_, "root", "#"));
-    std::string out = fmt::format("root ::= {}\n", body);
+  // The grammar of values valid against `node` (a part of the root schema), then `suffix`.
+  Result<std::string> run(const json& node, const std::string& path, const std::string& suffix = "") {
+    HYLO_ASSIGN_OR_RETURN(std::string body, visit(node, "root", path));
+    std::string out = fmt::format("root ::= {}{}\n", body, suffix.empty() ? "" : " " + literal(suffix));
     for (const auto& [name, def] : rules_) out += fmt::format("{} ::= {}\n", name, def);
     out += kPrimitives;
     if (uses_formats_) out += kFormatPrimitives;
@@ -393,7 +394,32 @@ class Converter {
 
 }  // namespace
 
-Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema) { return Converter(schema).run(); }
+Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema) {
+  return Converter(schema).run(schema, "#");
+}
+
+Result<std::string> xml_parameter_gbnf(const nlohmann::ordered_json& schema, const nlohmann::ordered_json& root,
+                                       const std::string& path, const std::string& suffix) {
+  if (!schema.is_object()) return std::string();
+  std::vector<std::string> types;
+  if (schema.contains("type") && schema["type"].is_string()) types.push_back(schema["type"].get<std::string>());
+  if (schema.contains("type") && schema["type"].is_array())
+    for (const json& t : schema["type"])
+      if (t.is_string()) types.push_back(t.get<std::string>());
+  const bool stringish = types.empty() || std::find(types.begin(), types.end(), "string") != types.end();
+  // Strings are written raw: an enum of strings is a choice of raw texts.
+  std::vector<json> choices;
+  if (schema.contains("enum") && schema["enum"].is_array()) choices.assign(schema["enum"].begin(), schema["enum"].end());
+  if (schema.contains("const")) choices = {schema["const"]};
+  if (!choices.empty() && stringish && (types.empty() || types == std::vector<std::string>{"string"}) &&
+      std::all_of(choices.begin(), choices.end(), [](const json& v) { return v.is_string(); })) {
+    std::string alts;
+    for (const json& v : choices) alts += (alts.empty() ? "" : " | ") + literal(v.get<std::string>());
+    return fmt::format("root ::= ({}) {}\n", alts, literal(suffix));
+  }
+  if (stringish) return std::string();  // free text
+  return Converter(root).run(schema, path, suffix);
+}
 
 std::string json_object_gbnf() { return std::string("root ::= object\n") + kPrimitives; }
 

@@ -18,6 +18,12 @@ namespace hylo::runtime {
 // Properties are written in the schema's order; without additionalProperties no others are.
 Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema);
 
+// A parameter value in the XML tool-call form (Qwen3-Coder), where strings are written raw and
+// other types as JSON: the grammar of the value for `schema` (a part of `root`) and then
+// `suffix`; empty when the value is free text (a string, or a schema without a type).
+Result<std::string> xml_parameter_gbnf(const nlohmann::ordered_json& schema, const nlohmann::ordered_json& root,
+                                       const std::string& path, const std::string& suffix);
+
 // The grammar of any JSON object (tool arguments without a schema), as text and compiled once.
 std::string json_object_gbnf();
 std::shared_ptr<const Grammar> json_object_grammar();

@@ -36,11 +36,58 @@ void build(const std::vector<std::pair<std::string_view, int32_t>>& sorted, size
     build(sorted, groups[g].first, groups[g].second, depth + 1, first + static_cast<uint32_t>(g), t);
 }
 
+// Whole UTF-8 characters only (no cut or overlong sequence).
+bool whole_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<uint8_t>(s[i]);
+    const size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 && b >= 0xC2 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 && b <= 0xF4 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<uint8_t>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
 TokenTrie::Trie make_trie(std::vector<std::pair<std::string_view, int32_t>> entries) {
   std::sort(entries.begin(), entries.end());
   TokenTrie::Trie t;
   t.nodes.emplace_back();
   build(entries, 0, entries.size(), 0, 0, &t);
+  std::vector<bool> regular_end(t.nodes.size(), true);  // the tokens ending at a node are whole characters
+  {
+    std::vector<std::pair<uint32_t, std::string>> stack = {{0, ""}};
+    while (!stack.empty()) {
+      auto [n, path] = std::move(stack.back());
+      stack.pop_back();
+      if (t.nodes[n].n_tokens > 0) regular_end[n] = whole_utf8(path);
+      for (uint32_t k = 0; k < t.nodes[n].n_children; ++k) {
+        const uint32_t child = t.nodes[n].first_child + k;
+        stack.emplace_back(child, path + static_cast<char>(t.nodes[child].byte));
+      }
+    }
+  }
+  // Children come after their parent: summarise from the last node back.
+  t.below.resize(t.nodes.size());
+  for (size_t i = t.nodes.size(); i-- > 0;) {
+    const TokenTrie::Node& n = t.nodes[i];
+    TokenTrie::Below& b = t.below[i];
+    b.end = n.first_token + n.n_tokens;
+    for (uint32_t k = 0; k < n.n_children; ++k) {
+      const uint32_t c = n.first_child + k;
+      const TokenTrie::Below& cb = t.below[c];
+      const uint8_t byte = t.nodes[c].byte;
+      if (byte < 0x80)
+        b.ascii[byte >> 6] |= uint64_t{1} << (byte & 63);
+      else
+        b.high = true;
+      b.ascii[0] |= cb.ascii[0];
+      b.ascii[1] |= cb.ascii[1];
+      b.high = b.high || cb.high;
+      b.irregular = b.irregular || cb.irregular || !regular_end[c];
+      b.end = std::max(b.end, cb.end);
+    }
+  }
   return t;
 }
 

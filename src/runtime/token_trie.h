@@ -20,9 +20,18 @@ class TokenTrie {
     uint32_t first_token = 0, n_tokens = 0;    // tokens whose bytes end here, in token_ids()
     uint8_t byte = 0;                          // the edge from the parent
   };
+  // What the tokens below a node are made of, so a constraint can allow a whole subtree at once
+  // when every byte in it keeps its state (e.g. the inside of a string).
+  struct Below {
+    uint64_t ascii[2] = {0, 0};  // bytes < 0x80 on edges below the node
+    bool high = false;           // bytes >= 0x80 below
+    bool irregular = false;      // a token below is not whole UTF-8 characters
+    uint32_t end = 0;            // the subtree's tokens are token_ids[first_token, end)
+  };
   struct Trie {
     std::vector<Node> nodes;  // nodes[0] is the root
-    std::vector<int32_t> token_ids;
+    std::vector<int32_t> token_ids;  // in depth-first order: a subtree's tokens are contiguous
+    std::vector<Below> below;        // [nodes.size()]
   };
 
   // pieces[id]: the bytes of token id; include[id]: whether it may be generated at all.

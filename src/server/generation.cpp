@@ -134,7 +134,7 @@ std::optional<ApiError> Generation::prepare(const Backend& b) {
   return std::nullopt;
 }
 
-Result<std::vector<ToolSpec>> Generation::required_tool_specs() const {
+Result<std::vector<ToolSpec>> Generation::required_tool_specs(chat::ToolCallFormat format) const {
   std::vector<ToolSpec> specs;
   for (const std::string& name : req_.required_tools) {
     ToolSpec spec{name, {}, {}, nullptr};
@@ -145,8 +145,27 @@ Result<std::vector<ToolSpec>> Generation::required_tool_specs() const {
       const auto& params = fn["parameters"];
       HYLO_ASSIGN_OR_RETURN(spec.arguments,
                             compile_json_schema(params, fmt::format("the parameters of tool '{}'", name)));
-      if (params.contains("properties") && params["properties"].is_object())
-        for (const auto& [key, value] : params["properties"].items()) spec.parameters.push_back(key);
+      const bool xml = format == chat::ToolCallFormat::kXml;
+      if (params.contains("properties") && params["properties"].is_object()) {
+        for (const auto& [key, value] : params["properties"].items()) {
+          spec.parameters.push_back(key);
+          if (!xml) continue;
+          const std::string field = fmt::format("the parameters of tool '{}'", name);
+          auto gbnf = runtime::xml_parameter_gbnf(value, params, "#/properties/" + key, "\n</parameter>\n");
+          if (!gbnf.ok()) {
+            std::string m = gbnf.message();
+            if (m.rfind("[json_schema] ", 0) == 0) m = m.substr(14);
+            return make_error("{}: {}", field, m);
+          }
+          std::shared_ptr<const runtime::Grammar> g;
+          if (!gbnf->empty()) {
+            auto parsed = runtime::Grammar::parse(*gbnf);
+            if (!parsed.ok()) return make_error("{}: {}", field, parsed.message());
+            g = *parsed;
+          }
+          spec.values.push_back(std::move(g));
+        }
+      }
       if (params.contains("required") && params["required"].is_array())
         for (const auto& r : params["required"]) {
           if (!r.is_string()) continue;
@@ -168,7 +187,7 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
   std::shared_ptr<const TokenTrie> trie = req_.json_mode || req_.grammar || call_tool ? b.token_trie() : nullptr;
   std::vector<ToolSpec> tool_specs;
   if (call_tool) {
-    auto specs = required_tool_specs();
+    auto specs = required_tool_specs(b.chat_template->tool_call_format());
     if (!specs.ok()) return ApiError::bad_request(specs.message());
     tool_specs = std::move(*specs);
   }

@@ -99,7 +99,7 @@ class Generation {
   std::optional<ApiError> prepare(const Backend& backend);
   std::optional<ApiError> submit(const Backend& backend, const GenerationLimits& limits);
   // tool_choice's functions with their parameters (schemas compiled: errors are the client's).
-  Result<std::vector<ToolSpec>> required_tool_specs() const;
+  Result<std::vector<ToolSpec>> required_tool_specs(chat::ToolCallFormat format) const;
   void finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out);
   void add_text(int index, const std::string& text, Update* u);
 

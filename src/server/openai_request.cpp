@@ -235,7 +235,9 @@ Result<GenerationRequest> parse_openai_chat(const ojson& body, const ApiContext&
       if (c == "none") {
         g.tools = nullptr;
         g.parse_tool_calls = false;
-      } else if (c == "required" && g.tools.is_array()) {
+      } else if (c == "required" && !g.tools.is_array()) {
+        return make_error("tool_choice \"required\" needs tools");
+      } else if (c == "required") {
         for (const auto& t : g.tools) g.required_tools.push_back(t["function"]["name"].get<std::string>());
       }
     } else if (choice->is_object()) {

@@ -127,6 +127,7 @@ void ToolCallFilter::mask(float* logits, int64_t n_vocab, int32_t tokens_left) {
     case Stage::kFree:
       return;
     case Stage::kArguments:
+    case Stage::kTypedValue:
       arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve_call_close_));
       return;
     case Stage::kValue:
@@ -179,7 +180,17 @@ void ToolCallFilter::forced_complete(size_t which) {
       stage_ = Stage::kEnd;
       return;
     case Purpose::kXmlNext:
-      if (which < next_params_.size() && !next_params_[which].empty()) written_params_.push_back(next_params_[which]);
+      if (which < next_params_.size() && !next_params_[which].empty()) {
+        written_params_.push_back(next_params_[which]);
+        const ToolSpec& t = tools_[*tool_];
+        const auto at = static_cast<size_t>(std::find(t.parameters.begin(), t.parameters.end(), next_params_[which]) -
+                                            t.parameters.begin());
+        if (at < t.values.size() && t.values[at]) {
+          arguments_ = std::make_unique<runtime::GrammarFilter>(trie_, t.values[at]);
+          stage_ = Stage::kTypedValue;
+          return;
+        }
+      }
       if (forced_[which] == kXmlCallClose) {
         stage_ = Stage::kEnd;
       } else {
@@ -223,6 +234,15 @@ void ToolCallFilter::accept(int32_t token) {
         stage_ = Stage::kFree;
       else if (arguments_->complete() && !arguments_->can_continue())
         force(Purpose::kHermesClose, {std::string(kHermesClose)});
+      return;
+    case Stage::kTypedValue:
+      arguments_->accept(token);
+      if (arguments_->broken()) {
+        stage_ = Stage::kFree;
+      } else if (arguments_->complete() && !arguments_->can_continue()) {
+        purpose_ = Purpose::kXmlParamClose;  // the grammar wrote the closing tag
+        forced_complete(0);
+      }
       return;
     case Stage::kValue: {
       if (token < 0 || token >= trie_->n_vocab()) return;

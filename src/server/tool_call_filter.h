@@ -5,8 +5,8 @@
 //     the arguments follow the function's parameters schema (a grammar), then `\n</tool_call>`
 //     and the end.
 //   XML (Qwen3-Coder): `<tool_call>\n<function=NAME>\n` is forced, then `<parameter=P>\n`
-//     openings (P one of the function's parameters not written yet) with free-text values each
-//     closed by `\n</parameter>\n`, then `</function>\n</tool_call>` (offered only once every
+//     openings (P one of the function's parameters not written yet) with values each closed by
+//     `\n</parameter>\n` (free text for strings, else JSON following the parameter's schema), then `</function>\n</tool_call>` (offered only once every
 //     required parameter is written) and the end. Values are closed by force when the budget
 //     would not leave room for the closing tags.
 #pragma once
@@ -30,6 +30,8 @@ struct ToolSpec {
   std::vector<std::string> required = {};  // those the schema requires
   // Hermes: the arguments object (the parameters schema compiled; null: any object).
   std::shared_ptr<const runtime::Grammar> arguments = nullptr;
+  // XML: per parameter, the grammar of its value and closing (null or absent: free text).
+  std::vector<std::shared_ptr<const runtime::Grammar>> values = {};
 };
 
 class ToolCallFilter : public runtime::TokenFilter {
@@ -53,6 +55,7 @@ class ToolCallFilter : public runtime::TokenFilter {
     kForced,     // one of forced_ (what it is for: purpose_)
     kArguments,  // Hermes: the arguments object (JSON mode)
     kValue,      // XML: a parameter's value, free text up to its closing tag
+    kTypedValue, // XML: a parameter's value and closing tag, following its schema
     kEnd,        // only the end of generation
     kFree,       // after an unexpected token: no constraint
   };
@@ -80,7 +83,7 @@ class ToolCallFilter : public runtime::TokenFilter {
   std::string written_;              // of the forced text, or of the value
   std::optional<size_t> tool_;       // index of the chosen tool
   std::optional<std::string> chosen_;
-  std::unique_ptr<runtime::GrammarFilter> arguments_;
+  std::unique_ptr<runtime::GrammarFilter> arguments_;  // Hermes arguments, or an XML typed value
   std::vector<std::string> written_params_;  // XML: parameters written so far
   std::vector<std::string> next_params_;     // XML: the parameter each of forced_ opens ("" for the closing)
   int32_t reserve_call_close_ = 0;   // tokens of the call's closing (+ the end token)

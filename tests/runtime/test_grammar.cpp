@@ -71,6 +71,11 @@ TEST(Grammar, ClassesEscapesAndUtf8) {
   EXPECT_FALSE(prefix_ok(g, "a\\"));                              // backslash excluded
   EXPECT_TRUE(prefix_ok(g, "\"a\xc3"));                           // half of é: still possible
   EXPECT_FALSE(prefix_ok(g, "\"a\xc4"));                          // no é-class character starts so
+  // Overlong forms of ASCII are not characters: "\xc1\xbb" would otherwise read as '{'.
+  auto brace = parse(R"(root ::= "{")");
+  EXPECT_FALSE(prefix_ok(brace, "\xc1"));
+  EXPECT_FALSE(prefix_ok(brace, "\xe0\x81"));
+  EXPECT_FALSE(accepts(brace, "\xc1\xbb"));
 }
 
 TEST(Grammar, MultiLineRulesAndNestedGroups) {
@@ -97,7 +102,7 @@ TEST(Grammar, ErrorsNameLineAndColumn) {
   } cases[] = {
       {"root ::= \"abc", "1:10: unterminated string literal"},
       {"root ::= foo\n", "1:10: rule 'foo' is used but not defined"},
-      {"root ::= \"a\"\nx ::= [b-a]", "2:9: character range ends before it starts"},
+      {"root ::= \"a\"\nx ::= [b-a]", "2:10: character range ends before it starts"},
       {"root ::= \"a\" )", "1:14: unexpected ')'"},
       {"root ::= ( \"a\"", "1:15: expected ')'"},
       {"root ::= * \"a\"", "1:10: '*' has nothing to repeat"},
