@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kOpenTag = "<tool_call>";
 constexpr std::string_view kCloseTag = "</tool_call>";
-constexpr std::string_view kHermesClose = "\n</tool_call>";              // after the arguments
+constexpr std::string_view kHermesClose = "}\n</tool_call>";             // after the arguments
 constexpr std::string_view kXmlCallClose = "</function>\n</tool_call>";  // after the parameters
 constexpr std::string_view kXmlParamClose = "\n</parameter>\n";          // after a value
 constexpr std::string_view kParamEnd = "</parameter>";
@@ -107,16 +107,40 @@ void ToolCallFilter::allow_forced(const std::vector<std::string>& texts, std::ve
   }
 }
 
-void ToolCallFilter::narrow_for_budget(int32_t tokens_left) {
-  if (purpose_ != Purpose::kXmlNext || forced_.size() == 1 || !starts_with(kXmlCallClose, written_)) return;
-  if (std::find(forced_.begin(), forced_.end(), std::string(kXmlCallClose)) == forced_.end()) return;
-  // Another parameter needs its opening, one value token and its closing before the call's closing.
+int32_t ToolCallFilter::required_reserve() const {
+  if (!tool_ || format_ != chat::ToolCallFormat::kXml) return 0;
+  const ToolSpec& t = tools_[*tool_];
   int32_t need = 0;
-  for (const std::string& t : forced_)
-    if (t != kXmlCallClose) need = std::max(need, reserve_call_close_ + reserve_param_close_ + 1 + forced_tokens(t));
-  if (tokens_left < need) {
-    forced_ = {std::string(kXmlCallClose)};
-    next_params_ = {""};
+  for (const std::string& r : t.required) {
+    if (std::find(written_params_.begin(), written_params_.end(), r) != written_params_.end()) continue;
+    need += forced_tokens("<parameter=" + r + ">\n") + 1 + reserve_param_close_;
+  }
+  return need;
+}
+
+void ToolCallFilter::narrow_for_budget(int32_t tokens_left) {
+  if (purpose_ != Purpose::kXmlNext || forced_.size() == 1 || !written_.empty()) return;
+  const ToolSpec& tool = tools_[*tool_];
+  auto required = [&](const std::string& p) {
+    return std::find(tool.required.begin(), tool.required.end(), p) != tool.required.end();
+  };
+  // An optional parameter needs its opening, one value token and its closing, and room must stay
+  // for the required ones still missing and the call's closing.
+  int32_t need = 0;
+  for (size_t i = 0; i < forced_.size(); ++i)
+    if (!next_params_[i].empty() && !required(next_params_[i]))
+      need = std::max(need, reserve_call_close_ + reserve_param_close_ + 1 + forced_tokens(forced_[i]));
+  if (tokens_left >= need + required_reserve()) return;
+  std::vector<std::string> keep;
+  std::vector<std::string> keep_params;
+  for (size_t i = 0; i < forced_.size(); ++i) {
+    if (!next_params_[i].empty() && !required(next_params_[i])) continue;
+    keep.push_back(forced_[i]);
+    keep_params.push_back(next_params_[i]);
+  }
+  if (!keep.empty()) {
+    forced_ = std::move(keep);
+    next_params_ = std::move(keep_params);
   }
 }
 
@@ -128,10 +152,10 @@ void ToolCallFilter::mask(float* logits, int64_t n_vocab, int32_t tokens_left) {
       return;
     case Stage::kArguments:
     case Stage::kTypedValue:
-      arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve_call_close_));
+      arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve_call_close_ - required_reserve()));
       return;
     case Stage::kValue:
-      if (tokens_left > reserve_param_close_ + reserve_call_close_) {
+      if (tokens_left > reserve_param_close_ + reserve_call_close_ + required_reserve()) {
         for (int32_t id : trie_->eog_ids())  // the call is not closed yet
           if (id >= 0 && id < n_vocab) logits[id] = kNegInf;
         return;

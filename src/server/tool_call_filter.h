@@ -66,6 +66,9 @@ class ToolCallFilter : public runtime::TokenFilter {
   // kXmlNext: only the call's closing from now on when the budget has no room for a parameter
   // (when no required one is missing: else the request runs out, and says so).
   void narrow_for_budget(int32_t tokens_left);
+  // XML: tokens the required parameters not written yet need at least (opening, a value token,
+  // closing each).
+  int32_t required_reserve() const;
   // Allows, for each text, the longest tokens that spell a prefix of what is left of it.
   void allow_forced(const std::vector<std::string>& texts, std::vector<uint8_t>* allowed) const;
   // Tokens a forced text takes when written longest token first.
