@@ -234,5 +234,5 @@ test('llama-server fields: grammar, json_schema, n_predict', async () => {
   assert.equal(r.choices[0].finish_reason, 'length');
   [status, r] = await post({ grammar: 'root ::= "a" (' });
   assert.equal(status, 400);
-  assert.match(r.error.message, /grammar: 1:14: expected '\)'/);
+  assert.match(r.error.message, /grammar: 1:15: expected '\)'/);
 });
