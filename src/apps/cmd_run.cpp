@@ -2,6 +2,7 @@
 // one-line summary of prompt and generation speed on stderr.
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <iterator>
@@ -13,6 +14,8 @@
 #include "apps/progress.h"
 #include "apps/session.h"
 #include "base/log.h"
+#include "runtime/grammar_filter.h"
+#include "runtime/json_schema.h"
 
 namespace hylo::apps {
 namespace {
@@ -24,7 +27,29 @@ struct Options {
   bool raw = false;
   std::string think = "show";
   int32_t max_tokens = 256;
+  std::string grammar_file, schema_file;
 };
+
+// --grammar FILE (GBNF) or --json-schema FILE: the output must follow it.
+Result<std::shared_ptr<runtime::TokenFilter>> output_filter(const Options& o, Session& s, bool thinking_open) {
+  if (o.grammar_file.empty() && o.schema_file.empty()) return std::shared_ptr<runtime::TokenFilter>();
+  const std::string& path = o.grammar_file.empty() ? o.schema_file : o.grammar_file;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error("[run] cannot read {}", path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!o.schema_file.empty()) {
+    nlohmann::ordered_json schema;
+    try {
+      schema = nlohmann::ordered_json::parse(text);
+    } catch (const std::exception& e) {
+      return make_error("[run] {}: not JSON: {}", path, e.what());
+    }
+    HYLO_ASSIGN_OR_RETURN(text, runtime::json_schema_to_gbnf(schema));
+  }
+  HYLO_ASSIGN_OR_RETURN(auto grammar, runtime::Grammar::parse(text));
+  std::shared_ptr<const runtime::TokenTrie> trie = runtime::TokenTrie::from_tokenizer(s.tokenizer);
+  return std::shared_ptr<runtime::TokenFilter>(std::make_shared<runtime::GrammarFilter>(trie, grammar, thinking_open));
+}
 
 int run(const Options& o) {
   std::string prompt = o.prompt;
@@ -57,6 +82,9 @@ int run(const Options& o) {
   gen.parse_output = !o.raw;
   gen.thinking_open = !o.raw && chat::prompt_opens_thinking(text);
   gen.show_reasoning = o.think == "show";
+  auto filter = output_filter(o, s, gen.thinking_open);
+  if (!filter.ok()) return fail(filter.error());
+  gen.filter = *filter;
   auto result = generate(s, gen, std::cout);
   if (!result.ok()) return fail(result.error());
   print_summary("run", *result);
@@ -74,6 +102,9 @@ CommandRegistrar reg("run", "Generate a reply to one prompt, streamed to the ter
   app.add_option("--think", o->think, "Reasoning output: show (dimmed) or hide")
       ->check(CLI::IsMember({"show", "hide"}))
       ->capture_default_str();
+  auto* grammar = app.add_option("--grammar", o->grammar_file, "The output must follow this GBNF grammar (file)");
+  app.add_option("--json-schema", o->schema_file, "The output must be JSON valid against this schema (file)")
+      ->excludes(grammar);
   app.add_option("prompt", o->prompt, "Prompt (default: standard input, or a short demo prompt)");
   return [o] { return run(*o); };
 });

@@ -78,6 +78,7 @@ Result<GenerationResult> generate(Session& s, const Generation& g, std::ostream&
   req->sampling = g.sampling;
   req->max_tokens = g.max_tokens;
   req->stop = g.stop;
+  req->filter = g.filter;
   const bool tty = stdout_is_tty();
   chat::OutputParserOptions po;
   po.format = s.chat_template->tool_call_format();

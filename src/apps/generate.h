@@ -2,6 +2,7 @@
 // Ctrl-C stops the answer, and the speed summary. Shared by `hylo run` and `hylo chat`.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -31,6 +32,7 @@ struct Generation {
   bool parse_output = true;     // split reasoning and tool calls (chat template output)
   bool thinking_open = false;   // the prompt opened <think>
   bool show_reasoning = true;
+  std::shared_ptr<runtime::TokenFilter> filter;  // e.g. a grammar the output must follow
 };
 
 struct GenerationResult : runtime::RequestResult {

@@ -16,9 +16,13 @@
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
+namespace hylo::runtime {
+class TokenTrie;
+}
+
 namespace hylo::server {
 
-class TokenTrie;
+using TokenTrie = runtime::TokenTrie;
 
 // What the listing endpoints say about the model (/v1/models, /api/tags, /api/show, /api/ps, /props).
 struct ModelDescription {

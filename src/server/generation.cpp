@@ -7,6 +7,9 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "runtime/grammar_filter.h"
+#include "runtime/json_schema.h"
+#include "server/structured_output.h"
 #include "server/token_filters.h"
 #include "server/tool_call_filter.h"
 
@@ -131,16 +134,45 @@ std::optional<ApiError> Generation::prepare(const Backend& b) {
   return std::nullopt;
 }
 
-std::vector<ToolSpec> Generation::required_tool_specs() const {
+Result<std::vector<ToolSpec>> Generation::required_tool_specs(chat::ToolCallFormat format) const {
   std::vector<ToolSpec> specs;
   for (const std::string& name : req_.required_tools) {
-    ToolSpec spec{name, {}};
+    ToolSpec spec{name, {}, {}, nullptr};
     for (const auto& t : req_.tools) {
       if (t["function"]["name"] != name) continue;
       const auto& fn = t["function"];
-      if (fn.contains("parameters") && fn["parameters"].is_object() && fn["parameters"].contains("properties") &&
-          fn["parameters"]["properties"].is_object())
-        for (const auto& [key, value] : fn["parameters"]["properties"].items()) spec.parameters.push_back(key);
+      if (!fn.contains("parameters") || !fn["parameters"].is_object()) continue;
+      const auto& params = fn["parameters"];
+      HYLO_ASSIGN_OR_RETURN(spec.arguments,
+                            compile_json_schema(params, fmt::format("the parameters of tool '{}'", name)));
+      const bool xml = format == chat::ToolCallFormat::kXml;
+      if (params.contains("properties") && params["properties"].is_object()) {
+        for (const auto& [key, value] : params["properties"].items()) {
+          spec.parameters.push_back(key);
+          if (!xml) continue;
+          const std::string field = fmt::format("the parameters of tool '{}'", name);
+          auto gbnf = runtime::xml_parameter_gbnf(value, params, "#/properties/" + key, "\n</parameter>\n");
+          if (!gbnf.ok()) {
+            std::string m = gbnf.message();
+            if (m.rfind("[json_schema] ", 0) == 0) m = m.substr(14);
+            return make_error("{}: {}", field, m);
+          }
+          std::shared_ptr<const runtime::Grammar> g;
+          if (!gbnf->empty()) {
+            auto parsed = runtime::Grammar::parse(*gbnf);
+            if (!parsed.ok()) return make_error("{}: {}", field, parsed.message());
+            g = *parsed;
+          }
+          spec.values.push_back(std::move(g));
+        }
+      }
+      if (params.contains("required") && params["required"].is_array())
+        for (const auto& r : params["required"]) {
+          if (!r.is_string()) continue;
+          spec.required.push_back(r.get<std::string>());
+          if (std::find(spec.parameters.begin(), spec.parameters.end(), spec.required.back()) == spec.parameters.end())
+            spec.parameters.push_back(spec.required.back());
+        }
     }
     specs.push_back(std::move(spec));
   }
@@ -152,7 +184,13 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
   if (channel_->efd < 0) return ApiError::internal("cannot create an event descriptor");
   const bool parse = req_.is_chat();
   const bool call_tool = !req_.required_tools.empty() && parse;
-  std::shared_ptr<const TokenTrie> trie = req_.json_mode || call_tool ? b.token_trie() : nullptr;
+  std::shared_ptr<const TokenTrie> trie = req_.json_mode || req_.grammar || call_tool ? b.token_trie() : nullptr;
+  std::vector<ToolSpec> tool_specs;
+  if (call_tool) {
+    auto specs = required_tool_specs(b.chat_template->tool_call_format());
+    if (!specs.ok()) return ApiError::bad_request(specs.message());
+    tool_specs = std::move(*specs);
+  }
   std::vector<int32_t> forced;
   if (!req_.forced_output.empty() && limits.test_hooks) forced = b.tokenizer->encode(req_.forced_output, true);
 
@@ -192,8 +230,10 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
       else if (call_tool)  // tool_choice wins over response_format
-        r->filter = std::make_shared<ToolCallFilter>(trie, b.chat_template->tool_call_format(), required_tool_specs(),
+        r->filter = std::make_shared<ToolCallFilter>(trie, b.chat_template->tool_call_format(), tool_specs,
                                                      ToolCallFilter::markup_of(*b.tokenizer), thinking_open_);
+      else if (req_.grammar)
+        r->filter = std::make_shared<runtime::GrammarFilter>(trie, req_.grammar, /*wait_for_think_end=*/thinking_open_);
       else if (trie)
         r->filter = std::make_shared<JsonFilter>(trie, /*wait_for_think_end=*/thinking_open_);
       std::shared_ptr<Channel> ch = channel_;

@@ -98,7 +98,8 @@ class Generation {
   Generation() = default;
   std::optional<ApiError> prepare(const Backend& backend);
   std::optional<ApiError> submit(const Backend& backend, const GenerationLimits& limits);
-  std::vector<ToolSpec> required_tool_specs() const;  // tool_choice's functions with their parameters
+  // tool_choice's functions with their parameters (schemas compiled: errors are the client's).
+  Result<std::vector<ToolSpec>> required_tool_specs(chat::ToolCallFormat format) const;
   void finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out);
   void add_text(int index, const std::string& text, Update* u);
 

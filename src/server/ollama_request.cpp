@@ -4,6 +4,7 @@
 
 #include "server/json_fields.h"
 #include "server/ollama_api.h"
+#include "server/structured_output.h"
 #include "server/openai_api.h"
 
 namespace hylo::server {
@@ -58,17 +59,7 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
   g->model = model.value_or("");
   HYLO_ASSIGN_OR_RETURN(auto stream, r.boolean("stream"));
   g->stream = stream.value_or(true);
-  if (const ojson* format = r.get("format")) {
-    if (format->is_string()) {
-      const std::string f = format->get<std::string>();
-      if (f != "" && f != "json") return make_error("format must be \"json\" or a JSON schema object");
-      g->json_mode = f == "json";
-    } else if (format->is_object()) {
-      g->json_mode = true;  // the output is JSON; the schema itself is not enforced
-    } else {
-      return make_error("format must be \"json\" or a JSON schema object");
-    }
-  }
+  if (const ojson* format = r.get("format")) HYLO_TRY(read_ollama_format(*format, g));
   if (const ojson* think = r.get("think")) {
     // true/false, or a level ("high", "medium", "low") for models that have them: thinking on.
     if (think->is_boolean())
@@ -78,7 +69,7 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
     else
       return make_error("think must be a boolean or one of high, medium, low");
   }
-  if (g->json_mode && !g->enable_thinking) g->enable_thinking = false;
+  if ((g->json_mode || g->grammar) && !g->enable_thinking) g->enable_thinking = false;
   HYLO_ASSIGN_OR_RETURN(auto forced, r.string("test_forced_output"));
   if (forced) {
     if (!ctx.test_hooks) return make_error("test_forced_output needs the server's --test-hooks flag");

@@ -5,6 +5,7 @@
 
 #include "server/json_fields.h"
 #include "server/openai_api.h"
+#include "server/structured_output.h"
 
 namespace hylo::server {
 
@@ -190,6 +191,8 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
   HYLO_ASSIGN_OR_RETURN(auto max_tokens, r.integer("max_tokens", 0, kMaxInt32));
   HYLO_ASSIGN_OR_RETURN(auto max_completion, r.integer("max_completion_tokens", 0, kMaxInt32));
   if (max_completion) max_tokens = max_completion;
+  HYLO_ASSIGN_OR_RETURN(auto n_predict, r.integer("n_predict", -1, kMaxInt32));  // llama-server's name
+  if (n_predict && !max_tokens && *n_predict >= 0) max_tokens = n_predict;
   if (max_tokens) g->max_tokens = static_cast<int32_t>(*max_tokens);
   HYLO_ASSIGN_OR_RETURN(g->stop, r.string_or_list("stop", 16));
   HYLO_ASSIGN_OR_RETURN(auto n, r.integer("n", 1, ctx.max_choices));
@@ -201,13 +204,7 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
     HYLO_ASSIGN_OR_RETURN(auto include_usage, FieldReader(*stream_options, "stream_options.").boolean("include_usage"));
     g->include_usage = include_usage.value_or(false);
   }
-  HYLO_ASSIGN_OR_RETURN(auto response_format, r.object("response_format"));
-  if (response_format != nullptr) {
-    HYLO_ASSIGN_OR_RETURN(auto type, FieldReader(*response_format, "response_format.").string("type"));
-    if (!type || (*type != "text" && *type != "json_object" && *type != "json_schema"))
-      return make_error("response_format.type must be one of text, json_object, json_schema");
-    g->json_mode = *type != "text";
-  }
+  HYLO_TRY(read_structured_output(r, g));
   HYLO_ASSIGN_OR_RETURN(auto forced, r.string("test_forced_output"));
   if (forced) {
     if (!ctx.test_hooks) return make_error("test_forced_output needs the server's --test-hooks flag");
@@ -238,7 +235,9 @@ Result<GenerationRequest> parse_openai_chat(const ojson& body, const ApiContext&
       if (c == "none") {
         g.tools = nullptr;
         g.parse_tool_calls = false;
-      } else if (c == "required" && g.tools.is_array()) {
+      } else if (c == "required" && !g.tools.is_array()) {
+        return make_error("tool_choice \"required\" needs tools");
+      } else if (c == "required") {
         for (const auto& t : g.tools) g.required_tools.push_back(t["function"]["name"].get<std::string>());
       }
     } else if (choice->is_object()) {
@@ -268,7 +267,7 @@ Result<GenerationRequest> parse_openai_chat(const ojson& body, const ApiContext&
     g.enable_thinking = think;
   }
   // JSON mode writes the object directly: hybrid templates get an empty reasoning block.
-  if (g.json_mode && !g.enable_thinking) g.enable_thinking = false;
+  if ((g.json_mode || g.grammar) && !g.enable_thinking) g.enable_thinking = false;
   return g;
 }
 

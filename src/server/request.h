@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "runtime/grammar.h"
 #include "runtime/sampler.h"
 
 namespace hylo::server {
@@ -54,6 +56,8 @@ struct GenerationRequest {
   bool logprobs = false;
   int top_logprobs = 0;
   bool json_mode = false;  // the output must be one JSON object
+  // The output must be a sentence of this grammar (GBNF, or a JSON schema compiled to one).
+  std::shared_ptr<const runtime::Grammar> grammar;
   // tool_choice "required" (every tool) or a named function: the output must call one of these.
   std::vector<std::string> required_tools;
   bool echo = false;       // completions: the prompt text comes back before the output

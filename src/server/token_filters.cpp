@@ -12,50 +12,6 @@ namespace {
 
 using Mode = JsonState::Mode;
 
-// Builds a trie over (piece, id) pairs sorted by piece; children of a node are allocated together.
-void build(const std::vector<std::pair<std::string_view, int32_t>>& sorted, size_t lo, size_t hi, size_t depth,
-           uint32_t node, TokenTrie::Trie* t) {
-  size_t i = lo;
-  t->nodes[node].first_token = static_cast<uint32_t>(t->token_ids.size());
-  while (i < hi && sorted[i].first.size() == depth) t->token_ids.push_back(sorted[i++].second);
-  t->nodes[node].n_tokens = static_cast<uint32_t>(t->token_ids.size()) - t->nodes[node].first_token;
-  // Groups by the next byte.
-  std::vector<std::pair<size_t, size_t>> groups;
-  while (i < hi) {
-    const uint8_t b = static_cast<uint8_t>(sorted[i].first[depth]);
-    size_t j = i;
-    while (j < hi && static_cast<uint8_t>(sorted[j].first[depth]) == b) ++j;
-    groups.emplace_back(i, j);
-    i = j;
-  }
-  const uint32_t first = static_cast<uint32_t>(t->nodes.size());
-  t->nodes[node].first_child = first;
-  t->nodes[node].n_children = static_cast<uint32_t>(groups.size());
-  for (const auto& [a, b] : groups) {
-    TokenTrie::Node n;
-    n.byte = static_cast<uint8_t>(sorted[a].first[depth]);
-    t->nodes.push_back(n);
-  }
-  for (size_t g = 0; g < groups.size(); ++g)
-    build(sorted, groups[g].first, groups[g].second, depth + 1, first + static_cast<uint32_t>(g), t);
-}
-
-TokenTrie::Trie make_trie(std::vector<std::pair<std::string_view, int32_t>> entries) {
-  std::sort(entries.begin(), entries.end());
-  TokenTrie::Trie t;
-  t.nodes.emplace_back();
-  build(entries, 0, entries.size(), 0, 0, &t);
-  return t;
-}
-
-bool string_safe(std::string_view piece) {
-  for (char ch : piece) {
-    const auto c = static_cast<uint8_t>(ch);
-    if (c < 0x20 || c == '"' || c == '\\') return false;
-  }
-  return true;
-}
-
 bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -63,34 +19,6 @@ bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= '
 constexpr std::string_view kLiterals[] = {"true", "false", "null"};
 
 }  // namespace
-
-TokenTrie::TokenTrie(const std::vector<std::string>& pieces, const std::vector<bool>& include,
-                     std::vector<int32_t> eog_ids, int32_t think_end_id)
-    : pieces_(pieces), eog_ids_(std::move(eog_ids)), think_end_id_(think_end_id) {
-  std::vector<std::pair<std::string_view, int32_t>> all, unsafe;
-  for (size_t id = 0; id < pieces_.size(); ++id) {
-    if (!include[id] || pieces_[id].empty()) continue;
-    all.emplace_back(pieces_[id], static_cast<int32_t>(id));
-    if (string_safe(pieces_[id]))
-      safe_ids_.push_back(static_cast<int32_t>(id));
-    else
-      unsafe.emplace_back(pieces_[id], static_cast<int32_t>(id));
-  }
-  all_ = make_trie(std::move(all));
-  unsafe_ = make_trie(std::move(unsafe));
-}
-
-std::unique_ptr<TokenTrie> TokenTrie::from_tokenizer(const tokenizer::Tokenizer& tok) {
-  const int32_t n = tok.n_vocab();
-  std::vector<std::string> pieces(static_cast<size_t>(n));
-  std::vector<bool> include(static_cast<size_t>(n));
-  for (int32_t id = 0; id < n; ++id) {
-    pieces[id] = tok.token_to_piece(id);
-    include[id] = !tok.is_special(id) && tok.token_type(id) != tokenizer::TokenType::kUnused;
-  }
-  const int32_t think_end = tok.find_token("</think>").value_or(-1);
-  return std::make_unique<TokenTrie>(pieces, include, tok.eog_ids(), think_end);
-}
 
 // ---------------------------------------------------------------------------------------------
 // JSON state machine

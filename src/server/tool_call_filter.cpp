@@ -5,12 +5,14 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "runtime/json_schema.h"
+
 namespace hylo::server {
 namespace {
 
 constexpr std::string_view kOpenTag = "<tool_call>";
 constexpr std::string_view kCloseTag = "</tool_call>";
-constexpr std::string_view kHermesClose = "\n</tool_call>";              // after the arguments
+constexpr std::string_view kHermesClose = "}\n</tool_call>";             // after the arguments
 constexpr std::string_view kXmlCallClose = "</function>\n</tool_call>";  // after the parameters
 constexpr std::string_view kXmlParamClose = "\n</parameter>\n";          // after a value
 constexpr std::string_view kParamEnd = "</parameter>";
@@ -32,7 +34,7 @@ ToolCallFilter::ToolCallFilter(std::shared_ptr<const TokenTrie> trie, chat::Tool
     if (format_ == chat::ToolCallFormat::kXml)
       opens.push_back(std::string(kOpenTag) + "\n<function=" + t.name + ">\n");
     else  // the name as a JSON string
-      opens.push_back(std::string(kOpenTag) + "\n{\"name\": " + nlohmann::json(t.name).dump() + ", \"arguments\": {");
+      opens.push_back(std::string(kOpenTag) + "\n{\"name\": " + nlohmann::json(t.name).dump() + ", \"arguments\": ");
   }
   forced_ = std::move(opens);
   const bool xml = format_ == chat::ToolCallFormat::kXml;
@@ -105,13 +107,41 @@ void ToolCallFilter::allow_forced(const std::vector<std::string>& texts, std::ve
   }
 }
 
-void ToolCallFilter::narrow_for_budget(int32_t tokens_left) {
-  if (purpose_ != Purpose::kXmlNext || forced_.size() == 1 || !starts_with(kXmlCallClose, written_)) return;
-  // Another parameter needs its opening, one value token and its closing before the call's closing.
+int32_t ToolCallFilter::required_reserve() const {
+  if (!tool_ || format_ != chat::ToolCallFormat::kXml) return 0;
+  const ToolSpec& t = tools_[*tool_];
   int32_t need = 0;
-  for (const std::string& t : forced_)
-    if (t != kXmlCallClose) need = std::max(need, reserve_call_close_ + reserve_param_close_ + 1 + forced_tokens(t));
-  if (tokens_left < need) forced_ = {std::string(kXmlCallClose)};
+  for (const std::string& r : t.required) {
+    if (std::find(written_params_.begin(), written_params_.end(), r) != written_params_.end()) continue;
+    need += forced_tokens("<parameter=" + r + ">\n") + 1 + reserve_param_close_;
+  }
+  return need;
+}
+
+void ToolCallFilter::narrow_for_budget(int32_t tokens_left) {
+  if (purpose_ != Purpose::kXmlNext || forced_.size() == 1 || !written_.empty()) return;
+  const ToolSpec& tool = tools_[*tool_];
+  auto required = [&](const std::string& p) {
+    return std::find(tool.required.begin(), tool.required.end(), p) != tool.required.end();
+  };
+  // An optional parameter needs its opening, one value token and its closing, and room must stay
+  // for the required ones still missing and the call's closing.
+  int32_t need = 0;
+  for (size_t i = 0; i < forced_.size(); ++i)
+    if (!next_params_[i].empty() && !required(next_params_[i]))
+      need = std::max(need, reserve_call_close_ + reserve_param_close_ + 1 + forced_tokens(forced_[i]));
+  if (tokens_left >= need + required_reserve()) return;
+  std::vector<std::string> keep;
+  std::vector<std::string> keep_params;
+  for (size_t i = 0; i < forced_.size(); ++i) {
+    if (!next_params_[i].empty() && !required(next_params_[i])) continue;
+    keep.push_back(forced_[i]);
+    keep_params.push_back(next_params_[i]);
+  }
+  if (!keep.empty()) {
+    forced_ = std::move(keep);
+    next_params_ = std::move(keep_params);
+  }
 }
 
 void ToolCallFilter::mask(float* logits, int64_t n_vocab, int32_t tokens_left) {
@@ -121,10 +151,11 @@ void ToolCallFilter::mask(float* logits, int64_t n_vocab, int32_t tokens_left) {
     case Stage::kFree:
       return;
     case Stage::kArguments:
-      arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve_call_close_));
+    case Stage::kTypedValue:
+      arguments_->mask(logits, n_vocab, std::max<int32_t>(1, tokens_left - reserve_call_close_ - required_reserve()));
       return;
     case Stage::kValue:
-      if (tokens_left > reserve_param_close_ + reserve_call_close_) {
+      if (tokens_left > reserve_param_close_ + reserve_call_close_ + required_reserve()) {
         for (int32_t id : trie_->eog_ids())  // the call is not closed yet
           if (id >= 0 && id < n_vocab) logits[id] = kNegInf;
         return;
@@ -162,10 +193,8 @@ void ToolCallFilter::forced_complete(size_t which) {
       tool_ = which;
       chosen_ = tools_[which].name;
       if (!xml) {
-        // The document so far, from its '{': `{"name": "NAME", "arguments": {`.
-        JsonState start;
-        start.push(forced_[which].substr(kOpenTag.size() + 1));
-        arguments_ = std::make_unique<JsonFilter>(trie_, start);
+        arguments_ = std::make_unique<runtime::GrammarFilter>(
+            trie_, tools_[which].arguments ? tools_[which].arguments : runtime::json_object_grammar());
         stage_ = Stage::kArguments;
         return;
       }
@@ -175,6 +204,17 @@ void ToolCallFilter::forced_complete(size_t which) {
       stage_ = Stage::kEnd;
       return;
     case Purpose::kXmlNext:
+      if (which < next_params_.size() && !next_params_[which].empty()) {
+        written_params_.push_back(next_params_[which]);
+        const ToolSpec& t = tools_[*tool_];
+        const auto at = static_cast<size_t>(std::find(t.parameters.begin(), t.parameters.end(), next_params_[which]) -
+                                            t.parameters.begin());
+        if (at < t.values.size() && t.values[at]) {
+          arguments_ = std::make_unique<runtime::GrammarFilter>(trie_, t.values[at]);
+          stage_ = Stage::kTypedValue;
+          return;
+        }
+      }
       if (forced_[which] == kXmlCallClose) {
         stage_ = Stage::kEnd;
       } else {
@@ -185,9 +225,22 @@ void ToolCallFilter::forced_complete(size_t which) {
     case Purpose::kXmlParamClose:
       break;  // to the next parameter or the closing
   }
+  // The parameters not written yet; the closing once no required one is missing.
+  const ToolSpec& tool = tools_[*tool_];
+  auto written = [&](const std::string& p) {
+    return std::find(written_params_.begin(), written_params_.end(), p) != written_params_.end();
+  };
   std::vector<std::string> next;
-  for (const std::string& p : tools_[*tool_].parameters) next.push_back("<parameter=" + p + ">\n");
-  next.emplace_back(kXmlCallClose);
+  next_params_.clear();
+  for (const std::string& p : tool.parameters) {
+    if (written(p)) continue;
+    next.push_back("<parameter=" + p + ">\n");
+    next_params_.push_back(p);
+  }
+  if (std::all_of(tool.required.begin(), tool.required.end(), written) || next.empty()) {
+    next.emplace_back(kXmlCallClose);
+    next_params_.emplace_back();
+  }
   force(Purpose::kXmlNext, std::move(next));
 }
 
@@ -203,8 +256,17 @@ void ToolCallFilter::accept(int32_t token) {
       arguments_->accept(token);
       if (arguments_->broken())
         stage_ = Stage::kFree;
-      else if (arguments_->state().done())
+      else if (arguments_->complete() && !arguments_->can_continue())
         force(Purpose::kHermesClose, {std::string(kHermesClose)});
+      return;
+    case Stage::kTypedValue:
+      arguments_->accept(token);
+      if (arguments_->broken()) {
+        stage_ = Stage::kFree;
+      } else if (arguments_->complete() && !arguments_->can_continue()) {
+        purpose_ = Purpose::kXmlParamClose;  // the grammar wrote the closing tag
+        forced_complete(0);
+      }
       return;
     case Stage::kValue: {
       if (token < 0 || token >= trie_->n_vocab()) return;

@@ -1,12 +1,14 @@
 // tool_choice "required" or a named function, enforced while generating: after the reasoning (if
 // the prompt opened it) the output is one call to one of the allowed functions, in the chat
 // template's format.
-//   Hermes JSON (Qwen3, Qwen3-Next): `<tool_call>\n{"name": "NAME", "arguments": {` is forced,
-//     the arguments are constrained as in JSON mode, then `\n</tool_call>` and the end.
-//   XML (Qwen3-Coder): `<tool_call>\n<function=NAME>\n` is forced, then any number of
-//     `<parameter=P>\n` openings (P one of the function's parameters) with free-text values each
-//     closed by `\n</parameter>\n`, then `</function>\n</tool_call>` and the end. Values are closed
-//     by force when the budget would not leave room for the closing tags.
+//   Hermes JSON (Qwen3, Qwen3-Next): `<tool_call>\n{"name": "NAME", "arguments": ` is forced,
+//     the arguments follow the function's parameters schema (a grammar), then `\n</tool_call>`
+//     and the end.
+//   XML (Qwen3-Coder): `<tool_call>\n<function=NAME>\n` is forced, then `<parameter=P>\n`
+//     openings (P one of the function's parameters not written yet) with values each closed by
+//     `\n</parameter>\n` (free text for strings, else JSON following the parameter's schema), then `</function>\n</tool_call>` (offered only once every
+//     required parameter is written) and the end. Values are closed by force when the budget
+//     would not leave room for the closing tags.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "runtime/grammar_filter.h"
 #include "server/token_filters.h"
 
 namespace hylo::server {
@@ -24,6 +27,11 @@ namespace hylo::server {
 struct ToolSpec {
   std::string name;
   std::vector<std::string> parameters;  // the names in its JSON schema's "properties"
+  std::vector<std::string> required = {};  // those the schema requires
+  // Hermes: the arguments object (the parameters schema compiled; null: any object).
+  std::shared_ptr<const runtime::Grammar> arguments = nullptr;
+  // XML: per parameter, the grammar of its value and closing (null or absent: free text).
+  std::vector<std::shared_ptr<const runtime::Grammar>> values = {};
 };
 
 class ToolCallFilter : public runtime::TokenFilter {
@@ -47,6 +55,7 @@ class ToolCallFilter : public runtime::TokenFilter {
     kForced,     // one of forced_ (what it is for: purpose_)
     kArguments,  // Hermes: the arguments object (JSON mode)
     kValue,      // XML: a parameter's value, free text up to its closing tag
+    kTypedValue, // XML: a parameter's value and closing tag, following its schema
     kEnd,        // only the end of generation
     kFree,       // after an unexpected token: no constraint
   };
@@ -54,8 +63,12 @@ class ToolCallFilter : public runtime::TokenFilter {
 
   void force(Purpose purpose, std::vector<std::string> texts);
   void forced_complete(size_t which);
-  // kXmlNext: only the call's closing from now on when the budget has no room for a parameter.
+  // kXmlNext: only the call's closing from now on when the budget has no room for a parameter
+  // (when no required one is missing: else the request runs out, and says so).
   void narrow_for_budget(int32_t tokens_left);
+  // XML: tokens the required parameters not written yet need at least (opening, a value token,
+  // closing each).
+  int32_t required_reserve() const;
   // Allows, for each text, the longest tokens that spell a prefix of what is left of it.
   void allow_forced(const std::vector<std::string>& texts, std::vector<uint8_t>* allowed) const;
   // Tokens a forced text takes when written longest token first.
@@ -73,7 +86,9 @@ class ToolCallFilter : public runtime::TokenFilter {
   std::string written_;              // of the forced text, or of the value
   std::optional<size_t> tool_;       // index of the chosen tool
   std::optional<std::string> chosen_;
-  std::unique_ptr<JsonFilter> arguments_;
+  std::unique_ptr<runtime::GrammarFilter> arguments_;  // Hermes arguments, or an XML typed value
+  std::vector<std::string> written_params_;  // XML: parameters written so far
+  std::vector<std::string> next_params_;     // XML: the parameter each of forced_ opens ("" for the closing)
   int32_t reserve_call_close_ = 0;   // tokens of the call's closing (+ the end token)
   int32_t reserve_param_close_ = 0;  // XML: tokens of a value's closing
   std::vector<uint8_t> allowed_;

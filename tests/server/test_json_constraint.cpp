@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "server/token_filters.h"
+#include "runtime/json_schema.h"
 #include "server/tool_call_filter.h"
 
 namespace hylo::server {
@@ -307,6 +308,77 @@ TEST(ToolCallFilter, XmlOutputIsOneCompleteCall) {
       EXPECT_TRUE(std::regex_match(text, call)) << text;
       if (f.chosen() == "get_time") {
         EXPECT_EQ(text.find("<parameter="), std::string::npos) << text;
+      }
+    }
+  }
+}
+
+std::shared_ptr<const runtime::Grammar> grammar_of(const Result<std::string>& gbnf) {
+  EXPECT_TRUE(gbnf.ok()) << gbnf.message();
+  auto g = runtime::Grammar::parse(*gbnf);
+  EXPECT_TRUE(g.ok()) << g.message();
+  return *g;
+}
+
+// The arguments follow the function's parameters schema, required ones included.
+TEST(ToolCallFilter, HermesArgumentsFollowTheSchema) {
+  const Vocab v = make_vocab();
+  auto trie = make_trie(v);
+  const auto schema = nlohmann::ordered_json::parse(
+      R"({"type": "object", "properties": {"city": {"type": "string", "maxLength": 6}, "unit": {"enum": ["C", "F"]}},
+          "required": ["unit", "city"]})");
+  ToolSpec tool{"get_weather", {"city", "unit"}, {"unit", "city"}, grammar_of(runtime::json_schema_to_gbnf(schema))};
+  const std::string open = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ";
+  std::mt19937 rng(2);
+  for (int budget = 100; budget <= 180; budget += 16) {
+    for (int trial = 0; trial < 6; ++trial) {
+      ToolCallFilter f(trie, chat::ToolCallFormat::kHermesJson, {tool}, markup(v), false);
+      bool eog = false;
+      const std::string text = generate(v, f, budget, rng, trial % 2 == 0, &eog);
+      ASSERT_TRUE(eog) << "budget " << budget << ": " << text;
+      ASSERT_EQ(text.rfind(open, 0), 0u) << text;
+      const std::string body = text.substr(open.size(), text.size() - open.size() - 14);
+      const auto args = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      ASSERT_TRUE(args.is_object()) << text;
+      EXPECT_TRUE(args["unit"] == "C" || args["unit"] == "F") << text;
+      ASSERT_TRUE(args["city"].is_string()) << text;
+    }
+  }
+}
+
+// XML: required parameters are always written, each parameter at most once, and values of
+// non-string parameters follow their schema (strings stay free text).
+TEST(ToolCallFilter, XmlRequiredParametersAndTypedValues) {
+  const Vocab v = make_vocab();
+  auto trie = make_trie(v);
+  const auto schema = nlohmann::ordered_json::parse(
+      R"({"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["C", "F"]},
+          "days": {"type": "integer"}}, "required": ["city", "days"]})");
+  ToolSpec tool{"get_weather", {"city", "unit", "days"}, {"city", "days"}, nullptr, {}};
+  for (const char* p : {"city", "unit", "days"}) {
+    auto gbnf = runtime::xml_parameter_gbnf(schema["properties"][p], schema, "#", "\n</parameter>\n");
+    ASSERT_TRUE(gbnf.ok()) << gbnf.message();
+    tool.values.push_back(gbnf->empty() ? nullptr : grammar_of(gbnf));
+  }
+  EXPECT_EQ(tool.values[0], nullptr);  // a string: free text
+  std::mt19937 rng(9);
+  for (int budget = 150; budget <= 230; budget += 16) {
+    for (int trial = 0; trial < 6; ++trial) {
+      ToolCallFilter f(trie, chat::ToolCallFormat::kXml, {tool}, markup(v), false);
+      bool eog = false;
+      const std::string text = generate(v, f, budget, rng, trial % 2 == 0, &eog);
+      ASSERT_TRUE(eog) << "budget " << budget << ": " << text;
+      EXPECT_NE(text.find("<parameter=city>\n"), std::string::npos) << text;
+      const size_t days = text.find("<parameter=days>\n");
+      ASSERT_NE(days, std::string::npos) << text;
+      EXPECT_TRUE(std::regex_search(text.substr(days), std::regex("^<parameter=days>\n-?[0-9]+\n</parameter>\n"))) << text;
+      const size_t unit = text.find("<parameter=unit>\n");
+      if (unit != std::string::npos) {
+        EXPECT_TRUE(std::regex_search(text.substr(unit), std::regex("^<parameter=unit>\n[CF]\n</parameter>\n"))) << text;
+      }
+      for (const char* p : {"<parameter=city>", "<parameter=unit>", "<parameter=days>"}) {
+        const size_t first = text.find(p);
+        EXPECT_TRUE(first == std::string::npos || text.find(p, first + 1) == std::string::npos) << text;
       }
     }
   }

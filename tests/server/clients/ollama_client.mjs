@@ -94,3 +94,25 @@ test('a prompt over num_ctx is refused with 400, never truncated', async () => {
     (err) => err.status_code === 400,
   );
 });
+
+test('format with a JSON schema: the answer is valid against it', async () => {
+  const format = {
+    type: 'object',
+    properties: { city: { type: 'string', maxLength: 10 }, temp: { type: 'number' }, sunny: { type: 'boolean' } },
+    required: ['city', 'temp', 'sunny'],
+  };
+  for (const seed of [1, 2, 3]) {
+    const r = await ollama.chat({ model: 'qwen3:tiny', messages, format, options: { num_predict: 60, temperature: 1, seed } });
+    assert.equal(r.done_reason, 'stop');
+    const v = JSON.parse(r.message.content);
+    assert.equal(typeof v.city, 'string');
+    assert.ok([...v.city].length <= 10);
+    assert.equal(typeof v.temp, 'number');
+    assert.equal(typeof v.sunny, 'boolean');
+    assert.deepEqual(Object.keys(v), ['city', 'temp', 'sunny']);
+  }
+  await assert.rejects(
+    ollama.chat({ model: 'qwen3:tiny', messages, format: { type: 'integer', minimum: 1 } }),
+    (err) => err.status_code === 400 && /unsupported keyword 'minimum'/.test(err.message),
+  );
+});

@@ -145,3 +145,94 @@ test('bad parameters are a BadRequestError naming the field', async () => {
     (err) => err instanceof OpenAI.BadRequestError && /temperature must be between 0 and 2/.test(err.message),
   );
 });
+
+const personSchema = {
+  type: 'object',
+  properties: { name: { type: 'string', maxLength: 12 }, age: { type: 'integer' }, tags: { type: 'array', items: { enum: ['a', 'b'] }, maxItems: 2 } },
+  required: ['age', 'name'],
+  additionalProperties: false,
+};
+function checkPerson(text) {
+  const v = JSON.parse(text);
+  assert.deepEqual(Object.keys(v).filter((k) => !['name', 'age', 'tags'].includes(k)), [], text);
+  assert.equal(typeof v.name, 'string', text);
+  assert.ok([...v.name].length <= 12, text);
+  assert.ok(Number.isInteger(v.age), text);
+  if (v.tags !== undefined) assert.ok(Array.isArray(v.tags) && v.tags.length <= 2 && v.tags.every((t) => t === 'a' || t === 'b'), text);
+}
+
+test('response_format json_schema: every choice is valid against the schema', async () => {
+  const r = await client.chat.completions.create({
+    model: 'any', messages, max_tokens: 60, temperature: 1, seed: 11, n: 4,
+    response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: personSchema } },
+  });
+  assert.equal(r.choices.length, 4);
+  for (const c of r.choices) {
+    assert.equal(c.finish_reason, 'stop');
+    checkPerson(c.message.content);
+  }
+  const stream = await client.chat.completions.create({
+    model: 'any', messages, max_tokens: 60, temperature: 1, seed: 12, stream: true,
+    response_format: { type: 'json_schema', json_schema: { name: 'person', schema: personSchema } },
+  });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  checkPerson(text);
+});
+
+test('tool_choice required: arguments follow the parameters schema', async () => {
+  const tool = {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 10 }, unit: { enum: ['C', 'F'] } }, required: ['city', 'unit'] },
+    },
+  };
+  const r = await client.chat.completions.create({
+    model: 'any', messages: [{ role: 'user', content: 'Weather?' }], tools: [tool], tool_choice: 'required',
+    max_tokens: 60, temperature: 1, seed: 3,
+  });
+  const call = r.choices[0].message.tool_calls[0];
+  assert.equal(call.function.name, 'get_weather');
+  const args = JSON.parse(call.function.arguments);
+  assert.equal(typeof args.city, 'string');
+  assert.ok(args.unit === 'C' || args.unit === 'F', call.function.arguments);
+});
+
+test('structured output errors are BadRequestErrors naming the problem', async () => {
+  const bad = [
+    [{ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, /response_format.json_schema.schema is required/],
+    [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } } }, /unsupported keyword 'pattern'/],
+    [{ tool_choice: 'required' }, /tool_choice "required" needs tools/],
+  ];
+  for (const [extra, re] of bad) {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'any', messages, max_tokens: 4, ...extra }),
+      (err) => err instanceof OpenAI.BadRequestError && re.test(err.message),
+    );
+  }
+});
+
+test('llama-server fields: grammar, json_schema, n_predict', async () => {
+  const post = async (body) => {
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: 'Say yes', ...body }),
+    });
+    return [res.status, await res.json()];
+  };
+  let [status, r] = await post({ grammar: 'root ::= ("yes" | "no") "!"{1,3}', max_tokens: 10, temperature: 1, seed: 5 });
+  assert.equal(status, 200);
+  assert.match(r.choices[0].text, /^(yes|no)!{1,3}$/);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  [status, r] = await post({ json_schema: { type: 'array', items: { type: 'boolean' }, minItems: 1, maxItems: 2 }, max_tokens: 30, temperature: 1 });
+  assert.equal(status, 200);
+  const arr = JSON.parse(r.choices[0].text);
+  assert.ok(Array.isArray(arr) && arr.length >= 1 && arr.length <= 2 && arr.every((b) => typeof b === 'boolean'), r.choices[0].text);
+  [status, r] = await post({ n_predict: 3, temperature: 0 });
+  assert.equal(status, 200);
+  assert.equal(r.usage.completion_tokens, 3);
+  assert.equal(r.choices[0].finish_reason, 'length');
+  [status, r] = await post({ grammar: 'root ::= "a" (' });
+  assert.equal(status, 400);
+  assert.match(r.error.message, /grammar: 1:15: expected '\)'/);
+});
