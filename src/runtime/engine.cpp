@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/log.h"
 #include "base/timer.h"
@@ -126,6 +127,16 @@ EngineStats Engine::stats() const {
   return stats_;
 }
 
+std::vector<SlotState> Engine::slot_states() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (slot_states_.empty()) {  // before the scheduler's first look
+    std::vector<SlotState> idle(slots_.size());
+    for (size_t i = 0; i < idle.size(); ++i) idle[i].id = static_cast<int>(i);
+    return idle;
+  }
+  return slot_states_;
+}
+
 // Chooses a free slot for each queued request, reusing the longest cached prefix.
 std::vector<std::shared_ptr<Request>> Engine::admit() {
   std::vector<std::shared_ptr<Request>> cancelled;
@@ -165,6 +176,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     if (best == nullptr) break;  // all slots busy
     queue_.pop_front();
     Slot& s = *best;
+    if (r->prompt_logprobs) best_keep = 0;  // every prompt position's logits are computed
     if (!memory_->truncate(s.id, best_keep).ok()) {
       memory_->clear(s.id);
       best_keep = 0;
@@ -184,6 +196,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.result.n_prompt = n_prompt;
     s.result.n_cached = best_keep;
     s.result.seed = s.sampler->params().seed;
+    s.result.slot = s.id;
     s.result.queue_seconds = s.req->timer.seconds();
     s.first_token = true;
     stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
@@ -270,6 +283,32 @@ void Engine::emit_token(Slot& s, int32_t token) {
   }
 }
 
+namespace {
+
+// A prompt token's log-probability under one row of raw logits ([n_vocab]), and the n most likely
+// tokens (log-softmax without temperature: the model's own distribution).
+TokenEvent score_token(const float* row, int64_t n_vocab, int32_t token, int n_top) {
+  float max_logit = row[0];
+  for (int64_t v = 1; v < n_vocab; ++v) max_logit = std::max(max_logit, row[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(row[v] - max_logit));
+  const double log_norm = max_logit + std::log(sum);
+  TokenEvent ev;
+  ev.token = token;
+  ev.logprob = static_cast<float>(row[token] - log_norm);
+  if (n_top > 0) {
+    std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
+    for (int64_t v = 0; v < n_vocab; ++v) ids[static_cast<size_t>(v)] = static_cast<int32_t>(v);
+    const auto k = static_cast<ptrdiff_t>(std::min<int64_t>(n_top, n_vocab));
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    for (ptrdiff_t j = 0; j < k; ++j) ev.top.push_back({ids[j], static_cast<float>(row[ids[j]] - log_norm)});
+  }
+  return ev;
+}
+
+}  // namespace
+
 bool Engine::step() {
   // Cancelled requests leave first.
   for (auto& s : slots_)
@@ -292,11 +331,17 @@ bool Engine::step() {
   }
 
   std::vector<models::BatchRow> rows;
-  std::vector<Slot*> logit_slots;  // slot of each logits row, in row order
+  // What each logits row is for, in row order: sampling the slot's next token, or (scoring) the
+  // prompt token after prompt position `prompt_pos`.
+  struct LogitRow {
+    Slot* slot;
+    int32_t prompt_pos = -1;
+  };
+  std::vector<LogitRow> logit_rows;
   for (auto& s : slots_) {
     if (!s->req || s->prefilling || s->last_token < 0) continue;
     rows.push_back({s->id, memory_->seq_len(s->id), s->last_token, true});
-    logit_slots.push_back(s.get());
+    logit_rows.push_back({s.get()});
   }
   int32_t budget = options_.n_batch - static_cast<int32_t>(rows.size());
   std::vector<std::pair<Slot*, int32_t>> prefills;  // slot, tokens this step
@@ -304,24 +349,29 @@ bool Engine::step() {
     if (!s->req || !s->prefilling || budget <= 0) continue;
     const int32_t remaining = static_cast<int32_t>(s->req->prompt.size()) - s->prompt_done;
     const int32_t pos0 = memory_->seq_len(s->id);
+    const bool scoring = s->req->prompt_logprobs;
+    const int32_t room = scoring ? std::min(budget, kPromptLogitRows) : budget;
     int32_t n = remaining;
-    if (remaining > budget) {
+    if (remaining > room) {
       // Split only at absolute multiples of the DeltaNet chunk (batch invariance).
-      n = (pos0 + budget) / ops::kDeltaChunk * ops::kDeltaChunk - pos0;
+      n = (pos0 + room) / ops::kDeltaChunk * ops::kDeltaChunk - pos0;
       if (n <= 0) continue;
     }
     const bool last = n == remaining;
-    for (int32_t i = 0; i < n; ++i)
-      rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], last && i == n - 1});
-    if (last) logit_slots.push_back(s.get());
+    for (int32_t i = 0; i < n; ++i) {
+      const bool sample_row = last && i == n - 1;
+      rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], sample_row || scoring});
+      if (scoring && !sample_row) logit_rows.push_back({s.get(), s->prompt_done + i});
+    }
+    if (last) logit_rows.push_back({s.get()});
     prefills.emplace_back(s.get(), n);
     budget -= n;
   }
   if (rows.empty()) return replayed;
 
-  // Prefill rows come after the decode rows, so the logits rows are in logit_slots order.
+  // Prefill rows come after the decode rows, so the logits rows are in logit_rows order.
   const int64_t n_vocab = model_.info().n_vocab;
-  logits_.resize(logit_slots.size() * static_cast<size_t>(n_vocab));
+  logits_.resize(logit_rows.size() * static_cast<size_t>(n_vocab));
   Timer t;
   const Status st = model_.forward(rows, *memory_, pool_, logits_.data());
   const double dt = t.seconds();
@@ -348,8 +398,21 @@ bool Engine::step() {
     slot->prompt_done += n;
     if (slot->req->on_prefill) slot->req->on_prefill(slot->prompt_done, static_cast<int32_t>(slot->req->prompt.size()));
   }
-  for (size_t i = 0; i < logit_slots.size(); ++i) {
-    Slot& s = *logit_slots[i];
+  // Scoring rows first (they precede their slot's sampling row): one event list per slot.
+  std::vector<std::pair<Slot*, std::vector<TokenEvent>>> scored;
+  for (size_t i = 0; i < logit_rows.size(); ++i) {
+    const LogitRow& lr = logit_rows[i];
+    if (lr.prompt_pos < 0 || !lr.slot->req) continue;
+    if (scored.empty() || scored.back().first != lr.slot) scored.emplace_back(lr.slot, std::vector<TokenEvent>{});
+    const int32_t next = lr.slot->req->prompt[static_cast<size_t>(lr.prompt_pos) + 1];
+    scored.back().second.push_back(
+        score_token(logits_.data() + i * n_vocab, n_vocab, next, lr.slot->req->n_probs));
+  }
+  for (auto& [slot, events] : scored)
+    if (slot->req->on_prompt_tokens) slot->req->on_prompt_tokens(events);
+  for (size_t i = 0; i < logit_rows.size(); ++i) {
+    if (logit_rows[i].prompt_pos >= 0) continue;
+    Slot& s = *logit_rows[i].slot;
     if (!s.req) continue;
     if (s.prefilling) {
       s.prefilling = false;
@@ -383,6 +446,17 @@ void Engine::loop() {
         }
         stats_.slots_busy = busy;
         stats_.queued = live_waiting();
+        slot_states_.resize(slots_.size());
+        for (size_t i = 0; i < slots_.size(); ++i) {
+          const Slot& s = *slots_[i];
+          SlotState& st = slot_states_[i];
+          st.id = s.id;
+          st.busy = s.req != nullptr;
+          st.n_cached = static_cast<int32_t>(s.cached.size());
+          st.n_prompt = s.req ? static_cast<int32_t>(s.req->prompt.size()) : 0;
+          st.n_decoded = s.req ? s.result.n_generated : 0;
+          st.max_tokens = s.req ? s.req->max_tokens : -1;
+        }
         if (active || !cancelled.empty()) break;
         cv_.wait(lock);
       }

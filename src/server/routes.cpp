@@ -2,6 +2,7 @@
 // adapter, start the generation, then stream it or wait for the whole answer.
 #include "base/log.h"
 #include "server/json_fields.h"
+#include "server/llama_api.h"
 #include "server/ollama_api.h"
 #include "server/openai_api.h"
 #include "server/server.h"
@@ -47,6 +48,9 @@ void Server::install_routes() {
   static const Endpoint kChat{"chat", ApiFamily::kOpenAI, parse_openai_chat, openai_chat_writer};
   static const Endpoint kCompletion{"completions", ApiFamily::kOpenAI, parse_openai_completion,
                                     openai_completion_writer};
+  static const Endpoint kLlamaCompletion{"completion", ApiFamily::kOpenAI, parse_llama_completion,
+                                         llama_completion_writer};
+  static const Endpoint kLlamaInfill{"infill", ApiFamily::kOpenAI, parse_llama_infill, llama_completion_writer};
   static const Endpoint kOllamaChat{"api_chat", ApiFamily::kOllama, parse_ollama_chat, ollama_chat_writer,
                                     ollama_chat_load};
   static const Endpoint kOllamaGenerate{"api_generate", ApiFamily::kOllama, parse_ollama_generate,
@@ -71,6 +75,11 @@ void Server::install_routes() {
   http_.Post("/apply-template",
              route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
   http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
+  // llama-server's native API (llama_api.h).
+  http_.Post("/completion", generation(kLlamaCompletion));
+  http_.Post("/infill", generation(kLlamaInfill));
+  http_.Get("/slots", route("slots", ApiFamily::kOpenAI, true,
+                            [this](Req, Res r) { reply_json(r, llama_slots(backend()->engine->slot_states(), ctx_)); }));
 
   // Ollama.
   http_.Post("/api/chat", generation(kOllamaChat));
@@ -79,7 +88,9 @@ void Server::install_routes() {
                                [this](Req, Res r) { reply_json(r, ollama_tags(backend()->description)); }));
   http_.Get("/api/ps", route("api_ps", ApiFamily::kOllama, true, [this](Req, Res r) {
               const auto b = backend();
-              reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes));
+              const runtime::EngineStats stats = b->engine->stats();
+              const bool working = stats.slots_busy > 0 || stats.queued > 0;
+              reply_json(r, ollama_ps(b->description, b->n_ctx, stats.memory_bytes, working || !unload_asked_));
             }));
   http_.Post("/api/show", route("api_show", ApiFamily::kOllama, true, [this](Req q, Res r) {
                auto body = parse_body(q.body);
@@ -119,9 +130,13 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   auto body = parse_body(req.body);
   if (!body.ok()) return fail(ApiError::bad_request(body.message()));
   if (ep.load_only)
-    if (auto answer = ep.load_only(*body, ctx_)) return reply_json(res, *answer);
+    if (auto answer = ep.load_only(*body, ctx_)) {
+      unload_asked_ = (*answer)["done_reason"] == "unload";
+      return reply_json(res, *answer);
+    }
   auto parsed = ep.parse(*body, ctx_);
   if (!parsed.ok()) return fail(ApiError::bad_request(parsed.message()));
+  unload_asked_ = parsed->keep_alive && *parsed->keep_alive == 0;
   std::shared_ptr<ResponseWriter> writer = ep.writer(*parsed, ctx_);
   ApiError error;
   std::shared_ptr<Generation> g = Generation::start(*b, std::move(*parsed), limits_, &error);
@@ -198,7 +213,7 @@ void Server::apply_template(const httplib::Request& req, httplib::Response& res)
     // The same reading as a chat request, so what comes back is the prompt a chat would get.
     HYLO_ASSIGN_OR_RETURN(GenerationRequest g, parse_openai_chat(body, ctx_));
     const auto b = backend();
-    auto prompt = b->chat_template->render(g.messages, g.tools, true, g.enable_thinking, b->special);
+    auto prompt = render_chat_prompt(*b, g);
     if (!prompt.ok()) return make_error("the chat template could not render the messages: {}", prompt.message());
     return ojson{{"prompt", *prompt}};
   };

@@ -377,16 +377,16 @@ TEST_F(ServeMain, ContextOverflowIs400OnBothFamilies) {
             "request (" + std::to_string(n_prompt) + " tokens) exceeds the available context size (4096 tokens)");
   EXPECT_EQ(e.size(), 4u);  // exactly type, message, n_prompt_tokens, n_ctx
 
-  // Ollama: the same body; num_ctx above the slot's context gets the slot's, below it its own.
+  // Ollama: num_ctx above the slot's context gets the slot's, below it its own.
   const HttpReply big =
       post_json(c, "/api/generate", {{"prompt", long_text}, {"stream", false}, {"options", {{"num_ctx", 100000}}}});
   ASSERT_EQ(big.status, 400) << big.body;
-  EXPECT_EQ(big.json["error"]["n_ctx"], 4096);
-  EXPECT_EQ(big.json["error"]["type"], "exceed_context_size_error");
+  ASSERT_TRUE(big.json["error"].is_string()) << big.body;  // Ollama's shape: the numbers in the text
+  EXPECT_NE(big.json["error"].get<std::string>().find("context size (4096 tokens)"), std::string::npos) << big.body;
   const HttpReply small =
       post_json(c, "/api/chat", {{"messages", user("a few words here")}, {"options", {{"num_ctx", 8}}}});
   ASSERT_EQ(small.status, 400) << small.body;
-  EXPECT_EQ(small.json["error"]["n_ctx"], 8);
+  EXPECT_NE(small.json["error"].get<std::string>().find("context size (8 tokens)"), std::string::npos) << small.body;
 }
 
 TEST_F(ServeMain, OllamaNumCtxEndsTheGenerationWithLength) {
