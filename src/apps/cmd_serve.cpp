@@ -175,6 +175,10 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
   app.add_option("--http-threads", s.http_threads, "HTTP worker threads (0: from --max-queue)")
       ->check(CLI::Range(0, 4096))
       ->group("");
+  app.add_flag("--embeddings", s.embeddings, "Serve embeddings (/v1/embeddings, /api/embed)");
+  app.add_option("--pooling", s.pooling, "How embeddings pool the prompt's hidden states")
+      ->check(CLI::IsMember({"mean", "last"}))
+      ->capture_default_str();
   app.add_flag("--test-hooks", s.test_hooks, "Accept test-only request fields (test_forced_output)")->group("");
   return [o] { return run(*o); };
 });

@@ -46,6 +46,7 @@ struct Engine::Slot {
   RequestResult result;
   double t_prefilled = 0;  // seconds since submit when the prompt was in memory
   bool first_token = true;
+  std::vector<double> embed_sum;  // [n_embd] mean pooling: the hidden states summed so far
 };
 
 Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
@@ -176,7 +177,8 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     if (best == nullptr) break;  // all slots busy
     queue_.pop_front();
     Slot& s = *best;
-    if (r->prompt_logprobs) best_keep = 0;  // every prompt position's logits are computed
+    // Scoring and embeddings read every prompt position's output: nothing is reused.
+    if (r->prompt_logprobs || r->pooling != Pooling::kNone) best_keep = 0;
     if (!memory_->truncate(s.id, best_keep).ok()) {
       memory_->clear(s.id);
       best_keep = 0;
@@ -199,6 +201,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.result.slot = s.id;
     s.result.queue_seconds = s.req->timer.seconds();
     s.first_token = true;
+    s.embed_sum.assign(s.req->pooling == Pooling::kMean ? static_cast<size_t>(model_.info().n_embd) : 0, 0.0);
     stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
   }
   return cancelled;
@@ -349,7 +352,7 @@ bool Engine::step() {
     if (!s->req || !s->prefilling || budget <= 0) continue;
     const int32_t remaining = static_cast<int32_t>(s->req->prompt.size()) - s->prompt_done;
     const int32_t pos0 = memory_->seq_len(s->id);
-    const bool scoring = s->req->prompt_logprobs;
+    const bool scoring = s->req->prompt_logprobs || s->req->pooling == Pooling::kMean;
     const int32_t room = scoring ? std::min(budget, kPromptLogitRows) : budget;
     int32_t n = remaining;
     if (remaining > room) {
@@ -399,17 +402,24 @@ bool Engine::step() {
     if (slot->req->on_prefill) slot->req->on_prefill(slot->prompt_done, static_cast<int32_t>(slot->req->prompt.size()));
   }
   // Scoring rows first (they precede their slot's sampling row): one event list per slot.
+  const int64_t n_embd = model_.info().n_embd;
+  auto add_hidden = [&](Slot& slot, size_t i) {  // mean pooling: one more position
+    const float* h = model_.last_hidden().data() + i * static_cast<size_t>(n_embd);
+    for (int64_t e = 0; e < n_embd; ++e) slot.embed_sum[static_cast<size_t>(e)] += h[e];
+  };
   std::vector<std::pair<Slot*, std::vector<TokenEvent>>> scored;
   for (size_t i = 0; i < logit_rows.size(); ++i) {
     const LogitRow& lr = logit_rows[i];
     if (lr.prompt_pos < 0 || !lr.slot->req) continue;
+    if (lr.slot->req->pooling == Pooling::kMean) add_hidden(*lr.slot, i);
+    if (!lr.slot->req->prompt_logprobs) continue;
     if (scored.empty() || scored.back().first != lr.slot) scored.emplace_back(lr.slot, std::vector<TokenEvent>{});
     const int32_t next = lr.slot->req->prompt[static_cast<size_t>(lr.prompt_pos) + 1];
     scored.back().second.push_back(
         score_token(logits_.data() + i * n_vocab, n_vocab, next, lr.slot->req->n_probs));
   }
   for (auto& [slot, events] : scored)
-    if (slot->req->on_prompt_tokens) slot->req->on_prompt_tokens(events);
+    if (slot->req->on_prompt_tokens && !events.empty()) slot->req->on_prompt_tokens(events);
   for (size_t i = 0; i < logit_rows.size(); ++i) {
     if (logit_rows[i].prompt_pos >= 0) continue;
     Slot& s = *logit_rows[i].slot;
@@ -420,6 +430,23 @@ bool Engine::step() {
       memory_->snapshot(s.id);  // lets a later request with this prompt rewind here
       s.snapshot_len = memory_->seq_len(s.id);
       s.snapshot_logits.assign(logits_.begin() + i * n_vocab, logits_.begin() + (i + 1) * n_vocab);
+      if (s.req->pooling != Pooling::kNone) {
+        std::vector<float> embedding(static_cast<size_t>(n_embd));
+        if (s.req->pooling == Pooling::kMean) {
+          add_hidden(s, i);
+          const double n = static_cast<double>(s.req->prompt.size());
+          for (int64_t e = 0; e < n_embd; ++e) embedding[static_cast<size_t>(e)] = static_cast<float>(s.embed_sum[static_cast<size_t>(e)] / n);
+        } else {
+          const float* h = model_.last_hidden().data() + i * static_cast<size_t>(n_embd);
+          embedding.assign(h, h + n_embd);
+        }
+        double norm = 0;
+        for (float v : embedding) norm += static_cast<double>(v) * v;
+        norm = std::sqrt(norm);
+        if (norm > 0)
+          for (float& v : embedding) v = static_cast<float>(v / norm);
+        if (s.req->on_embedding) s.req->on_embedding(embedding);
+      }
       if (s.req->max_tokens == 0) {
         finish(s, FinishReason::kLength);
         continue;

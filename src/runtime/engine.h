@@ -76,6 +76,9 @@ class TokenFilter {
   virtual void accept(int32_t token) = 0;
 };
 
+// How an embedding is made of the prompt's final normed hidden states.
+enum class Pooling { kNone, kMean, kLast };
+
 // One generation. Callbacks run on the engine thread: keep them short.
 struct Request {
   std::vector<int32_t> prompt;
@@ -90,10 +93,14 @@ struct Request {
   // alternatives), from the raw logits. The prompt is then prefilled from position 0 (no cached
   // prefix) in chunks of at most kPromptLogitRows rows, so the logits held stay bounded.
   bool prompt_logprobs = false;
+  // Embedding: the prompt's hidden states pooled and L2-normalised ([n_embd]), given to
+  // on_embedding after the prefill (set max_tokens 0). Prefilled like a scored prompt.
+  Pooling pooling = Pooling::kNone;
 
   std::function<void(int32_t done, int32_t total)> on_prefill;  // after each prefill chunk
   // Scoring: events for prompt positions 1.. (token, logprob, top), one call per prefill chunk.
   std::function<void(const std::vector<TokenEvent>&)> on_prompt_tokens;
+  std::function<void(const std::vector<float>&)> on_embedding;
   std::function<void(const TokenEvent&)> on_token;
   std::function<void(const RequestResult&)> on_done;  // exactly once
 

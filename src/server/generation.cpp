@@ -16,13 +16,14 @@ namespace hylo::server {
 // shared_ptr, so it outlives a handler that returned early (client gone).
 struct Generation::Channel {
   struct Event {
-    enum class Kind { kPrefill, kToken, kPromptTokens, kDone };
+    enum class Kind { kPrefill, kToken, kPromptTokens, kEmbedding, kDone };
     Event(Kind k, int c) : kind(k), choice(c) {}
     Kind kind;
     int choice = 0;
     int32_t done = 0, total = 0;
     runtime::TokenEvent token;
     std::vector<runtime::TokenEvent> prompt_tokens;
+    std::vector<float> embedding;
     runtime::RequestResult result;
   };
 
@@ -257,6 +258,15 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
       r->ignore_eos = req_.ignore_eos;
       r->n_probs = req_.logprobs ? req_.top_logprobs : 0;
       r->prompt_logprobs = req_.prompt_logprobs;
+      if (req_.embed) {
+        r->pooling = limits.pooling;
+        r->max_tokens = 0;
+        r->on_embedding = [ch = channel_, index](const std::vector<float>& v) {
+          Channel::Event e(Channel::Event::Kind::kEmbedding, index);
+          e.embedding = v;
+          ch->push(std::move(e));
+        };
+      }
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
       else if (call_tool)  // tool_choice wins over response_format
@@ -464,6 +474,9 @@ void Generation::drain(std::vector<Update>* out) {
         out->push_back(std::move(u));
         break;
       }
+      case Channel::Event::Kind::kEmbedding:
+        c.embedding = std::move(e.embedding);
+        break;
       case Channel::Event::Kind::kDone:
         finish_choice(c, e.result, out);
         break;

@@ -49,6 +49,7 @@ struct Choice {
   std::vector<chat::ToolCall> tool_calls;
   std::vector<TokenLogprob> logprobs;
   std::vector<TokenLogprob> prompt_logprobs;  // one per prompt token when the request scores it
+  std::vector<float> embedding;               // [n_embd] embeddings: the prompt's, L2-normalised
   std::vector<int32_t> tokens;                // generated ids
   bool done = false;
   std::string finish_reason;
@@ -64,6 +65,7 @@ struct Usage {
 
 struct GenerationLimits {
   int32_t max_tokens_cap = 0;  // > 0: no choice generates more (max_tokens above it is lowered)
+  runtime::Pooling pooling = runtime::Pooling::kMean;  // for embeddings (--pooling)
   bool test_hooks = false;     // honour GenerationRequest::forced_output
 };
 

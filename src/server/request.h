@@ -69,6 +69,7 @@ struct GenerationRequest {
   bool return_tokens = false;  // llama-server: the generated ids come back in "tokens"
   bool echo = false;       // completions: the prompt text comes back before the output
   bool prompt_logprobs = false;  // completions with echo and logprobs: the prompt tokens are scored
+  bool embed = false;            // embeddings: each prompt's pooled hidden state, nothing generated
   bool stream = false;
   bool include_usage = false;
   std::string model;          // the name the client used (the loaded model answers whatever it is)

@@ -1,6 +1,7 @@
 // The endpoints. Generation routes share one handler (Server::generate): parse with the API's
 // adapter, start the generation, then stream it or wait for the whole answer.
 #include "base/log.h"
+#include "server/embeddings_api.h"
 #include "server/json_fields.h"
 #include "server/llama_api.h"
 #include "server/ollama_api.h"
@@ -51,10 +52,23 @@ void Server::install_routes() {
   static const Endpoint kLlamaCompletion{"completion", ApiFamily::kOpenAI, parse_llama_completion,
                                          llama_completion_writer};
   static const Endpoint kLlamaInfill{"infill", ApiFamily::kOpenAI, parse_llama_infill, llama_completion_writer};
+  static const Endpoint kEmbeddings{"embeddings", ApiFamily::kOpenAI, parse_openai_embeddings,
+                                    openai_embeddings_writer};
+  static const Endpoint kOllamaEmbed{"api_embed", ApiFamily::kOllama, parse_ollama_embed, ollama_embed_writer};
   static const Endpoint kOllamaChat{"api_chat", ApiFamily::kOllama, parse_ollama_chat, ollama_chat_writer,
                                     ollama_chat_load};
   static const Endpoint kOllamaGenerate{"api_generate", ApiFamily::kOllama, parse_ollama_generate,
                                         ollama_generate_writer, ollama_generate_load};
+  // Embeddings only with --embeddings (as llama-server); otherwise a 501 that says so.
+  auto embeddings = [this](const Endpoint& ep) {
+    if (opt_.embeddings)
+      return route(ep.name, ep.family, true,
+                   [this, &ep](const httplib::Request& req, httplib::Response& res) { generate(ep, req, res); });
+    return route(ep.name, ep.family, false, [&ep](const httplib::Request&, httplib::Response& res) {
+      reply_error(res, {ApiError::Kind::kNotImplemented, "embeddings are off: start hylo serve with --embeddings"},
+                  ep.family);
+    });
+  };
   auto generation = [this](const Endpoint& ep) {
     return route(ep.name, ep.family, true,
                  [this, &ep](const httplib::Request& req, httplib::Response& res) { generate(ep, req, res); });
@@ -75,6 +89,8 @@ void Server::install_routes() {
   http_.Post("/apply-template",
              route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
   http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
+  for (const char* p : {"/v1/embeddings", "/embeddings"}) http_.Post(p, embeddings(kEmbeddings));
+  http_.Post("/api/embed", embeddings(kOllamaEmbed));
   // llama-server's native API (llama_api.h).
   http_.Post("/completion", generation(kLlamaCompletion));
   http_.Post("/infill", generation(kLlamaInfill));

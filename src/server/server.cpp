@@ -86,6 +86,7 @@ Server::Server(ServerOptions options) : opt_(std::move(options)) {
   shutdown_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   limits_.max_tokens_cap = opt_.max_tokens_cap;
   limits_.test_hooks = opt_.test_hooks;
+  limits_.pooling = opt_.pooling == "last" ? runtime::Pooling::kLast : runtime::Pooling::kMean;
   // Every streamed request holds a thread while it waits or runs, so there must be one per slot
   // and queue place, plus spare ones for health checks, metrics and idle keep-alive connections.
   // Capped: past that, connections wait in httplib's queue until a thread is free.

@@ -42,6 +42,8 @@ struct ServerOptions {
   bool test_hooks = false;                            // accept "test_forced_output" (tests only)
   int http_threads = 0;                               // 0: enough for every slot and queue place, plus spare
   int n_slots = 1, max_queue = 64;                    // the engine's, for sizing the thread pool
+  bool embeddings = false;                            // serve /v1/embeddings and /api/embed
+  std::string pooling = "mean";                       // their pooling: "mean" or "last"
 };
 
 // Routes that answer without an API key: health and model listings (documented in --help).

@@ -59,7 +59,7 @@ ServeProcess* ServeCompat::server_ = nullptr;
 TEST_F(ServeCompat, JsonBodiesLabelledAsFormsOrUnlabelledAreRead) {
   // curl -d @file sends application/x-www-form-urlencoded; httplib refused such bodies past 8 KiB.
   const std::string body = json{{"content", std::string(9000, 'a')}}.dump();
-  for (const std::string type : {"Content-Type: application/x-www-form-urlencoded\r\n", std::string()}) {
+  for (const std::string& type : {std::string("Content-Type: application/x-www-form-urlencoded\r\n"), std::string()}) {
     const std::string r = raw_exchange(server_->port(), "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\n" + type +
                                                             "Content-Length: " + std::to_string(body.size()) +
                                                             "\r\nConnection: close\r\n\r\n" + body);
@@ -291,21 +291,17 @@ TEST_F(ServeCompat, PromptScoring) {
   EXPECT_EQ(r.json["usage"]["completion_tokens"], 0);
 
   // A generated token's logprob is the score of that token appended to the prompt.
-  const HttpReply gen = post_json(c, "/v1/completions", {{"prompt", text}, {"max_tokens", 1}, {"temperature", 0},
-                                                         {"logprobs", 1}, {"repeat_penalty", 1.0}});
-  ASSERT_EQ(gen.status, 200) << gen.body;
-  const json& glp = gen.json["choices"][0]["logprobs"];
   const std::vector<int> prompt_ids = post_json(c, "/tokenize", {{"content", text}}).json["tokens"];
-  const HttpReply next = post_json(c, "/tokenize", {{"content", text + gen.json["choices"][0]["text"].get<std::string>()}});
+  const HttpReply gen = post_json(c, "/completion", {{"prompt", prompt_ids}, {"n_predict", 1}, {"temperature", 0},
+                                                     {"n_probs", 1}, {"repeat_penalty", 1.0}, {"return_tokens", true}});
+  ASSERT_EQ(gen.status, 200) << gen.body;
   std::vector<int> ids = prompt_ids;
-  if (next.json["tokens"].size() == n + 1) {  // the text re-tokenizes as prompt + that token
-    ids = next.json["tokens"].get<std::vector<int>>();
-    const HttpReply s2 = post_json(c, "/v1/completions",
-                                   {{"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}});
-    ASSERT_EQ(s2.status, 200) << s2.body;
-    EXPECT_NEAR(s2.json["choices"][0]["logprobs"]["token_logprobs"][n].get<double>(),
-                glp["token_logprobs"][0].get<double>(), 1e-4);
-  }
+  ids.push_back(gen.json["tokens"][0]);
+  const HttpReply s2 =
+      post_json(c, "/v1/completions", {{"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}});
+  ASSERT_EQ(s2.status, 200) << s2.body;
+  EXPECT_NEAR(s2.json["choices"][0]["logprobs"]["token_logprobs"][n].get<double>(),
+              gen.json["completion_probabilities"][0]["logprob"].get<double>(), 1e-4);
 
   // A prompt longer than one scoring chunk (64 rows), scored alone and next to a generation.
   std::string long_text;
@@ -326,6 +322,48 @@ TEST_F(ServeCompat, PromptScoring) {
   ASSERT_EQ(together.status, 200);
   EXPECT_EQ(together.json["choices"][0]["logprobs"]["token_logprobs"],
             alone.json["choices"][0]["logprobs"]["token_logprobs"]);
+}
+
+TEST_F(ServeCompat, EmbeddingsAreOffWithoutTheFlag) {
+  auto c = client();
+  const HttpReply r = post_json(c, "/v1/embeddings", {{"input", "hello"}});
+  EXPECT_EQ(r.status, 501);
+  EXPECT_NE(r.body.find("--embeddings"), std::string::npos) << r.body;
+}
+
+// Embeddings on both families, with mean and last pooling: unit length, one per input, the same
+// vector for the same text whatever else is in the request, different pooling different vectors.
+TEST(ServeEmbeddings, MeanAndLastPooling) {
+  const std::string model = fixture_model("qwen3moe-tiny");
+  ASSERT_FALSE(model.empty());
+  std::vector<json> firsts;
+  for (const char* pooling : {"mean", "last"}) {
+    ServeProcess server({"-m", model, "--parallel", "2", "-c", "256", "--embeddings", "--pooling", pooling});
+    ASSERT_TRUE(server.start());
+    auto c = server.client();
+    const HttpReply r = post_json(c, "/v1/embeddings", {{"input", {"hello world", "a longer second input here"}}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(r.json["data"].size(), 2u);
+    EXPECT_EQ(r.json["object"], "list");
+    for (const json& d : r.json["data"]) {
+      ASSERT_EQ(d["embedding"].size(), 128u);  // the fixture's n_embd
+      double norm = 0;
+      for (const auto& v : d["embedding"]) norm += v.get<double>() * v.get<double>();
+      EXPECT_NEAR(norm, 1.0, 1e-4);
+    }
+    EXPECT_NE(r.json["data"][0]["embedding"], r.json["data"][1]["embedding"]);
+    EXPECT_GT(r.json["usage"]["prompt_tokens"].get<int>(), 4);
+    const HttpReply one = post_json(c, "/api/embed", {{"model", "x"}, {"input", "hello world"}});
+    ASSERT_EQ(one.status, 200) << one.body;
+    ASSERT_EQ(one.json["embeddings"].size(), 1u);
+    for (size_t i = 0; i < 128; ++i)
+      EXPECT_NEAR(one.json["embeddings"][0][i].get<double>(), r.json["data"][0]["embedding"][i].get<double>(), 1e-6);
+    EXPECT_EQ(post_json(c, "/v1/embeddings", {{"input", json::array({1, 2, 3})}}).status, 200);
+    EXPECT_EQ(post_json(c, "/v1/embeddings", {{"input", 3}}).status, 400);
+    firsts.push_back(r.json["data"][0]["embedding"]);
+    EXPECT_EQ(server.stop(), 0) << server.log();
+  }
+  EXPECT_NE(firsts[0], firsts[1]);
 }
 
 }  // namespace
