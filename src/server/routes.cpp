@@ -104,9 +104,7 @@ void Server::install_routes() {
                                [this](Req, Res r) { reply_json(r, ollama_tags(backend()->description)); }));
   http_.Get("/api/ps", route("api_ps", ApiFamily::kOllama, true, [this](Req, Res r) {
               const auto b = backend();
-              const runtime::EngineStats stats = b->engine->stats();
-              const bool working = stats.slots_busy > 0 || stats.queued > 0;
-              reply_json(r, ollama_ps(b->description, b->n_ctx, stats.memory_bytes, working || !unload_asked_));
+              reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes, !unload_asked_));
             }));
   http_.Post("/api/show", route("api_show", ApiFamily::kOllama, true, [this](Req q, Res r) {
                auto body = parse_body(q.body);

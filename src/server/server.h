@@ -93,8 +93,8 @@ class Server {
   ApiContext ctx_;                    // set with the backend
   GenerationLimits limits_;
   Metrics metrics_;
-  // Ollama keep_alive 0 was the last word: /api/ps lists no model until the next request (the one
-  // model stays in memory; see docs/server.md).
+  // The last request said Ollama keep_alive 0: /api/ps lists no model until one that does not (the
+  // one model stays in memory; see docs/server.md).
   std::atomic<bool> unload_asked_{false};
   int shutdown_fd_ = -1;  // readable once stop() began
   std::atomic<bool> stopped_{false};

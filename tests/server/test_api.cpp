@@ -226,8 +226,14 @@ TEST(OpenAICompletion, PromptForms) {
   EXPECT_EQ(parse_openai_completion({{"prompt", 5}}, context()).message(),
             "prompt must be a string, an array of strings, an array of token ids or an array of such arrays");
   EXPECT_EQ(parse_openai_completion({{"model", "m"}}, context()).message(), "prompt is required");
-  EXPECT_EQ(parse_openai_completion({{"prompt", "a"}, {"suffix", "b"}}, context()).message(),
-            "suffix is not supported");
+  auto fim = parse_openai_completion({{"prompt", "a"}, {"suffix", "b"}}, context());
+  ASSERT_TRUE(fim.ok()) << fim.message();
+  ASSERT_TRUE(fim->fim.has_value());
+  EXPECT_EQ(fim->fim->prefix, "a");
+  EXPECT_EQ(fim->fim->suffix, "b");
+  EXPECT_TRUE(fim->prompts.empty());
+  EXPECT_EQ(parse_openai_completion({{"prompt", {1, 2}}, {"suffix", "b"}}, context()).message(),
+            "suffix needs prompt to be one string (the text before the gap)");
 }
 
 TEST(Ollama, ChatOptionsThinkFormatAndTools) {

@@ -246,15 +246,21 @@ TEST_F(ServeMain, ToolCallsInAnswersAndStreams) {
 
   body["stream"] = true;
   const HttpReply streamed = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
-  json delta_call;
+  // OpenAI's form: the first delta names the call, the next ones carry pieces of its arguments.
+  std::vector<json> call_deltas;
   std::string finish;
   for (const json& chunk : data_events(streamed.body)) {
     const json& ch = chunk["choices"][0];
-    if (ch["delta"].contains("tool_calls")) delta_call = ch["delta"]["tool_calls"][0];
+    if (ch["delta"].contains("tool_calls")) call_deltas.push_back(ch["delta"]["tool_calls"][0]);
     if (ch["finish_reason"].is_string()) finish = ch["finish_reason"];
   }
-  EXPECT_EQ(delta_call["index"], 0);
-  EXPECT_EQ(delta_call["function"]["name"], "get_weather");
+  ASSERT_GE(call_deltas.size(), 2u) << streamed.body;
+  EXPECT_EQ(call_deltas[0]["index"], 0);
+  EXPECT_EQ(call_deltas[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(call_deltas[0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  std::string arguments;
+  for (const json& d : call_deltas) arguments += d["function"]["arguments"].get<std::string>();
+  EXPECT_EQ(json::parse(arguments), json({{"city", "Paris"}}));
   EXPECT_EQ(finish, "tool_calls");
 
   const HttpReply ollama = post_json(c, "/api/chat",
@@ -434,8 +440,11 @@ TEST_F(ServeMain, TokenizeDetokenizeAndCompletions) {
   const json& ch = comp.json["choices"][0];
   EXPECT_EQ(comp.json["object"], "text_completion");
   EXPECT_EQ(ch["text"].get<std::string>().rfind("Once upon", 0), 0u);
-  EXPECT_EQ(ch["logprobs"]["tokens"].size(), 4u);
-  EXPECT_EQ(ch["logprobs"]["top_logprobs"][0].size(), 2u);
+  // echo with logprobs: the prompt's tokens (the first without a logprob), then the output's.
+  const size_t n_prompt = post_json(c, "/tokenize", {{"content", "Once upon"}}).json["tokens"].size();
+  EXPECT_EQ(ch["logprobs"]["tokens"].size(), n_prompt + 4);
+  EXPECT_TRUE(ch["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_EQ(ch["logprobs"]["top_logprobs"][n_prompt].size(), 2u);
 }
 
 TEST_F(ServeMain, MetricsInPrometheusFormat) {
