@@ -136,9 +136,10 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
   app.add_option("--api-key", s.api_key,
                  "Require 'Authorization: Bearer KEY' (default: $HYLO_API_KEY). GET /, /health, /v1/models, "
                  "/models, /api/version and /api/tags stay open");
-  app.add_option("--cors-origin", s.cors_origin,
-                 "Allow browser requests from these origins too (comma-separated, or *); loopback origins "
-                 "(http://localhost:*, 127.0.0.1, [::1]) always are. Without --api-key other origins are refused (403)");
+  app.add_option(
+      "--cors-origin", s.cors_origin,
+      "Allow browser requests from these origins too (comma-separated, or *); loopback origins "
+      "(http://localhost:*, 127.0.0.1, [::1]) always are. Without --api-key other origins are refused (403)");
   app.add_option("--allowed-hosts", s.allowed_hosts,
                  "Host header names accepted besides loopback names and --host (comma-separated, or *); others: "
                  "421. Checked when --host is a loopback address or this is given");

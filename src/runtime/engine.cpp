@@ -415,8 +415,7 @@ bool Engine::step() {
     if (!lr.slot->req->prompt_logprobs) continue;
     if (scored.empty() || scored.back().first != lr.slot) scored.emplace_back(lr.slot, std::vector<TokenEvent>{});
     const int32_t next = lr.slot->req->prompt[static_cast<size_t>(lr.prompt_pos) + 1];
-    scored.back().second.push_back(
-        score_token(logits_.data() + i * n_vocab, n_vocab, next, lr.slot->req->n_probs));
+    scored.back().second.push_back(score_token(logits_.data() + i * n_vocab, n_vocab, next, lr.slot->req->n_probs));
   }
   for (auto& [slot, events] : scored)
     if (slot->req->on_prompt_tokens && !events.empty()) slot->req->on_prompt_tokens(events);
@@ -435,7 +434,8 @@ bool Engine::step() {
         if (s.req->pooling == Pooling::kMean) {
           add_hidden(s, i);
           const double n = static_cast<double>(s.req->prompt.size());
-          for (int64_t e = 0; e < n_embd; ++e) embedding[static_cast<size_t>(e)] = static_cast<float>(s.embed_sum[static_cast<size_t>(e)] / n);
+          for (int64_t e = 0; e < n_embd; ++e)
+            embedding[static_cast<size_t>(e)] = static_cast<float>(s.embed_sum[static_cast<size_t>(e)] / n);
         } else {
           const float* h = model_.last_hidden().data() + i * static_cast<size_t>(n_embd);
           embedding.assign(h, h + n_embd);

@@ -59,7 +59,7 @@ struct RequestResult {
 struct SlotState {
   int id = 0;
   bool busy = false;
-  int32_t n_cached = 0;  // tokens whose state is in memory
+  int32_t n_cached = 0;                                  // tokens whose state is in memory
   int32_t n_prompt = 0, n_decoded = 0, max_tokens = -1;  // the request in progress
 };
 

@@ -90,8 +90,8 @@ Result<std::string> render_chat_prompt(const Backend& b, const GenerationRequest
   const nlohmann::ordered_json& messages = req.messages;
   const bool prefill = messages.is_array() && messages.size() > 1 && messages.back().value("role", "") == "assistant" &&
                        !messages.back().contains("tool_calls") && messages.back()["content"].is_string();
-  if (!prefill) return b.chat_template->render(messages, req.tools, /*add_generation_prompt=*/true,
-                                               req.enable_thinking, b.special);
+  if (!prefill)
+    return b.chat_template->render(messages, req.tools, /*add_generation_prompt=*/true, req.enable_thinking, b.special);
   nlohmann::ordered_json before = messages;
   before.erase(before.size() - 1);
   HYLO_ASSIGN_OR_RETURN(std::string text, b.chat_template->render(before, req.tools, /*add_generation_prompt=*/true,
@@ -469,7 +469,8 @@ void Generation::drain(std::vector<Update>* out) {
           first.has_logprob = false;
           u.prompt_logprobs.push_back(std::move(first));
         }
-        for (const runtime::TokenEvent& t : e.prompt_tokens) u.prompt_logprobs.push_back(piece_of(t.token, t.logprob, t.top));
+        for (const runtime::TokenEvent& t : e.prompt_tokens)
+          u.prompt_logprobs.push_back(piece_of(t.token, t.logprob, t.top));
         c.prompt_logprobs.insert(c.prompt_logprobs.end(), u.prompt_logprobs.begin(), u.prompt_logprobs.end());
         out->push_back(std::move(u));
         break;

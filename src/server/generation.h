@@ -64,9 +64,9 @@ struct Usage {
 };
 
 struct GenerationLimits {
-  int32_t max_tokens_cap = 0;  // > 0: no choice generates more (max_tokens above it is lowered)
+  int32_t max_tokens_cap = 0;                          // > 0: no choice generates more (max_tokens above it is lowered)
   runtime::Pooling pooling = runtime::Pooling::kMean;  // for embeddings (--pooling)
-  bool test_hooks = false;     // honour GenerationRequest::forced_output
+  bool test_hooks = false;                             // honour GenerationRequest::forced_output
 };
 
 // The chat prompt of a request. A final assistant message (without tool calls) is continued, as

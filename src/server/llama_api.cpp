@@ -78,8 +78,10 @@ ojson probabilities(const std::vector<TokenLogprob>& lps) {
     ojson top = ojson::array();
     for (const auto& [piece, logprob] : lp.top)
       top.push_back({{"token", piece}, {"logprob", logprob}, {"bytes", bytes_of(piece)}});
-    out.push_back(
-        {{"token", lp.piece}, {"logprob", lp.logprob}, {"bytes", bytes_of(lp.piece)}, {"top_logprobs", std::move(top)}});
+    out.push_back({{"token", lp.piece},
+                   {"logprob", lp.logprob},
+                   {"bytes", bytes_of(lp.piece)},
+                   {"top_logprobs", std::move(top)}});
   }
   return out;
 }
@@ -87,16 +89,17 @@ ojson probabilities(const std::vector<TokenLogprob>& lps) {
 ojson timings(const Usage& u) {
   const auto prompt_n = u.prompt_tokens - u.cached_tokens;
   const double prompt_ms = u.prefill_seconds * 1e3, predicted_ms = u.decode_seconds * 1e3;
-  return {{"cache_n", u.cached_tokens},
-          {"prompt_n", prompt_n},
-          {"prompt_ms", prompt_ms},
-          {"prompt_per_token_ms", prompt_n > 0 ? prompt_ms / static_cast<double>(prompt_n) : 0.0},
-          {"prompt_per_second", prompt_ms > 0 ? static_cast<double>(prompt_n) * 1e3 / prompt_ms : 0.0},
-          {"predicted_n", u.completion_tokens},
-          {"predicted_ms", predicted_ms},
-          {"predicted_per_token_ms", u.completion_tokens > 0 ? predicted_ms / static_cast<double>(u.completion_tokens) : 0.0},
-          {"predicted_per_second",
-           predicted_ms > 0 ? static_cast<double>(u.completion_tokens) * 1e3 / predicted_ms : 0.0}};
+  return {
+      {"cache_n", u.cached_tokens},
+      {"prompt_n", prompt_n},
+      {"prompt_ms", prompt_ms},
+      {"prompt_per_token_ms", prompt_n > 0 ? prompt_ms / static_cast<double>(prompt_n) : 0.0},
+      {"prompt_per_second", prompt_ms > 0 ? static_cast<double>(prompt_n) * 1e3 / prompt_ms : 0.0},
+      {"predicted_n", u.completion_tokens},
+      {"predicted_ms", predicted_ms},
+      {"predicted_per_token_ms",
+       u.completion_tokens > 0 ? predicted_ms / static_cast<double>(u.completion_tokens) : 0.0},
+      {"predicted_per_second", predicted_ms > 0 ? static_cast<double>(u.completion_tokens) * 1e3 / predicted_ms : 0.0}};
 }
 
 class CompletionWriter : public ResponseWriter {
@@ -135,7 +138,7 @@ class CompletionWriter : public ResponseWriter {
       return sse(j);
     }
     if (u.content.empty() && u.logprobs.empty()) return "";
-    ojson j = {{"index", 0}, {"content", u.content}, {"tokens", ojson::array()}, {"stop", false},
+    ojson j = {{"index", 0},    {"content", u.content},  {"tokens", ojson::array()}, {"stop", false},
                {"id_slot", -1}, {"tokens_predicted", 0}, {"tokens_evaluated", 0}};
     if (n_probs_ > 0) j["completion_probabilities"] = probabilities(u.logprobs);
     return sse(j);

@@ -65,15 +65,17 @@ struct GenerationRequest {
   bool json_mode = false;  // the output must be one JSON object
   // tool_choice "required" (every tool) or a named function: the output must call one of these.
   std::vector<std::string> required_tools;
-  bool ignore_eos = false;     // llama-server: generate past the end-of-generation token
-  bool return_tokens = false;  // llama-server: the generated ids come back in "tokens"
   bool echo = false;       // completions: the prompt text comes back before the output
-  bool prompt_logprobs = false;  // completions with echo and logprobs: the prompt tokens are scored
-  bool embed = false;            // embeddings: each prompt's pooled hidden state, nothing generated
   bool stream = false;
   bool include_usage = false;
   std::string model;          // the name the client used (the loaded model answers whatever it is)
   std::string forced_output;  // test hook (--test-hooks): the model is made to write this text
+
+  // What only some endpoints read.
+  bool ignore_eos = false;           // llama-server: generate past the end-of-generation token
+  bool return_tokens = false;        // llama-server: the generated ids come back in "tokens"
+  bool prompt_logprobs = false;      // completions with echo and logprobs: the prompt tokens are scored
+  bool embed = false;                // embeddings: each prompt's pooled hidden state, nothing generated
   std::optional<double> keep_alive;  // Ollama keep_alive in seconds (< 0: forever); 0: unload after
 
   bool is_chat() const { return messages.is_array(); }
@@ -87,6 +89,7 @@ struct ApiContext {
   std::string reasoning_field = "reasoning_content";  // OpenAI message field for reasoning
   bool test_hooks = false;
   int max_choices = 16;  // n
+
   runtime::SamplingParams sampling;  // the model's defaults (reported by llama-server's endpoints)
   int32_t n_ctx = 0;                 // per slot
 };

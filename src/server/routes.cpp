@@ -94,8 +94,9 @@ void Server::install_routes() {
   // llama-server's native API (llama_api.h).
   http_.Post("/completion", generation(kLlamaCompletion));
   http_.Post("/infill", generation(kLlamaInfill));
-  http_.Get("/slots", route("slots", ApiFamily::kOpenAI, true,
-                            [this](Req, Res r) { reply_json(r, llama_slots(backend()->engine->slot_states(), ctx_)); }));
+  http_.Get("/slots", route("slots", ApiFamily::kOpenAI, true, [this](Req, Res r) {
+              reply_json(r, llama_slots(backend()->engine->slot_states(), ctx_));
+            }));
 
   // Ollama.
   http_.Post("/api/chat", generation(kOllamaChat));

@@ -115,12 +115,13 @@ TEST_F(ServeCompat, LoopbackOriginsGetCorsOthersDoNot) {
     EXPECT_EQ(pre->get_header_value("Access-Control-Allow-Headers"), "content-type, x-stainless-os");
     EXPECT_EQ(get(c, "/v1/models", {{"Origin", origin}}).headers.count("Access-Control-Allow-Origin"), 1u) << origin;
   }
-  auto foreign = c.Options("/v1/chat/completions",
-                           {{"Origin", "http://evil.example"}, {"Access-Control-Request-Method", "POST"}});
+  auto foreign =
+      c.Options("/v1/chat/completions", {{"Origin", "http://evil.example"}, {"Access-Control-Request-Method", "POST"}});
   ASSERT_TRUE(foreign);
   EXPECT_EQ(foreign->get_header_value("Access-Control-Allow-Origin"), "");
-  EXPECT_EQ(get(c, "/health", {{"Origin", "http://localhost.evil.example"}}).headers.count("Access-Control-Allow-Origin"),
-            0u);
+  EXPECT_EQ(
+      get(c, "/health", {{"Origin", "http://localhost.evil.example"}}).headers.count("Access-Control-Allow-Origin"),
+      0u);
 }
 
 TEST_F(ServeCompat, KeepAliveZeroUnlistsTheModelUntilTheNextRequest) {
@@ -172,7 +173,7 @@ TEST_F(ServeCompat, AFinalAssistantMessageIsContinued) {
 TEST_F(ServeCompat, NativeCompletionWholeAndStreamed) {
   auto c = client();
   const json body = {{"prompt", "Once upon a time"}, {"n_predict", 5}, {"temperature", 0}, {"n_probs", 2},
-                     {"cache_prompt", true}, {"seed", 3}};
+                     {"cache_prompt", true},         {"seed", 3}};
   const HttpReply whole = post_json(c, "/completion", body);
   ASSERT_EQ(whole.status, 200) << whole.body;
   const json& w = whole.json;
@@ -206,13 +207,13 @@ TEST_F(ServeCompat, NativeCompletionWholeAndStreamed) {
   // Token prompts, stop words, and the ids back with return_tokens.
   const HttpReply tok = post_json(c, "/tokenize", {{"content", "Once upon a time"}});
   const HttpReply ids =
-      post_json(c, "/completion", {{"prompt", tok.json["tokens"]}, {"n_predict", 5}, {"temperature", 0},
-                                   {"return_tokens", true}});
+      post_json(c, "/completion",
+                {{"prompt", tok.json["tokens"]}, {"n_predict", 5}, {"temperature", 0}, {"return_tokens", true}});
   ASSERT_EQ(ids.status, 200) << ids.body;
   EXPECT_EQ(ids.json["content"], w["content"]);
   EXPECT_EQ(ids.json["tokens"].size(), 5u);
-  const HttpReply word = post_json(c, "/completion", {{"prompt", "x"}, {"stop", {"STOP"}},
-                                                      {"test_forced_output", "abc STOP def"}});
+  const HttpReply word =
+      post_json(c, "/completion", {{"prompt", "x"}, {"stop", {"STOP"}}, {"test_forced_output", "abc STOP def"}});
   ASSERT_EQ(word.status, 200) << word.body;
   EXPECT_EQ(word.json["stop_type"], "word");
   EXPECT_EQ(word.json["stopping_word"], "STOP");
@@ -261,8 +262,8 @@ TEST_F(ServeCompat, FillInTheMiddle) {
   ASSERT_EQ(oa.status, 200) << oa.body;
   EXPECT_EQ(oa.json["usage"]["completion_tokens"], 3);
   const HttpReply ol =
-      post_json(c, "/api/generate", {{"prompt", "def f():"}, {"suffix", "\n"}, {"stream", false},
-                                     {"options", {{"num_predict", 2}}}});
+      post_json(c, "/api/generate",
+                {{"prompt", "def f():"}, {"suffix", "\n"}, {"stream", false}, {"options", {{"num_predict", 2}}}});
   EXPECT_EQ(ol.status, 200) << ol.body;
 }
 
@@ -292,8 +293,13 @@ TEST_F(ServeCompat, PromptScoring) {
 
   // A generated token's logprob is the score of that token appended to the prompt.
   const std::vector<int> prompt_ids = post_json(c, "/tokenize", {{"content", text}}).json["tokens"];
-  const HttpReply gen = post_json(c, "/completion", {{"prompt", prompt_ids}, {"n_predict", 1}, {"temperature", 0},
-                                                     {"n_probs", 1}, {"repeat_penalty", 1.0}, {"return_tokens", true}});
+  const HttpReply gen = post_json(c, "/completion",
+                                  {{"prompt", prompt_ids},
+                                   {"n_predict", 1},
+                                   {"temperature", 0},
+                                   {"n_probs", 1},
+                                   {"repeat_penalty", 1.0},
+                                   {"return_tokens", true}});
   ASSERT_EQ(gen.status, 200) << gen.body;
   std::vector<int> ids = prompt_ids;
   ids.push_back(gen.json["tokens"][0]);
