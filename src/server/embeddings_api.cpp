@@ -110,6 +110,11 @@ class OllamaEmbedWriter : public EmbeddingsWriter {
   std::string model_;
 };
 
+class OllamaLegacyWriter : public EmbeddingsWriter {
+ public:
+  ojson complete(const Generation& g) override { return {{"embedding", vector_json(g.choices().front().embedding)}}; }
+};
+
 }  // namespace
 
 Result<GenerationRequest> parse_openai_embeddings(const ojson& body, const ApiContext& ctx) {
@@ -133,6 +138,23 @@ Result<GenerationRequest> parse_ollama_embed(const ojson& body, const ApiContext
   HYLO_ASSIGN_OR_RETURN(g.keep_alive, ollama_keep_alive(body));
   HYLO_TRY(read_inputs(r.get("input"), ctx, /*allow_tokens=*/false, &g));
   return g;
+}
+
+Result<GenerationRequest> parse_ollama_embeddings_legacy(const ojson& body, const ApiContext& ctx) {
+  GenerationRequest g;
+  FieldReader r(body);
+  HYLO_ASSIGN_OR_RETURN(auto model, r.string("model"));
+  g.model = model.value_or("");
+  HYLO_ASSIGN_OR_RETURN(g.keep_alive, ollama_keep_alive(body));
+  HYLO_ASSIGN_OR_RETURN(auto prompt, r.string("prompt"));
+  if (!prompt) return make_error("prompt is required (a string)");
+  const ojson input = *prompt;
+  HYLO_TRY(read_inputs(&input, ctx, /*allow_tokens=*/false, &g));
+  return g;
+}
+
+std::shared_ptr<ResponseWriter> ollama_embeddings_legacy_writer(const GenerationRequest&, const ApiContext&) {
+  return std::make_shared<OllamaLegacyWriter>();
 }
 
 std::shared_ptr<ResponseWriter> openai_embeddings_writer(const GenerationRequest&, const ApiContext& ctx) {

@@ -16,8 +16,11 @@ namespace hylo::server {
 Result<GenerationRequest> parse_openai_embeddings(const nlohmann::ordered_json& body, const ApiContext& ctx);
 // input: a string or an array of strings.
 Result<GenerationRequest> parse_ollama_embed(const nlohmann::ordered_json& body, const ApiContext& ctx);
+// The older POST /api/embeddings: one "prompt", answered {"embedding": [...]}.
+Result<GenerationRequest> parse_ollama_embeddings_legacy(const nlohmann::ordered_json& body, const ApiContext& ctx);
 
 std::shared_ptr<ResponseWriter> openai_embeddings_writer(const GenerationRequest& req, const ApiContext& ctx);
 std::shared_ptr<ResponseWriter> ollama_embed_writer(const GenerationRequest& req, const ApiContext& ctx);
+std::shared_ptr<ResponseWriter> ollama_embeddings_legacy_writer(const GenerationRequest& req, const ApiContext& ctx);
 
 }  // namespace hylo::server

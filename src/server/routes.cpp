@@ -55,6 +55,8 @@ void Server::install_routes() {
   static const Endpoint kEmbeddings{"embeddings", ApiFamily::kOpenAI, parse_openai_embeddings,
                                     openai_embeddings_writer};
   static const Endpoint kOllamaEmbed{"api_embed", ApiFamily::kOllama, parse_ollama_embed, ollama_embed_writer};
+  static const Endpoint kOllamaEmbeddings{"api_embeddings", ApiFamily::kOllama, parse_ollama_embeddings_legacy,
+                                          ollama_embeddings_legacy_writer};
   static const Endpoint kOllamaChat{"api_chat", ApiFamily::kOllama, parse_ollama_chat, ollama_chat_writer,
                                     ollama_chat_load};
   static const Endpoint kOllamaGenerate{"api_generate", ApiFamily::kOllama, parse_ollama_generate,
@@ -91,6 +93,7 @@ void Server::install_routes() {
   http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
   for (const char* p : {"/v1/embeddings", "/embeddings"}) http_.Post(p, embeddings(kEmbeddings));
   http_.Post("/api/embed", embeddings(kOllamaEmbed));
+  http_.Post("/api/embeddings", embeddings(kOllamaEmbeddings));
   // llama-server's native API (llama_api.h).
   http_.Post("/completion", generation(kLlamaCompletion));
   http_.Post("/infill", generation(kLlamaInfill));

@@ -364,6 +364,9 @@ TEST(ServeEmbeddings, MeanAndLastPooling) {
     ASSERT_EQ(one.json["embeddings"].size(), 1u);
     for (size_t i = 0; i < 128; ++i)
       EXPECT_NEAR(one.json["embeddings"][0][i].get<double>(), r.json["data"][0]["embedding"][i].get<double>(), 1e-6);
+    const HttpReply legacy = post_json(c, "/api/embeddings", {{"model", "x"}, {"prompt", "hello world"}});
+    ASSERT_EQ(legacy.status, 200) << legacy.body;
+    EXPECT_EQ(legacy.json["embedding"], one.json["embeddings"][0]);
     EXPECT_EQ(post_json(c, "/v1/embeddings", {{"input", json::array({1, 2, 3})}}).status, 200);
     EXPECT_EQ(post_json(c, "/v1/embeddings", {{"input", 3}}).status, 400);
     firsts.push_back(r.json["data"][0]["embedding"]);
