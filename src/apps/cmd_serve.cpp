@@ -155,9 +155,10 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
   app.add_option("--api-key", s.api_key,
                  "Require 'Authorization: Bearer KEY' (default: $HYLO_API_KEY). GET / (the chat page, which asks "
                  "for the key) and /web/*, /health, /v1/models, /models, /api/version and /api/tags stay open");
-  app.add_option("--cors-origin", s.cors_origin,
-                 "Allow browser requests from these origins (comma-separated, or *); without --api-key other "
-                 "non-loopback origins are refused (403)");
+  app.add_option(
+      "--cors-origin", s.cors_origin,
+      "Allow browser requests from these origins too (comma-separated, or *); loopback origins "
+      "(http://localhost:*, 127.0.0.1, [::1]) always are. Without --api-key other origins are refused (403)");
   app.add_option("--allowed-hosts", s.allowed_hosts,
                  "Host header names accepted besides loopback names and --host (comma-separated, or *); others: "
                  "421. Checked when --host is a loopback address or this is given");
@@ -200,6 +201,10 @@ CommandRegistrar reg("serve", "OpenAI- and Ollama-compatible HTTP server (contin
   app.add_option("--http-threads", s.http_threads, "HTTP worker threads (0: from --max-queue)")
       ->check(CLI::Range(0, 4096))
       ->group("");
+  app.add_flag("--embeddings", s.embeddings, "Serve embeddings (/v1/embeddings, /api/embed)");
+  app.add_option("--pooling", s.pooling, "How embeddings pool the prompt's hidden states")
+      ->check(CLI::IsMember({"mean", "last"}))
+      ->capture_default_str();
   app.add_flag("--test-hooks", s.test_hooks, "Accept test-only request fields (test_forced_output)")->group("");
   return [o] { return run(*o); };
 });

@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/log.h"
 #include "base/timer.h"
@@ -45,6 +46,7 @@ struct Engine::Slot {
   RequestResult result;
   double t_prefilled = 0;  // seconds since submit when the prompt was in memory
   bool first_token = true;
+  std::vector<double> embed_sum;  // [n_embd] mean pooling: the hidden states summed so far
 };
 
 Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
@@ -127,6 +129,16 @@ EngineStats Engine::stats() const {
   return stats_;
 }
 
+std::vector<SlotState> Engine::slot_states() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (slot_states_.empty()) {  // before the scheduler's first look
+    std::vector<SlotState> idle(slots_.size());
+    for (size_t i = 0; i < idle.size(); ++i) idle[i].id = static_cast<int>(i);
+    return idle;
+  }
+  return slot_states_;
+}
+
 // Chooses a free slot for each queued request, reusing the longest cached prefix.
 std::vector<std::shared_ptr<Request>> Engine::admit() {
   std::vector<std::shared_ptr<Request>> cancelled;
@@ -166,6 +178,8 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     if (best == nullptr) break;  // all slots busy
     queue_.pop_front();
     Slot& s = *best;
+    // Scoring and embeddings read every prompt position's output: nothing is reused.
+    if (r->prompt_logprobs || r->pooling != Pooling::kNone) best_keep = 0;
     if (!memory_->truncate(s.id, best_keep).ok()) {
       memory_->clear(s.id);
       best_keep = 0;
@@ -185,8 +199,10 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.result.n_prompt = n_prompt;
     s.result.n_cached = best_keep;
     s.result.seed = s.sampler->params().seed;
+    s.result.slot = s.id;
     s.result.queue_seconds = s.req->timer.seconds();
     s.first_token = true;
+    s.embed_sum.assign(s.req->pooling == Pooling::kMean ? static_cast<size_t>(model_.info().n_embd) : 0, 0.0);
     stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
   }
   return cancelled;
@@ -271,6 +287,32 @@ void Engine::emit_token(Slot& s, int32_t token) {
   }
 }
 
+namespace {
+
+// A prompt token's log-probability under one row of raw logits ([n_vocab]), and the n most likely
+// tokens (log-softmax without temperature: the model's own distribution).
+TokenEvent score_token(const float* row, int64_t n_vocab, int32_t token, int n_top) {
+  float max_logit = row[0];
+  for (int64_t v = 1; v < n_vocab; ++v) max_logit = std::max(max_logit, row[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(row[v] - max_logit));
+  const double log_norm = max_logit + std::log(sum);
+  TokenEvent ev;
+  ev.token = token;
+  ev.logprob = static_cast<float>(row[token] - log_norm);
+  if (n_top > 0) {
+    std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
+    for (int64_t v = 0; v < n_vocab; ++v) ids[static_cast<size_t>(v)] = static_cast<int32_t>(v);
+    const auto k = static_cast<ptrdiff_t>(std::min<int64_t>(n_top, n_vocab));
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    for (ptrdiff_t j = 0; j < k; ++j) ev.top.push_back({ids[j], static_cast<float>(row[ids[j]] - log_norm)});
+  }
+  return ev;
+}
+
+}  // namespace
+
 bool Engine::step() {
   // Cancelled requests leave first.
   for (auto& s : slots_)
@@ -293,11 +335,17 @@ bool Engine::step() {
   }
 
   std::vector<models::BatchRow> rows;
-  std::vector<Slot*> logit_slots;  // slot of each logits row, in row order
+  // What each logits row is for, in row order: sampling the slot's next token, or (scoring) the
+  // prompt token after prompt position `prompt_pos`.
+  struct LogitRow {
+    Slot* slot;
+    int32_t prompt_pos = -1;
+  };
+  std::vector<LogitRow> logit_rows;
   for (auto& s : slots_) {
     if (!s->req || s->prefilling || s->last_token < 0) continue;
     rows.push_back({s->id, memory_->seq_len(s->id), s->last_token, true});
-    logit_slots.push_back(s.get());
+    logit_rows.push_back({s.get()});
   }
   int32_t budget = options_.n_batch - static_cast<int32_t>(rows.size());
   std::vector<std::pair<Slot*, int32_t>> prefills;  // slot, tokens this step
@@ -305,24 +353,29 @@ bool Engine::step() {
     if (!s->req || !s->prefilling || budget <= 0) continue;
     const int32_t remaining = static_cast<int32_t>(s->req->prompt.size()) - s->prompt_done;
     const int32_t pos0 = memory_->seq_len(s->id);
+    const bool scoring = s->req->prompt_logprobs || s->req->pooling == Pooling::kMean;
+    const int32_t room = scoring ? std::min(budget, kPromptLogitRows) : budget;
     int32_t n = remaining;
-    if (remaining > budget) {
+    if (remaining > room) {
       // Split only at absolute multiples of the DeltaNet chunk (batch invariance).
-      n = (pos0 + budget) / ops::kDeltaChunk * ops::kDeltaChunk - pos0;
+      n = (pos0 + room) / ops::kDeltaChunk * ops::kDeltaChunk - pos0;
       if (n <= 0) continue;
     }
     const bool last = n == remaining;
-    for (int32_t i = 0; i < n; ++i)
-      rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], last && i == n - 1});
-    if (last) logit_slots.push_back(s.get());
+    for (int32_t i = 0; i < n; ++i) {
+      const bool sample_row = last && i == n - 1;
+      rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], sample_row || scoring});
+      if (scoring && !sample_row) logit_rows.push_back({s.get(), s->prompt_done + i});
+    }
+    if (last) logit_rows.push_back({s.get()});
     prefills.emplace_back(s.get(), n);
     budget -= n;
   }
   if (rows.empty()) return replayed;
 
-  // Prefill rows come after the decode rows, so the logits rows are in logit_slots order.
+  // Prefill rows come after the decode rows, so the logits rows are in logit_rows order.
   const int64_t n_vocab = model_.info().n_vocab;
-  logits_.resize(logit_slots.size() * static_cast<size_t>(n_vocab));
+  logits_.resize(logit_rows.size() * static_cast<size_t>(n_vocab));
   Timer t;
   const Status st = model_.forward(rows, *memory_, pool_, logits_.data());
   const double dt = t.seconds();
@@ -349,8 +402,27 @@ bool Engine::step() {
     slot->prompt_done += n;
     if (slot->req->on_prefill) slot->req->on_prefill(slot->prompt_done, static_cast<int32_t>(slot->req->prompt.size()));
   }
-  for (size_t i = 0; i < logit_slots.size(); ++i) {
-    Slot& s = *logit_slots[i];
+  // Scoring rows first (they precede their slot's sampling row): one event list per slot.
+  const int64_t n_embd = model_.info().n_embd;
+  auto add_hidden = [&](Slot& slot, size_t i) {  // mean pooling: one more position
+    const float* h = model_.last_hidden().data() + i * static_cast<size_t>(n_embd);
+    for (int64_t e = 0; e < n_embd; ++e) slot.embed_sum[static_cast<size_t>(e)] += h[e];
+  };
+  std::vector<std::pair<Slot*, std::vector<TokenEvent>>> scored;
+  for (size_t i = 0; i < logit_rows.size(); ++i) {
+    const LogitRow& lr = logit_rows[i];
+    if (lr.prompt_pos < 0 || !lr.slot->req) continue;
+    if (lr.slot->req->pooling == Pooling::kMean) add_hidden(*lr.slot, i);
+    if (!lr.slot->req->prompt_logprobs) continue;
+    if (scored.empty() || scored.back().first != lr.slot) scored.emplace_back(lr.slot, std::vector<TokenEvent>{});
+    const int32_t next = lr.slot->req->prompt[static_cast<size_t>(lr.prompt_pos) + 1];
+    scored.back().second.push_back(score_token(logits_.data() + i * n_vocab, n_vocab, next, lr.slot->req->n_probs));
+  }
+  for (auto& [slot, events] : scored)
+    if (slot->req->on_prompt_tokens && !events.empty()) slot->req->on_prompt_tokens(events);
+  for (size_t i = 0; i < logit_rows.size(); ++i) {
+    if (logit_rows[i].prompt_pos >= 0) continue;
+    Slot& s = *logit_rows[i].slot;
     if (!s.req) continue;
     if (s.prefilling) {
       s.prefilling = false;
@@ -358,6 +430,24 @@ bool Engine::step() {
       memory_->snapshot(s.id);  // lets a later request with this prompt rewind here
       s.snapshot_len = memory_->seq_len(s.id);
       s.snapshot_logits.assign(logits_.begin() + i * n_vocab, logits_.begin() + (i + 1) * n_vocab);
+      if (s.req->pooling != Pooling::kNone) {
+        std::vector<float> embedding(static_cast<size_t>(n_embd));
+        if (s.req->pooling == Pooling::kMean) {
+          add_hidden(s, i);
+          const double n = static_cast<double>(s.req->prompt.size());
+          for (int64_t e = 0; e < n_embd; ++e)
+            embedding[static_cast<size_t>(e)] = static_cast<float>(s.embed_sum[static_cast<size_t>(e)] / n);
+        } else {
+          const float* h = model_.last_hidden().data() + i * static_cast<size_t>(n_embd);
+          embedding.assign(h, h + n_embd);
+        }
+        double norm = 0;
+        for (float v : embedding) norm += static_cast<double>(v) * v;
+        norm = std::sqrt(norm);
+        if (norm > 0)
+          for (float& v : embedding) v = static_cast<float>(v / norm);
+        if (s.req->on_embedding) s.req->on_embedding(embedding);
+      }
       if (s.req->max_tokens == 0) {
         finish(s, FinishReason::kLength);
         continue;
@@ -384,6 +474,17 @@ void Engine::loop() {
         }
         stats_.slots_busy = busy;
         stats_.queued = live_waiting();
+        slot_states_.resize(slots_.size());
+        for (size_t i = 0; i < slots_.size(); ++i) {
+          const Slot& s = *slots_[i];
+          SlotState& st = slot_states_[i];
+          st.id = s.id;
+          st.busy = s.req != nullptr;
+          st.n_cached = static_cast<int32_t>(s.cached.size());
+          st.n_prompt = s.req ? static_cast<int32_t>(s.req->prompt.size()) : 0;
+          st.n_decoded = s.req ? s.result.n_generated : 0;
+          st.max_tokens = s.req ? s.req->max_tokens : -1;
+        }
         if (active || !cancelled.empty()) break;
         cv_.wait(lock);
       }

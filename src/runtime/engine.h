@@ -53,6 +53,15 @@ struct RequestResult {
   int32_t n_generated = 0;
   double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
   uint64_t seed = 0;
+  int slot = -1;  // the slot that ran it
+};
+
+// One slot as the scheduler last saw it (refreshed at every step; for status endpoints).
+struct SlotState {
+  int id = 0;
+  bool busy = false;
+  int32_t n_cached = 0;                                  // tokens whose state is in memory
+  int32_t n_prompt = 0, n_decoded = 0, max_tokens = -1;  // the request in progress
 };
 
 // Restricts which tokens a request may generate next (e.g. JSON mode). Called on the engine
@@ -68,6 +77,9 @@ class TokenFilter {
   virtual void accept(int32_t token) = 0;
 };
 
+// How an embedding is made of the prompt's final normed hidden states.
+enum class Pooling { kNone, kMean, kLast };
+
 // One generation. Callbacks run on the engine thread: keep them short.
 struct Request {
   std::vector<int32_t> prompt;
@@ -78,14 +90,28 @@ struct Request {
   int n_probs = 0;                      // top logprobs per token
   bool show_special = false;            // emit CONTROL tokens' text
   std::shared_ptr<TokenFilter> filter;  // optional constraint on the tokens generated
+  // Scoring: the log-probability of each prompt token after the ones before it (with n_probs
+  // alternatives), from the raw logits. The prompt is then prefilled from position 0 (no cached
+  // prefix) in chunks of at most kPromptLogitRows rows, so the logits held stay bounded.
+  bool prompt_logprobs = false;
+  // Embedding: the prompt's hidden states pooled and L2-normalised ([n_embd]), given to
+  // on_embedding after the prefill (set max_tokens 0). Prefilled like a scored prompt.
+  Pooling pooling = Pooling::kNone;
 
   std::function<void(int32_t done, int32_t total)> on_prefill;  // after each prefill chunk
+  // Scoring: events for prompt positions 1.. (token, logprob, top), one call per prefill chunk.
+  std::function<void(const std::vector<TokenEvent>&)> on_prompt_tokens;
+  std::function<void(const std::vector<float>&)> on_embedding;
   std::function<void(const TokenEvent&)> on_token;
   std::function<void(const RequestResult&)> on_done;  // exactly once
 
   std::atomic<bool> cancelled{false};
   Timer timer;  // started by Engine::submit
 };
+
+// Prompt rows whose logits one scoring request computes per forward call ([rows, n_vocab] floats
+// held at once); a multiple of the DeltaNet chunk, so its splits keep results batch-invariant.
+inline constexpr int32_t kPromptLogitRows = 64;
 
 struct EngineOptions {
   int n_slots = 1;
@@ -125,6 +151,7 @@ class Engine {
   void poke();
 
   EngineStats stats() const;
+  std::vector<SlotState> slot_states() const;
   const EngineOptions& options() const { return options_; }
   models::Model& model() { return model_; }
   const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
@@ -152,6 +179,7 @@ class Engine {
   std::deque<std::shared_ptr<Request>> queue_;
   bool stopping_ = false;
   EngineStats stats_;
+  std::vector<SlotState> slot_states_;  // under mu_
   std::vector<float> logits_;
   std::vector<float> replay_row_;  // [n_vocab] scratch: a replayed snapshot row being masked
   std::thread thread_;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <regex>
+
 namespace hylo::server {
 
 using ojson = nlohmann::ordered_json;
@@ -26,6 +28,8 @@ int http_status(const ApiError& e) {
       return 403;
     case ApiError::Kind::kNotFound:
       return 404;
+    case ApiError::Kind::kMethodNotAllowed:
+      return 405;
     case ApiError::Kind::kTimeout:
       return 408;
     case ApiError::Kind::kPayloadTooLarge:
@@ -67,6 +71,8 @@ std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
       return {"permission_error", "origin_not_allowed"};
     case ApiError::Kind::kNotFound:
       return {"not_found_error", "not_found"};
+    case ApiError::Kind::kMethodNotAllowed:
+      return {"invalid_request_error", "method_not_allowed"};
     case ApiError::Kind::kTimeout:
       return {"invalid_request_error", "request_timeout"};
     case ApiError::Kind::kPayloadTooLarge:
@@ -95,16 +101,37 @@ std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
 
 }  // namespace
 
+std::string field_of_message(const std::string& message) {
+  // Request errors start with the field's path: "temperature must be ...", "messages[1].content
+  // must be ...", "options.num_ctx is out of range ...". Anything else names no field.
+  static const std::regex kLeadingField(
+      R"(^([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9]+\]|\.[A-Za-z_][A-Za-z0-9_]*)*) (must|is|are|may|names|needs|keys|token)\b)");
+  std::smatch m;
+  if (!std::regex_search(message, m, kLeadingField)) return "";
+  const std::string field = m[1].str();
+  for (const char* word : {"a", "an", "the", "it", "this", "request", "prompts"})
+    if (field == word) return "";
+  return field;
+}
+
 ojson error_body(const ApiError& e, ApiFamily family) {
+  // Ollama's shape is always {"error": "text"} (its clients print the string; an object would
+  // show as "[object Object]"); the message itself holds the numbers.
+  if (family == ApiFamily::kOllama) return {{"error", e.message}};
   if (e.kind == ApiError::Kind::kContextExceeded)
     return {{"error",
              {{"type", "exceed_context_size_error"},
               {"message", e.message},
               {"n_prompt_tokens", e.n_prompt},
               {"n_ctx", e.n_ctx}}}};
-  if (family == ApiFamily::kOllama) return {{"error", e.message}};
   const auto [type, code] = openai_type_and_code(e.kind);
-  return {{"error", {{"message", e.message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
+  std::string param = e.param;
+  if (param.empty() && e.kind == ApiError::Kind::kBadRequest) param = field_of_message(e.message);
+  return {{"error",
+           {{"message", e.message},
+            {"type", type},
+            {"param", param.empty() ? ojson(nullptr) : ojson(param)},
+            {"code", code}}}};
 }
 
 ApiError from_submit_error(const runtime::SubmitError& e) {

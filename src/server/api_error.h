@@ -20,6 +20,7 @@ struct ApiError {
     kUnauthorized,          // missing or wrong API key (401)
     kForbidden,             // a browser request from a foreign Origin (403)
     kNotFound,              // unknown route (404)
+    kMethodNotAllowed,      // a known route with another method (405, with Allow)
     kTimeout,               // the request head or body did not arrive in time (408)
     kPayloadTooLarge,       // body over --max-body-bytes (413)
     kUriTooLong,            // a request target over 8 KiB (414)
@@ -35,6 +36,7 @@ struct ApiError {
   Kind kind = Kind::kInternal;
   std::string message;
   int32_t n_prompt = 0, n_ctx = 0;  // kContextExceeded
+  std::string param = {};           // the request field at fault ("": read from the message)
 
   static ApiError bad_request(std::string message) { return {Kind::kBadRequest, std::move(message)}; }
   static ApiError internal(std::string message) { return {Kind::kInternal, std::move(message)}; }
@@ -43,10 +45,14 @@ struct ApiError {
 };
 
 int http_status(const ApiError& e);
-// OpenAI: {"error":{"message","type","param","code"}}; Ollama: {"error":"..."}. A context
-// overflow answers {"error":{"type":"exceed_context_size_error","message","n_prompt_tokens",
-// "n_ctx"}} on both families, so clients of either can read the numbers.
+// OpenAI: {"error":{"message","type","param","code"}}, a context overflow as
+// {"error":{"type":"exceed_context_size_error","message","n_prompt_tokens","n_ctx"}} (llama-server's
+// shape); Ollama: always {"error":"..."}, the numbers in the message. "param" is the field a 400 is
+// about, read from the message when not set.
+
 nlohmann::ordered_json error_body(const ApiError& e, ApiFamily family);
+// The request field a message starts with ("messages[1].content must be ..."), or "".
+std::string field_of_message(const std::string& message);
 
 // The engine's refusal of a request, as an API error.
 ApiError from_submit_error(const runtime::SubmitError& e);

@@ -19,12 +19,14 @@ namespace hylo::server {
 // shared_ptr, so it outlives a handler that returned early (client gone).
 struct Generation::Channel {
   struct Event {
-    enum class Kind { kPrefill, kToken, kDone };
+    enum class Kind { kPrefill, kToken, kPromptTokens, kEmbedding, kDone };
     Event(Kind k, int c) : kind(k), choice(c) {}
     Kind kind;
     int choice = 0;
     int32_t done = 0, total = 0;
     runtime::TokenEvent token;
+    std::vector<runtime::TokenEvent> prompt_tokens;
+    std::vector<float> embedding;
     runtime::RequestResult result;
   };
 
@@ -87,11 +89,76 @@ std::shared_ptr<Generation> Generation::start(const Backend& backend, Generation
   return g;
 }
 
+Result<std::string> render_chat_prompt(const Backend& b, const GenerationRequest& req) {
+  const nlohmann::ordered_json& messages = req.messages;
+  const bool prefill = messages.is_array() && messages.size() > 1 && messages.back().value("role", "") == "assistant" &&
+                       !messages.back().contains("tool_calls") && messages.back()["content"].is_string();
+  if (!prefill)
+    return b.chat_template->render(messages, req.tools, /*add_generation_prompt=*/true, req.enable_thinking, b.special);
+  nlohmann::ordered_json before = messages;
+  before.erase(before.size() - 1);
+  HYLO_ASSIGN_OR_RETURN(std::string text, b.chat_template->render(before, req.tools, /*add_generation_prompt=*/true,
+                                                                  req.enable_thinking, b.special));
+  return text + messages.back()["content"].get<std::string>();
+}
+
+namespace {
+
+// The fill-in-the-middle prompt as llama-server builds it for Qwen-style vocabularies: other files
+// as repository context (<|repo_name|>, <|file_sep|> name), then <|fim_prefix|> prefix
+// <|fim_suffix|> suffix <|fim_middle|> and the start of the answer. Client text is never read
+// as special tokens.
+Result<std::vector<int32_t>> fim_prompt(const tokenizer::Tokenizer& tok, const FimInput& f) {
+  const auto pre = tok.find_token("<|fim_prefix|>"), suf = tok.find_token("<|fim_suffix|>"),
+             mid = tok.find_token("<|fim_middle|>");
+  if (!pre || !suf || !mid)
+    return make_error(
+        "this model's vocabulary has no fill-in-the-middle tokens (<|fim_prefix|>, <|fim_suffix|>, "
+        "<|fim_middle|>); use a code model that has them, such as Qwen3-Coder");
+  std::vector<int32_t> ids;
+  auto text = [&](const std::string& t) {
+    const std::vector<int32_t> enc = tok.encode(t, /*parse_special=*/false);
+    ids.insert(ids.end(), enc.begin(), enc.end());
+  };
+  if (tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+  if (!f.extra.empty()) {
+    const auto repo = tok.find_token("<|repo_name|>"), sep = tok.find_token("<|file_sep|>");
+    if (repo) {
+      ids.push_back(*repo);
+      text("myproject\n");
+    }
+    for (const auto& [name, body] : f.extra) {
+      if (sep) {
+        ids.push_back(*sep);
+        text(name + "\n");
+      }
+      text(body);
+    }
+    if (sep) {
+      ids.push_back(*sep);
+      text("filename\n");
+    }
+  }
+  ids.push_back(*pre);
+  text(f.prefix);
+  ids.push_back(*suf);
+  text(f.suffix);
+  ids.push_back(*mid);
+  text(f.middle);
+  return ids;
+}
+
+}  // namespace
+
 std::optional<ApiError> Generation::prepare(const Backend& b) {
   const tokenizer::Tokenizer& tok = *b.tokenizer;
-  if (req_.is_chat()) {
-    auto text = b.chat_template->render(req_.messages, req_.tools, /*add_generation_prompt=*/true, req_.enable_thinking,
-                                        b.special);
+  if (req_.fim) {
+    auto ids = fim_prompt(tok, *req_.fim);
+    if (!ids.ok()) return ApiError::bad_request(ids.message());
+    prompt_tokens_.push_back(std::move(*ids));
+    prompt_texts_.push_back(req_.fim->prefix);
+  } else if (req_.is_chat()) {
+    auto text = render_chat_prompt(b, req_);
     if (!text.ok()) {
       std::string m = text.message();
       if (m.rfind("[chat] ", 0) == 0) m = m.substr(7);
@@ -226,7 +293,18 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
       r->sampling = req_.sampling.apply(b.sampling, index);
       r->max_tokens = max_tokens;
       r->stop = req_.stop;
+      r->ignore_eos = req_.ignore_eos;
       r->n_probs = req_.logprobs ? req_.top_logprobs : 0;
+      r->prompt_logprobs = req_.prompt_logprobs;
+      if (req_.embed) {
+        r->pooling = limits.pooling;
+        r->max_tokens = 0;
+        r->on_embedding = [ch = channel_, index](const std::vector<float>& v) {
+          Channel::Event e(Channel::Event::Kind::kEmbedding, index);
+          e.embedding = v;
+          ch->push(std::move(e));
+        };
+      }
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
       else if (call_tool)  // tool_choice wins over response_format
@@ -248,6 +326,12 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
         e.token = t;
         ch->push(std::move(e));
       };
+      if (req_.prompt_logprobs)
+        r->on_prompt_tokens = [ch, index](const std::vector<runtime::TokenEvent>& events) {
+          Channel::Event e(Channel::Event::Kind::kPromptTokens, index);
+          e.prompt_tokens = events;
+          ch->push(std::move(e));
+        };
       r->on_done = [ch, index](const runtime::RequestResult& res) {
         Channel::Event e(Channel::Event::Kind::kDone, index);
         e.result = res;
@@ -410,6 +494,30 @@ void Generation::drain(std::vector<Update>* out) {
           out->push_back(std::move(u));
         break;
       }
+      case Channel::Event::Kind::kPromptTokens: {
+        Update u;
+        u.index = e.choice;
+        auto piece_of = [&](int32_t id, float logprob, const std::vector<runtime::TokenProb>& top) {
+          TokenLogprob lp;
+          lp.piece = tokenizer_->token_to_piece(id);
+          lp.logprob = logprob;
+          for (const runtime::TokenProb& t : top) lp.top.emplace_back(tokenizer_->token_to_piece(t.id), t.logprob);
+          return lp;
+        };
+        if (c.prompt_logprobs.empty()) {  // the first prompt token: nothing to score it against
+          TokenLogprob first = piece_of(prompt_tokens_[static_cast<size_t>(c.prompt_index)][0], 0, {});
+          first.has_logprob = false;
+          u.prompt_logprobs.push_back(std::move(first));
+        }
+        for (const runtime::TokenEvent& t : e.prompt_tokens)
+          u.prompt_logprobs.push_back(piece_of(t.token, t.logprob, t.top));
+        c.prompt_logprobs.insert(c.prompt_logprobs.end(), u.prompt_logprobs.begin(), u.prompt_logprobs.end());
+        out->push_back(std::move(u));
+        break;
+      }
+      case Channel::Event::Kind::kEmbedding:
+        c.embedding = std::move(e.embedding);
+        break;
       case Channel::Event::Kind::kDone:
         finish_choice(c, e.result, out);
         break;

@@ -24,6 +24,7 @@ namespace hylo::server {
 struct TokenLogprob {
   std::string piece;  // the token's bytes (may end inside a UTF-8 character)
   float logprob = 0;
+  bool has_logprob = true;  // false for the first prompt token (nothing precedes it)
   std::vector<std::pair<std::string, float>> top;
 };
 
@@ -36,6 +37,7 @@ struct Update {
   std::string reasoning, content;               // kDelta: text to append
   std::vector<chat::ToolCall> tool_calls;       // kDelta: complete calls
   std::vector<TokenLogprob> logprobs;           // kDelta: one per token (when asked for)
+  std::vector<TokenLogprob> prompt_logprobs;    // kDelta: scored prompt tokens (prompt_logprobs)
   std::string finish_reason;                    // kFinish: "stop", "length" or "tool_calls"
 };
 
@@ -46,7 +48,9 @@ struct Choice {
   std::string reasoning, content;
   std::vector<chat::ToolCall> tool_calls;
   std::vector<TokenLogprob> logprobs;
-  std::vector<int32_t> tokens;  // generated ids
+  std::vector<TokenLogprob> prompt_logprobs;  // one per prompt token when the request scores it
+  std::vector<float> embedding;               // [n_embd] embeddings: the prompt's, L2-normalised
+  std::vector<int32_t> tokens;                // generated ids
   bool done = false;
   std::string finish_reason;
   runtime::RequestResult result;
@@ -60,9 +64,15 @@ struct Usage {
 };
 
 struct GenerationLimits {
-  int32_t max_tokens_cap = 0;  // > 0: no choice generates more (max_tokens above it is lowered)
-  bool test_hooks = false;     // honour GenerationRequest::forced_output
+  int32_t max_tokens_cap = 0;                          // > 0: no choice generates more (max_tokens above it is lowered)
+  runtime::Pooling pooling = runtime::Pooling::kMean;  // for embeddings (--pooling)
+  bool test_hooks = false;                             // honour GenerationRequest::forced_output
 };
+
+// The chat prompt of a request. A final assistant message (without tool calls) is continued, as
+// llama-server and Ollama do: the messages before it are rendered with the generation prompt,
+// and its text follows unclosed, so the model writes on from there (assistant prefill).
+Result<std::string> render_chat_prompt(const Backend& backend, const GenerationRequest& request);
 
 class Generation {
  public:

@@ -167,6 +167,9 @@ std::variant<RequestHead, ApiError> parse_request_head(std::string_view head, co
                       fmt::format("compressed request bodies are not accepted (Content-Encoding: {}); "
                                   "send the body uncompressed",
                                   quote(value))};
+    // Every body this server reads is JSON, whatever it is labelled (as llama-server and Ollama
+    // read it): `curl -d @file` labels it a form, which httplib would parse, and refuse past 8 KiB.
+    if (key == "content-type" && lower(value).rfind("application/x-www-form-urlencoded", 0) == 0) continue;
     if (key == "host" && ++hosts > 1) return bad("more than one Host header");
     if (key == "connection") connection = lower(value);
     h.fields.emplace_back(std::string(name), std::string(value));
@@ -193,7 +196,10 @@ std::variant<RequestHead, ApiError> parse_request_head(std::string_view head, co
 std::string serialize_head(const RequestHead& h, size_t body_size) {
   std::string out = fmt::format("{} {} {}\r\n", h.method, h.target, h.version);
   for (const auto& [name, value] : h.fields) out += fmt::format("{}: {}\r\n", name, value);
-  if (body_size > 0 || h.chunked || h.content_length > 0) out += fmt::format("Content-Length: {}\r\n", body_size);
+  // A POST always gets one, so that httplib reads an empty body as empty (the handler then says so)
+  // instead of refusing the request with a bare 400.
+  if (body_size > 0 || h.chunked || h.content_length > 0 || h.method == "POST")
+    out += fmt::format("Content-Length: {}\r\n", body_size);
   out += "\r\n";
   return out;
 }

@@ -312,6 +312,27 @@ void GuardedHttpServer::configure(const HttpLimits& limits, int shutdown_fd, Fai
   set_payload_max_length(limits.max_body_bytes);  // checked here first; httplib's check stays as a second line
 }
 
+httplib::Server& GuardedHttpServer::Get(const std::string& pattern, Handler handler) {
+  routes_.emplace_back(std::regex(pattern), "GET");
+  return httplib::Server::Get(pattern, std::move(handler));
+}
+
+httplib::Server& GuardedHttpServer::Post(const std::string& pattern, Handler handler) {
+  routes_.emplace_back(std::regex(pattern), "POST");
+  return httplib::Server::Post(pattern, std::move(handler));
+}
+
+std::string GuardedHttpServer::allowed_methods(const std::string& path) const {
+  bool get = false, post = false;
+  for (const auto& [pattern, method] : routes_) {
+    if (!std::regex_match(path, pattern)) continue;
+    get = get || method == "GET";
+    post = post || method == "POST";
+  }
+  if (get && post) return "GET, HEAD, POST";
+  return get ? "GET, HEAD" : post ? "POST" : "";
+}
+
 bool GuardedHttpServer::raise_backlog() { return ::listen(svr_sock_, limits_.backlog) == 0; }
 
 bool GuardedHttpServer::process_and_close_socket(socket_t sock) {

@@ -21,7 +21,10 @@
 #include <httplib.h>
 
 #include <functional>
+#include <regex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/api_error.h"
 #include "server/http_framing.h"
@@ -38,10 +41,20 @@ class GuardedHttpServer : public httplib::Server {
   // After binding: raises the listen backlog from httplib's 5 to limits.backlog.
   bool raise_backlog();
 
+  // httplib's registration, remembering each route's method so that a request with another one
+  // can be answered 405 with an Allow header instead of 404.
+  using httplib::Server::Get;
+  using httplib::Server::Post;
+  httplib::Server& Get(const std::string& pattern, Handler handler);
+  httplib::Server& Post(const std::string& pattern, Handler handler);
+  // The methods routed for `path` ("GET, HEAD" or "POST"), "" when none.
+  std::string allowed_methods(const std::string& path) const;
+
  private:
   bool process_and_close_socket(socket_t sock) override;
 
   HttpLimits limits_;
+  std::vector<std::pair<std::regex, std::string>> routes_;  // pattern, method
   int shutdown_fd_ = -1;
   FailureBody failure_body_;
 };

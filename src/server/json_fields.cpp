@@ -182,6 +182,8 @@ size_t json_nesting(std::string_view text) {
 }
 
 Result<ojson> parse_body(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    return make_error("the request body is empty: send a JSON object (Content-Type: application/json)");
   if (json_nesting(body) > kMaxJsonNesting)
     return make_error("the request body nests arrays and objects deeper than {} levels", kMaxJsonNesting);
   ojson j;

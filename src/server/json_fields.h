@@ -26,6 +26,7 @@ class FieldReader {
   bool has(std::string_view key) const;
   const ojson* get(std::string_view key) const;  // nullptr when absent or null
   std::string name(std::string_view key) const { return path_ + std::string(key); }
+  const ojson& object_json() const { return obj_; }
 
   Result<std::optional<double>> number(std::string_view key, double lo, double hi) const;
   Result<std::optional<int64_t>> integer(std::string_view key, int64_t lo, int64_t hi) const;

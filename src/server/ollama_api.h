@@ -21,11 +21,16 @@ Result<GenerationRequest> parse_ollama_generate(const nlohmann::ordered_json& bo
 std::optional<nlohmann::ordered_json> ollama_load_only(const nlohmann::ordered_json& body, bool chat,
                                                        const ApiContext& ctx);
 
+// Ollama's keep_alive: seconds as a number, or a duration ("5m", "1h30m", "0", "-1"); negative
+// means forever. nullopt when absent.
+Result<std::optional<double>> ollama_keep_alive(const nlohmann::ordered_json& body);
+
 std::shared_ptr<ResponseWriter> ollama_chat_writer(const GenerationRequest& req, const ApiContext& ctx);
 std::shared_ptr<ResponseWriter> ollama_generate_writer(const GenerationRequest& req, const ApiContext& ctx);
 
 nlohmann::ordered_json ollama_tags(const ModelDescription& d);
-nlohmann::ordered_json ollama_ps(const ModelDescription& d, int32_t n_ctx, uint64_t cache_bytes);
+// `loaded` false (after keep_alive 0, until the next request): no model listed.
+nlohmann::ordered_json ollama_ps(const ModelDescription& d, int32_t n_ctx, uint64_t cache_bytes, bool loaded = true);
 // model_info holds the GGUF metadata (general.architecture, <arch>.context_length, ...);
 // token lists and other long arrays are null, as Ollama shows them without "verbose".
 // show_path: the modelfile names the file's path (else the model id).

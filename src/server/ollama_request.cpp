@@ -1,6 +1,9 @@
 // Ollama requests (/api/chat, /api/generate) read into GenerationRequest, with errors that name
 // the offending field. Unknown options (num_gpu, mirostat, ...) are ignored, as Ollama does.
+#include <cctype>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 
 #include "server/json_fields.h"
 #include "server/ollama_api.h"
@@ -70,12 +73,52 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
       return make_error("think must be a boolean or one of high, medium, low");
   }
   if ((g->json_mode || g->grammar) && !g->enable_thinking) g->enable_thinking = false;
+  HYLO_ASSIGN_OR_RETURN(g->keep_alive, ollama_keep_alive(r.object_json()));
   HYLO_ASSIGN_OR_RETURN(auto forced, r.string("test_forced_output"));
   if (forced) {
     if (!ctx.test_hooks) return make_error("test_forced_output needs the server's --test-hooks flag");
     g->forced_output = *forced;
   }
   return read_options(r, ctx, g);
+}
+
+// Go's time.ParseDuration units, as Ollama reads keep_alive strings.
+Result<double> parse_duration(const std::string& text) {
+  static const std::pair<const char*, double> kUnits[] = {{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3},
+                                                          {"s", 1},     {"m", 60},    {"h", 3600}};
+  const auto invalid = [&] {
+    return make_error("keep_alive must be a number of seconds or a duration such as \"5m\" or \"0\", not \"{}\"",
+                      text.substr(0, 64));
+  };
+  std::string_view s = text;
+  double sign = 1;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    sign = s[0] == '-' ? -1 : 1;
+    s.remove_prefix(1);
+  }
+  if (s == "0") return 0.0;
+  if (s.empty()) return invalid();
+  double total = 0;
+  while (!s.empty()) {
+    size_t n = 0;
+    while (n < s.size() && (std::isdigit(static_cast<unsigned char>(s[n])) || s[n] == '.')) ++n;
+    if (n == 0 || n > 30) return invalid();
+    const double value = std::strtod(std::string(s.substr(0, n)).c_str(), nullptr);
+    s.remove_prefix(n);
+    double unit = 0;
+    for (const auto& [name, seconds] : kUnits) {
+      const std::string_view u = name;
+      // The longest unit that matches: "ms" before "m", "ns" before "s".
+      if (s.substr(0, u.size()) == u && (u.size() == 2 || s.substr(0, 2) != "ms")) {
+        unit = seconds;
+        s.remove_prefix(u.size());
+        break;
+      }
+    }
+    if (unit == 0) return invalid();
+    total += value * unit;
+  }
+  return sign * total;
 }
 
 Status no_images(const FieldReader& r, const std::string& field) {
@@ -150,7 +193,6 @@ Result<GenerationRequest> parse_ollama_generate(const ojson& body, const ApiCont
   HYLO_ASSIGN_OR_RETURN(auto suffix, r.string("suffix"));
   HYLO_TRY(no_images(r, "images"));
   if (tmpl && !tmpl->empty()) return make_error("template is not supported (the model's chat template is used)");
-  if (suffix && !suffix->empty()) return make_error("suffix is not supported");
   HYLO_ASSIGN_OR_RETURN(const ojson* context, r.array("context"));
   if (context != nullptr) {
     for (size_t i = 0; i < context->size(); ++i) {
@@ -161,7 +203,11 @@ Result<GenerationRequest> parse_ollama_generate(const ojson& body, const ApiCont
     }
   }
   HYLO_TRY(read_common(r, ctx, &g));
-  if (raw.value_or(false)) {
+  if (suffix && !suffix->empty()) {  // fill in the middle between prompt and suffix
+    g.fim = FimInput{prompt.value_or(""), *suffix, "", {}};
+    g.parse_reasoning = false;
+    g.parse_tool_calls = false;
+  } else if (raw.value_or(false)) {
     g.prompts.push_back({prompt.value_or(""), {}, false});
     g.parse_reasoning = false;
     g.parse_tool_calls = false;
@@ -172,6 +218,15 @@ Result<GenerationRequest> parse_ollama_generate(const ojson& body, const ApiCont
     g.parse_tool_calls = false;
   }
   return g;
+}
+
+Result<std::optional<double>> ollama_keep_alive(const ojson& body) {
+  auto it = body.find("keep_alive");
+  if (it == body.end() || it->is_null()) return std::optional<double>();
+  if (it->is_number()) return std::optional<double>(it->get<double>());
+  if (!it->is_string()) return make_error("keep_alive must be a number of seconds or a duration string");
+  HYLO_ASSIGN_OR_RETURN(double seconds, parse_duration(it->get<std::string>()));
+  return std::optional<double>(seconds);
 }
 
 std::optional<ojson> ollama_load_only(const ojson& body, bool chat, const ApiContext& ctx) {
@@ -187,10 +242,9 @@ std::optional<ojson> ollama_load_only(const ojson& body, bool chat, const ApiCon
   else
     j["response"] = "";
   j["done"] = true;
-  // keep_alive 0 asks Ollama to unload the model; hylo keeps it, but answers the same way.
-  auto keep = body.find("keep_alive");
-  const bool unload = keep != body.end() && keep->is_number() && keep->get<double>() == 0;
-  j["done_reason"] = unload ? "unload" : "load";
+  // keep_alive 0 unloads the model in Ollama; hylo lists it as unloaded (see Server::generate).
+  auto keep = ollama_keep_alive(body);
+  j["done_reason"] = keep.ok() && *keep && **keep == 0 ? "unload" : "load";
   return j;
 }
 

@@ -198,7 +198,8 @@ ojson ollama_tags(const ModelDescription& d) {
                                     {"details", details(d)}}})}};
 }
 
-ojson ollama_ps(const ModelDescription& d, int32_t n_ctx, uint64_t cache_bytes) {
+ojson ollama_ps(const ModelDescription& d, int32_t n_ctx, uint64_t cache_bytes, bool loaded) {
+  if (!loaded) return {{"models", ojson::array()}};
   // Loaded until the server stops: no expiry in sight.
   const auto expires = std::chrono::system_clock::now() + std::chrono::hours(24 * 365);
   return {{"models", ojson::array({{{"name", ollama_name(d)},

@@ -326,9 +326,17 @@ Result<GenerationRequest> parse_openai_completion(const ojson& body, const ApiCo
   if (logprobs) {
     g.logprobs = true;
     g.top_logprobs = static_cast<int>(*logprobs);
+    // Scoring (max_tokens 0, echo, logprobs): the prompt's own tokens get logprobs too.
+    g.prompt_logprobs = g.echo;
   }
   HYLO_ASSIGN_OR_RETURN(auto suffix, r.string("suffix"));
-  if (suffix && !suffix->empty()) return make_error("suffix is not supported");
+  if (suffix && !suffix->empty()) {  // fill in the middle between prompt and suffix
+    if (g.prompts.size() != 1 || g.prompts[0].is_tokens)
+      return make_error("suffix needs prompt to be one string (the text before the gap)");
+    if (g.echo) return make_error("suffix cannot be combined with echo");
+    g.fim = FimInput{g.prompts[0].text, *suffix, "", {}};
+    g.prompts.clear();
+  }
   HYLO_ASSIGN_OR_RETURN(auto best_of, r.integer("best_of", 1, ctx.max_choices));
   if (best_of && *best_of != g.n) return make_error("best_of is not supported (only best_of = n)");
   return g;

@@ -1,5 +1,6 @@
 // OpenAI answers: chat.completion / text_completion objects, their streamed chunks as server-sent
 // events ("data: {...}", ": ping" comments, "data: [DONE]"), and the model list.
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -50,6 +51,13 @@ ojson completion_logprobs(const std::vector<TokenLogprob>& lps, size_t offset) {
   ojson tokens = ojson::array(), token_logprobs = ojson::array(), top = ojson::array(), offsets = ojson::array();
   for (const TokenLogprob& lp : lps) {
     tokens.push_back(lp.piece);
+    if (!lp.has_logprob) {  // the prompt's first token
+      token_logprobs.push_back(nullptr);
+      top.push_back(nullptr);
+      offsets.push_back(offset);
+      offset += lp.piece.size();
+      continue;
+    }
     token_logprobs.push_back(lp.logprob);
     ojson alts = ojson::object();
     for (const auto& [piece, logprob] : lp.top) alts[piece] = logprob;
@@ -166,19 +174,14 @@ class ChatWriter : public OpenAIWriter {
     ojson delta = ojson::object();
     if (!u.reasoning.empty()) delta[reasoning_field_] = u.reasoning;
     if (!u.content.empty()) delta["content"] = u.content;
-    if (!u.tool_calls.empty()) {
-      ojson calls = ojson::array();
-      for (const chat::ToolCall& c : u.tool_calls) {
-        ojson j = tool_call_json(c);
-        j["index"] = calls_sent_[static_cast<size_t>(u.index)]++;
-        calls.push_back(std::move(j));
-      }
-      delta["tool_calls"] = std::move(calls);
-    }
-    return chunk({{"index", u.index},
-                  {"delta", std::move(delta)},
-                  {"logprobs", logprobs_ ? chat_logprobs(u.logprobs) : ojson(nullptr)},
-                  {"finish_reason", nullptr}});
+    std::string out;
+    if (!delta.empty() || !u.logprobs.empty())
+      out = chunk({{"index", u.index},
+                   {"delta", std::move(delta)},
+                   {"logprobs", logprobs_ ? chat_logprobs(u.logprobs) : ojson(nullptr)},
+                   {"finish_reason", nullptr}});
+    for (const chat::ToolCall& c : u.tool_calls) out += tool_call_chunks(u.index, c);
+    return out;
   }
 
   ojson complete(const Generation& g) override {
@@ -204,6 +207,31 @@ class ChatWriter : public OpenAIWriter {
   }
 
  private:
+  // A call as OpenAI streams one: a first delta with index, id, type and name (arguments ""),
+  // then the arguments in pieces that the client appends. The parser reports a call once it is
+  // complete, so the pieces follow each other at once.
+  std::string tool_call_chunks(int choice, const chat::ToolCall& c) {
+    constexpr size_t kPieceBytes = 32;
+    const int index = calls_sent_[static_cast<size_t>(choice)]++;
+    auto call_chunk = [&](ojson call) {
+      return chunk({{"index", choice},
+                    {"delta", {{"tool_calls", ojson::array({std::move(call)})}}},
+                    {"logprobs", nullptr},
+                    {"finish_reason", nullptr}});
+    };
+    std::string out = call_chunk(
+        {{"index", index}, {"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", ""}}}});
+    const std::string& args = c.arguments;
+    for (size_t at = 0; at < args.size();) {
+      size_t end = std::min(args.size(), at + kPieceBytes);
+      // Never inside a UTF-8 character: back up over continuation bytes.
+      while (end < args.size() && end > at + 1 && (static_cast<unsigned char>(args[end]) & 0xC0) == 0x80) --end;
+      out += call_chunk({{"index", index}, {"function", {{"arguments", args.substr(at, end - at)}}}});
+      at = end;
+    }
+    return out;
+  }
+
   std::string reasoning_field_;
   std::vector<int> calls_sent_;  // per choice: index of the next streamed tool call
 };
@@ -215,6 +243,7 @@ class CompletionWriter : public OpenAIWriter {
 
   std::string stream_begin(const Generation& g) override {
     offsets_.assign(g.choices().size(), 0);
+    prompt_offsets_.assign(g.choices().size(), 0);
     if (!echo_) return "";
     std::string out;
     for (const Choice& c : g.choices()) {
@@ -229,6 +258,12 @@ class CompletionWriter : public OpenAIWriter {
     if (u.kind == Update::Kind::kPrefill) return progress(u);
     if (u.kind == Update::Kind::kFinish)
       return chunk({{"index", u.index}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", u.finish_reason}});
+    if (!u.prompt_logprobs.empty()) {  // scored prompt tokens: the echoed text's logprobs
+      size_t& at = prompt_offsets_[static_cast<size_t>(u.index)];
+      ojson lp = completion_logprobs(u.prompt_logprobs, at);
+      for (const TokenLogprob& t : u.prompt_logprobs) at += t.piece.size();
+      return chunk({{"index", u.index}, {"text", ""}, {"logprobs", std::move(lp)}, {"finish_reason", nullptr}});
+    }
     size_t& offset = offsets_[static_cast<size_t>(u.index)];
     ojson lp = logprobs_ ? completion_logprobs(u.logprobs, offset) : ojson(nullptr);
     for (const TokenLogprob& t : u.logprobs) offset += t.piece.size();
@@ -239,9 +274,17 @@ class CompletionWriter : public OpenAIWriter {
     ojson choices = ojson::array();
     for (const Choice& c : g.choices()) {
       const std::string prefix = echo_ ? g.prompt_texts()[static_cast<size_t>(c.prompt_index)] : "";
+      ojson lp = nullptr;
+      if (logprobs_ && !c.prompt_logprobs.empty()) {  // scored: the prompt's tokens, then the output's
+        std::vector<TokenLogprob> all = c.prompt_logprobs;
+        all.insert(all.end(), c.logprobs.begin(), c.logprobs.end());
+        lp = completion_logprobs(all, 0);
+      } else if (logprobs_) {
+        lp = completion_logprobs(c.logprobs, prefix.size());
+      }
       choices.push_back({{"index", c.index},
                          {"text", prefix + c.content},
-                         {"logprobs", logprobs_ ? completion_logprobs(c.logprobs, prefix.size()) : ojson(nullptr)},
+                         {"logprobs", std::move(lp)},
                          {"finish_reason", c.finish_reason}});
     }
     ojson j = envelope("text_completion", std::move(choices));
@@ -252,7 +295,8 @@ class CompletionWriter : public OpenAIWriter {
 
  private:
   bool echo_;
-  std::vector<size_t> offsets_;  // per choice: text offset of the next logprob token
+  std::vector<size_t> offsets_;         // per choice: text offset of the next logprob token
+  std::vector<size_t> prompt_offsets_;  // per choice: text offset of the next scored prompt token
 };
 
 }  // namespace

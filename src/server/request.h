@@ -36,6 +36,14 @@ struct PromptInput {
   bool is_tokens = false;
 };
 
+// Fill-in-the-middle: code before and after the gap (and other files as context); the prompt is
+// built from the model's FIM tokens (<|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>).
+struct FimInput {
+  std::string prefix, suffix;
+  std::string middle;                                      // text the answer starts with
+  std::vector<std::pair<std::string, std::string>> extra;  // (file name, text) before the gap's file
+};
+
 struct GenerationRequest {
   // The prompt: chat messages rendered with the chat template, or raw prompts (completions,
   // Ollama raw generate). Each prompt gets `n` choices.
@@ -44,6 +52,7 @@ struct GenerationRequest {
   std::optional<bool> enable_thinking;
   std::vector<PromptInput> prompts;     // raw prompts
   std::vector<int32_t> context_prefix;  // Ollama "context": tokens placed before the prompt
+  std::optional<FimInput> fim;          // the one prompt is built from this (prompts stays empty)
 
   bool parse_reasoning = true;   // split <think> blocks out of the content (chat)
   bool parse_tool_calls = true;  // turn tool-call markup into tool calls (chat with tools)
@@ -66,6 +75,13 @@ struct GenerationRequest {
   std::string model;          // the name the client used (the loaded model answers whatever it is)
   std::string forced_output;  // test hook (--test-hooks): the model is made to write this text
 
+  // What only some endpoints read.
+  bool ignore_eos = false;           // llama-server: generate past the end-of-generation token
+  bool return_tokens = false;        // llama-server: the generated ids come back in "tokens"
+  bool prompt_logprobs = false;      // completions with echo and logprobs: the prompt tokens are scored
+  bool embed = false;                // embeddings: each prompt's pooled hidden state, nothing generated
+  std::optional<double> keep_alive;  // Ollama keep_alive in seconds (< 0: forever); 0: unload after
+
   bool is_chat() const { return messages.is_array(); }
 };
 
@@ -77,6 +93,9 @@ struct ApiContext {
   std::string reasoning_field = "reasoning_content";  // OpenAI message field for reasoning
   bool test_hooks = false;
   int max_choices = 16;  // n
+
+  runtime::SamplingParams sampling;  // the model's defaults (reported by llama-server's endpoints)
+  int32_t n_ctx = 0;                 // per slot
 };
 
 }  // namespace hylo::server

@@ -2,7 +2,9 @@
 // adapter, start the generation, then stream it or wait for the whole answer.
 #include "base/log.h"
 #include "router/router.h"
+#include "server/embeddings_api.h"
 #include "server/json_fields.h"
+#include "server/llama_api.h"
 #include "server/ollama_api.h"
 #include "server/openai_api.h"
 #include "server/server.h"
@@ -48,10 +50,28 @@ void Server::install_routes() {
   static const Endpoint kChat{"chat", ApiFamily::kOpenAI, parse_openai_chat, openai_chat_writer};
   static const Endpoint kCompletion{"completions", ApiFamily::kOpenAI, parse_openai_completion,
                                     openai_completion_writer};
+  static const Endpoint kLlamaCompletion{"completion", ApiFamily::kOpenAI, parse_llama_completion,
+                                         llama_completion_writer};
+  static const Endpoint kLlamaInfill{"infill", ApiFamily::kOpenAI, parse_llama_infill, llama_completion_writer};
+  static const Endpoint kEmbeddings{"embeddings", ApiFamily::kOpenAI, parse_openai_embeddings,
+                                    openai_embeddings_writer};
+  static const Endpoint kOllamaEmbed{"api_embed", ApiFamily::kOllama, parse_ollama_embed, ollama_embed_writer};
+  static const Endpoint kOllamaEmbeddings{"api_embeddings", ApiFamily::kOllama, parse_ollama_embeddings_legacy,
+                                          ollama_embeddings_legacy_writer};
   static const Endpoint kOllamaChat{"api_chat", ApiFamily::kOllama, parse_ollama_chat, ollama_chat_writer,
                                     ollama_chat_load};
   static const Endpoint kOllamaGenerate{"api_generate", ApiFamily::kOllama, parse_ollama_generate,
                                         ollama_generate_writer, ollama_generate_load};
+  // Embeddings only with --embeddings (as llama-server); otherwise a 501 that says so.
+  auto embeddings = [this](const Endpoint& ep) {
+    if (opt_.embeddings)
+      return route(ep.name, ep.family, true,
+                   [this, &ep](const httplib::Request& req, httplib::Response& res) { generate(ep, req, res); });
+    return route(ep.name, ep.family, false, [&ep](const httplib::Request&, httplib::Response& res) {
+      reply_error(res, {ApiError::Kind::kNotImplemented, "embeddings are off: start hylo serve with --embeddings"},
+                  ep.family);
+    });
+  };
   auto generation = [this](const Endpoint& ep) {
     return route(ep.name, ep.family, /*needs_model=*/!opt_.router,
                  [this, &ep](const httplib::Request& req, httplib::Response& res) { generate(ep, req, res); });
@@ -73,6 +93,15 @@ void Server::install_routes() {
   http_.Post("/apply-template",
              route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
   http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
+  for (const char* p : {"/v1/embeddings", "/embeddings"}) http_.Post(p, embeddings(kEmbeddings));
+  http_.Post("/api/embed", embeddings(kOllamaEmbed));
+  http_.Post("/api/embeddings", embeddings(kOllamaEmbeddings));
+  // llama-server's native API (llama_api.h).
+  http_.Post("/completion", generation(kLlamaCompletion));
+  http_.Post("/infill", generation(kLlamaInfill));
+  http_.Get("/slots", route("slots", ApiFamily::kOpenAI, true, [this](Req, Res r) {
+              reply_json(r, llama_slots(backend()->engine->slot_states(), ctx_));
+            }));
 
   // Ollama.
   http_.Post("/api/chat", generation(kOllamaChat));
@@ -83,7 +112,7 @@ void Server::install_routes() {
             }));
   http_.Get("/api/ps", route("api_ps", ApiFamily::kOllama, true, [this](Req, Res r) {
               const auto b = backend();
-              reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes));
+              reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes, !unload_asked_));
             }));
   http_.Post("/api/show", route("api_show", ApiFamily::kOllama, true, [this](Req q, Res r) {
                auto body = parse_body(q.body);
@@ -125,9 +154,13 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   if (!b)
     return reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, ep.family);
   if (ep.load_only)
-    if (auto answer = ep.load_only(*body, ctx_)) return reply_json(res, *answer);
+    if (auto answer = ep.load_only(*body, ctx_)) {
+      unload_asked_ = (*answer)["done_reason"] == "unload";
+      return reply_json(res, *answer);
+    }
   auto parsed = ep.parse(*body, ctx_);
   if (!parsed.ok()) return fail(ApiError::bad_request(parsed.message()));
+  unload_asked_ = parsed->keep_alive && *parsed->keep_alive == 0;
   std::shared_ptr<ResponseWriter> writer = ep.writer(*parsed, ctx_);
   ApiError error;
   std::shared_ptr<Generation> g = Generation::start(*b, std::move(*parsed), limits_, &error);
@@ -204,7 +237,7 @@ void Server::apply_template(const httplib::Request& req, httplib::Response& res)
     // The same reading as a chat request, so what comes back is the prompt a chat would get.
     HYLO_ASSIGN_OR_RETURN(GenerationRequest g, parse_openai_chat(body, ctx_));
     const auto b = backend();
-    auto prompt = b->chat_template->render(g.messages, g.tools, true, g.enable_thinking, b->special);
+    auto prompt = render_chat_prompt(*b, g);
     if (!prompt.ok()) return make_error("the chat template could not render the messages: {}", prompt.message());
     return ojson{{"prompt", *prompt}};
   };

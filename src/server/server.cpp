@@ -55,6 +55,13 @@ bool loopback_host(const std::string& h) {
   return h == "localhost" || h == "::1" || (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0);
 }
 
+// An http(s) origin whose host is a loopback name or address (http://localhost:3000, http://[::1]:5173).
+bool loopback_origin(const std::string& origin) {
+  const size_t scheme = origin.find("://");
+  if (scheme == std::string::npos || origin.rfind("http", 0) != 0) return false;
+  return loopback_host(host_name(std::string_view(origin).substr(scheme + 3)));
+}
+
 }  // namespace
 
 bool open_route(const std::string& method, const std::string& path) {
@@ -82,6 +89,7 @@ Server::Server(ServerOptions options) : opt_(std::move(options)) {
   shutdown_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   limits_.max_tokens_cap = opt_.max_tokens_cap;
   limits_.test_hooks = opt_.test_hooks;
+  limits_.pooling = opt_.pooling == "last" ? runtime::Pooling::kLast : runtime::Pooling::kMean;
   // Every streamed request holds a thread while it waits or runs, so there must be one per slot
   // and queue place, plus spare ones for health checks, metrics and idle keep-alive connections.
   // Capped: past that, connections wait in httplib's queue until a thread is free.
@@ -143,6 +151,8 @@ void Server::set_backend(std::shared_ptr<Backend> backend) {
   ctx_.tool_call_format = backend->chat_template->tool_call_format();
   ctx_.reasoning_field = opt_.reasoning_field;
   ctx_.test_hooks = opt_.test_hooks;
+  ctx_.sampling = backend->sampling;
+  ctx_.n_ctx = backend->n_ctx;
   std::atomic_store(&backend_, std::move(backend));
 }
 
@@ -160,28 +170,32 @@ void Server::stop() {
 }
 
 void Server::install_middleware() {
-  if (!opt_.cors_origin.empty()) {
-    http_.set_post_routing_handler([allowed = cors_allowed_](const httplib::Request& req, httplib::Response& res) {
-      const std::string origin = req.get_header_value("Origin");
-      bool any = false, match = false;
-      for (const auto& a : allowed) {
-        any = any || a == "*";
-        match = match || a == origin;
-      }
-      if (any) {
-        res.set_header("Access-Control-Allow-Origin", "*");
-      } else if (match && !origin.empty()) {
-        res.set_header("Access-Control-Allow-Origin", origin);
-        res.set_header("Vary", "Origin");
-      } else {
-        return;
-      }
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
-      res.set_header("Access-Control-Max-Age", "600");
-    });
-    http_.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
-  }
+  // CORS: loopback origins (a front-end on http://localhost:3000) are allowed, as Ollama does;
+  // any other origin only when listed in --cors-origin (or with "*").
+  http_.set_post_routing_handler([allowed = cors_allowed_](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (origin.empty()) return;
+    bool any = false, match = false;
+    for (const auto& a : allowed) {
+      any = any || a == "*";
+      match = match || a == origin;
+    }
+    if (any) {
+      res.set_header("Access-Control-Allow-Origin", "*");
+    } else if (match || loopback_origin(origin)) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    } else {
+      return;
+    }
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    // SDKs send their own headers (x-stainless-*, OpenAI-Beta): a preflight's list is granted as asked.
+    const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+    res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+    res.set_header("Access-Control-Max-Age", "600");
+  });
+  // Preflights: 204; the post-routing handler adds the headers when the origin is allowed.
+  http_.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
 
   // httplib's own answers (unknown route, body too large, bad request line) get an API body.
   http_.set_error_handler(
@@ -192,7 +206,14 @@ void Server::install_middleware() {
         ApiError e;
         switch (res.status) {
           case 404:
-            e = {ApiError::Kind::kNotFound, fmt::format("no route {} {}", req.method, req.path)};
+            if (const std::string allow = http_.allowed_methods(req.path); !allow.empty()) {
+              e = {ApiError::Kind::kMethodNotAllowed,
+                   fmt::format("{} is not served on {}; use {}", req.method, req.path, allow)};
+              res.status = 405;
+              res.set_header("Allow", allow);
+            } else {
+              e = {ApiError::Kind::kNotFound, fmt::format("no route {} {}", req.method, req.path)};
+            }
             break;
           case 413:
             e = {ApiError::Kind::kPayloadTooLarge,

@@ -50,6 +50,8 @@ struct ServerOptions {
   // model will ever load, every request goes upstream.
   std::shared_ptr<router::Router> router;
   bool gateway = false;
+  bool embeddings = false;                            // serve /v1/embeddings and /api/embed
+  std::string pooling = "mean";                       // their pooling: "mean" or "last"
 };
 
 // Routes that answer without an API key: health and model listings (documented in --help).
@@ -105,6 +107,9 @@ class Server {
   ApiContext ctx_;                    // set with the backend
   GenerationLimits limits_;
   Metrics metrics_;
+  // The last request said Ollama keep_alive 0: /api/ps lists no model until one that does not (the
+  // one model stays in memory; see docs/server.md).
+  std::atomic<bool> unload_asked_{false};
   int shutdown_fd_ = -1;  // readable once stop() began
   std::atomic<bool> stopped_{false};
 };

@@ -29,13 +29,28 @@ std::string openai_error(const ojson& body) {
   return r.ok() ? "(accepted)" : r.message();
 }
 
-TEST(ErrorMapping, ContextOverflowHasTheSameBodyOnBothFamilies) {
+TEST(ErrorMapping, ContextOverflowBodies) {
   const ApiError e = ApiError::context_exceeded(5000, 4096);
   EXPECT_EQ(http_status(e), 400);
-  const std::string expected =
-      R"json({"error":{"type":"exceed_context_size_error","message":"request (5000 tokens) exceeds the available context size (4096 tokens)","n_prompt_tokens":5000,"n_ctx":4096}})json";
-  EXPECT_EQ(error_body(e, ApiFamily::kOpenAI).dump(), expected);
-  EXPECT_EQ(error_body(e, ApiFamily::kOllama).dump(), expected);
+  EXPECT_EQ(
+      error_body(e, ApiFamily::kOpenAI).dump(),
+      R"json({"error":{"type":"exceed_context_size_error","message":"request (5000 tokens) exceeds the available context size (4096 tokens)","n_prompt_tokens":5000,"n_ctx":4096}})json");
+  // Ollama's clients print error as a string: the numbers travel in the message.
+  EXPECT_EQ(error_body(e, ApiFamily::kOllama).dump(),
+            R"json({"error":"request (5000 tokens) exceeds the available context size (4096 tokens)"})json");
+}
+
+TEST(ErrorMapping, ParamNamesTheFieldAtFault) {
+  EXPECT_EQ(field_of_message("temperature must be between 0 and 2"), "temperature");
+  EXPECT_EQ(field_of_message("messages[1].content must be a string or an array of parts"), "messages[1].content");
+  EXPECT_EQ(field_of_message("options.num_predict is out of range: -1e999 does not fit a double"),
+            "options.num_predict");
+  EXPECT_EQ(field_of_message("the request body must be a JSON object"), "");
+  EXPECT_EQ(field_of_message("invalid JSON in the request body: x"), "");
+  EXPECT_EQ(field_of_message("a number is out of range"), "");
+  const ojson o = error_body(ApiError::bad_request("top_p must be between 0 and 1"), ApiFamily::kOpenAI);
+  EXPECT_EQ(o["error"]["param"], "top_p");
+  EXPECT_TRUE(error_body(ApiError::bad_request("the prompt is empty"), ApiFamily::kOpenAI)["error"]["param"].is_null());
 }
 
 TEST(ErrorMapping, StatusesAndBodies) {
@@ -211,8 +226,14 @@ TEST(OpenAICompletion, PromptForms) {
   EXPECT_EQ(parse_openai_completion({{"prompt", 5}}, context()).message(),
             "prompt must be a string, an array of strings, an array of token ids or an array of such arrays");
   EXPECT_EQ(parse_openai_completion({{"model", "m"}}, context()).message(), "prompt is required");
-  EXPECT_EQ(parse_openai_completion({{"prompt", "a"}, {"suffix", "b"}}, context()).message(),
-            "suffix is not supported");
+  auto fim = parse_openai_completion({{"prompt", "a"}, {"suffix", "b"}}, context());
+  ASSERT_TRUE(fim.ok()) << fim.message();
+  ASSERT_TRUE(fim->fim.has_value());
+  EXPECT_EQ(fim->fim->prefix, "a");
+  EXPECT_EQ(fim->fim->suffix, "b");
+  EXPECT_TRUE(fim->prompts.empty());
+  EXPECT_EQ(parse_openai_completion({{"prompt", {1, 2}}, {"suffix", "b"}}, context()).message(),
+            "suffix needs prompt to be one string (the text before the gap)");
 }
 
 TEST(Ollama, ChatOptionsThinkFormatAndTools) {

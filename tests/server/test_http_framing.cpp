@@ -34,6 +34,15 @@ TEST(HttpFraming, AcceptsAndNormalisesAHead) {
   EXPECT_EQ(serialize_head(h, 4), "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n");
 }
 
+TEST(HttpFraming, AFormLabelIsDroppedSoTheBodyIsReadAsJson) {
+  // curl -d labels a JSON body as a form; httplib would parse it as one and refuse it past 8 KiB.
+  auto r = parse_request_head(
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\n\r\n",
+      kLimits);
+  ASSERT_TRUE(std::holds_alternative<RequestHead>(r)) << std::get<ApiError>(r).message;
+  EXPECT_EQ(serialize_head(std::get<RequestHead>(r), 4), "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n");
+}
+
 TEST(HttpFraming, RefusesAmbiguousHeads) {
   struct Case {
     const char* head;

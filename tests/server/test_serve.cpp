@@ -274,15 +274,21 @@ TEST_F(ServeMain, ToolCallsInAnswersAndStreams) {
 
   body["stream"] = true;
   const HttpReply streamed = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
-  json delta_call;
+  // OpenAI's form: the first delta names the call, the next ones carry pieces of its arguments.
+  std::vector<json> call_deltas;
   std::string finish;
   for (const json& chunk : data_events(streamed.body)) {
     const json& ch = chunk["choices"][0];
-    if (ch["delta"].contains("tool_calls")) delta_call = ch["delta"]["tool_calls"][0];
+    if (ch["delta"].contains("tool_calls")) call_deltas.push_back(ch["delta"]["tool_calls"][0]);
     if (ch["finish_reason"].is_string()) finish = ch["finish_reason"];
   }
-  EXPECT_EQ(delta_call["index"], 0);
-  EXPECT_EQ(delta_call["function"]["name"], "get_weather");
+  ASSERT_GE(call_deltas.size(), 2u) << streamed.body;
+  EXPECT_EQ(call_deltas[0]["index"], 0);
+  EXPECT_EQ(call_deltas[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(call_deltas[0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  std::string arguments;
+  for (const json& d : call_deltas) arguments += d["function"]["arguments"].get<std::string>();
+  EXPECT_EQ(json::parse(arguments), json({{"city", "Paris"}}));
   EXPECT_EQ(finish, "tool_calls");
 
   const HttpReply ollama = post_json(c, "/api/chat",
@@ -405,16 +411,16 @@ TEST_F(ServeMain, ContextOverflowIs400OnBothFamilies) {
             "request (" + std::to_string(n_prompt) + " tokens) exceeds the available context size (4096 tokens)");
   EXPECT_EQ(e.size(), 4u);  // exactly type, message, n_prompt_tokens, n_ctx
 
-  // Ollama: the same body; num_ctx above the slot's context gets the slot's, below it its own.
+  // Ollama: num_ctx above the slot's context gets the slot's, below it its own.
   const HttpReply big =
       post_json(c, "/api/generate", {{"prompt", long_text}, {"stream", false}, {"options", {{"num_ctx", 100000}}}});
   ASSERT_EQ(big.status, 400) << big.body;
-  EXPECT_EQ(big.json["error"]["n_ctx"], 4096);
-  EXPECT_EQ(big.json["error"]["type"], "exceed_context_size_error");
+  ASSERT_TRUE(big.json["error"].is_string()) << big.body;  // Ollama's shape: the numbers in the text
+  EXPECT_NE(big.json["error"].get<std::string>().find("context size (4096 tokens)"), std::string::npos) << big.body;
   const HttpReply small =
       post_json(c, "/api/chat", {{"messages", user("a few words here")}, {"options", {{"num_ctx", 8}}}});
   ASSERT_EQ(small.status, 400) << small.body;
-  EXPECT_EQ(small.json["error"]["n_ctx"], 8);
+  EXPECT_NE(small.json["error"].get<std::string>().find("context size (8 tokens)"), std::string::npos) << small.body;
 }
 
 TEST_F(ServeMain, OllamaNumCtxEndsTheGenerationWithLength) {
@@ -462,8 +468,11 @@ TEST_F(ServeMain, TokenizeDetokenizeAndCompletions) {
   const json& ch = comp.json["choices"][0];
   EXPECT_EQ(comp.json["object"], "text_completion");
   EXPECT_EQ(ch["text"].get<std::string>().rfind("Once upon", 0), 0u);
-  EXPECT_EQ(ch["logprobs"]["tokens"].size(), 4u);
-  EXPECT_EQ(ch["logprobs"]["top_logprobs"][0].size(), 2u);
+  // echo with logprobs: the prompt's tokens (the first without a logprob), then the output's.
+  const size_t n_prompt = post_json(c, "/tokenize", {{"content", "Once upon"}}).json["tokens"].size();
+  EXPECT_EQ(ch["logprobs"]["tokens"].size(), n_prompt + 4);
+  EXPECT_TRUE(ch["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_EQ(ch["logprobs"]["top_logprobs"][n_prompt].size(), 2u);
 }
 
 TEST_F(ServeMain, MetricsInPrometheusFormat) {

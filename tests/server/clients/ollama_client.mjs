@@ -91,7 +91,13 @@ test('tool calls come back with object arguments', async () => {
 test('a prompt over num_ctx is refused with 400, never truncated', async () => {
   await assert.rejects(
     ollama.generate({ model: 'qwen3:tiny', prompt: 'a few words that do not fit', options: { num_ctx: 4 } }),
-    (err) => err.status_code === 400,
+    (err) => {
+      assert.equal(err.status_code, 400);
+      // A string with the numbers, not "[object Object]".
+      assert.equal(typeof err.error, 'string');
+      assert.match(err.message, /request \(\d+ tokens\) exceeds the available context size \(4 tokens\)/);
+      return true;
+    },
   );
 });
 
@@ -115,4 +121,12 @@ test('format with a JSON schema: the answer is valid against it', async () => {
     ollama.chat({ model: 'qwen3:tiny', messages, format: { type: 'integer', minimum: 1 } }),
     (err) => err.status_code === 400 && /unsupported keyword 'minimum'/.test(err.message),
   );
+});
+
+test('keep_alive 0 unlists the model until the next request', async () => {
+  const r = await ollama.generate({ model: 'qwen3:tiny', prompt: '', keep_alive: 0 });
+  assert.equal(r.done_reason, 'unload');
+  assert.equal((await ollama.ps()).models.length, 0);
+  await ollama.generate({ model: 'qwen3:tiny', prompt: 'hi', options: { num_predict: 1 } });
+  assert.equal((await ollama.ps()).models.length, 1);
 });

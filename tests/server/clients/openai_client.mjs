@@ -78,16 +78,33 @@ test('a tool call round trip', async () => {
   assert.equal(call.function.name, 'get_weather');
   assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' });
 
-  // Streamed, the call arrives as a delta.
+  // Streamed, the call arrives as OpenAI streams one: id and name first, then argument pieces.
   const stream = await client.chat.completions.create({
     model: 'any', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [weatherTool], stream: true,
     test_forced_output: forcedCall,
   });
   const deltas = [];
   for await (const chunk of stream) for (const c of chunk.choices) deltas.push(...(c.delta.tool_calls ?? []));
-  assert.equal(deltas.length, 1);
+  assert.ok(deltas.length >= 2, JSON.stringify(deltas));
   assert.equal(deltas[0].index, 0);
+  assert.match(deltas[0].id, /\S/);
   assert.equal(deltas[0].function.name, 'get_weather');
+  assert.equal(deltas[0].function.arguments, '');
+  for (const d of deltas.slice(1)) {
+    assert.equal(d.index, 0);
+    assert.equal(d.id, undefined);
+    assert.equal(d.function.name, undefined);
+  }
+  assert.deepEqual(JSON.parse(deltas.map((d) => d.function.arguments).join('')), { city: 'Paris' });
+
+  // The SDK's own accumulating stream helper puts the pieces together.
+  const runner = client.chat.completions.stream({
+    model: 'any', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [weatherTool],
+    test_forced_output: forcedCall,
+  });
+  const final = await runner.finalChatCompletion();
+  assert.equal(final.choices[0].message.tool_calls[0].function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(final.choices[0].message.tool_calls[0].function.arguments), { city: 'Paris' });
 
   // The call and its result go back to the model; the prompt holds both.
   const history = [
@@ -235,4 +252,22 @@ test('llama-server fields: grammar, json_schema, n_predict', async () => {
   [status, r] = await post({ grammar: 'root ::= "a" (' });
   assert.equal(status, 400);
   assert.match(r.error.message, /grammar: 1:15: expected '\)'/);
+});
+
+test('prompt scoring: max_tokens 0 with echo and logprobs', async () => {
+  const r = await client.completions.create({ model: 'any', prompt: 'The sky is blue', max_tokens: 0, echo: true, logprobs: 1 });
+  const lp = r.choices[0].logprobs;
+  assert.equal(r.choices[0].text, 'The sky is blue');
+  assert.equal(lp.tokens.join(''), 'The sky is blue');
+  assert.equal(lp.token_logprobs[0], null);
+  assert.ok(lp.token_logprobs.slice(1).every((x) => typeof x === 'number' && x <= 0));
+  assert.equal(r.usage.completion_tokens, 0);
+});
+
+test('a final assistant message is continued', async () => {
+  const rendered = await (await fetch(`${server.url}/apply-template`, {
+    method: 'POST',
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello, I am' }] }),
+  })).json();
+  assert.match(rendered.prompt, /<\|im_start\|>assistant\n(<think>\n\n<\/think>\n\n)?Hello, I am$/);
 });
