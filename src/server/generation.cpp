@@ -189,6 +189,7 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
       r->max_tokens = max_tokens;
       r->stop = req_.stop;
       r->n_probs = req_.logprobs ? req_.top_logprobs : 0;
+      if (req_.n_draft) r->n_draft = *req_.n_draft;
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
       else if (call_tool)  // tool_choice wins over response_format
@@ -387,6 +388,8 @@ Usage Generation::usage() const {
       u.cached_tokens += c.result.n_cached;
     }
     u.completion_tokens += c.result.n_generated;
+    u.drafted_tokens += c.result.n_drafted;
+    u.accepted_tokens += c.result.n_accepted;
     u.prefill_seconds = std::max(u.prefill_seconds, c.result.prefill_seconds);
     u.decode_seconds = std::max(u.decode_seconds, c.result.decode_seconds);
   }

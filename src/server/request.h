@@ -53,6 +53,9 @@ struct GenerationRequest {
   int n = 1;
   bool logprobs = false;
   int top_logprobs = 0;
+  // llama-server's "speculative.n_max": MTP drafts per step for this request (0: none); unset: the
+  // server's --spec / --draft.
+  std::optional<int> n_draft;
   bool json_mode = false;  // the output must be one JSON object
   // tool_choice "required" (every tool) or a named function: the output must call one of these.
   std::vector<std::string> required_tools;
