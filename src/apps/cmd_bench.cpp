@@ -219,6 +219,10 @@ int run(const Options& o) {
     sb = *r;
   }
   const double acceptance = sb && sb->drafted > 0 ? static_cast<double>(sb->accepted) / sb->drafted : 0.0;
+  // What the cost model expects at the measured acceptance when decode is bandwidth-bound.
+  const models::SpecEstimate expected =
+      sb ? models::speculative_estimate(m, o.draft, acceptance, o.n_prompt + o.n_gen / 2.0, mo.kv_type)
+         : models::SpecEstimate{};
   // Decode roofline: bytes read per token (routed experts, KV cache, recurrent state; the mean
   // over the tg positions) over the bandwidth.
   const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.kv_type);
@@ -276,7 +280,8 @@ int run(const Options& o) {
                    {"speedup", sb->plain.mean > 0 ? sb->spec.mean / sb->plain.mean : 0.0},
                    {"drafted", sb->drafted},
                    {"accepted", sb->accepted},
-                   {"acceptance_rate", acceptance}};
+                   {"acceptance_rate", acceptance},
+                   {"expected_speedup_bandwidth_bound", expected.speedup}};
     }
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
@@ -324,6 +329,13 @@ int run(const Options& o) {
       format_bytes(static_cast<uint64_t>(decode.weights)).c_str(),
       format_bytes(static_cast<uint64_t>(decode.kv)).c_str(),
       format_bytes(static_cast<uint64_t>(decode.state)).c_str());
+  if (sb)
+    std::printf(
+        "mtp%d: %.2f tokens per verify step at %.1f%% acceptance; bandwidth-bound, a step reads %s against %s\n"
+        "for one plain token (experts of %d tokens, the MTP block and LM head per draft): expected %.2fx.\n",
+        o.draft, expected.tokens_per_step, acceptance * 100,
+        format_bytes(static_cast<uint64_t>(expected.bytes_step)).c_str(),
+        format_bytes(static_cast<uint64_t>(expected.bytes_plain)).c_str(), o.draft + 1, expected.speedup);
   if (info.repacked_bytes > 0)
     std::printf("weights repacked at load: %s in %.1f s.\n", format_bytes(info.repacked_bytes).c_str(),
                 info.repack_seconds);

@@ -355,3 +355,29 @@ TEST(SpecEngine, ModelWithoutMtpIsAClearError) {
 
 }  // namespace
 }  // namespace hylo::runtime
+
+namespace hylo::runtime {
+namespace {
+
+// `hylo run --spec mtp`: the same text as without drafts, the summary reports the drafts; a model
+// without an MTP block is refused with a message that says why.
+TEST(SpecCli, RunWithMtpMatchesRunWithout) {
+  const std::string model = test::fixture_model("qwen3next-tiny-mtp");
+  const std::string base = test::hylo_binary() + " run -m " + model + " -t 2 -c 256 --temp 0 -n 24 --raw 'Hello there'";
+  std::string plain, spec, refused;
+  // run_command adds 2>&1 to the whole line: the subshells choose the stream kept.
+  ASSERT_EQ(test::run_command("(" + base + " 2>/dev/null)", &plain), 0) << plain;
+  ASSERT_EQ(test::run_command("(" + base + " --spec mtp --draft 3 2>&1 >/dev/null)", &spec), 0) << spec;
+  EXPECT_NE(spec.find("drafted"), std::string::npos) << spec;
+  std::string spec_out;
+  ASSERT_EQ(test::run_command("(" + base + " --enable-mtp 2>/dev/null)", &spec_out), 0);
+  EXPECT_EQ(spec_out, plain);
+  EXPECT_NE(test::run_command(test::hylo_binary() + " run -m " + test::fixture_model("qwen3next-tiny") +
+                                  " -n 4 --raw --spec mtp hi",
+                              &refused),
+            0);
+  EXPECT_NE(refused.find("no MTP"), std::string::npos) << refused;
+}
+
+}  // namespace
+}  // namespace hylo::runtime
