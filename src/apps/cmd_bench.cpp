@@ -45,51 +45,6 @@ struct Options {
   int draft = runtime::kDefaultDraft;
 };
 
-// Greedy decoding through the generation engine, without and with MTP drafts: tokens/s over the
-// decode time of each request (prefill excluded) and the share of drafts accepted.
-struct SpecBench {
-  Stat plain, spec;  // tok/s
-  uint64_t drafted = 0, accepted = 0;
-};
-
-Result<SpecBench> bench_speculative(models::Model& m, ThreadPool& pool, const Options& o) {
-  HYLO_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok, tokenizer::Tokenizer::from_gguf(m.file()));
-  runtime::EngineOptions eo;
-  eo.n_ctx = std::max<int32_t>(o.n_prompt, 1) + o.n_gen + runtime::kMaxDraft + 2;
-  eo.n_batch = o.batch;
-  eo.kv_type = o.kv_type == "f32" ? TensorType::kF32 : TensorType::kF16;
-  runtime::Engine engine(m, tok, pool, eo);
-  std::mt19937 rng(4321);
-  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(m.info().n_vocab, 151643) - 1));
-  SpecBench out;
-  std::vector<double> plain, spec;
-  for (int rep = 0; rep < o.reps + 1; ++rep) {  // repetition 0 warms up
-    std::vector<int32_t> prompt(static_cast<size_t>(std::max<int32_t>(o.n_prompt, 1)));
-    for (auto& t : prompt) t = pick(rng);
-    for (int n_draft : {0, o.draft}) {
-      auto r = std::make_shared<runtime::Request>();
-      r->prompt = prompt;
-      r->sampling.temperature = 0;
-      r->max_tokens = o.n_gen;
-      r->ignore_eos = true;
-      r->n_draft = n_draft;
-      std::promise<runtime::RequestResult> done;
-      r->on_done = [&](const runtime::RequestResult& res) { done.set_value(res); };
-      auto fut = done.get_future();
-      if (auto err = engine.submit(r); err.kind != runtime::SubmitError::kNone) return make_error("[bench] {}", err.message);
-      const runtime::RequestResult res = fut.get();
-      if (res.reason == runtime::FinishReason::kError) return make_error("[bench] {}", res.error);
-      if (rep == 0) continue;
-      const double tps = res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0;
-      (n_draft > 0 ? spec : plain).push_back(tps);
-      out.drafted += static_cast<uint64_t>(res.n_drafted);
-      out.accepted += static_cast<uint64_t>(res.n_accepted);
-    }
-  }
-  out.plain = stat_of(plain);
-  out.spec = stat_of(spec);
-  return out;
-}
 
 struct Stat {
   double mean = 0, stdev = 0;
@@ -144,6 +99,52 @@ Peak measure_peak(const models::Model& m, ThreadPool& pool) {
     p.gops = all_threads(pool, kernels::measure_int8_peak_gops);
   }
   return p;
+}
+
+// Greedy decoding through the generation engine, without and with MTP drafts: tokens/s over the
+// decode time of each request (prefill excluded) and the share of drafts accepted.
+struct SpecBench {
+  Stat plain, spec;  // tok/s
+  uint64_t drafted = 0, accepted = 0;
+};
+
+Result<SpecBench> bench_speculative(models::Model& m, ThreadPool& pool, const Options& o) {
+  HYLO_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok, tokenizer::Tokenizer::from_gguf(m.file()));
+  runtime::EngineOptions eo;
+  eo.n_ctx = std::max<int32_t>(o.n_prompt, 1) + o.n_gen + runtime::kMaxDraft + 2;
+  eo.n_batch = o.batch;
+  eo.kv_type = o.kv_type == "f32" ? TensorType::kF32 : TensorType::kF16;
+  runtime::Engine engine(m, tok, pool, eo);
+  std::mt19937 rng(4321);
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(m.info().n_vocab, 151643) - 1));
+  SpecBench out;
+  std::vector<double> plain, spec;
+  for (int rep = 0; rep < o.reps + 1; ++rep) {  // repetition 0 warms up
+    std::vector<int32_t> prompt(static_cast<size_t>(std::max<int32_t>(o.n_prompt, 1)));
+    for (auto& t : prompt) t = pick(rng);
+    for (int n_draft : {0, o.draft}) {
+      auto r = std::make_shared<runtime::Request>();
+      r->prompt = prompt;
+      r->sampling.temperature = 0;
+      r->max_tokens = o.n_gen;
+      r->ignore_eos = true;
+      r->n_draft = n_draft;
+      std::promise<runtime::RequestResult> done;
+      r->on_done = [&](const runtime::RequestResult& res) { done.set_value(res); };
+      auto fut = done.get_future();
+      if (auto err = engine.submit(r); err.kind != runtime::SubmitError::kNone) return make_error("[bench] {}", err.message);
+      const runtime::RequestResult res = fut.get();
+      if (res.reason == runtime::FinishReason::kError) return make_error("[bench] {}", res.error);
+      if (rep == 0) continue;
+      const double tps = res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0;
+      (n_draft > 0 ? spec : plain).push_back(tps);
+      out.drafted += static_cast<uint64_t>(res.n_drafted);
+      out.accepted += static_cast<uint64_t>(res.n_accepted);
+    }
+  }
+  out.plain = stat_of(plain);
+  out.spec = stat_of(spec);
+  return out;
 }
 
 int run(const Options& o) {

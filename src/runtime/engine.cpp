@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/check.h"
 #include "base/log.h"
@@ -62,6 +63,7 @@ struct Engine::Slot {
   int64_t fwd_row0 = -1;
   int32_t fwd_pos0 = 0;
   int32_t len_override = -1;  // slot_len() while verifying (rows past it are unverified drafts)
+  bool mtp_catch_up = false;  // the request ended this step: feed its last positions to the MTP head
 };
 
 Status check_speculative(const models::Model& model, int n_draft) {
@@ -480,6 +482,13 @@ void Engine::accept(Slot& s, float* logits) {
       token = sample_next(s, row);
       agreed = i < k && token == s.drafts[i];
     }
+    if (i < k) {  // counted before the token is emitted: emitting it may end the request
+      s.result.n_drafted++;
+      s.result.n_accepted += agreed;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.drafted_tokens++;
+      stats_.accepted_tokens += agreed;
+    }
     emit_token(s, token);
     if (!agreed || !s.req) break;
     ++accepted;
@@ -489,12 +498,10 @@ void Engine::accept(Slot& s, float* logits) {
     const int32_t keep = s.fwd_pos0 + 1 + accepted;
     HYLO_CHECK(memory_->rollback(s.id, keep).ok());
     s.cached.resize(keep);
-    s.result.n_drafted += k;
-    s.result.n_accepted += accepted;
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.drafted_tokens += static_cast<uint64_t>(k);
-    stats_.accepted_tokens += static_cast<uint64_t>(accepted);
   }
+  // A finished request's last positions still go through the MTP head, so that a request
+  // continuing this conversation can draft at once (see admit()).
+  s.mtp_catch_up = !s.req && s.n_draft > 0;
   s.drafts.clear();
   s.draft_q.clear();
 }
@@ -514,19 +521,23 @@ void Engine::draft() {
   std::vector<float> zeros(E, 0.0f);
   for (auto& sp : slots_) {
     Slot& s = *sp;
-    if (!s.req || s.n_draft <= 0) continue;
+    const bool catch_up = std::exchange(s.mtp_catch_up, false);
+    if (s.n_draft <= 0 || (!s.req && !catch_up)) continue;
     const int32_t end = memory_->seq_len(s.id);
-    const bool with_last = !s.prefilling && s.last_token >= 0;
+    const bool with_last = s.req && !s.prefilling && s.last_token >= 0;
     // The trunk's hidden state of position q: from this step's forward, or the carried one.
     auto trunk_row = [&](int32_t q) -> const float* {
       if (q < 0) return zeros.data();
-      if (s.fwd_row0 >= 0 && q >= s.fwd_pos0 && q < end) return trunk_hidden.data() + (s.fwd_row0 + q - s.fwd_pos0) * E;
+      if (s.fwd_row0 >= 0 && q >= s.fwd_pos0 && q < end) {
+        HYLO_CHECK(static_cast<size_t>((s.fwd_row0 + q - s.fwd_pos0 + 1) * E) <= trunk_hidden.size(),
+                   "slot {}: row {} pos {} of {} rows", s.id, s.fwd_row0, q, trunk_hidden.size() / E);
+        return trunk_hidden.data() + (s.fwd_row0 + q - s.fwd_pos0) * E;
+      }
       if (q == s.mtp_carry_pos) return s.mtp_carry.data();
       return nullptr;
     };
     const int32_t first = s.mtp_len;
     const int32_t last = with_last ? end : end - 1;
-    if (last < first) continue;
     bool complete = true;
     for (int32_t p = first; p <= last && complete; ++p) complete = trunk_row(p - 1) != nullptr;
     if (!complete) {
@@ -541,19 +552,20 @@ void Engine::draft() {
       const float* h = trunk_row(p - 1);
       hidden.insert(hidden.end(), h, h + E);
     }
-    // Drafts: not past the context, max_tokens (this step emits up to drafts + 1 tokens), the limit.
-    int k = with_last ? s.n_draft : 0;
-    k = std::min(k, options_.n_ctx - 1 - end);
-    if (s.req->max_tokens >= 0) k = std::min(k, s.req->max_tokens - s.result.n_generated - 1);
-    if (k > 0) {
-      rows.back().logits = true;
-      drafting.emplace_back(&s, k);
-    }
     // Carry the trunk's hidden state of the last position in memory: the next prefill chunk's
     // first row needs it, and so does a later request that continues this sequence.
     if (const float* h = trunk_row(end - 1); end > 0 && h != nullptr && h != s.mtp_carry.data()) {
       s.mtp_carry.assign(h, h + E);
       s.mtp_carry_pos = end - 1;
+    }
+    if (last < first) continue;
+    // Drafts: not past the context, max_tokens (this step emits up to drafts + 1 tokens), the limit.
+    int k = with_last ? s.n_draft : 0;
+    k = std::min(k, options_.n_ctx - 1 - end);
+    if (s.req && s.req->max_tokens >= 0) k = std::min(k, s.req->max_tokens - s.result.n_generated - 1);
+    if (k > 0) {
+      rows.back().logits = true;
+      drafting.emplace_back(&s, k);
     }
     s.mtp_len = last + 1;
   }
