@@ -64,7 +64,18 @@ struct Engine::Slot {
   int32_t fwd_pos0 = 0;
   int32_t len_override = -1;  // slot_len() while verifying (rows past it are unverified drafts)
   bool mtp_catch_up = false;  // the request ended this step: feed its last positions to the MTP head
+  // Recent share of drafts accepted (moving average) and steps since drafting paused.
+  float accept_rate = 1.0f;
+  int paused_steps = 0;
 };
+
+namespace {
+// Drafts that are rejected cost a verify row and an MTP pass each: while fewer than this share is
+// accepted a request drafts nothing, except one probe draft every kProbeEvery steps (so a stretch
+// of predictable text turns drafting back on). Depends on the request's own history only.
+constexpr float kMinAcceptRate = 0.2f;
+constexpr int kProbeEvery = 8;
+}  // namespace
 
 Status check_speculative(const models::Model& model, int n_draft) {
   if (n_draft < 0 || n_draft > kMaxDraft)
@@ -224,6 +235,8 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.draft_q.clear();
     s.draft_sampler.reset();
     s.len_override = -1;
+    s.accept_rate = 1.0f;
+    s.paused_steps = 0;
     s.req = std::move(r);
     s.prompt_done = best_keep;
     s.replay_logits = best_keep == n_prompt;
@@ -495,6 +508,7 @@ void Engine::accept(Slot& s, float* logits) {
   }
   s.len_override = -1;
   if (k > 0) {
+    s.accept_rate = 0.7f * s.accept_rate + 0.3f * static_cast<float>(accepted) / static_cast<float>(k);
     const int32_t keep = s.fwd_pos0 + 1 + accepted;
     HYLO_CHECK(memory_->rollback(s.id, keep).ok());
     s.cached.resize(keep);
@@ -561,6 +575,7 @@ void Engine::draft() {
     if (last < first) continue;
     // Drafts: not past the context, max_tokens (this step emits up to drafts + 1 tokens), the limit.
     int k = with_last ? s.n_draft : 0;
+    if (k > 0 && s.accept_rate < kMinAcceptRate) k = ++s.paused_steps % kProbeEvery == 0 ? 1 : 0;
     k = std::min(k, options_.n_ctx - 1 - end);
     if (s.req && s.req->max_tokens >= 0) k = std::min(k, s.req->max_tokens - s.result.n_generated - 1);
     if (k > 0) {
