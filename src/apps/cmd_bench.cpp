@@ -333,7 +333,8 @@ int run(const Options& o) {
   if (sb)
     std::printf(
         "mtp%d: %.2f tokens per verify step at %.1f%% acceptance; bandwidth-bound, a step reads %s against %s\n"
-        "for one plain token (experts of %d tokens, the MTP block and LM head per draft): expected %.2fx.\n",
+        "for one plain token (experts of %d tokens, the MTP block and LM head per draft): expected %.2fx when\n"
+        "drafting every step (at low acceptance the engine pauses drafting instead).\n",
         o.draft, expected.tokens_per_step, acceptance * 100,
         format_bytes(static_cast<uint64_t>(expected.bytes_step)).c_str(),
         format_bytes(static_cast<uint64_t>(expected.bytes_plain)).c_str(), o.draft + 1, expected.speedup);
