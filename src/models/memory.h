@@ -59,7 +59,7 @@ class Memory {
   // layers only to n == seq_len (nothing to undo) or n == 0, unless a snapshot was taken at n.
   Status truncate(int seq, int32_t n);
   // Recurrent state snapshot of seq at its current length (one per sequence); truncate() to that
-  // length restores it. Used to roll back rejected speculative tokens.
+  // length restores it (the engine rewinds to the end of a prompt with it).
   void snapshot(int seq);
   bool has_recurrent() const { return !layout_.recurrent.empty(); }
 
