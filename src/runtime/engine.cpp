@@ -64,8 +64,9 @@ struct Engine::Slot {
   int32_t fwd_pos0 = 0;
   int32_t len_override = -1;  // slot_len() while verifying (rows past it are unverified drafts)
   bool mtp_catch_up = false;  // the request ended this step: feed its last positions to the MTP head
-  // Recent share of drafts accepted (moving average) and steps since drafting paused.
-  float accept_rate = 1.0f;
+  // Recent share of drafts accepted (moving average, from an even prior) and steps since drafting
+  // paused.
+  float accept_rate = 0.5f;
   int paused_steps = 0;
 };
 
@@ -235,7 +236,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.draft_q.clear();
     s.draft_sampler.reset();
     s.len_override = -1;
-    s.accept_rate = 1.0f;
+    s.accept_rate = 0.5f;
     s.paused_steps = 0;
     s.req = std::move(r);
     s.prompt_done = best_keep;
