@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <future>
 #include <optional>
 #include <random>
 
@@ -44,7 +44,6 @@ struct Options {
   std::string spec = "none";  // mtp: also decode through the engine with and without MTP drafts
   int draft = runtime::kDefaultDraft;
 };
-
 
 struct Stat {
   double mean = 0, stdev = 0;
@@ -132,7 +131,8 @@ Result<SpecBench> bench_speculative(models::Model& m, ThreadPool& pool, const Op
       std::promise<runtime::RequestResult> done;
       r->on_done = [&](const runtime::RequestResult& res) { done.set_value(res); };
       auto fut = done.get_future();
-      if (auto err = engine.submit(r); err.kind != runtime::SubmitError::kNone) return make_error("[bench] {}", err.message);
+      if (auto err = engine.submit(r); err.kind != runtime::SubmitError::kNone)
+        return make_error("[bench] {}", err.message);
       const runtime::RequestResult res = fut.get();
       if (res.reason == runtime::FinishReason::kError) return make_error("[bench] {}", res.error);
       if (rep == 0) continue;
@@ -312,14 +312,13 @@ int run(const Options& o) {
     std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
                 format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
                 fmt::format("tg{} g", o.n_gen).c_str(),
-                fmt::format("{:.2f} ± {:.2f}", sb->plain.mean, sb->plain.stdev).c_str(),
-                "greedy, engine, no drafts");
+                fmt::format("{:.2f} ± {:.2f}", sb->plain.mean, sb->plain.stdev).c_str(), "greedy, engine, no drafts");
     std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
                 format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
                 fmt::format("tg{} mtp{}", o.n_gen, o.draft).c_str(),
                 fmt::format("{:.2f} ± {:.2f}", sb->spec.mean, sb->spec.stdev).c_str(),
-                fmt::format("{:.2f}x, {:.1f}% of {} drafts accepted", sb->plain.mean > 0 ? sb->spec.mean / sb->plain.mean : 0.0,
-                            acceptance * 100, sb->drafted)
+                fmt::format("{:.2f}x, {:.1f}% of {} drafts accepted",
+                            sb->plain.mean > 0 ? sb->spec.mean / sb->plain.mean : 0.0, acceptance * 100, sb->drafted)
                     .c_str());
   }
   std::printf(
@@ -370,7 +369,8 @@ CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of t
                                       "(tok/s of both, acceptance rate)")
                            ->check(CLI::IsMember({"none", "mtp"}))
                            ->capture_default_str();
-                       app.add_flag_callback("--enable-mtp", [o] { o->spec = "mtp"; }, "Same as --spec mtp");
+                       app.add_flag_callback(
+                           "--enable-mtp", [o] { o->spec = "mtp"; }, "Same as --spec mtp");
                        app.add_option("--draft", o->draft, "Tokens drafted per step with --spec mtp")
                            ->check(CLI::Range(1, runtime::kMaxDraft))
                            ->capture_default_str();

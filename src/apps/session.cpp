@@ -29,7 +29,8 @@ void SessionFlags::add(CLI::App& app, bool with_parallel) {
                  "output unchanged, sampled output distributed as without it), none")
       ->check(CLI::IsMember({"none", "mtp"}))
       ->capture_default_str();
-  app.add_flag_callback("--enable-mtp", [this] { spec = "mtp"; }, "Same as --spec mtp");
+  app.add_flag_callback(
+      "--enable-mtp", [this] { spec = "mtp"; }, "Same as --spec mtp");
   app.add_option("--draft", draft, "Tokens drafted per step with --spec mtp")
       ->check(CLI::Range(1, runtime::kMaxDraft))
       ->capture_default_str();

@@ -28,8 +28,8 @@ struct SessionFlags {
   int max_queue = 64;    // requests waiting beyond the slots (not a flag of add(); `hylo serve` sets it)
   std::string chat_template_file;
   bool warm = true;  // read the weights in up front (with progress)
-  std::string spec = "none";                // speculative decoding: none | mtp
-  int draft = runtime::kDefaultDraft;       // drafts per step with --spec mtp
+  std::string spec = "none";           // speculative decoding: none | mtp
+  int draft = runtime::kDefaultDraft;  // drafts per step with --spec mtp
 
   void add(CLI::App& app, bool with_parallel);
 };

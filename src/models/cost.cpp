@@ -44,7 +44,8 @@ SpecEstimate speculative_estimate(const Model& model, int k, double alpha, doubl
     (mtp ? (expert ? mtp_experts : mtp_dense) : (expert ? experts : dense)) += bytes;
   }
   if (lm_head == 0) lm_head = static_cast<double>(model.file().find_tensor("token_embd.weight")->n_bytes);  // tied
-  const double used = info.n_expert > 0 ? static_cast<double>(info.n_expert_used) / static_cast<double>(info.n_expert) : 1;
+  const double used =
+      info.n_expert > 0 ? static_cast<double>(info.n_expert_used) / static_cast<double>(info.n_expert) : 1;
   const DecodeBytes one = decode_bytes(model, n_ctx, kv_type);
   const double rest = one.kv + one.state;  // per token (read once per step; written per row)
   SpecEstimate e;

@@ -19,8 +19,13 @@ uint64_t MemoryLayout::recurrent_bytes_per_sequence() const {
 }
 
 Memory::Memory(const MemoryLayout& layout, const MemoryOptions& options)
-    : layout_(layout), options_(options), kv_slot_of_layer_(layout.n_layer, -1),
-      rs_slot_of_layer_(layout.n_layer, -1), snapshots_(options.n_seq), checkpoints_(options.n_seq), seq_len_(options.n_seq, 0) {
+    : layout_(layout),
+      options_(options),
+      kv_slot_of_layer_(layout.n_layer, -1),
+      rs_slot_of_layer_(layout.n_layer, -1),
+      snapshots_(options.n_seq),
+      checkpoints_(options.n_seq),
+      seq_len_(options.n_seq, 0) {
   HYLO_CHECK(options.n_seq > 0 && options.n_ctx > 0);
   for (size_t i = 0; i < layout.kv.size(); ++i) {
     const auto& k = layout.kv[i];

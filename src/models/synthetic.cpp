@@ -168,8 +168,9 @@ Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::str
   const std::string a = spec.arch + ".";
   w.set_string("general.architecture", spec.arch);
   w.set_string("general.type", "model");
-  w.set_string("general.name", fmt::format("hylo-{}-{}-random-s{}{}{}", spec.arch, spec.preset, spec.seed,
-                                           spec.layout == "legacy" ? "-legacy" : "", mtp && spec.mtp_agree ? "-agree" : ""));
+  w.set_string("general.name",
+               fmt::format("hylo-{}-{}-random-s{}{}{}", spec.arch, spec.preset, spec.seed,
+                           spec.layout == "legacy" ? "-legacy" : "", mtp && spec.mtp_agree ? "-agree" : ""));
   w.set_string("general.description",
                "Random weights written by hylo make-model: real tensor layout, meaningless output.");
   w.set_bool("hylo.random_weights", true);
@@ -218,15 +219,15 @@ Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::str
     // current token's embedding scores its successor highest (E_t·E_t ≈ E against ±√E·4.9).
     const uint64_t key = stream_key(spec.seed, "token_embd.weight");
     const float scale = 2.0f / std::sqrt(static_cast<float>(E));
-    b.defs().push_back({"output.weight", {E, kVocab}, weight_type(spec, "output.weight", E), [=](int64_t j, float* out) {
-                          if (j >= kAgreeTokens) {
-                            std::fill(out, out + E, 0.0f);
-                            return;
-                          }
-                          const int64_t prev = (j + kAgreeTokens - 1) % kAgreeTokens;
-                          for (int64_t i = 0; i < E; ++i)
-                            out[i] = normal_at(key, static_cast<uint64_t>(prev * E + i)) * scale;
-                        }});
+    b.defs().push_back(
+        {"output.weight", {E, kVocab}, weight_type(spec, "output.weight", E), [=](int64_t j, float* out) {
+           if (j >= kAgreeTokens) {
+             std::fill(out, out + E, 0.0f);
+             return;
+           }
+           const int64_t prev = (j + kAgreeTokens - 1) % kAgreeTokens;
+           for (int64_t i = 0; i < E; ++i) out[i] = normal_at(key, static_cast<uint64_t>(prev * E + i)) * scale;
+         }});
   } else if (!p.tie) {
     b.normal("output.weight", {E, kVocab}, 2.0f / std::sqrt(static_cast<float>(E)), 0.0f, false);
   }

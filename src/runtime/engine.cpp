@@ -51,8 +51,8 @@ struct Engine::Slot {
   // Speculative decoding. The MTP head's cache holds positions [0, mtp_len), each computed from
   // the real token and the trunk's hidden state of the position before; drafted rows may sit past
   // mtp_len and are overwritten. Drafts are fed after last_token in the next forward.
-  int n_draft = 0;                             // drafts per step for this request (0: off)
-  std::vector<int32_t> drafts;                 // [≤ n_draft]
+  int n_draft = 0;                              // drafts per step for this request (0: off)
+  std::vector<int32_t> drafts;                  // [≤ n_draft]
   std::vector<std::vector<Candidate>> draft_q;  // proposal distribution of each draft (sampling)
   std::unique_ptr<Sampler> draft_sampler;
   int32_t mtp_len = 0;
@@ -302,9 +302,7 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   if (r->on_done) r->on_done(s.result);
 }
 
-int32_t Engine::slot_len(const Slot& s) const {
-  return s.len_override >= 0 ? s.len_override : memory_->seq_len(s.id);
-}
+int32_t Engine::slot_len(const Slot& s) const { return s.len_override >= 0 ? s.len_override : memory_->seq_len(s.id); }
 
 void Engine::mask_row(Slot& s, float* row) {
   if (s.req->filter) {
@@ -390,7 +388,8 @@ bool Engine::step() {
     rows.push_back({s->id, pos0, s->last_token, true});
     for (size_t i = 0; i < s->drafts.size(); ++i)
       rows.push_back({s->id, pos0 + 1 + static_cast<int32_t>(i), s->drafts[i], true});
-    if (!s->drafts.empty()) HYLO_CHECK(memory_->arm_checkpoints(s->id, 1 + static_cast<int32_t>(s->drafts.size())).ok());
+    if (!s->drafts.empty())
+      HYLO_CHECK(memory_->arm_checkpoints(s->id, 1 + static_cast<int32_t>(s->drafts.size())).ok());
     logit_slots.emplace_back(s.get(), n_logit_rows);
     n_logit_rows += 1 + static_cast<int64_t>(s->drafts.size());
   }

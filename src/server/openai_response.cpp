@@ -78,13 +78,13 @@ ojson usage_json(const Usage& u) {
 ojson timings_json(const Usage& u) {
   const double prefilled = static_cast<double>(u.prompt_tokens - u.cached_tokens);
   ojson t = {{"cache_n", u.cached_tokens},
-          {"prompt_n", u.prompt_tokens - u.cached_tokens},
-          {"prompt_ms", u.prefill_seconds * 1e3},
-          {"prompt_per_second", u.prefill_seconds > 0 ? prefilled / u.prefill_seconds : 0.0},
-          {"predicted_n", u.completion_tokens},
-          {"predicted_ms", u.decode_seconds * 1e3},
-          {"predicted_per_second",
-           u.decode_seconds > 0 ? static_cast<double>(u.completion_tokens) / u.decode_seconds : 0.0}};
+             {"prompt_n", u.prompt_tokens - u.cached_tokens},
+             {"prompt_ms", u.prefill_seconds * 1e3},
+             {"prompt_per_second", u.prefill_seconds > 0 ? prefilled / u.prefill_seconds : 0.0},
+             {"predicted_n", u.completion_tokens},
+             {"predicted_ms", u.decode_seconds * 1e3},
+             {"predicted_per_second",
+              u.decode_seconds > 0 ? static_cast<double>(u.completion_tokens) / u.decode_seconds : 0.0}};
   if (u.drafted_tokens > 0) {  // llama-server's names
     t["draft_n"] = u.drafted_tokens;
     t["draft_n_accepted"] = u.accepted_tokens;

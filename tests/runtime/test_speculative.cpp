@@ -125,8 +125,7 @@ Fixture& fixture(const std::string& name) {
 
 // Every piece of per-sequence state: positions, conv windows and S matrices, K and V of every
 // attention layer (the trunk's; the MTP head's cache is the engine's business).
-void expect_same_state(const models::Model& m, const models::Memory& a, const models::Memory& b, int seq_a,
-                       int seq_b) {
+void expect_same_state(const models::Model& m, const models::Memory& a, const models::Memory& b, int seq_a, int seq_b) {
   ASSERT_EQ(a.seq_len(seq_a), b.seq_len(seq_b));
   const models::MemoryLayout& layout = m.memory_layout();
   for (const auto& r : layout.recurrent) {
@@ -258,8 +257,14 @@ class SpecEngine : public ::testing::TestWithParam<std::string> {};
 // its greedy run alone without drafts.
 TEST_P(SpecEngine, GreedyOutputIsUnchangedUnderConcurrentLoad) {
   Fixture& f = fixture(GetParam());
-  const std::vector<std::string> prompts = {"one", "a second, longer prompt with more words in it", "three",
-                                            "the fourth", "5", "six six six", "seventh prompt here", "8"};
+  const std::vector<std::string> prompts = {"one",
+                                            "a second, longer prompt with more words in it",
+                                            "three",
+                                            "the fourth",
+                                            "5",
+                                            "six six six",
+                                            "seventh prompt here",
+                                            "8"};
   EngineOptions eo;
   eo.n_ctx = 128;
   std::vector<Outcome> solo;
@@ -271,7 +276,8 @@ TEST_P(SpecEngine, GreedyOutputIsUnchangedUnderConcurrentLoad) {
   Engine e(*f.model, f.tok, *f.pool, eo);
   std::vector<std::future<Outcome>> futs;
   for (size_t i = 0; i < prompts.size(); ++i)
-    futs.push_back(start(e, request(f.tok.encode(prompts[i], true), 16, i % 2 == 0 ? 1 + static_cast<int>(i / 2) % 3 : 0)));
+    futs.push_back(
+        start(e, request(f.tok.encode(prompts[i], true), 16, i % 2 == 0 ? 1 + static_cast<int>(i / 2) % 3 : 0)));
   int drafted = 0, accepted = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const Outcome o = futs[i].get();
@@ -371,9 +377,9 @@ TEST(SpecCli, RunWithMtpMatchesRunWithout) {
   std::string spec_out;
   ASSERT_EQ(test::run_command("(" + base + " --enable-mtp 2>/dev/null)", &spec_out), 0);
   EXPECT_EQ(spec_out, plain);
-  EXPECT_NE(test::run_command(test::hylo_binary() + " run -m " + test::fixture_model("qwen3next-tiny") +
-                                  " -n 4 --raw --spec mtp hi",
-                              &refused),
+  EXPECT_NE(test::run_command(
+                test::hylo_binary() + " run -m " + test::fixture_model("qwen3next-tiny") + " -n 4 --raw --spec mtp hi",
+                &refused),
             0);
   EXPECT_NE(refused.find("no MTP"), std::string::npos) << refused;
 }

@@ -90,8 +90,7 @@ TEST_F(ServeMain, HealthModelsAndListings) {
 // The batch-invariance contract: greedy tokens (and their log-probabilities) of each of 8
 // concurrent streamed requests are exactly those of the same request run alone.
 // `tweak(body, i, together)` adjusts request i of the solo (false) or the concurrent (true) runs.
-void expect_batch_invariance(const ServeProcess& server,
-                             const std::function<void(json&, int, bool)>& tweak = nullptr) {
+void expect_batch_invariance(const ServeProcess& server, const std::function<void(json&, int, bool)>& tweak = nullptr) {
   constexpr int kRequests = 8;
   auto request = [](int i) {
     return json{{"messages", user("Request " + std::to_string(i) + std::string(static_cast<size_t>(i) * 7, '!') +
@@ -167,16 +166,16 @@ TEST(ServeSpeculative, StreamsWithAndWithoutDraftsMatchPlainRuns) {
     if (!together || i % 2 == 1) body["speculative.n_max"] = 0;
   });
   auto c = server.client();
-  const HttpReply r = post_json(
-      c, "/v1/chat/completions", json{{"messages", user("count")}, {"temperature", 0}, {"max_tokens", 12}});
+  const HttpReply r =
+      post_json(c, "/v1/chat/completions", json{{"messages", user("count")}, {"temperature", 0}, {"max_tokens", 12}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_GT(r.json["timings"]["draft_n"].get<int>(), 0) << r.body;
   EXPECT_TRUE(r.json["timings"].contains("draft_acceptance_rate")) << r.body;
   const std::string metrics = get(c, "/metrics").body;
   EXPECT_GT(metric(metrics, "hylo_draft_tokens_total"), 0) << metrics;
   EXPECT_GE(metric(metrics, "hylo_draft_acceptance_rate"), 0) << metrics;
-  const HttpReply bad = post_json(c, "/v1/chat/completions",
-                                  json{{"messages", user("x")}, {"max_tokens", 2}, {"speculative.n_max", 99}});
+  const HttpReply bad =
+      post_json(c, "/v1/chat/completions", json{{"messages", user("x")}, {"max_tokens", 2}, {"speculative.n_max", 99}});
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
