@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "apps/command.h"
@@ -24,6 +26,8 @@
 #include "kernels/peak.h"
 #include "models/cost.h"
 #include "models/model.h"
+#include "runtime/engine.h"
+#include "tokenizer/tokenizer.h"
 
 namespace hylo::apps {
 namespace {
@@ -38,6 +42,8 @@ struct Options {
   KvCacheFlags kv;
   RopeFlags rope;
   bool json = false;
+  std::string spec = "none";  // mtp: also decode through the engine with and without MTP drafts
+  int draft = runtime::kDefaultDraft;
 };
 
 struct Stat {
@@ -93,6 +99,55 @@ Peak measure_peak(const models::Model& m, ThreadPool& pool) {
     p.gops = all_threads(pool, kernels::measure_int8_peak_gops);
   }
   return p;
+}
+
+// Greedy decoding through the generation engine, without and with MTP drafts: tokens/s over the
+// decode time of each request (prefill excluded) and the share of drafts accepted.
+struct SpecBench {
+  Stat plain, spec;  // tok/s
+  uint64_t drafted = 0, accepted = 0;
+};
+
+Result<SpecBench> bench_speculative(models::Model& m, ThreadPool& pool, const Options& o, TensorType type_k,
+                                    TensorType type_v) {
+  HYLO_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok, tokenizer::Tokenizer::from_gguf(m.file()));
+  runtime::EngineOptions eo;
+  eo.n_ctx = std::max<int32_t>(o.n_prompt, 1) + o.n_gen + runtime::kMaxDraft + 2;
+  eo.n_batch = o.batch;
+  eo.kv_type = type_k;
+  eo.kv_type_v = type_v;
+  runtime::Engine engine(m, tok, pool, eo);
+  std::mt19937 rng(4321);
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(m.info().n_vocab, 151643) - 1));
+  SpecBench out;
+  std::vector<double> plain, spec;
+  for (int rep = 0; rep < o.reps + 1; ++rep) {  // repetition 0 warms up
+    std::vector<int32_t> prompt(static_cast<size_t>(std::max<int32_t>(o.n_prompt, 1)));
+    for (auto& t : prompt) t = pick(rng);
+    for (int n_draft : {0, o.draft}) {
+      auto r = std::make_shared<runtime::Request>();
+      r->prompt = prompt;
+      r->sampling.temperature = 0;
+      r->max_tokens = o.n_gen;
+      r->ignore_eos = true;
+      r->n_draft = n_draft;
+      std::promise<runtime::RequestResult> done;
+      r->on_done = [&](const runtime::RequestResult& res) { done.set_value(res); };
+      auto fut = done.get_future();
+      if (auto err = engine.submit(r); err.kind != runtime::SubmitError::kNone)
+        return make_error("[bench] {}", err.message);
+      const runtime::RequestResult res = fut.get();
+      if (res.reason == runtime::FinishReason::kError) return make_error("[bench] {}", res.error);
+      if (rep == 0) continue;
+      const double tps = res.decode_seconds > 0 ? res.n_generated / res.decode_seconds : 0;
+      (n_draft > 0 ? spec : plain).push_back(tps);
+      out.drafted += static_cast<uint64_t>(res.n_drafted);
+      out.accepted += static_cast<uint64_t>(res.n_accepted);
+    }
+  }
+  out.plain = stat_of(plain);
+  out.spec = stat_of(spec);
+  return out;
 }
 
 int run(const Options& o) {
@@ -163,6 +218,19 @@ int run(const Options& o) {
     }
   }
   const Stat pps = stat_of(pp), tgs = stat_of(tg);
+  std::optional<SpecBench> sb;
+  if (o.spec == "mtp" && o.n_gen > 0) {
+    if (auto st = runtime::check_speculative(m, o.draft); !st.ok()) return fail(st.error());
+    log_info("[bench] greedy decoding through the engine, without and with {} MTP drafts per step", o.draft);
+    auto r = bench_speculative(m, pool, o, mo.type_k(), mo.type_v());
+    if (!r.ok()) return fail(r.error());
+    sb = *r;
+  }
+  const double acceptance = sb && sb->drafted > 0 ? static_cast<double>(sb->accepted) / sb->drafted : 0.0;
+  // What the cost model expects at the measured acceptance when decode is bandwidth-bound.
+  const models::SpecEstimate expected =
+      sb ? models::speculative_estimate(m, o.draft, acceptance, o.n_prompt + o.n_gen / 2.0, mo.kv_type)
+         : models::SpecEstimate{};
   // Decode roofline: bytes read per token (routed experts, KV cache, recurrent state; the mean
   // over the tg positions) over the bandwidth.
   const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.type_k(), mo.type_v());
@@ -212,6 +280,19 @@ int run(const Options& o) {
                         {"prefill_gops", flops_per_token * pps.mean / 1e9},
                         {"prefill_flops_per_token", flops_per_token},
                         {"prefill_peak_fraction", prefill_frac}};
+    if (sb) {
+      j["spec"] = {{"kind", "mtp"},
+                   {"n_draft", o.draft},
+                   {"tg_tps_plain", sb->plain.mean},
+                   {"tg_tps_plain_stdev", sb->plain.stdev},
+                   {"tg_tps_spec", sb->spec.mean},
+                   {"tg_tps_spec_stdev", sb->spec.stdev},
+                   {"speedup", sb->plain.mean > 0 ? sb->spec.mean / sb->plain.mean : 0.0},
+                   {"drafted", sb->drafted},
+                   {"accepted", sb->accepted},
+                   {"acceptance_rate", acceptance},
+                   {"expected_speedup_bandwidth_bound", expected.speedup}};
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
   }
@@ -236,6 +317,19 @@ int run(const Options& o) {
                 fmt::format("{:.1f}% of {:.1f} GB/s ({:.2f} GB/s)", decode_frac * 100, bandwidth,
                             bytes_per_token * tgs.mean / 1e9)
                     .c_str());
+  if (sb) {
+    std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
+                format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
+                fmt::format("tg{} g", o.n_gen).c_str(),
+                fmt::format("{:.2f} ± {:.2f}", sb->plain.mean, sb->plain.stdev).c_str(), "greedy, engine, no drafts");
+    std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
+                format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
+                fmt::format("tg{} mtp{}", o.n_gen, o.draft).c_str(),
+                fmt::format("{:.2f} ± {:.2f}", sb->spec.mean, sb->spec.stdev).c_str(),
+                fmt::format("{:.2f}x, {:.1f}% of {} drafts accepted",
+                            sb->plain.mean > 0 ? sb->spec.mean / sb->plain.mean : 0.0, acceptance * 100, sb->drafted)
+                    .c_str());
+  }
   std::printf(
       "\nparams = multiply-adds per token in the matrix products (active experts only); prefill also counts\n"
       "attention and delta-rule FLOPs, the LM head once (%.2f GFLOP per token); decode reads %s per token\n"
@@ -245,6 +339,14 @@ int run(const Options& o) {
       format_bytes(static_cast<uint64_t>(decode.kv)).c_str(), std::string(tensor_type_name(mo.type_k())).c_str(),
       std::string(tensor_type_name(mo.type_v())).c_str(),
       format_bytes(static_cast<uint64_t>(decode.state)).c_str());
+  if (sb)
+    std::printf(
+        "mtp%d: %.2f tokens per verify step at %.1f%% acceptance; bandwidth-bound, a step reads %s against %s\n"
+        "for one plain token (experts of %d tokens, the MTP block and LM head per draft): expected %.2fx when\n"
+        "drafting every step (at low acceptance the engine pauses drafting instead).\n",
+        o.draft, expected.tokens_per_step, acceptance * 100,
+        format_bytes(static_cast<uint64_t>(expected.bytes_step)).c_str(),
+        format_bytes(static_cast<uint64_t>(expected.bytes_plain)).c_str(), o.draft + 1, expected.speedup);
   if (info.repacked_bytes > 0)
     std::printf("weights repacked at load: %s in %.1f s.\n", format_bytes(info.repacked_bytes).c_str(),
                 info.repack_seconds);
@@ -271,6 +373,16 @@ CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of t
                        o->kv.add(app);
                        o->rope.add(app);
                        app.add_flag("--json", o->json, "One JSON object");
+                       app.add_option("--spec", o->spec,
+                                      "mtp: also decode greedily through the engine without and with MTP drafts "
+                                      "(tok/s of both, acceptance rate)")
+                           ->check(CLI::IsMember({"none", "mtp"}))
+                           ->capture_default_str();
+                       app.add_flag_callback(
+                           "--enable-mtp", [o] { o->spec = "mtp"; }, "Same as --spec mtp");
+                       app.add_option("--draft", o->draft, "Tokens drafted per step with --spec mtp")
+                           ->check(CLI::Range(1, runtime::kMaxDraft))
+                           ->capture_default_str();
                        return [o] { return run(*o); };
                      });
 

@@ -39,6 +39,14 @@ CommandRegistrar reg("make-model", "Write a deterministic random-weight model (r
                        app.add_option("--layout", o->spec.layout, "qwen3next DeltaNet input: split or legacy")
                            ->capture_default_str();
                        app.add_flag("--mtp", o->spec.mtp, "qwen3next: append one MTP (NextN) block");
+                       app.add_flag_callback(
+                           "--mtp-agree",
+                           [o] {
+                             o->spec.mtp = true;
+                             o->spec.mtp_agree = true;
+                           },
+                           "qwen3next: an MTP model whose drafts the trunk accepts (greedy next token = "
+                           "current + 1), to measure speculative decoding");
                        app.add_option("--tokenizer-dir", o->tokenizer_dir,
                                       "Directory with tokenizer.json and tokenizer_config.json");
                        app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");

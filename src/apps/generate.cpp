@@ -147,6 +147,9 @@ void print_summary(const char* tag, const runtime::RequestResult& r) {
   std::fprintf(stderr, "[%s] prompt %d tokens (%d cached), prefill %.1f tok/s | %d generated, decode %.1f tok/s | %s%s%s\n",
                tag, r.n_prompt, r.n_cached, pp, r.n_generated, tg, runtime::finish_reason_name(r.reason),
                r.error.empty() ? "" : ": ", r.error.c_str());
+  if (r.n_drafted > 0)
+    std::fprintf(stderr, "[%s] speculative: %d drafted, %d accepted (%.1f%%)\n", tag, r.n_drafted, r.n_accepted,
+                 100.0 * r.n_accepted / r.n_drafted);
 }
 
 }  // namespace hylo::apps

@@ -33,6 +33,16 @@ void SessionFlags::add(CLI::App& app, bool with_parallel) {
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
   app.add_option("--chat-template", chat_template_file, "Jinja chat template file instead of the model's");
+  app.add_option("--spec", spec,
+                 "Speculative decoding: mtp drafts tokens with the model's multi-token-prediction block (greedy "
+                 "output unchanged, sampled output distributed as without it), none")
+      ->check(CLI::IsMember({"none", "mtp"}))
+      ->capture_default_str();
+  app.add_flag_callback(
+      "--enable-mtp", [this] { spec = "mtp"; }, "Same as --spec mtp");
+  app.add_option("--draft", draft, "Tokens drafted per step with --spec mtp")
+      ->check(CLI::Range(1, runtime::kMaxDraft))
+      ->capture_default_str();
   if (with_parallel)
     app.add_option("--parallel,--np", parallel, "Sequences decoded together (slots)")
         ->check(CLI::Range(1, 256))
@@ -173,6 +183,8 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
     return make_error("[model] {}: the tokenizer has {} tokens, the embedding only {} rows", path,
                       s->tokenizer.n_vocab(), s->model->info().n_vocab);
   s->random_weights = s->model->file().get_bool("hylo.random_weights").value_or(false);
+  const int n_draft = flags.spec == "mtp" ? flags.draft : 0;
+  HYLO_TRY(runtime::check_speculative(*s->model, n_draft));
 
   std::string tmpl = s->tokenizer.chat_template();
   if (!flags.chat_template_file.empty()) {
@@ -202,6 +214,7 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   eo.max_queue = flags.max_queue;
   eo.kv_type = kv.first;
   eo.kv_type_v = kv.second;
+  eo.n_draft = n_draft;
   s->engine = std::make_unique<runtime::Engine>(*s->model, s->tokenizer, *s->pool, eo);
   if (flags.mlock && mlockall(MCL_CURRENT) != 0)
     log_warn("[memory] --mlock: locking {} in memory failed ({}); raise the limit with ulimit -l", path,

@@ -34,6 +34,8 @@ struct SessionFlags {
   bool mmap = false;     // --mmap: go ahead when the model does not fit (weights streamed from disk)
   bool no_mmap = false;  // --no-mmap: read the weights into memory instead of mapping the file
   bool mlock = false;    // --mlock: lock the weights (and everything else loaded) in memory
+  std::string spec = "none";           // speculative decoding: none | mtp
+  int draft = runtime::kDefaultDraft;  // drafts per step with --spec mtp
 
   void add(CLI::App& app, bool with_parallel);
 };

@@ -41,6 +41,19 @@ struct MemoryNeed {
 MemoryNeed memory_need(const Model& model, int64_t n_ctx, int n_seq, TensorType type_k, TensorType type_v,
                        int64_t n_batch);
 
+// Speculative decoding with k MTP drafts per step and acceptance α per draft, when decode is
+// bandwidth-bound. A verify step reads the dense weights and the LM head once, but the routed
+// experts of k + 1 tokens: per layer E·(1 − (1 − u/E)^{k+1}) distinct experts of E when the router
+// spreads tokens evenly (u used per token), up to k + 1 times one token's. Drafting reads the MTP
+// block and the LM head k times. A step yields (1 − α^{k+1}) / (1 − α) tokens.
+struct SpecEstimate {
+  double tokens_per_step = 1;
+  double bytes_plain = 0;  // one plain decode step
+  double bytes_step = 0;   // one draft + verify step
+  double speedup = 1;      // tokens per byte against plain decoding
+};
+SpecEstimate speculative_estimate(const Model& model, int k, double alpha, double n_ctx, TensorType kv_type);
+
 // FLOPs of one prefill of n_prompt tokens from an empty sequence that produces the last row's
 // logits only: per token every trunk matrix product except the LM head (2 FLOPs per multiply-add),
 // the delta rule, and attention over the positions up to and including its own; the LM head once.

@@ -243,8 +243,16 @@ Status DecoderModel::forward(std::span<const BatchRow> rows, Memory& memory, Thr
     if (rows[t].logits) out_rows.push_back(t);
   const int64_t n_out = static_cast<int64_t>(out_rows.size());
   hidden_out_.resize(n_out * E);
-  for (int64_t i = 0; i < n_out; ++i)
-    K.rms_norm(w.x.data() + out_rows[i] * E, output_norm_.data(), hidden_out_.data() + i * E, E, norm_eps_);
+  if (options_.keep_all_hidden) {
+    all_hidden_.resize(T * E);
+    norm_rows(w.x.data(), output_norm_.data(), all_hidden_.data());
+    for (int64_t i = 0; i < n_out; ++i)
+      std::memcpy(hidden_out_.data() + i * E, all_hidden_.data() + out_rows[i] * E, sizeof(float) * E);
+  } else {
+    all_hidden_.clear();
+    for (int64_t i = 0; i < n_out; ++i)
+      K.rms_norm(w.x.data() + out_rows[i] * E, output_norm_.data(), hidden_out_.data() + i * E, E, norm_eps_);
+  }
   ops::dump("result_norm", hidden_out_.data(), {n_out, E});
   if (n_out > 0) ops::matmul(pool, output_, hidden_out_.data(), n_out, logits, &w.act);
   return ok_status();
@@ -300,7 +308,19 @@ Status DecoderModel::forward_nextn(std::span<const BatchRow> rows, const float* 
   hidden_out_.resize(T * E);
   for (int64_t t = 0; t < T; ++t)
     K.rms_norm(w.x.data() + t * E, nextn_.shared_head_norm.data(), hidden_out_.data() + t * E, E, norm_eps_);
-  ops::matmul(pool, output_, hidden_out_.data(), T, logits, &w.act);
+  // The LM head only for the rows that want logits (catch-up rows only fill the head's cache).
+  std::vector<float> head_in;
+  int64_t n_out = 0;
+  for (int64_t t = 0; t < T; ++t) n_out += rows[t].logits;
+  const float* in = hidden_out_.data();
+  if (n_out != T) {
+    head_in.resize(n_out * E);
+    int64_t i = 0;
+    for (int64_t t = 0; t < T; ++t)
+      if (rows[t].logits) std::memcpy(head_in.data() + (i++) * E, hidden_out_.data() + t * E, sizeof(float) * E);
+    in = head_in.data();
+  }
+  if (n_out > 0) ops::matmul(pool, output_, in, n_out, logits, &w.act);
   return ok_status();
 }
 

@@ -52,6 +52,7 @@ class DecoderModel : public Model {
   MemoryLayout memory_layout() const override { return layout_; }
   Status forward(std::span<const BatchRow> rows, Memory& memory, ThreadPool& pool, float* logits) override;
   const std::vector<float>& last_hidden() const override { return hidden_out_; }
+  const std::vector<float>& all_hidden() const override { return all_hidden_; }
   // Before load(): whether matrices get their interleaved image.
   void set_load_options(const LoadOptions& options);
 
@@ -95,6 +96,7 @@ class DecoderModel : public Model {
   ops::WeightImages images_;  // the matrices' load-time repack (before every loader use)
   std::unique_ptr<Workspace> ws_;
   std::vector<float> hidden_out_;
+  std::vector<float> all_hidden_;  // [n_rows][n_embd] with options_.keep_all_hidden
 
  private:
   Result<std::vector<SeqRun>> validate(std::span<const BatchRow> rows, const Memory& memory) const;

@@ -28,8 +28,13 @@ uint64_t MemoryLayout::recurrent_bytes_per_sequence() const {
 }
 
 Memory::Memory(const MemoryLayout& layout, const MemoryOptions& options)
-    : layout_(layout), options_(options), kv_slot_of_layer_(layout.n_layer, -1),
-      rs_slot_of_layer_(layout.n_layer, -1), snapshots_(options.n_seq), seq_len_(options.n_seq, 0) {
+    : layout_(layout),
+      options_(options),
+      kv_slot_of_layer_(layout.n_layer, -1),
+      rs_slot_of_layer_(layout.n_layer, -1),
+      snapshots_(options.n_seq),
+      checkpoints_(options.n_seq),
+      seq_len_(options.n_seq, 0) {
   HYLO_CHECK(options.n_seq > 0 && options.n_ctx > 0);
   HYLO_CHECK(layout.kv_type_problem(options.type_k(), options.type_v()).empty(), "{}",
              layout.kv_type_problem(options.type_k(), options.type_v()));
@@ -53,6 +58,7 @@ void Memory::clear(int seq) {
   for (auto& layer : kv_) layer.at(seq)->clear();
   for (auto& layer : rs_) layer.at(seq)->clear();
   snapshots_.at(seq) = Snapshot{};
+  checkpoints_.at(seq).pos0 = -1;
   seq_len_.at(seq) = 0;
 }
 
@@ -66,6 +72,7 @@ Status Memory::copy(int src, int dst) {
     layer[dst]->ssm = layer[src]->ssm;
   }
   snapshots_[dst] = snapshots_[src];
+  checkpoints_[dst].pos0 = -1;
   seq_len_[dst] = seq_len_[src];
   return ok_status();
 }
@@ -85,6 +92,7 @@ Status Memory::truncate(int seq, int32_t n) {
   if (seq < 0 || seq >= n_seq()) return make_error("[memory] truncate: sequence {} out of range", seq);
   const int32_t len = seq_len_[seq];
   if (n < 0 || n > len) return make_error("[memory] truncate sequence {} to {}: it holds {} positions", seq, n, len);
+  checkpoints_[seq].pos0 = -1;
   if (n == len) return ok_status();
   if (n == 0) {
     clear(seq);
@@ -106,12 +114,58 @@ Status Memory::truncate(int seq, int32_t n) {
   return ok_status();
 }
 
+Status Memory::arm_checkpoints(int seq, int32_t n_rows) {
+  if (seq < 0 || seq >= n_seq()) return make_error("[memory] checkpoints: sequence {} out of range", seq);
+  if (n_rows < 1) return make_error("[memory] checkpoints for sequence {}: {} rows", seq, n_rows);
+  Checkpoints& c = checkpoints_[seq];
+  c.pos0 = seq_len_[seq];
+  c.n = n_rows;
+  c.states.resize(rs_.size());
+  for (size_t i = 0; i < rs_.size(); ++i) {
+    const ops::RecurrentSeqState& live = *rs_[i][seq];
+    while (c.states[i].size() < static_cast<size_t>(n_rows - 1))
+      c.states[i].emplace_back(live.conv_window, live.conv_dim, live.n_heads, live.d_k, live.d_v);
+  }
+  return ok_status();
+}
+
+ops::RecurrentSeqState* Memory::checkpoints(int layer, int seq, int32_t pos0, int64_t n) {
+  Checkpoints& c = checkpoints_.at(seq);
+  if (c.pos0 < 0 || c.pos0 != pos0) return nullptr;
+  HYLO_CHECK(c.n == n, "sequence {} is armed for {} rows, the forward has {}", seq, c.n, n);
+  const int slot = rs_slot_of_layer_.at(layer);
+  HYLO_CHECK(slot >= 0, "layer {} has no recurrent state", layer);
+  return c.states[slot].data();
+}
+
+Status Memory::rollback(int seq, int32_t n) {
+  if (seq < 0 || seq >= n_seq()) return make_error("[memory] rollback: sequence {} out of range", seq);
+  Checkpoints& c = checkpoints_[seq];
+  if (c.pos0 < 0 || n <= c.pos0 || n > c.pos0 + c.n || seq_len_[seq] != c.pos0 + c.n)
+    return make_error("[memory] rollback sequence {} to {}: checkpoints cover ({}, {}], it holds {}", seq, n, c.pos0,
+                      c.pos0 + c.n, seq_len_[seq]);
+  const int32_t idx = n - c.pos0 - 1;  // state after this row of the armed run
+  if (idx < c.n - 1)
+    for (size_t i = 0; i < rs_.size(); ++i) {
+      std::swap(rs_[i][seq]->conv, c.states[i][idx].conv);
+      std::swap(rs_[i][seq]->ssm, c.states[i][idx].ssm);
+    }
+  for (auto& layer : kv_) layer[seq]->truncate(n);
+  if (snapshots_[seq].len > n) snapshots_[seq] = Snapshot{};
+  seq_len_[seq] = n;
+  c.pos0 = -1;
+  return ok_status();
+}
+
 uint64_t Memory::bytes_allocated() const {
   uint64_t b = 0;
   for (const auto& layer : kv_)
     for (const auto& c : layer) b += c->bytes_allocated();
   for (const auto& layer : rs_)
     for (const auto& r : layer) b += r->bytes();
+  for (const auto& c : checkpoints_)
+    for (const auto& layer : c.states)
+      for (const auto& r : layer) b += r.bytes();
   return b;
 }
 

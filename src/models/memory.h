@@ -70,9 +70,22 @@ class Memory {
   // layers only to n == seq_len (nothing to undo) or n == 0, unless a snapshot was taken at n.
   Status truncate(int seq, int32_t n);
   // Recurrent state snapshot of seq at its current length (one per sequence); truncate() to that
-  // length restores it. Used to roll back rejected speculative tokens.
+  // length restores it (the engine rewinds to the end of a prompt with it).
   void snapshot(int seq);
   bool has_recurrent() const { return !layout_.recurrent.empty(); }
+
+  // Speculative verification. arm_checkpoints(seq, n) before a forward that appends n rows to seq:
+  // that forward saves the recurrent state after each of its first n−1 rows, and rollback(seq, len)
+  // afterwards keeps any length in (seq_len at arming, + n] exactly, by swapping a saved state in.
+  // Why checkpoints rather than snapshot + recompute: the verify pass has each head's state in
+  // cache after every token, so saving it costs only writes; a rollback then needs no second pass
+  // over the weights (which is what a rejected draft would otherwise cost) and no copy of the live
+  // state. The price is n−1 states of memory per armed sequence, allocated on first use.
+  Status arm_checkpoints(int seq, int32_t n_rows);
+  Status rollback(int seq, int32_t n);
+  // For the forward pass: the n−1 checkpoint states of recurrent layer `layer` when seq is armed
+  // for a run of n rows at pos0; null otherwise.
+  ops::RecurrentSeqState* checkpoints(int layer, int seq, int32_t pos0, int64_t n);
 
   uint64_t bytes_allocated() const;
 
@@ -93,6 +106,12 @@ class Memory {
     std::vector<std::vector<float>> conv, ssm;  // per recurrent layer
   };
   std::vector<Snapshot> snapshots_;
+  struct Checkpoints {
+    int32_t pos0 = -1;  // -1: not armed
+    int32_t n = 0;
+    std::vector<std::vector<ops::RecurrentSeqState>> states;  // [recurrent layer][n−1]
+  };
+  std::vector<Checkpoints> checkpoints_;
   std::vector<int32_t> seq_len_;
 };
 

@@ -57,6 +57,9 @@ struct ModelInfo {
 
 struct ForwardOptions {
   ops::DeltaMode delta_mode = ops::DeltaMode::kAuto;
+  // Keep every row's final normed hidden state in all_hidden(), not only the logit rows' (MTP
+  // drafting feeds the trunk's hidden state of each prompt position to the MTP head).
+  bool keep_all_hidden = false;
 };
 
 class Model {
@@ -82,12 +85,16 @@ class Model {
   // The final normed hidden states of the logit rows of the last forward ([n][n_embd]): the
   // LM head's input (`h_nextn`, the MTP head's input).
   virtual const std::vector<float>& last_hidden() const = 0;
+  // With options().keep_all_hidden: the final normed hidden states of all rows of the last
+  // forward ([n_rows][n_embd]); empty otherwise.
+  virtual const std::vector<float>& all_hidden() const = 0;
 
   // Multi-token prediction (NextN) head, when the file has one (spec §5): row k predicts the token
   // after rows[k].token from that token and `hidden[k]`, the trunk's h_nextn of the position
   // before it (zeros for position 0). The head keeps its own KV cache in `memory` (rows of a
-  // sequence continue it). Writes n_vocab logits per row and, into last_hidden(), the head's own
-  // normed hidden states (the input for drafting one more token).
+  // sequence continue it or rewrite its tail). Writes n_vocab logits per row with logits = true
+  // and, into last_hidden(), the head's own normed hidden states of all rows (the input for
+  // drafting one more token).
   virtual bool has_mtp() const { return false; }
   virtual Status forward_mtp(std::span<const BatchRow> rows, const float* hidden, Memory& memory, ThreadPool& pool,
                              float* logits) {

@@ -243,6 +243,14 @@ class Qwen3Next final : public DecoderModel {
           K.silu(y, y, conv_dim_);
         }
       });
+      // Speculative verification: the conv state after each row but the last, for rollback.
+      if (ops::RecurrentSeqState* cps = memory.checkpoints(il, run.seq, run.pos0, run.n))
+        for (int64_t t = 0; t + 1 < run.n; ++t)
+          for (int64_t i = 0; i < win; ++i) {
+            const int64_t src = t + 1 - win + i;
+            const float* row = src >= 0 ? m + src * conv_dim_ : st.conv.data() + (win + src) * conv_dim_;
+            std::memcpy(cps[t].conv.data() + i * conv_dim_, row, sizeof(float) * conv_dim_);
+          }
       // New state: the last K−1 rows of [state | m].
       // (Built aside, then swapped in: the two buffers trade places every step, nothing is allocated.)
       conv_next_.resize(win * conv_dim_);
@@ -268,6 +276,13 @@ class Qwen3Next final : public DecoderModel {
     // Gated delta rule per sequence run.
     core_.resize(T * value_dim_);
     std::vector<ops::DeltaRun> druns;
+    state_after_.clear();
+    for (const SeqRun& run : runs)
+      if (ops::RecurrentSeqState* cps = memory.checkpoints(il, run.seq, run.pos0, run.n)) {
+        for (int64_t t = 0; t + 1 < run.n; ++t) state_after_.push_back(cps[t].ssm.data());
+        state_after_.push_back(nullptr);  // the state after the last row is the live one
+      }
+    size_t next_after = 0;
     for (const SeqRun& run : runs) {
       ops::RecurrentSeqState& st = memory.recurrent(il, run.seq);
       ops::DeltaRun d;
@@ -283,6 +298,10 @@ class Qwen3Next final : public DecoderModel {
       d.out_stride = value_dim_;
       d.n_tokens = run.n;
       d.pos0 = run.pos0;
+      if (memory.checkpoints(il, run.seq, run.pos0, run.n) != nullptr) {
+        d.state_after = state_after_.data() + next_after;
+        next_after += static_cast<size_t>(run.n);
+      }
       druns.push_back(d);
     }
     const ops::DeltaNetShape shape{static_cast<int>(h_k_), static_cast<int>(h_v_), static_cast<int>(d_k_),
@@ -312,6 +331,7 @@ class Qwen3Next final : public DecoderModel {
   std::vector<DeltaNetWeights> delta_;
   // Work buffers of the DeltaNet mixer.
   std::vector<float> mixed_, z_, ba_, legacy_, beta_, decay_, conv_out_, qk_, core_, conv_next_;
+  std::vector<float*> state_after_;  // [rows of checkpointed runs] where the delta rule saves S
   ops::ActRows act_;
 };
 

@@ -69,6 +69,7 @@ const std::map<std::string, Preset>& presets(const std::string& arch) {
 
 constexpr int64_t kVocab = 151936;
 constexpr int64_t kCtxTrain = 262144;
+constexpr int64_t kAgreeTokens = 151643;  // ordinary tokens of the Qwen3 vocabulary (specials follow)
 
 // ---- tensors ------------------------------------------------------------------------------------
 
@@ -150,8 +151,9 @@ Status validate(const SyntheticSpec& s) {
       return make_error("[make-model] --type {}: this build cannot write {} tensors", s.type, tensor_type_name(t));
   if (s.layout != "split" && s.layout != "legacy")
     return make_error("[make-model] --layout {}: expected split or legacy", s.layout);
-  if (s.arch != "qwen3next" && (s.layout != "split" || s.mtp))
-    return make_error("[make-model] --layout legacy and --mtp apply to qwen3next only");
+  if (s.arch != "qwen3next" && (s.layout != "split" || s.mtp || s.mtp_agree))
+    return make_error("[make-model] --layout legacy, --mtp and --mtp-agree apply to qwen3next only");
+  if (s.mtp_agree && !s.mtp) return make_error("[make-model] --mtp-agree needs --mtp");
   return ok_status();
 }
 
@@ -166,8 +168,9 @@ Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::str
   const std::string a = spec.arch + ".";
   w.set_string("general.architecture", spec.arch);
   w.set_string("general.type", "model");
-  w.set_string("general.name", fmt::format("hylo-{}-{}-random-s{}{}", spec.arch, spec.preset, spec.seed,
-                                           spec.layout == "legacy" ? "-legacy" : ""));
+  w.set_string("general.name",
+               fmt::format("hylo-{}-{}-random-s{}{}{}", spec.arch, spec.preset, spec.seed,
+                           spec.layout == "legacy" ? "-legacy" : "", mtp && spec.mtp_agree ? "-agree" : ""));
   w.set_string("general.description",
                "Random weights written by hylo make-model: real tensor layout, meaningless output.");
   w.set_bool("hylo.random_weights", true);
@@ -209,7 +212,25 @@ Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::str
   Builder b(spec);
   b.normal("token_embd.weight", {E, kVocab}, 2.0f / std::sqrt(static_cast<float>(E)), 0.0f, false);
   b.norm("output_norm.weight", E);
-  if (!p.tie) b.normal("output.weight", {E, kVocab}, 2.0f / std::sqrt(static_cast<float>(E)), 0.0f, false);
+  const bool agree = mtp && spec.mtp_agree;
+  if (agree) {
+    // LM head row j = the embedding of the token before j in the chain t → t + 1 (over the
+    // ordinary tokens; special tokens never come next): the residual stream that carries the
+    // current token's embedding scores its successor highest (E_t·E_t ≈ E against ±√E·4.9).
+    const uint64_t key = stream_key(spec.seed, "token_embd.weight");
+    const float scale = 2.0f / std::sqrt(static_cast<float>(E));
+    b.defs().push_back(
+        {"output.weight", {E, kVocab}, weight_type(spec, "output.weight", E), [=](int64_t j, float* out) {
+           if (j >= kAgreeTokens) {
+             std::fill(out, out + E, 0.0f);
+             return;
+           }
+           const int64_t prev = (j + kAgreeTokens - 1) % kAgreeTokens;
+           for (int64_t i = 0; i < E; ++i) out[i] = normal_at(key, static_cast<uint64_t>(prev * E + i)) * scale;
+         }});
+  } else if (!p.tie) {
+    b.normal("output.weight", {E, kVocab}, 2.0f / std::sqrt(static_cast<float>(E)), 0.0f, false);
+  }
 
   auto attention = [&](const std::string& pre, bool gated) {
     b.lin(pre + "attn_q.weight", E, p.head_dim * p.n_head * (gated ? 2 : 1));
@@ -302,6 +323,27 @@ Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::str
     }
   }
 
+  if (agree) {
+    for (TensorDef& d : b.defs()) {
+      // Mixers and experts write nothing into the residual stream; the MTP input projection
+      // passes the embedding half through (c = enorm(embedding)), so the head predicts t → t + 1
+      // of the token it is given: the token after the trunk's next one.
+      static const char* kZero[] = {"ssm_out.weight", "attn_output.weight", "ffn_down_exps.weight",
+                                    "ffn_down_shexp.weight"};
+      for (const char* z : kZero)
+        if (d.name.size() > std::strlen(z) && d.name.ends_with(z)) {
+          const int64_t ne0 = d.ne[0];
+          d.row = [ne0](int64_t, float* out) { std::fill(out, out + ne0, 0.0f); };
+        }
+      if (d.name.ends_with("nextn.eh_proj.weight")) {
+        const int64_t ne0 = d.ne[0];
+        d.row = [ne0](int64_t r, float* out) {
+          std::fill(out, out + ne0, 0.0f);
+          out[r] = 1.0f;
+        };
+      }
+    }
+  }
   for (TensorDef& d : b.defs()) {
     const TensorType type = d.type;
     const int64_t ne0 = d.ne[0];

@@ -23,6 +23,11 @@ struct SyntheticSpec {
   uint64_t seed = 42;
   std::string layout = "split";  // qwen3next DeltaNet input: split (attn_qkv + attn_gate) | legacy (ssm_in)
   bool mtp = false;              // qwen3next: append one MTP block
+  // qwen3next with mtp: weights whose greedy next token is a fixed function of the current one
+  // (token t → t + 1 over the ordinary tokens) and whose MTP block predicts the token after it, so
+  // speculative drafts are accepted; every mixer and expert output is zero, the cost per token
+  // stays that of the random model.
+  bool mtp_agree = false;
 };
 
 // Checks the spec; the error names the bad field and the accepted values.

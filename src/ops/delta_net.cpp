@@ -120,6 +120,18 @@ void chunked(const HeadView& h, const DeltaNetShape& s, int64_t t0, int64_t n) {
 
 void run_head(const HeadView& h, const DeltaNetShape& s, DeltaMode mode) {
   const DeltaRun& r = *h.run;
+  if (r.state_after != nullptr) {
+    const int64_t head_floats = int64_t{s.d_k} * s.d_v;
+    for (int64_t t = 0; t < r.n_tokens; ++t) {
+      if (mode == DeltaMode::kChunked) {
+        chunked(h, s, t, 1);
+      } else {
+        recurrent(h, s, t, t + 1);
+      }
+      if (float* dst = r.state_after[t]) std::memcpy(dst + h.j * head_floats, h.S, sizeof(float) * head_floats);
+    }
+    return;
+  }
   if (mode == DeltaMode::kRecurrent) {
     recurrent(h, s, 0, r.n_tokens);
     return;

@@ -38,6 +38,10 @@ struct DeltaRun {
   int64_t out_stride;
   int64_t n_tokens;
   int64_t pos0;
+  // Optional [n_tokens] pointers (entries may be null): S after each token is copied there
+  // (speculative verification keeps these to roll back rejected tokens). Such a run goes one token
+  // at a time, exactly as single-token decode steps would, so its bits match sequential decoding.
+  float* const* state_after = nullptr;
 };
 
 enum class DeltaMode { kAuto, kRecurrent, kChunked };

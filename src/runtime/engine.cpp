@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
+#include "base/check.h"
 #include "base/log.h"
 #include "base/timer.h"
 #include "ops/delta_net.h"
@@ -47,14 +49,57 @@ struct Engine::Slot {
   double t_prefilled = 0;  // seconds since submit when the prompt was in memory
   bool first_token = true;
   std::vector<double> embed_sum;  // [n_embd] mean pooling: the hidden states summed so far
+
+  // Speculative decoding. The MTP head's cache holds positions [0, mtp_len), each computed from
+  // the real token and the trunk's hidden state of the position before; drafted rows may sit past
+  // mtp_len and are overwritten. Drafts are fed after last_token in the next forward.
+  int n_draft = 0;                              // drafts per step for this request (0: off)
+  std::vector<int32_t> drafts;                  // [≤ n_draft]
+  std::vector<std::vector<Candidate>> draft_q;  // proposal distribution of each draft (sampling)
+  std::unique_ptr<Sampler> draft_sampler;
+  int32_t mtp_len = 0;
+  std::vector<float> mtp_carry;        // [n_embd] trunk hidden state of position mtp_len − 1
+  int32_t mtp_carry_pos = -1;          // position of mtp_carry (-1: none)
+  std::vector<float> snapshot_hidden;  // [n_embd] trunk hidden state of position snapshot_len − 1
+  // Where this slot's rows sit in the step's trunk forward (row0 < 0: not in it).
+  int64_t fwd_row0 = -1;
+  int32_t fwd_pos0 = 0;
+  int32_t len_override = -1;  // slot_len() while verifying (rows past it are unverified drafts)
+  bool mtp_catch_up = false;  // the request ended this step: feed its last positions to the MTP head
+  // Recent share of drafts accepted (moving average, from an even prior) and steps since drafting
+  // paused.
+  float accept_rate = 0.5f;
+  int paused_steps = 0;
 };
+
+namespace {
+// Drafts that are rejected cost a verify row and an MTP pass each: while fewer than this share is
+// accepted a request drafts nothing, except one probe draft every kProbeEvery steps (so a stretch
+// of predictable text turns drafting back on). Depends on the request's own history only.
+constexpr float kMinAcceptRate = 0.2f;
+constexpr int kProbeEvery = 8;
+}  // namespace
+
+Status check_speculative(const models::Model& model, int n_draft) {
+  if (n_draft < 0 || n_draft > kMaxDraft)
+    return make_error("[spec] --draft {}: drafts per step must be between 1 and {}", n_draft, kMaxDraft);
+  if (n_draft > 0 && !model.has_mtp())
+    return make_error(
+        "[spec] {}: the model has no MTP (NextN) block, so it cannot draft tokens for --spec mtp; "
+        "use a GGUF converted with its MTP tensors (qwen3next.nextn_predict_layers > 0)",
+        model.info().path);
+  return ok_status();
+}
 
 Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
                const EngineOptions& options)
     : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
   options_.n_slots = std::max(1, options_.n_slots);
-  // Every step must leave room for an aligned prefill chunk next to one decode row per slot.
-  const int32_t min_batch = ops::kDeltaChunk + options_.n_slots;
+  // Every step must leave room for an aligned prefill chunk next to the decode rows of every slot.
+  HYLO_CHECK(check_speculative(model_, options_.n_draft).ok(), "speculative options not checked");
+  // Every row's hidden state feeds the MTP head when a request drafts.
+  model_.options().keep_all_hidden = model_.has_mtp();
+  const int32_t min_batch = ops::kDeltaChunk + options_.n_slots * (1 + (model_.has_mtp() ? kMaxDraft : 0));
   options_.n_batch = std::max(options_.n_batch, min_batch);
   options_.n_batch = (options_.n_batch + ops::kDeltaChunk - 1) / ops::kDeltaChunk * ops::kDeltaChunk;
   models::MemoryOptions mo;
@@ -94,6 +139,8 @@ SubmitError Engine::submit(std::shared_ptr<Request> r) {
             n_prompt, options_.n_ctx};
   if (auto st = validate(r->sampling, n_vocab); !st.ok()) return {SubmitError::kInvalid, st.message()};
   if (r->n_probs < 0 || r->n_probs > 20) return {SubmitError::kInvalid, "top logprobs must be between 0 and 20"};
+  if (r->n_draft > 0)
+    if (auto st = check_speculative(model_, r->n_draft); !st.ok()) return {SubmitError::kInvalid, st.message()};
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return {SubmitError::kStopped, "the engine is shutting down"};
@@ -180,12 +227,32 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     Slot& s = *best;
     // Scoring and embeddings read every prompt position's output: nothing is reused.
     if (r->prompt_logprobs || r->pooling != Pooling::kNone) best_keep = 0;
+    const int n_draft = r->n_draft >= 0 ? r->n_draft : options_.n_draft;
+    if (n_draft > 0 && best_keep > 0) {
+      // Drafts depend on the MTP head's cache: reuse only a prefix it holds exactly, with the
+      // trunk's hidden state of the position before the first new one.
+      if (s.mtp_len >= best_keep && best_keep == s.snapshot_len && !s.snapshot_hidden.empty()) {
+        s.mtp_carry = s.snapshot_hidden;
+        s.mtp_carry_pos = best_keep - 1;
+      } else if (!(s.mtp_len >= best_keep && s.mtp_carry_pos == best_keep - 1)) {
+        best_keep = 0;
+      }
+    }
     if (!memory_->truncate(s.id, best_keep).ok()) {
       memory_->clear(s.id);
       best_keep = 0;
     }
     s.cached.resize(best_keep);
     if (s.snapshot_len > best_keep) s.snapshot_len = -1;
+    s.mtp_len = std::min(s.mtp_len, best_keep);
+    if (s.mtp_carry_pos != s.mtp_len - 1) s.mtp_carry_pos = -1;
+    s.n_draft = n_draft;
+    s.drafts.clear();
+    s.draft_q.clear();
+    s.draft_sampler.reset();
+    s.len_override = -1;
+    s.accept_rate = 0.5f;
+    s.paused_steps = 0;
     s.req = std::move(r);
     s.prompt_done = best_keep;
     s.replay_logits = best_keep == n_prompt;
@@ -200,6 +267,16 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.result.n_cached = best_keep;
     s.result.seed = s.sampler->params().seed;
     s.result.slot = s.id;
+    if (n_draft > 0 && s.req->sampling.temperature > 0) {
+      // Proposal q: the request's temperature and truncation without penalties, on its own stream.
+      SamplingParams q = s.req->sampling;
+      q.repeat_penalty = 1.0f;
+      q.presence_penalty = q.frequency_penalty = 0.0f;
+      q.logit_bias.clear();
+      q.random_seed = false;
+      q.seed = s.result.seed ^ 0x9e3779b97f4a7c15ull;
+      s.draft_sampler = std::make_unique<Sampler>(q, model_.info().n_vocab);
+    }
     s.result.queue_seconds = s.req->timer.seconds();
     s.first_token = true;
     s.embed_sum.assign(s.req->pooling == Pooling::kMean ? static_cast<size_t>(model_.info().n_embd) : 0, 0.0);
@@ -234,6 +311,7 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   }
   s.prefilling = false;
   s.last_token = -1;
+  s.drafts.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.requests_done++;
@@ -241,14 +319,20 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   if (r->on_done) r->on_done(s.result);
 }
 
-int32_t Engine::sample_next(Slot& s, float* row) {
+int32_t Engine::slot_len(const Slot& s) const { return s.len_override >= 0 ? s.len_override : memory_->seq_len(s.id); }
+
+void Engine::mask_row(Slot& s, float* row) {
   if (s.req->filter) {
     // Tokens this request may still produce: each sampled token is emitted, then the request
     // ends at max_tokens or when no position is left to feed it (see emit_token).
-    int64_t left = int64_t{options_.n_ctx} - memory_->seq_len(s.id) + 1;
+    int64_t left = int64_t{options_.n_ctx} - slot_len(s) + 1;
     if (s.req->max_tokens >= 0) left = std::min<int64_t>(left, s.req->max_tokens - s.result.n_generated);
     s.req->filter->mask(row, model_.info().n_vocab, static_cast<int32_t>(std::max<int64_t>(1, left)));
   }
+}
+
+int32_t Engine::sample_next(Slot& s, float* row) {
+  mask_row(s, row);
   return s.sampler->sample(row, s.history);
 }
 
@@ -280,7 +364,7 @@ void Engine::emit_token(Slot& s, int32_t token) {
     finish(s, FinishReason::kStop);
   } else if (r.max_tokens >= 0 && s.result.n_generated >= r.max_tokens) {
     finish(s, FinishReason::kLength);
-  } else if (memory_->seq_len(s.id) >= options_.n_ctx) {
+  } else if (slot_len(s) >= options_.n_ctx) {
     finish(s, FinishReason::kContext);  // no position left to feed this token
   } else {
     s.last_token = token;
@@ -321,6 +405,7 @@ bool Engine::step() {
   // Requests whose whole prompt was cached start from the saved logits, without a forward call.
   bool replayed = false;
   for (auto& s : slots_) {
+    s->fwd_row0 = -1;
     if (!s->req || !s->replay_logits) continue;
     s->replay_logits = false;
     replayed = true;
@@ -333,19 +418,29 @@ bool Engine::step() {
     replay_row_.assign(s->snapshot_logits.begin(), s->snapshot_logits.end());
     emit_token(*s, sample_next(*s, replay_row_.data()));
   }
+  if (replayed) draft();
 
   std::vector<models::BatchRow> rows;
-  // What each logits row is for, in row order: sampling the slot's next token, or (scoring) the
-  // prompt token after prompt position `prompt_pos`.
+  // What each logits row is for, in row order: a slot's next token (followed by one verify row
+  // per draft), or (scoring) the prompt token after prompt position `prompt_pos`.
   struct LogitRow {
     Slot* slot;
     int32_t prompt_pos = -1;
   };
   std::vector<LogitRow> logit_rows;
+  std::vector<std::pair<Slot*, size_t>> sample_slots;  // slot, its first sampling logits row, in row order
   for (auto& s : slots_) {
     if (!s->req || s->prefilling || s->last_token < 0) continue;
-    rows.push_back({s->id, memory_->seq_len(s->id), s->last_token, true});
-    logit_rows.push_back({s.get()});
+    const int32_t pos0 = memory_->seq_len(s->id);
+    s->fwd_row0 = static_cast<int64_t>(rows.size());
+    s->fwd_pos0 = pos0;
+    rows.push_back({s->id, pos0, s->last_token, true});
+    for (size_t i = 0; i < s->drafts.size(); ++i)
+      rows.push_back({s->id, pos0 + 1 + static_cast<int32_t>(i), s->drafts[i], true});
+    if (!s->drafts.empty())
+      HYLO_CHECK(memory_->arm_checkpoints(s->id, 1 + static_cast<int32_t>(s->drafts.size())).ok());
+    sample_slots.emplace_back(s.get(), logit_rows.size());
+    logit_rows.insert(logit_rows.end(), 1 + s->drafts.size(), LogitRow{s.get()});
   }
   int32_t budget = options_.n_batch - static_cast<int32_t>(rows.size());
   std::vector<std::pair<Slot*, int32_t>> prefills;  // slot, tokens this step
@@ -362,12 +457,17 @@ bool Engine::step() {
       if (n <= 0) continue;
     }
     const bool last = n == remaining;
+    s->fwd_row0 = static_cast<int64_t>(rows.size());
+    s->fwd_pos0 = pos0;
     for (int32_t i = 0; i < n; ++i) {
       const bool sample_row = last && i == n - 1;
       rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], sample_row || scoring});
       if (scoring && !sample_row) logit_rows.push_back({s.get(), s->prompt_done + i});
     }
-    if (last) logit_rows.push_back({s.get()});
+    if (last) {
+      sample_slots.emplace_back(s.get(), logit_rows.size());
+      logit_rows.push_back({s.get()});
+    }
     prefills.emplace_back(s.get(), n);
     budget -= n;
   }
@@ -396,7 +496,7 @@ bool Engine::step() {
     stats_.decode_seconds += dt * (1 - share);
     stats_.memory_bytes = memory_->bytes_allocated();
   }
-  // Bookkeeping of what is now in memory.
+  // Bookkeeping of what is now in memory (rejected drafts are taken out again in accept()).
   for (const models::BatchRow& row : rows) slots_[row.seq]->cached.push_back(row.token);
   for (const auto& [slot, n] : prefills) {
     slot->prompt_done += n;
@@ -420,9 +520,8 @@ bool Engine::step() {
   }
   for (auto& [slot, events] : scored)
     if (slot->req->on_prompt_tokens && !events.empty()) slot->req->on_prompt_tokens(events);
-  for (size_t i = 0; i < logit_rows.size(); ++i) {
-    if (logit_rows[i].prompt_pos >= 0) continue;
-    Slot& s = *logit_rows[i].slot;
+  for (const auto& [sp, i] : sample_slots) {
+    Slot& s = *sp;
     if (!s.req) continue;
     if (s.prefilling) {
       s.prefilling = false;
@@ -430,6 +529,12 @@ bool Engine::step() {
       memory_->snapshot(s.id);  // lets a later request with this prompt rewind here
       s.snapshot_len = memory_->seq_len(s.id);
       s.snapshot_logits.assign(logits_.begin() + i * n_vocab, logits_.begin() + (i + 1) * n_vocab);
+      s.snapshot_hidden.clear();
+      if (!model_.all_hidden().empty()) {
+        const int64_t row = s.fwd_row0 + (memory_->seq_len(s.id) - 1 - s.fwd_pos0);
+        const float* h = model_.all_hidden().data() + row * model_.info().n_embd;
+        s.snapshot_hidden.assign(h, h + model_.info().n_embd);
+      }
       if (s.req->pooling != Pooling::kNone) {
         std::vector<float> embedding(static_cast<size_t>(n_embd));
         if (s.req->pooling == Pooling::kMean) {
@@ -452,10 +557,182 @@ bool Engine::step() {
         finish(s, FinishReason::kLength);
         continue;
       }
+      emit_token(s, sample_next(s, logits_.data() + i * n_vocab));
+      continue;
     }
-    emit_token(s, sample_next(s, logits_.data() + i * n_vocab));
+    accept(s, logits_.data() + i * n_vocab);
   }
+  draft();
   return true;
+}
+
+void Engine::accept(Slot& s, float* logits) {
+  const int64_t n_vocab = model_.info().n_vocab;
+  const int k = static_cast<int>(s.drafts.size());
+  const bool stochastic = s.draft_sampler != nullptr;
+  int accepted = 0;
+  for (int i = 0; i <= k && s.req; ++i) {
+    // Rows past this one are unverified: the request sees the length it would have without them.
+    s.len_override = s.fwd_pos0 + i + 1;
+    float* row = logits + i * n_vocab;
+    int32_t token;
+    bool agreed;
+    if (i < k && stochastic) {
+      mask_row(s, row);
+      s.sampler->distribution(row, s.history);
+      const DraftVerdict v = s.sampler->verify(s.draft_q[i], s.drafts[i]);
+      token = v.token;
+      agreed = v.accepted;
+    } else {
+      // Greedy (or the last row): the very draw decoding without drafts makes.
+      token = sample_next(s, row);
+      agreed = i < k && token == s.drafts[i];
+    }
+    if (i < k) {  // counted before the token is emitted: emitting it may end the request
+      s.result.n_drafted++;
+      s.result.n_accepted += agreed;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.drafted_tokens++;
+      stats_.accepted_tokens += agreed;
+    }
+    emit_token(s, token);
+    if (!agreed || !s.req) break;
+    ++accepted;
+  }
+  s.len_override = -1;
+  if (k > 0) {
+    s.accept_rate = 0.7f * s.accept_rate + 0.3f * static_cast<float>(accepted) / static_cast<float>(k);
+    const int32_t keep = s.fwd_pos0 + 1 + accepted;
+    HYLO_CHECK(memory_->rollback(s.id, keep).ok());
+    s.cached.resize(keep);
+  }
+  // A finished request's last positions still go through the MTP head, so that a request
+  // continuing this conversation can draft at once (see admit()).
+  s.mtp_catch_up = !s.req && s.n_draft > 0;
+  s.drafts.clear();
+  s.draft_q.clear();
+}
+
+// The MTP head's row for position p pairs the token at p with the trunk's hidden state of p − 1
+// (spec §5.4). After each forward a speculative slot feeds its new positions, up to and including
+// the sampled token not yet in the trunk, whose row's logits give the first draft; each further
+// draft feeds the previous one with the head's own hidden state. All slots go in one batch per
+// draft step, so a slot's drafts do not depend on the others.
+void Engine::draft() {
+  if (!model_.has_mtp()) return;
+  const int64_t E = model_.info().n_embd, V = model_.info().n_vocab;
+  const std::vector<float>& trunk_hidden = model_.all_hidden();
+  std::vector<models::BatchRow> rows;
+  std::vector<float> hidden;
+  std::vector<std::pair<Slot*, int>> drafting;  // slot, drafts wanted
+  std::vector<float> zeros(E, 0.0f);
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    const bool catch_up = std::exchange(s.mtp_catch_up, false);
+    if (s.n_draft <= 0 || (!s.req && !catch_up)) continue;
+    const int32_t end = memory_->seq_len(s.id);
+    const bool with_last = s.req && !s.prefilling && s.last_token >= 0;
+    // The trunk's hidden state of position q: from this step's forward, or the carried one.
+    auto trunk_row = [&](int32_t q) -> const float* {
+      if (q < 0) return zeros.data();
+      if (s.fwd_row0 >= 0 && q >= s.fwd_pos0 && q < end) {
+        HYLO_CHECK(static_cast<size_t>((s.fwd_row0 + q - s.fwd_pos0 + 1) * E) <= trunk_hidden.size(),
+                   "slot {}: row {} pos {} of {} rows", s.id, s.fwd_row0, q, trunk_hidden.size() / E);
+        return trunk_hidden.data() + (s.fwd_row0 + q - s.fwd_pos0) * E;
+      }
+      if (q == s.mtp_carry_pos) return s.mtp_carry.data();
+      return nullptr;
+    };
+    const int32_t first = s.mtp_len;
+    const int32_t last = with_last ? end : end - 1;
+    bool complete = true;
+    for (int32_t p = first; p <= last && complete; ++p) complete = trunk_row(p - 1) != nullptr;
+    if (!complete) {
+      // Cannot happen by construction (admit() keeps only exact prefixes); drafting is then off.
+      log_warn("[spec] slot {}: the MTP head lacks hidden states from position {}; drafting stops", s.id, first);
+      s.n_draft = 0;
+      continue;
+    }
+    for (int32_t p = first; p <= last; ++p) {
+      const int32_t token = p < end ? s.cached[p] : s.last_token;
+      rows.push_back({s.id, p, token, false});
+      const float* h = trunk_row(p - 1);
+      hidden.insert(hidden.end(), h, h + E);
+    }
+    // Carry the trunk's hidden state of the last position in memory: the next prefill chunk's
+    // first row needs it, and so does a later request that continues this sequence.
+    if (const float* h = trunk_row(end - 1); end > 0 && h != nullptr && h != s.mtp_carry.data()) {
+      s.mtp_carry.assign(h, h + E);
+      s.mtp_carry_pos = end - 1;
+    }
+    if (last < first) continue;
+    // Drafts: not past the context, max_tokens (this step emits up to drafts + 1 tokens), the limit.
+    int k = with_last ? s.n_draft : 0;
+    if (k > 0 && s.accept_rate < kMinAcceptRate) k = ++s.paused_steps % kProbeEvery == 0 ? 1 : 0;
+    k = std::min(k, options_.n_ctx - 1 - end);
+    if (s.req && s.req->max_tokens >= 0) k = std::min(k, s.req->max_tokens - s.result.n_generated - 1);
+    if (k > 0) {
+      rows.back().logits = true;
+      drafting.emplace_back(&s, k);
+    }
+    s.mtp_len = last + 1;
+  }
+  if (rows.empty()) return;
+  Timer t;
+  mtp_logits_.resize(drafting.size() * static_cast<size_t>(V));
+  Status st = model_.forward_mtp(rows, hidden.data(), *memory_, pool_, mtp_logits_.data());
+  // Row of each drafting slot in the batch just run (its last row).
+  std::vector<int64_t> last_row;
+  for (auto& [sp, k] : drafting) {
+    int64_t r = -1;
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i].seq == sp->id) r = static_cast<int64_t>(i);
+    last_row.push_back(r);
+  }
+  for (int j = 0; st.ok(); ++j) {
+    // Draw draft j of each slot still drafting from the logits just computed.
+    std::vector<models::BatchRow> next;
+    std::vector<float> next_hidden;
+    std::vector<std::pair<Slot*, int>> still;
+    std::vector<int64_t> still_row;
+    for (size_t i = 0; i < drafting.size(); ++i) {
+      auto [sp, k] = drafting[i];
+      Slot& s = *sp;
+      float* row = mtp_logits_.data() + i * V;
+      int32_t d;
+      if (s.draft_sampler) {
+        s.draft_q.push_back(s.draft_sampler->distribution(row, {}));
+        d = s.draft_sampler->draw();
+      } else {
+        d = static_cast<int32_t>(std::max_element(row, row + V) - row);
+      }
+      s.drafts.push_back(d);
+      if (static_cast<int>(s.drafts.size()) < k) {
+        const int32_t pos = memory_->seq_len(s.id) + static_cast<int32_t>(s.drafts.size());
+        next.push_back({s.id, pos, d, true});
+        const float* h = model_.last_hidden().data() + last_row[i] * E;
+        next_hidden.insert(next_hidden.end(), h, h + E);
+        still.emplace_back(&s, k);
+        still_row.push_back(static_cast<int64_t>(next.size()) - 1);
+      }
+    }
+    if (next.empty()) break;
+    drafting = std::move(still);
+    last_row = std::move(still_row);
+    mtp_logits_.resize(drafting.size() * static_cast<size_t>(V));
+    st = model_.forward_mtp(next, next_hidden.data(), *memory_, pool_, mtp_logits_.data());
+  }
+  if (!st.ok()) {
+    // Drafts only speed decoding up: without them every token is still exact.
+    log_error("{}", st.message());
+    for (auto& s : slots_) {
+      s->drafts.clear();
+      s->draft_q.clear();
+      s->n_draft = 0;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.decode_seconds += t.seconds();
 }
 
 void Engine::loop() {

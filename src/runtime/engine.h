@@ -51,6 +51,8 @@ struct RequestResult {
   int32_t n_prompt = 0;      // prompt tokens
   int32_t n_cached = 0;      // prompt tokens reused from the slot's cache (not prefilled)
   int32_t n_generated = 0;
+  int32_t n_drafted = 0;   // speculative drafts verified
+  int32_t n_accepted = 0;  // of which accepted
   double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
   uint64_t seed = 0;
   int slot = -1;  // the slot that ran it
@@ -89,6 +91,7 @@ struct Request {
   bool ignore_eos = false;
   int n_probs = 0;                      // top logprobs per token
   bool show_special = false;            // emit CONTROL tokens' text
+  int n_draft = -1;                     // speculative drafts per step: -1 the engine's default, 0 off
   std::shared_ptr<TokenFilter> filter;  // optional constraint on the tokens generated
   // Scoring: the log-probability of each prompt token after the ones before it (with n_probs
   // alternatives), from the raw logits. The prompt is then prefilled from position 0 (no cached
@@ -120,11 +123,26 @@ struct EngineOptions {
   int max_queue = 64;      // waiting requests beyond the slots
   TensorType kv_type = TensorType::kF16;  // K (and V unless kv_type_v is set)
   std::optional<TensorType> kv_type_v;
+  // Speculative decoding with the model's MTP (NextN) head: tokens drafted per step for requests
+  // that do not choose (0: off). Needs a model with an MTP block (check_speculative).
+  int n_draft = 0;
 };
+
+// Drafts per verify step are at most this many: a verify run then stays far inside one DeltaNet
+// chunk, and acceptance rarely carries further.
+inline constexpr int kMaxDraft = 8;
+// The default draft length of `--spec mtp`. With a per-token acceptance α the tokens per verify
+// step are (1 − α^{k+1}) / (1 − α): 1.8 / 2.44 / 2.95 for k = 1 / 2 / 3 at α = 0.8, while each
+// draft costs one MTP-head pass and, in a MoE, the verify pass reads more distinct experts; past
+// two the extra tokens rarely pay for that.
+inline constexpr int kDefaultDraft = 2;
+// Clear error when n_draft asks for speculation the model cannot do.
+Status check_speculative(const models::Model& model, int n_draft);
 
 struct EngineStats {
   int slots_total = 0, slots_busy = 0, queued = 0;
   uint64_t requests_done = 0, prompt_tokens = 0, prefilled_tokens = 0, generated_tokens = 0;
+  uint64_t drafted_tokens = 0, accepted_tokens = 0;  // speculative decoding
   double prefill_seconds = 0, decode_seconds = 0;  // busy time of the scheduler
   double ttft_seconds_sum = 0;
   uint64_t ttft_count = 0;
@@ -166,6 +184,13 @@ class Engine {
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
   void emit_token(Slot& slot, int32_t token);
   int32_t sample_next(Slot& slot, float* row);  // applies the request's filter, then samples
+  void mask_row(Slot& slot, float* row);        // the request's filter, if any
+  int32_t slot_len(const Slot& slot) const;     // positions in memory that are not unverified drafts
+  // Samples the tokens of a slot's forward rows [first logits row, + 1 + drafts): the drafts the
+  // sampler agrees with and one more; rolls the memory back past the first rejected draft.
+  void accept(Slot& slot, float* logits);
+  // Feeds each speculative slot's new positions through the MTP head and drafts its next tokens.
+  void draft();
 
   models::Model& model_;
   const tokenizer::Tokenizer& tokenizer_;
@@ -182,6 +207,7 @@ class Engine {
   std::vector<SlotState> slot_states_;  // under mu_
   std::vector<float> logits_;
   std::vector<float> replay_row_;  // [n_vocab] scratch: a replayed snapshot row being masked
+  std::vector<float> mtp_logits_, mtp_hidden_;
   std::thread thread_;
 };
 

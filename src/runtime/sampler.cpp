@@ -94,18 +94,24 @@ void Sampler::apply_bias_and_penalties(std::span<const int32_t> history) {
   }
 }
 
-int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
+const std::vector<Candidate>& Sampler::distribution(const float* logits, std::span<const int32_t> history) {
   logits_.assign(logits, logits + n_vocab_);
   apply_bias_and_penalties(history);
   const float mx = *std::max_element(logits_.begin(), logits_.end());
   double sum = 0;
   for (float l : logits_) sum += std::exp(static_cast<double>(l) - mx);
   log_norm_ = mx + std::log(sum);
+  dist_.clear();
+  must_draw_ = false;
 
-  if (p_.temperature <= 0.0f) return static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
+  if (p_.temperature <= 0.0f) {
+    const auto best = std::max_element(logits_.begin(), logits_.end());
+    dist_.push_back({static_cast<int32_t>(best - logits_.begin()), *best, 1.0f});
+    return dist_;
+  }
 
   // Candidates: top-k first keeps the sort cheap (k = 0 means the whole vocabulary).
-  std::vector<Candidate> c;
+  std::vector<Candidate>& c = dist_;
   const size_t k = p_.top_k > 0 ? static_cast<size_t>(p_.top_k) : static_cast<size_t>(n_vocab_);
   idx_.resize(n_vocab_);
   std::iota(idx_.begin(), idx_.end(), 0);
@@ -117,20 +123,68 @@ int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   c.reserve(idx_.size());
   for (int32_t id : idx_)
     if (std::isfinite(logits_[id])) c.push_back({id, logits_[id]});
-  if (c.empty()) return idx_.empty() ? 0 : idx_[0];
+  if (c.empty()) {
+    c.push_back({idx_.empty() ? 0 : idx_[0], 0.0f, 1.0f});
+    return dist_;
+  }
   softmax_candidates(c);
   top_p_filter(c, p_.top_p);
   min_p_filter(c, p_.min_p);
-  // Temperature on the surviving candidates, then a draw.
+  // Temperature on the surviving candidates.
   for (auto& x : c) x.logit /= p_.temperature;
   softmax_candidates(c);
+  must_draw_ = true;
+  return dist_;
+}
+
+int32_t Sampler::draw() {
+  if (!must_draw_) return dist_.empty() ? 0 : dist_[0].id;
   const double u = std::generate_canonical<double, 53>(rng_);
   double cum = 0;
-  for (const auto& x : c) {
+  for (const auto& x : dist_) {
     cum += x.p;
     if (u < cum) return x.id;
   }
-  return c.back().id;
+  return dist_.back().id;
+}
+
+int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
+  distribution(logits, history);
+  return draw();
+}
+
+DraftVerdict verify_draft(std::span<const Candidate> p, std::span<const Candidate> q, int32_t draft,
+                          std::mt19937_64& rng) {
+  std::unordered_map<int32_t, double> q_of;
+  for (const Candidate& c : q) q_of[c.id] = c.p;
+  auto prob_q = [&](int32_t id) {
+    const auto it = q_of.find(id);
+    return it == q_of.end() ? 0.0 : it->second;
+  };
+  double pd = 0;
+  for (const Candidate& c : p)
+    if (c.id == draft) pd = c.p;
+  const double qd = prob_q(draft);
+  const double u = std::generate_canonical<double, 53>(rng);
+  if (qd > 0 && u * qd < pd) return {true, draft};  // u < min(1, p/q)
+  // Residual max(0, p − q); q is zero outside its list, so only p's tokens can remain.
+  std::vector<double> r(p.size());
+  double sum = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    r[i] = std::max(0.0, static_cast<double>(p[i].p) - prob_q(p[i].id));
+    sum += r[i];
+  }
+  if (!(sum > 0)) {  // p ≤ q everywhere (equal up to rounding): the residual is p itself
+    sum = 0;
+    for (size_t i = 0; i < p.size(); ++i) sum += r[i] = p[i].p;
+  }
+  const double v = std::generate_canonical<double, 53>(rng) * sum;
+  double cum = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    cum += r[i];
+    if (v < cum) return {false, p[i].id};
+  }
+  return {false, p.empty() ? draft : p.back().id};
 }
 
 float Sampler::logprob(int32_t id) const {

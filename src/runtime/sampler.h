@@ -35,12 +35,38 @@ struct TokenProb {
   float logprob;
 };
 
+// The definitions, exposed for tests (each works on a candidate list sorted by logit, descending).
+struct Candidate {
+  int32_t id;
+  float logit;
+  float p = 0;
+};
+
+// Standard speculative sampling (Leviathan et al. 2023; Chen et al. 2023): a draft token drawn
+// from the proposal q is kept with probability min(1, p(d)/q(d)); otherwise the token is drawn
+// from the residual max(0, p − q) / Σ. Either way the result is distributed exactly as p.
+// p and q list the tokens with non-zero probability (any order, ids unique).
+struct DraftVerdict {
+  bool accepted = false;
+  int32_t token = -1;
+};
+DraftVerdict verify_draft(std::span<const Candidate> p, std::span<const Candidate> q, int32_t draft,
+                          std::mt19937_64& rng);
+
 class Sampler {
  public:
   Sampler(const SamplingParams& params, int64_t n_vocab);
 
   // Chooses the next token from raw logits; `history` = prompt + generated so far.
   int32_t sample(const float* logits, std::span<const int32_t> history);
+
+  // The final distribution sample() draws from (after bias, penalties, truncation and temperature;
+  // one token with p = 1 when greedy), without drawing.
+  const std::vector<Candidate>& distribution(const float* logits, std::span<const int32_t> history);
+  // A draw from the last distribution().
+  int32_t draw();
+  // Speculative verification against the last distribution(): see verify_draft().
+  DraftVerdict verify(std::span<const Candidate> q, int32_t draft) { return verify_draft(dist_, q, draft, rng_); }
 
   // The distribution the last draw came from, before truncation (log-softmax of the biased,
   // penalised logits at temperature 1): log-probability of `id` and the n most likely tokens.
@@ -59,13 +85,8 @@ class Sampler {
   double log_norm_ = 0;           // log Σ exp(logits_) for logprob()
   std::vector<int32_t> idx_;
   std::vector<float> probs_;
-};
-
-// The definitions, exposed for tests (each works on a candidate list sorted by logit, descending).
-struct Candidate {
-  int32_t id;
-  float logit;
-  float p = 0;
+  std::vector<Candidate> dist_;  // the last distribution()
+  bool must_draw_ = false;       // the last distribution() has more than its argmax to choose from
 };
 void softmax_candidates(std::vector<Candidate>& c);  // sets p, sorted descending
 void top_k_filter(std::vector<Candidate>& c, int32_t k);

@@ -305,6 +305,7 @@ std::optional<ApiError> Generation::submit(const Backend& b, const GenerationLim
           ch->push(std::move(e));
         };
       }
+      if (req_.n_draft) r->n_draft = *req_.n_draft;
       if (!forced.empty())
         r->filter = std::make_shared<ForcedOutputFilter>(forced, b.tokenizer->eos_id());
       else if (call_tool)  // tool_choice wins over response_format
@@ -535,6 +536,8 @@ Usage Generation::usage() const {
       u.cached_tokens += c.result.n_cached;
     }
     u.completion_tokens += c.result.n_generated;
+    u.drafted_tokens += c.result.n_drafted;
+    u.accepted_tokens += c.result.n_accepted;
     u.prefill_seconds = std::max(u.prefill_seconds, c.result.prefill_seconds);
     u.decode_seconds = std::max(u.decode_seconds, c.result.decode_seconds);
   }

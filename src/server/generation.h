@@ -60,6 +60,7 @@ struct Usage {
   int64_t prompt_tokens = 0;  // each prompt counted once, whatever n is
   int64_t completion_tokens = 0;
   int64_t cached_tokens = 0;
+  int64_t drafted_tokens = 0, accepted_tokens = 0;  // speculative decoding
   double prefill_seconds = 0, decode_seconds = 0, total_seconds = 0;
 };
 

@@ -55,6 +55,12 @@ std::string Metrics::render(const runtime::EngineStats* e) const {
     metric(&out, "hylo_prompt_tokens_processed_total", "counter",
            "Prompt tokens prefilled (prompt tokens minus those reused from a slot's cache)", e->prefilled_tokens);
     metric(&out, "hylo_generated_tokens_total", "counter", "Tokens generated", e->generated_tokens);
+    metric(&out, "hylo_draft_tokens_total", "counter", "Tokens drafted by the MTP head and verified (--spec mtp)",
+           e->drafted_tokens);
+    metric(&out, "hylo_draft_tokens_accepted_total", "counter", "Drafted tokens the model agreed with",
+           e->accepted_tokens);
+    metric(&out, "hylo_draft_acceptance_rate", "gauge", "Accepted over drafted tokens since the start",
+           rate(e->accepted_tokens, static_cast<double>(e->drafted_tokens)));
     metric(&out, "hylo_prefill_seconds_total", "counter", "Scheduler time spent on prefill rows", e->prefill_seconds);
     metric(&out, "hylo_decode_seconds_total", "counter", "Scheduler time spent on decode rows", e->decode_seconds);
     metric(&out, "hylo_prompt_tokens_per_second", "gauge", "Prefill throughput over the time spent prefilling",

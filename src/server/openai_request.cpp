@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "runtime/engine.h"
 #include "server/json_fields.h"
 #include "server/openai_api.h"
 #include "server/structured_output.h"
@@ -174,6 +175,8 @@ Status read_common(const FieldReader& r, const ApiContext& ctx, GenerationReques
   }
   if (repeat_last_n) s.repeat_last_n = static_cast<int32_t>(*repeat_last_n);
   if (seed) s.seed = static_cast<uint64_t>(*seed);
+  HYLO_ASSIGN_OR_RETURN(auto n_draft, r.integer("speculative.n_max", 0, runtime::kMaxDraft));
+  if (n_draft) g->n_draft = static_cast<int>(*n_draft);
   HYLO_ASSIGN_OR_RETURN(auto bias, r.object("logit_bias"));
   if (bias != nullptr) {
     if (bias->size() > 1024) return make_error("logit_bias may hold at most 1024 tokens");
@@ -235,9 +238,8 @@ Result<GenerationRequest> parse_openai_chat(const ojson& body, const ApiContext&
       if (c == "none") {
         g.tools = nullptr;
         g.parse_tool_calls = false;
-      } else if (c == "required" && !g.tools.is_array()) {
-        return make_error("tool_choice \"required\" needs tools");
       } else if (c == "required") {
+        if (!g.tools.is_array()) return make_error("tool_choice is \"required\" but the request has no tools");
         for (const auto& t : g.tools) g.required_tools.push_back(t["function"]["name"].get<std::string>());
       }
     } else if (choice->is_object()) {

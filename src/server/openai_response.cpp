@@ -85,14 +85,20 @@ ojson usage_json(const Usage& u) {
 // hylo's extension, as llama-server reports it: where the time went.
 ojson timings_json(const Usage& u) {
   const double prefilled = static_cast<double>(u.prompt_tokens - u.cached_tokens);
-  return {{"cache_n", u.cached_tokens},
-          {"prompt_n", u.prompt_tokens - u.cached_tokens},
-          {"prompt_ms", u.prefill_seconds * 1e3},
-          {"prompt_per_second", u.prefill_seconds > 0 ? prefilled / u.prefill_seconds : 0.0},
-          {"predicted_n", u.completion_tokens},
-          {"predicted_ms", u.decode_seconds * 1e3},
-          {"predicted_per_second",
-           u.decode_seconds > 0 ? static_cast<double>(u.completion_tokens) / u.decode_seconds : 0.0}};
+  ojson t = {{"cache_n", u.cached_tokens},
+             {"prompt_n", u.prompt_tokens - u.cached_tokens},
+             {"prompt_ms", u.prefill_seconds * 1e3},
+             {"prompt_per_second", u.prefill_seconds > 0 ? prefilled / u.prefill_seconds : 0.0},
+             {"predicted_n", u.completion_tokens},
+             {"predicted_ms", u.decode_seconds * 1e3},
+             {"predicted_per_second",
+              u.decode_seconds > 0 ? static_cast<double>(u.completion_tokens) / u.decode_seconds : 0.0}};
+  if (u.drafted_tokens > 0) {  // llama-server's names
+    t["draft_n"] = u.drafted_tokens;
+    t["draft_n_accepted"] = u.accepted_tokens;
+    t["draft_acceptance_rate"] = static_cast<double>(u.accepted_tokens) / static_cast<double>(u.drafted_tokens);
+  }
+  return t;
 }
 
 // What the chat and completion writers share: ids, the chunk envelope, the stream's end.

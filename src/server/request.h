@@ -64,6 +64,9 @@ struct GenerationRequest {
   int n = 1;
   bool logprobs = false;
   int top_logprobs = 0;
+  // llama-server's "speculative.n_max": MTP drafts per step for this request (0: none); unset: the
+  // server's --spec / --draft.
+  std::optional<int> n_draft;
   bool json_mode = false;  // the output must be one JSON object
   // The output must be a sentence of this grammar (GBNF, or a JSON schema compiled to one).
   std::shared_ptr<const runtime::Grammar> grammar;

@@ -94,6 +94,26 @@ TEST_P(Cost, DecodeBytesAndPrefillFlops) {
   EXPECT_GT(c.lm_head_macs, 0);
 }
 
+// The speculative estimate: (1 − α^{k+1}) / (1 − α) tokens per step; a step reads more than one
+// plain token (k + 1 tokens' experts, the MTP block and LM head per draft) but less than k + 1 of
+// them; nothing accepted costs, everything accepted gains, and more acceptance never loses.
+TEST(Cost, SpeculativeEstimate) {
+  auto loaded = models::load_model(test::fixture_model("qwen3next-tiny-mtp"), {.repack = false});
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  const models::Model& m = **loaded;
+  const auto none = models::speculative_estimate(m, 2, 0.0, 100, TensorType::kF16);
+  const auto half = models::speculative_estimate(m, 2, 0.5, 100, TensorType::kF16);
+  const auto all = models::speculative_estimate(m, 2, 1.0, 100, TensorType::kF16);
+  EXPECT_DOUBLE_EQ(none.tokens_per_step, 1.0);
+  EXPECT_DOUBLE_EQ(half.tokens_per_step, 1.75);
+  EXPECT_DOUBLE_EQ(all.tokens_per_step, 3.0);
+  EXPECT_GT(none.bytes_step, none.bytes_plain);
+  EXPECT_LT(none.speedup, 1.0);
+  EXPECT_LT(none.speedup, half.speedup);
+  EXPECT_LT(half.speedup, all.speedup);
+  EXPECT_DOUBLE_EQ(all.speedup, 3.0 * all.bytes_plain / all.bytes_step);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, Cost,
                          ::testing::Values("qwen3next-tiny", "qwen3moe-tiny", "qwen3next-tiny-q8",
                                            "qwen3next-tiny-mtp"),

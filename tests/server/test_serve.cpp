@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "common/fixtures.h"
@@ -92,7 +93,8 @@ TEST_F(ServeMain, HealthModelsAndListings) {
 
 // The batch-invariance contract: greedy tokens (and their log-probabilities) of each of 8
 // concurrent streamed requests are exactly those of the same request run alone.
-void expect_batch_invariance(const ServeProcess& server) {
+// `tweak(body, i, together)` adjusts request i of the solo (false) or the concurrent (true) runs.
+void expect_batch_invariance(const ServeProcess& server, const std::function<void(json&, int, bool)>& tweak = nullptr) {
   constexpr int kRequests = 8;
   auto request = [](int i) {
     return json{{"messages", user("Request " + std::to_string(i) + std::string(static_cast<size_t>(i) * 7, '!') +
@@ -108,7 +110,9 @@ void expect_batch_invariance(const ServeProcess& server) {
   std::vector<Tokens> solo(kRequests), together(kRequests);
   for (int i = 0; i < kRequests; ++i) {
     auto c = server.client();
-    const HttpReply r = post_json(c, "/v1/chat/completions", request(i));
+    json body = request(i);
+    if (tweak) tweak(body, i, false);
+    const HttpReply r = post_json(c, "/v1/chat/completions", body);
     ASSERT_EQ(r.status, 200) << r.body;
     solo[i].text = r.json["choices"][0]["message"]["content"];
     for (const auto& t : r.json["choices"][0]["logprobs"]["content"])
@@ -121,6 +125,7 @@ void expect_batch_invariance(const ServeProcess& server) {
     threads.emplace_back([&, i] {
       auto c = server.client();
       json body = request(i);
+      if (tweak) tweak(body, i, true);
       body["stream"] = true;
       const HttpReply r = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
       status[i] = r.status;
@@ -174,6 +179,32 @@ TEST(ServeQuantizedKv, ConcurrentStreamsMatchSoloRunsAndPropsSayWhatRuns) {
   EXPECT_EQ(info["hylo.rope_scaling.type"], "yarn");
   EXPECT_EQ(info["hylo.rope_scaling.factor"], 2.0);
   expect_batch_invariance(server);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+// Speculative decoding in every slot (--spec mtp): the solo runs draft nothing
+// ("speculative.n_max": 0), the concurrent ones every other request with the server's 2 drafts;
+// tokens and log-probabilities are the same, and timings and /metrics count the drafts.
+TEST(ServeSpeculative, StreamsWithAndWithoutDraftsMatchPlainRuns) {
+  const std::string model = fixture_model("qwen3next-tiny-mtp");
+  ASSERT_FALSE(model.empty());
+  ServeProcess server({"-m", model, "--parallel", "8", "-c", "1024", "--spec", "mtp"});
+  ASSERT_TRUE(server.start());
+  expect_batch_invariance(server, [](json& body, int i, bool together) {
+    if (!together || i % 2 == 1) body["speculative.n_max"] = 0;
+  });
+  auto c = server.client();
+  const HttpReply r =
+      post_json(c, "/v1/chat/completions", json{{"messages", user("count")}, {"temperature", 0}, {"max_tokens", 12}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_GT(r.json["timings"]["draft_n"].get<int>(), 0) << r.body;
+  EXPECT_TRUE(r.json["timings"].contains("draft_acceptance_rate")) << r.body;
+  const std::string metrics = get(c, "/metrics").body;
+  EXPECT_GT(metric(metrics, "hylo_draft_tokens_total"), 0) << metrics;
+  EXPECT_GE(metric(metrics, "hylo_draft_acceptance_rate"), 0) << metrics;
+  const HttpReply bad =
+      post_json(c, "/v1/chat/completions", json{{"messages", user("x")}, {"max_tokens", 2}, {"speculative.n_max", 99}});
+  EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 

@@ -220,7 +220,7 @@ test('structured output errors are BadRequestErrors naming the problem', async (
   const bad = [
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, /response_format.json_schema.schema is required/],
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } } }, /unsupported keyword 'pattern'/],
-    [{ tool_choice: 'required' }, /tool_choice "required" needs tools/],
+    [{ tool_choice: 'required' }, /tool_choice is "required" but the request has no tools/],
   ];
   for (const [extra, re] of bad) {
     await assert.rejects(
