@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "apps/bench_sessions.h"
 #include "apps/command.h"
 #include "apps/common.h"
 #include "apps/default_model.h"
@@ -37,6 +38,7 @@ struct Options {
   int32_t batch = 2048;
   std::string kv_type = "f16";
   bool json = false;
+  SessionBenchOptions sessions;
 };
 
 struct Stat {
@@ -95,6 +97,14 @@ Peak measure_peak(const models::Model& m, ThreadPool& pool) {
 }
 
 int run(const Options& o) {
+  if (o.sessions.sessions > 0) {
+    SessionBenchOptions so = o.sessions;
+    so.model = o.model;
+    so.threads = o.threads;
+    so.batch = o.batch;
+    so.kv_type = o.kv_type;
+    return run_session_bench(so);
+  }
   const int threads = o.threads > 0 ? o.threads : physical_core_count();
   ThreadPool pool(threads);
   std::string path = o.model;
@@ -264,6 +274,26 @@ CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of t
                            ->check(CLI::IsMember({"f16", "f32"}))
                            ->capture_default_str();
                        app.add_flag("--json", o->json, "One JSON object");
+                       app.add_option("--sessions", o->sessions.sessions,
+                                      "Replay this many interleaved conversations, without and with the prefix "
+                                      "cache, and report time to first token per turn")
+                           ->check(CLI::Range(0, 256));
+                       app.add_option("--turns", o->sessions.turns, "Turns per conversation (--sessions)")
+                           ->check(CLI::Range(1, 1000))
+                           ->capture_default_str();
+                       app.add_option("--context", o->sessions.context,
+                                      "Prompt tokens of each conversation's last turn (--sessions)")
+                           ->check(CLI::Range(256, 1 << 22))
+                           ->capture_default_str();
+                       app.add_option("--parallel,--np", o->sessions.parallel, "Slots (--sessions)")
+                           ->check(CLI::Range(1, 256))
+                           ->capture_default_str();
+                       app.add_option("--cache-ram", o->sessions.cache_ram, "Prefix cache budget (--sessions)")
+                           ->capture_default_str();
+                       app.add_option("--cache-interval", o->sessions.cache_interval,
+                                      "Tokens between prefix cache checkpoints (--sessions)")
+                           ->check(CLI::Range(64, 1 << 20))
+                           ->capture_default_str();
                        return [o] { return run(*o); };
                      });
 

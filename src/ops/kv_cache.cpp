@@ -57,6 +57,36 @@ void KvSeqCache::copy_from(const KvSeqCache& other) {
   n_ = other.n_;
 }
 
+void KvSeqCache::read_rows(int32_t begin, int32_t n, uint8_t* k, uint8_t* v) const {
+  HYLO_CHECK(begin >= 0 && n >= 0 && begin + n <= n_, "KV read of [{}, {}) with {} positions", begin, begin + n, n_);
+  const size_t row = static_cast<size_t>(head_dim_) * elem_bytes();
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t pos = begin + i, page = pos / kPageTokens, slot = pos % kPageTokens;
+    for (int h = 0; h < n_kv_head_; ++h) {
+      const size_t src = h * head_bytes() + slot * row, dst = (static_cast<size_t>(i) * n_kv_head_ + h) * row;
+      std::memcpy(k + dst, k_pages_[page].get() + src, row);
+      std::memcpy(v + dst, v_pages_[page].get() + src, row);
+    }
+  }
+}
+
+void KvSeqCache::append_rows(int32_t n, const uint8_t* k, const uint8_t* v) {
+  const size_t row = static_cast<size_t>(head_dim_) * elem_bytes();
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t pos = n_ + i, page = pos / kPageTokens, slot = pos % kPageTokens;
+    while (static_cast<int32_t>(k_pages_.size()) <= page) {
+      k_pages_.emplace_back(new uint8_t[page_bytes()]);
+      v_pages_.emplace_back(new uint8_t[page_bytes()]);
+    }
+    for (int h = 0; h < n_kv_head_; ++h) {
+      const size_t dst = h * head_bytes() + slot * row, src = (static_cast<size_t>(i) * n_kv_head_ + h) * row;
+      std::memcpy(k_pages_[page].get() + dst, k + src, row);
+      std::memcpy(v_pages_[page].get() + dst, v + src, row);
+    }
+  }
+  n_ += std::max(n, 0);
+}
+
 uint64_t KvSeqCache::bytes_allocated() const { return 2ull * k_pages_.size() * page_bytes(); }
 
 RecurrentSeqState::RecurrentSeqState(int conv_window_, int conv_dim_, int n_heads_, int d_k_, int d_v_)

@@ -29,6 +29,14 @@ class KvSeqCache {
   void copy_from(const KvSeqCache& other);
   uint64_t bytes_allocated() const;
 
+  // Bytes of one position's keys (or values) over all heads, as stored (f16 or f32).
+  size_t row_bytes() const { return static_cast<size_t>(n_kv_head_) * head_dim_ * elem_bytes(); }
+  // Copies the stored K and V of positions [begin, begin + n) out, each as [n][n_kv_head][head_dim]
+  // in the storage type (no conversion, so a round trip is bit-exact).
+  void read_rows(int32_t begin, int32_t n, uint8_t* k, uint8_t* v) const;
+  // Appends n positions at size() from buffers laid out as read_rows() writes them.
+  void append_rows(int32_t n, const uint8_t* k, const uint8_t* v);
+
   // Elements of head h's keys/values for positions [page·kPageTokens, +kPageTokens).
   const void* k_page(int32_t page, int h) const { return k_pages_[page].get() + h * head_bytes(); }
   const void* v_page(int32_t page, int h) const { return v_pages_[page].get() + h * head_bytes(); }

@@ -32,6 +32,9 @@ struct Engine::Slot {
   std::vector<int32_t> cached;         // tokens whose state is in memory
   int32_t snapshot_len = -1;           // length at which the recurrent state was snapshotted
   std::vector<float> snapshot_logits;  // logits of the last token before the snapshot
+  uint64_t last_used = 0;              // slot_clock_ at its last admission (least recent is reused first)
+  std::vector<uint64_t> block_hashes;  // of the request's prompt (prefix cache keys)
+  PrefixCache::Match restore;          // to restore from the prefix cache before the next step
 
   // The request in progress.
   int32_t prompt_done = 0;  // prompt tokens in memory
@@ -64,6 +67,8 @@ Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, Thre
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
   }
+  if (!options_.cache.dir.empty()) options_.cache.identity = checkpoint_identity(model_, options_.kv_type);
+  cache_ = std::make_unique<PrefixCache>(options_.cache);
   stats_.slots_total = options_.n_slots;
   thread_ = std::thread([this] { loop(); });
 }
@@ -123,7 +128,27 @@ int Engine::live_waiting() const {
 
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  EngineStats s = stats_;
+  s.cache = cache_->stats();
+  return s;
+}
+
+// Reuse must give the bits a prefill from scratch gives. Attention KV rows are exact at any length;
+// a recurrent state is exact only where the prefill left it: the end of the prompt it was
+// snapshotted at (the identical prompt again), or a block boundary (the prefix cache's job). The
+// tokens decoded after a prompt went through the one-token form, not the chunked one.
+int32_t Engine::live_reuse(const Slot& s, const std::vector<int32_t>& prompt) const {
+  const int32_t n_prompt = static_cast<int32_t>(prompt.size());
+  // The identical prompt again (a retry, another seed, n > 1): its state and logits are saved.
+  if (s.snapshot_len == n_prompt && !s.snapshot_logits.empty() && static_cast<int32_t>(s.cached.size()) >= n_prompt &&
+      std::equal(prompt.begin(), prompt.end(), s.cached.begin()))
+    return n_prompt;
+  if (memory_->has_recurrent()) return 0;
+  // At least one prompt token must be fed for logits.
+  int32_t cp = 0;
+  const int32_t lim = std::min<int32_t>(static_cast<int32_t>(s.cached.size()), n_prompt - 1);
+  while (cp < lim && s.cached[cp] == prompt[cp]) ++cp;
+  return cp;
 }
 
 // Chooses a free slot for each queued request, reusing the longest cached prefix.
@@ -141,36 +166,51 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
   while (!queue_.empty()) {
     std::shared_ptr<Request> r = queue_.front();
     const int32_t n_prompt = static_cast<int32_t>(r->prompt.size());
+    // The free slot whose own state serves most of the prompt; failing that (or if the shared
+    // cache serves more), an empty slot, then the least recently used one, so another
+    // conversation's state is given up last.
     Slot* best = nullptr;
-    int32_t best_keep = -1;
+    Slot* spare = nullptr;
+    int32_t best_keep = 0;
     for (auto& s : slots_) {
       if (s->req) continue;
-      // Reusable: the common prefix, but at least one prompt token must be fed for logits.
-      int32_t cp = 0;
-      const int32_t lim = std::min<int32_t>(static_cast<int32_t>(s->cached.size()), n_prompt - 1);
-      while (cp < lim && s->cached[cp] == r->prompt[cp]) ++cp;
-      int32_t keep = cp;
-      if (memory_->has_recurrent() && cp != static_cast<int32_t>(s->cached.size()))
-        keep = (s->snapshot_len >= 0 && s->snapshot_len <= cp) ? s->snapshot_len : 0;
-      // The identical prompt again (a retry, another seed, n > 1): its state and logits are saved.
-      if (s->snapshot_len == n_prompt && !s->snapshot_logits.empty() &&
-          static_cast<int32_t>(s->cached.size()) >= n_prompt &&
-          std::equal(r->prompt.begin(), r->prompt.end(), s->cached.begin()))
-        keep = n_prompt;
+      const int32_t keep = live_reuse(*s, r->prompt);
       if (keep > best_keep) {
         best_keep = keep;
         best = s.get();
       }
+      const bool empty = s->cached.empty(), spare_empty = spare != nullptr && spare->cached.empty();
+      if (spare == nullptr || (empty && !spare_empty) || (empty == spare_empty && s->last_used < spare->last_used))
+        spare = s.get();
     }
-    if (best == nullptr) break;  // all slots busy
+    if (spare == nullptr) break;  // all slots busy
+    std::vector<uint64_t> hashes = PrefixCache::block_hashes(r->prompt);
+    PrefixCache::Match match;
+    if (best_keep < n_prompt) match = cache_->lookup(r->prompt, hashes, n_prompt - 1);
+    const bool from_cache = match.n_tokens > best_keep;
+    if (best == nullptr || from_cache) {
+      best = spare;
+      best_keep = from_cache ? match.n_tokens : 0;
+    }
     queue_.pop_front();
     Slot& s = *best;
-    if (!memory_->truncate(s.id, best_keep).ok()) {
-      memory_->clear(s.id);
-      best_keep = 0;
+    s.last_used = ++slot_clock_;
+    s.block_hashes = std::move(hashes);
+    s.restore = {};
+    if (from_cache) {
+      // Restored on the engine thread before the next forward call, outside this lock.
+      s.restore = match;
+      s.cached.assign(r->prompt.begin(), r->prompt.begin() + best_keep);
+      s.snapshot_len = -1;
+      s.snapshot_logits.clear();
+    } else {
+      if (!memory_->truncate(s.id, best_keep).ok()) {
+        memory_->clear(s.id);
+        best_keep = 0;
+      }
+      s.cached.resize(best_keep);
+      if (s.snapshot_len > best_keep) s.snapshot_len = -1;
     }
-    s.cached.resize(best_keep);
-    if (s.snapshot_len > best_keep) s.snapshot_len = -1;
     s.req = std::move(r);
     s.prompt_done = best_keep;
     s.replay_logits = best_keep == n_prompt;
@@ -271,6 +311,10 @@ void Engine::emit_token(Slot& s, int32_t token) {
 }
 
 bool Engine::step() {
+  // State admitted from the prefix cache is put in place first, so a slot's record of what its
+  // memory holds is true whatever happens next.
+  for (auto& s : slots_)
+    if (s->restore.n_tokens > 0) restore_from_cache(*s);
   // Cancelled requests leave first.
   for (auto& s : slots_)
     if (s->req && s->req->cancelled.load()) finish(*s, FinishReason::kCancelled);
@@ -310,6 +354,9 @@ bool Engine::step() {
       n = (pos0 + budget) / ops::kDeltaChunk * ops::kDeltaChunk - pos0;
       if (n <= 0) continue;
     }
+    // Stop at the next checkpoint the prefix cache keeps (block-aligned, so the bits are unchanged).
+    const int32_t boundary = cache_->next_boundary(pos0, static_cast<int32_t>(s->req->prompt.size()));
+    if (boundary > 0 && boundary < pos0 + n) n = boundary - pos0;
     const bool last = n == remaining;
     for (int32_t i = 0; i < n; ++i)
       rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], last && i == n - 1});
@@ -346,6 +393,9 @@ bool Engine::step() {
   for (const models::BatchRow& row : rows) slots_[row.seq]->cached.push_back(row.token);
   for (const auto& [slot, n] : prefills) {
     slot->prompt_done += n;
+    const int32_t len = memory_->seq_len(slot->id), n_prompt = static_cast<int32_t>(slot->req->prompt.size());
+    if (len > 0 && cache_->next_boundary(len - 1, n_prompt) == len)
+      cache_->insert(slot->req->prompt, slot->block_hashes, *memory_, slot->id);
     if (slot->req->on_prefill) slot->req->on_prefill(slot->prompt_done, static_cast<int32_t>(slot->req->prompt.size()));
   }
   for (size_t i = 0; i < logit_slots.size(); ++i) {
@@ -365,6 +415,21 @@ bool Engine::step() {
     emit_token(s, sample_next(s, logits_.data() + i * n_vocab));
   }
   return true;
+}
+
+void Engine::restore_from_cache(Slot& s) {
+  const PrefixCache::Match m = s.restore;
+  s.restore = {};
+  if (Status st = cache_->restore(m, s.req ? std::span<const int32_t>(s.req->prompt) : std::span<const int32_t>(),
+                                  s.block_hashes, *memory_, s.id);
+      !st.ok()) {
+    // Nothing is lost but time: the prompt is prefilled from the start.
+    log_warn("{}; prefilling the prompt instead", st.message());
+    memory_->clear(s.id);
+    s.cached.clear();
+    s.prompt_done = 0;
+    s.result.n_cached = 0;
+  }
 }
 
 void Engine::loop() {

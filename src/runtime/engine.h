@@ -22,6 +22,7 @@
 #include "base/thread_pool.h"
 #include "base/timer.h"
 #include "models/model.h"
+#include "runtime/prefix_cache.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -48,7 +49,7 @@ struct RequestResult {
   std::string error;         // for kError
   std::string stop_matched;  // the stop string that ended it, if any
   int32_t n_prompt = 0;      // prompt tokens
-  int32_t n_cached = 0;      // prompt tokens reused from the slot's cache (not prefilled)
+  int32_t n_cached = 0;      // prompt tokens reused (the slot's live state or the prefix cache)
   int32_t n_generated = 0;
   double queue_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
   uint64_t seed = 0;
@@ -92,6 +93,7 @@ struct EngineOptions {
   int32_t n_batch = 2048;  // tokens per forward call (prefill budget); rounded to a multiple of 64
   int max_queue = 64;      // waiting requests beyond the slots
   TensorType kv_type = TensorType::kF16;
+  PrefixCacheOptions cache;  // prefix checkpoints shared by all slots (max_bytes 0: off)
 };
 
 struct EngineStats {
@@ -101,6 +103,7 @@ struct EngineStats {
   double ttft_seconds_sum = 0;
   uint64_t ttft_count = 0;
   uint64_t memory_bytes = 0;  // KV cache + recurrent state allocated
+  PrefixCacheStats cache;
 };
 
 // Errors from submit() that an API maps to HTTP statuses.
@@ -137,6 +140,9 @@ class Engine {
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
   void emit_token(Slot& slot, int32_t token);
   int32_t sample_next(Slot& slot, float* row);  // applies the request's filter, then samples
+  // Prompt tokens a free slot's live state can serve exactly for this prompt (see admit()).
+  int32_t live_reuse(const Slot& slot, const std::vector<int32_t>& prompt) const;
+  void restore_from_cache(Slot& slot);
 
   models::Model& model_;
   const tokenizer::Tokenizer& tokenizer_;
@@ -144,6 +150,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<models::Memory> memory_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<PrefixCache> cache_;
+  uint64_t slot_clock_ = 0;  // admissions so far: slots' recency
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
