@@ -126,6 +126,8 @@ class Diagnosis {
       if (std::string kv = kv_q8_option(); !kv.empty()) fixes.push_back(kv);
       if (std::string q = smaller_quant_option(); !q.empty()) fixes.push_back(q);
       if (c_.parallel > 1) fixes.push_back(fmt::format("fewer parallel sequences than {}", c_.parallel));
+      if (mem_.prefix_cache_bytes > 0)
+        fixes.push_back(fmt::format("a smaller --cache-ram than {}", format_bytes(mem_.prefix_cache_bytes)));
       if (fixes.empty())
         fixes.push_back(
             fmt::format("a machine with more memory: the weights ({}) and reserve ({}) alone leave no room "
