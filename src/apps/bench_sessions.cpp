@@ -19,8 +19,7 @@ struct TurnResult {
   int32_t n_prompt = 0, n_cached = 0;
 };
 
-TurnResult send(runtime::Engine& e, const std::vector<int32_t>& prompt, int32_t n_reply,
-                std::vector<int32_t>* reply) {
+TurnResult send(runtime::Engine& e, const std::vector<int32_t>& prompt, int32_t n_reply, std::vector<int32_t>* reply) {
   auto r = std::make_shared<runtime::Request>();
   r->prompt = prompt;
   r->sampling.temperature = 0;
@@ -124,9 +123,10 @@ int run_session_bench(const SessionBenchOptions& o) {
     cached = replay(e, o, n_vocab);
     cs = e.stats().cache;
   }
-  fmt::print("{} conversations, {} turns, {} slots, context up to {} tokens; time to first token (mean over "
-             "conversations)\n\n",
-             o.sessions, o.turns, o.parallel, o.context);
+  fmt::print(
+      "{} conversations, {} turns, {} slots, context up to {} tokens; time to first token (mean over "
+      "conversations)\n\n",
+      o.sessions, o.turns, o.parallel, o.context);
   fmt::print("| turn | prompt tokens | no cache: TTFT s | cache: TTFT s | cache: tokens reused |\n");
   fmt::print("|---:|---:|---:|---:|---:|\n");
   auto row = [&](const std::string& name, const std::vector<TurnResult>& a, const std::vector<TurnResult>& b) {

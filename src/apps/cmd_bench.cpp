@@ -253,49 +253,47 @@ int run(const Options& o) {
   return kExitOk;
 }
 
-CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60,
-                     [](CLI::App& app) {
-                       auto o = std::make_shared<Options>();
-                       app.add_option("-m,--model", o->model, "GGUF model (default: the built-in model)");
-                       app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
-                           ->check(CLI::Range(0, 1 << 20))
-                           ->capture_default_str();
-                       app.add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (tg)")
-                           ->check(CLI::Range(0, 1 << 20))
-                           ->capture_default_str();
-                       app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
-                       app.add_option("-r,--repetitions", o->reps, "Repetitions (after one warm-up)")
-                           ->check(CLI::Range(1, 1000))
-                           ->capture_default_str();
-                       app.add_option("-b,--batch-size", o->batch, "Prefill chunk (tokens per forward call)")
-                           ->check(CLI::Range(64, 1 << 16))
-                           ->capture_default_str();
-                       app.add_option("--kv-type", o->kv_type, "KV cache type")
-                           ->check(CLI::IsMember({"f16", "f32"}))
-                           ->capture_default_str();
-                       app.add_flag("--json", o->json, "One JSON object");
-                       app.add_option("--sessions", o->sessions.sessions,
-                                      "Replay this many interleaved conversations, without and with the prefix "
-                                      "cache, and report time to first token per turn")
-                           ->check(CLI::Range(0, 256));
-                       app.add_option("--turns", o->sessions.turns, "Turns per conversation (--sessions)")
-                           ->check(CLI::Range(1, 1000))
-                           ->capture_default_str();
-                       app.add_option("--context", o->sessions.context,
-                                      "Prompt tokens of each conversation's last turn (--sessions)")
-                           ->check(CLI::Range(256, 1 << 22))
-                           ->capture_default_str();
-                       app.add_option("--parallel,--np", o->sessions.parallel, "Slots (--sessions)")
-                           ->check(CLI::Range(1, 256))
-                           ->capture_default_str();
-                       app.add_option("--cache-ram", o->sessions.cache_ram, "Prefix cache budget (--sessions)")
-                           ->capture_default_str();
-                       app.add_option("--cache-interval", o->sessions.cache_interval,
-                                      "Tokens between prefix cache checkpoints (--sessions)")
-                           ->check(CLI::Range(64, 1 << 20))
-                           ->capture_default_str();
-                       return [o] { return run(*o); };
-                     });
+CommandRegistrar reg(
+    "bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60, [](CLI::App& app) {
+      auto o = std::make_shared<Options>();
+      app.add_option("-m,--model", o->model, "GGUF model (default: the built-in model)");
+      app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
+          ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      app.add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (tg)")
+          ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+      app.add_option("-r,--repetitions", o->reps, "Repetitions (after one warm-up)")
+          ->check(CLI::Range(1, 1000))
+          ->capture_default_str();
+      app.add_option("-b,--batch-size", o->batch, "Prefill chunk (tokens per forward call)")
+          ->check(CLI::Range(64, 1 << 16))
+          ->capture_default_str();
+      app.add_option("--kv-type", o->kv_type, "KV cache type")
+          ->check(CLI::IsMember({"f16", "f32"}))
+          ->capture_default_str();
+      app.add_flag("--json", o->json, "One JSON object");
+      app.add_option("--sessions", o->sessions.sessions,
+                     "Replay this many interleaved conversations, without and with the prefix "
+                     "cache, and report time to first token per turn")
+          ->check(CLI::Range(0, 256));
+      app.add_option("--turns", o->sessions.turns, "Turns per conversation (--sessions)")
+          ->check(CLI::Range(1, 1000))
+          ->capture_default_str();
+      app.add_option("--context", o->sessions.context, "Prompt tokens of each conversation's last turn (--sessions)")
+          ->check(CLI::Range(256, 1 << 22))
+          ->capture_default_str();
+      app.add_option("--parallel,--np", o->sessions.parallel, "Slots (--sessions)")
+          ->check(CLI::Range(1, 256))
+          ->capture_default_str();
+      app.add_option("--cache-ram", o->sessions.cache_ram, "Prefix cache budget (--sessions)")->capture_default_str();
+      app.add_option("--cache-interval", o->sessions.cache_interval,
+                     "Tokens between prefix cache checkpoints (--sessions)")
+          ->check(CLI::Range(64, 1 << 20))
+          ->capture_default_str();
+      return [o] { return run(*o); };
+    });
 
 }  // namespace
 }  // namespace hylo::apps

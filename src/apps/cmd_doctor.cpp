@@ -157,7 +157,8 @@ apps::CommandRegistrar reg(
       app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
       app.add_option("--parallel", cli->parallel, "Sequences served at once")->type_name("N");
       app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...")->type_name("TYPE");
-      app.add_option("--cache-ram", cli->cache_ram, "hylo's prefix cache budget to count (512M, 8G)")->type_name("SIZE");
+      app.add_option("--cache-ram", cli->cache_ram, "hylo's prefix cache budget to count (512M, 8G)")
+          ->type_name("SIZE");
       app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");
       app.add_option("--ubatch", cli->ubatch, "Micro-batch size (default 512)")->type_name("N");
       app.add_option("--modelfile", cli->modelfile, "Ollama Modelfile to check (FROM, PARAMETER num_ctx, ...)")

@@ -95,15 +95,23 @@ Result<uint64_t> parse_byte_size(const std::string& text) {
   }
   std::string unit(trim(std::string_view(t).substr(used)));
   for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (ends_with(unit, "IB")) unit = unit.substr(0, unit.size() - 2);
-  else if (unit.size() == 2 && unit[1] == 'B') unit = unit.substr(0, 1);
+  if (ends_with(unit, "IB"))
+    unit = unit.substr(0, unit.size() - 2);
+  else if (unit.size() == 2 && unit[1] == 'B')
+    unit = unit.substr(0, 1);
   double scale = 1;
-  if (unit == "" || unit == "B") scale = 1;
-  else if (unit == "K") scale = 1024.0;
-  else if (unit == "M") scale = 1024.0 * 1024;
-  else if (unit == "G") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "T") scale = 1024.0 * 1024 * 1024 * 1024;
-  else return make_error("[cache] '{}': unknown unit '{}' (K, M, G or T)", text, unit);
+  if (unit == "" || unit == "B")
+    scale = 1;
+  else if (unit == "K")
+    scale = 1024.0;
+  else if (unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return make_error("[cache] '{}': unknown unit '{}' (K, M, G or T)", text, unit);
   const double bytes = value * scale;
   if (!(bytes >= 0) || bytes > 1e18) return make_error("[cache] '{}' is not a size between 0 and 1 EB", text);
   return static_cast<uint64_t>(bytes);
@@ -119,9 +127,9 @@ Result<CacheChoice> choose_cache_budget(const models::Model& model, const std::s
     return c;
   }
   const models::MemoryLayout layout = model.memory_layout();
-  const uint64_t slots = (layout.kv_bytes_per_token(kv_type) * static_cast<uint64_t>(n_ctx) +
-                          layout.recurrent_bytes_per_sequence()) *
-                         static_cast<uint64_t>(parallel);
+  const uint64_t slots =
+      (layout.kv_bytes_per_token(kv_type) * static_cast<uint64_t>(n_ctx) + layout.recurrent_bytes_per_sequence()) *
+      static_cast<uint64_t>(parallel);
   const uint64_t used = model.info().weight_bytes + slots + (1ull << 30);
   c.bytes = available_bytes > used ? (available_bytes - used) / 2 : 0;
   c.reason = fmt::format("prefix cache up to {} in RAM: half of the {} free beside the weights and slots (--cache-ram)",
@@ -219,8 +227,8 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   eo.n_batch = flags.batch;
   eo.max_queue = flags.max_queue;
   eo.kv_type = kv;
-  HYLO_ASSIGN_OR_RETURN(CacheChoice cache, choose_cache_budget(*s->model, flags.cache_ram, s->n_ctx, flags.parallel,
-                                                                kv, available_memory_bytes()));
+  HYLO_ASSIGN_OR_RETURN(CacheChoice cache, choose_cache_budget(*s->model, flags.cache_ram, s->n_ctx, flags.parallel, kv,
+                                                               available_memory_bytes()));
   eo.cache.max_bytes = cache.bytes;
   eo.cache.interval = flags.cache_interval;
   s->cache_reason = cache.reason;

@@ -20,8 +20,8 @@ struct Options {
   std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
   std::optional<TensorType> kv_type;
   std::optional<uint64_t> cache_bytes;  // --cache-ram
-  std::string modelfile;  // --modelfile FILE
-  std::string endpoint;   // --endpoint URL
+  std::string modelfile;                // --modelfile FILE
+  std::string endpoint;                 // --endpoint URL
   double endpoint_timeout_seconds = 5.0;
   std::string hardware;  // --hardware NAME
   bool detect = false;   // --detect: also measure this machine's memory bandwidth

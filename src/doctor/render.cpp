@@ -165,8 +165,9 @@ std::string render_text(const Report& r) {
   o += mem.largest_ctx_that_fits > 0
            ? fmt::format("; largest context that fits: {} tokens per sequence\n", tokens_str(mem.largest_ctx_that_fits))
            : std::string("; no context fits\n");
-  o += mem.prefix_cache_bytes > 0 ? "  █ weights  ▓ KV cache  ▒ recurrent state  ░ prefix cache + compute + reserve  · free\n"
-                                  : "  █ weights  ▓ KV cache  ▒ recurrent state  ░ compute + reserve  · free\n";
+  o += mem.prefix_cache_bytes > 0
+           ? "  █ weights  ▓ KV cache  ▒ recurrent state  ░ prefix cache + compute + reserve  · free\n"
+           : "  █ weights  ▓ KV cache  ▒ recurrent state  ░ compute + reserve  · free\n";
 
   o += "\nTime\n";
   o += fmt::format("  prefill   {} tokens ({}) at {} tok/s ({}) = {}; first token after ≈ {}\n",

@@ -98,7 +98,8 @@ Result<std::unique_ptr<CheckpointStore>> CheckpointStore::open(const std::string
                                                                const CheckpointIdentity& id) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) return make_error("[cache] cannot use {} as the cache directory: {}", dir, ec.message());
+  if (ec || !fs::is_directory(dir))
+    return make_error("[cache] cannot use {} as the cache directory: {}", dir, ec.message());
   std::unique_ptr<CheckpointStore> s(new CheckpointStore(dir, max_bytes, id));
   s->scan();
   return s;
@@ -137,8 +138,7 @@ void CheckpointStore::scan() {
     bytes_ += he.second.bytes;
     index_[he.first] = std::move(he.second);
   }
-  if (!index_.empty())
-    log_info("[cache] {}: {} checkpoints on disk ({})", dir_, index_.size(), format_bytes(bytes_));
+  if (!index_.empty()) log_info("[cache] {}: {} checkpoints on disk ({})", dir_, index_.size(), format_bytes(bytes_));
 }
 
 bool CheckpointStore::has(uint64_t hash, int32_t n_tokens) const {
@@ -217,10 +217,12 @@ Status CheckpointStore::write(uint64_t hash, std::span<const int32_t> tokens_in,
   });
   h.checksum = sum.value();
   const uint64_t file_bytes = sizeof h + h.payload_bytes;
-  if (file_bytes > max_bytes_) return make_error("[cache] a checkpoint of {} is over the disk budget", format_bytes(file_bytes));
+  if (file_bytes > max_bytes_)
+    return make_error("[cache] a checkpoint of {} is over the disk budget", format_bytes(file_bytes));
   while (bytes_ + file_bytes > max_bytes_ && !index_.empty()) {
-    auto oldest = std::min_element(index_.begin(), index_.end(),
-                                   [](const auto& a, const auto& b) { return a.second.last_used < b.second.last_used; });
+    auto oldest = std::min_element(index_.begin(), index_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_used < b.second.last_used;
+    });
     drop(oldest->first, "");
   }
   const std::string path = fmt::format("{}/{:016x}-{}{}", dir_, hash, h.n_tokens, kExtension);
@@ -228,8 +230,9 @@ Status CheckpointStore::write(uint64_t hash, std::span<const int32_t> tokens_in,
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(&h), sizeof h);
-    for_each_field(s, tokens, sizes,
-                   [&](const void* p, size_t n) { out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); });
+    for_each_field(s, tokens, sizes, [&](const void* p, size_t n) {
+      out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    });
     if (!out.flush()) {
       std::error_code ec;
       fs::remove(tmp, ec);
@@ -291,7 +294,8 @@ Result<models::SeqSegment> CheckpointStore::read(uint64_t hash, int32_t n_tokens
   s.recurrent = h.n_rec > 0;
   for (int32_t i = 0; i < h.n_rec && ok; ++i) {
     const uint64_t nc = sizes[h.n_kv + 2 * i], ns = sizes[h.n_kv + 2 * i + 1];
-    if (nc > left / sizeof(float) || ns > left / sizeof(float)) return fail("a recurrent layer is larger than the file");
+    if (nc > left / sizeof(float) || ns > left / sizeof(float))
+      return fail("a recurrent layer is larger than the file");
     s.conv.emplace_back(nc);
     s.ssm.emplace_back(ns);
     take(s.conv.back().data(), nc * sizeof(float));

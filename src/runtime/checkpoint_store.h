@@ -35,8 +35,8 @@ class CheckpointStore {
   bool has(uint64_t hash, int32_t n_tokens) const;
   // The longest stored checkpoint whose tokens are a prefix of tokens, no longer than limit and
   // longer than `better_than`; 0 if none. *hash gets its chain hash.
-  int32_t lookup(std::span<const int32_t> tokens, std::span<const uint64_t> hashes, int32_t limit,
-                 int32_t better_than, uint64_t* hash);
+  int32_t lookup(std::span<const int32_t> tokens, std::span<const uint64_t> hashes, int32_t limit, int32_t better_than,
+                 uint64_t* hash);
   // Writes the state after tokens (n = tokens.size()); whole covers [0, n) with recurrent state.
   // Older files go first when the budget would be exceeded.
   Status write(uint64_t hash, std::span<const int32_t> tokens, const models::SeqSegment& whole);

@@ -26,10 +26,10 @@
 namespace hylo::runtime {
 
 struct PrefixCacheOptions {
-  uint64_t max_bytes = 0;   // RAM budget; 0: nothing is kept
-  int32_t interval = 2048;  // tokens between kept checkpoints (a multiple of 64), besides prompt ends
-  std::string dir;          // disk tier: checkpoints evicted from RAM (and all at exit) go here
-  uint64_t disk_bytes = 0;  // budget of the disk tier
+  uint64_t max_bytes = 0;       // RAM budget; 0: nothing is kept
+  int32_t interval = 2048;      // tokens between kept checkpoints (a multiple of 64), besides prompt ends
+  std::string dir;              // disk tier: checkpoints evicted from RAM (and all at exit) go here
+  uint64_t disk_bytes = 0;      // budget of the disk tier
   CheckpointIdentity identity;  // what files must have been written for
 };
 
@@ -73,8 +73,7 @@ class PrefixCache {
   // checkpoint (multiples of the interval, and the last block boundary of the prompt); -1: none.
   int32_t next_boundary(int32_t pos, int32_t n_prompt) const;
   // Keeps seq's state at its current length n (a block boundary) as the state after tokens[0, n).
-  void insert(std::span<const int32_t> tokens, std::span<const uint64_t> hashes, const models::Memory& memory,
-              int seq);
+  void insert(std::span<const int32_t> tokens, std::span<const uint64_t> hashes, const models::Memory& memory, int seq);
 
   PrefixCacheStats stats() const;
   bool has_disk() const { return store_ != nullptr; }
