@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 
+#include "apps/bench_sessions.h"
 #include "apps/command.h"
 #include "apps/common.h"
 #include "apps/default_model.h"
@@ -44,6 +45,7 @@ struct Options {
   bool json = false;
   std::string spec = "none";  // mtp: also decode through the engine with and without MTP drafts
   int draft = runtime::kDefaultDraft;
+  SessionBenchOptions sessions;
 };
 
 struct Stat {
@@ -151,6 +153,14 @@ Result<SpecBench> bench_speculative(models::Model& m, ThreadPool& pool, const Op
 }
 
 int run(const Options& o) {
+  if (o.sessions.sessions > 0) {
+    SessionBenchOptions so = o.sessions;
+    so.model = o.model;
+    so.threads = o.threads;
+    so.batch = o.batch;
+    so.kv = o.kv;
+    return run_session_bench(so);
+  }
   const int threads = o.threads > 0 ? o.threads : physical_core_count();
   ThreadPool pool(threads);
   std::string path = o.model;
@@ -383,6 +393,24 @@ CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of t
                        app.add_option("--draft", o->draft, "Tokens drafted per step with --spec mtp")
                            ->check(CLI::Range(1, runtime::kMaxDraft))
                            ->capture_default_str();
+      app.add_option("--sessions", o->sessions.sessions,
+                     "Replay this many interleaved conversations, without and with the prefix "
+                     "cache, and report time to first token per turn")
+          ->check(CLI::Range(0, 256));
+      app.add_option("--turns", o->sessions.turns, "Turns per conversation (--sessions)")
+          ->check(CLI::Range(1, 1000))
+          ->capture_default_str();
+      app.add_option("--context", o->sessions.context, "Prompt tokens of each conversation's last turn (--sessions)")
+          ->check(CLI::Range(256, 1 << 22))
+          ->capture_default_str();
+      app.add_option("--parallel,--np", o->sessions.parallel, "Slots (--sessions)")
+          ->check(CLI::Range(1, 256))
+          ->capture_default_str();
+      app.add_option("--cache-ram", o->sessions.cache_ram, "Prefix cache budget (--sessions)")->capture_default_str();
+      app.add_option("--cache-interval", o->sessions.cache_interval,
+                     "Tokens between prefix cache checkpoints (--sessions)")
+          ->check(CLI::Range(64, 1 << 20))
+          ->capture_default_str();
                        return [o] { return run(*o); };
                      });
 

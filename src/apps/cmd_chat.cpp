@@ -96,6 +96,7 @@ int run(const Options& o) {
   Session& s = **session;
   const bool tty = stdin_is_tty();
   log_info("[chat] {}", s.ctx_reason);
+  log_info("[chat] {}", s.cache_reason);
   if (s.random_weights)
     std::fprintf(stderr, "note: %s has random weights (hylo make-model): its answers are meaningless text.\n",
                  s.model->info().name.c_str());

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "apps/command.h"
+#include "apps/session.h"
 #include "base/cpu.h"
 #include "base/strings.h"
 #include "base/timer.h"
@@ -49,7 +50,7 @@ using namespace hylo::doctor;
 // Numbers arrive as text so that a bad value is a usage error (exit 2) with our own message.
 struct CliOptions {
   std::vector<std::string> models, profiles;
-  std::string quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware, name;
+  std::string quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware, name, cache_ram;
   std::string prompt_tokens, prefill_tps, timeout, html;
   std::string machine, memory, gpu_memory, bandwidth, compute, devices, link_bandwidth, split;
   bool detect = false, compare = false, json = false, list = false;
@@ -140,6 +141,13 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     else
       bad = t.message();
   }
+  if (!cli.cache_ram.empty() && bad.empty()) {
+    auto b = apps::parse_byte_size(cli.cache_ram);
+    if (b.ok())
+      o.cache_bytes = *b;
+    else
+      bad = b.message();
+  }
   if (!bad.empty()) return usage_error(bad);
 
   if (cli.detect && !o.model_path.empty() && !o.prefill_tps) {
@@ -206,6 +214,8 @@ apps::CommandRegistrar reg(
       app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
       app.add_option("--parallel", cli->parallel, "Sequences served at once")->type_name("N");
       app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...")->type_name("TYPE");
+      app.add_option("--cache-ram", cli->cache_ram, "hylo's prefix cache budget to count (512M, 8G)")
+          ->type_name("SIZE");
       app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");
       app.add_option("--ubatch", cli->ubatch, "Micro-batch size (default 512)")->type_name("N");
       app.add_option("--modelfile", cli->modelfile, "Ollama Modelfile to check (FROM, PARAMETER num_ctx, ...)")

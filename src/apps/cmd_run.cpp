@@ -61,6 +61,7 @@ int run(const Options& o) {
   if (!session.ok()) return fail(session.error());
   Session& s = **session;
   log_info("[run] {}", s.ctx_reason);
+  log_info("[run] {}", s.cache_reason);
   if (s.random_weights)
     std::fprintf(stderr, "note: %s has random weights (hylo make-model): its output is meaningless text.\n",
                  s.model->info().name.c_str());

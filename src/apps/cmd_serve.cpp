@@ -112,6 +112,7 @@ int run(Options& o) {
     }
     session = std::move(*s);
     log_info("[serve] {}", session->ctx_reason);
+    log_info("[serve] {}", session->cache_reason);
     if (session->random_weights)
       log_warn("[serve] {} has random weights (hylo make-model): its output is meaningless text",
                session->model->info().name);

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -42,6 +43,18 @@ void SessionFlags::add(CLI::App& app, bool with_parallel) {
       "--enable-mtp", [this] { spec = "mtp"; }, "Same as --spec mtp");
   app.add_option("--draft", draft, "Tokens drafted per step with --spec mtp")
       ->check(CLI::Range(1, runtime::kMaxDraft))
+      ->capture_default_str();
+  app.add_option("--cache-ram", cache_ram,
+                 "Prefix cache budget shared by all slots: a size (512M, 8G), 0 for none, or auto (half the "
+                 "memory left free)")
+      ->capture_default_str();
+  app.add_option("--cache-interval", cache_interval, "Tokens between prefix cache checkpoints (multiple of 64)")
+      ->check(CLI::Range(64, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--cache-dir", cache_dir,
+                 "Directory for prefix cache checkpoints evicted from RAM or left at exit; read back on later "
+                 "requests and after a restart");
+  app.add_option("--cache-disk", cache_disk, "Budget of --cache-dir (at most half its free space)")
       ->capture_default_str();
   if (with_parallel)
     app.add_option("--parallel,--np", parallel, "Sequences decoded together (slots)")
@@ -83,6 +96,60 @@ ContextChoice choose_context(const models::Model& model, int64_t requested, int 
         format_count(static_cast<uint64_t>(c.n_ctx)), format_count(static_cast<uint64_t>(trained)),
         format_bytes(per_token * static_cast<uint64_t>(trained)), format_bytes(budget), format_bytes(weights));
   }
+  return c;
+}
+
+Result<uint64_t> parse_byte_size(const std::string& text) {
+  const std::string t(trim(text));
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(t, &used);
+  } catch (const std::exception&) {
+    return make_error("[cache] '{}' is not a size (examples: 0, 512M, 8G)", text);
+  }
+  std::string unit(trim(std::string_view(t).substr(used)));
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (ends_with(unit, "IB"))
+    unit = unit.substr(0, unit.size() - 2);
+  else if (unit.size() == 2 && unit[1] == 'B')
+    unit = unit.substr(0, 1);
+  double scale = 1;
+  if (unit == "" || unit == "B")
+    scale = 1;
+  else if (unit == "K")
+    scale = 1024.0;
+  else if (unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return make_error("[cache] '{}': unknown unit '{}' (K, M, G or T)", text, unit);
+  const double bytes = value * scale;
+  if (!(bytes >= 0) || bytes > 1e18) return make_error("[cache] '{}' is not a size between 0 and 1 EB", text);
+  return static_cast<uint64_t>(bytes);
+}
+
+Result<CacheChoice> choose_cache_budget(const models::Model& model, const std::string& requested, int32_t n_ctx,
+                                        int parallel, TensorType type_k, TensorType type_v,
+                                        uint64_t available_bytes) {
+  CacheChoice c;
+  if (requested != "auto") {
+    HYLO_ASSIGN_OR_RETURN(c.bytes, parse_byte_size(requested));
+    c.reason = c.bytes == 0 ? "prefix cache off (--cache-ram 0)"
+                            : fmt::format("prefix cache up to {} in RAM (set with --cache-ram)", format_bytes(c.bytes));
+    return c;
+  }
+  const models::MemoryLayout layout = model.memory_layout();
+  const uint64_t slots =
+      (layout.kv_bytes_per_token(type_k, type_v) * static_cast<uint64_t>(n_ctx) + layout.recurrent_bytes_per_sequence()) *
+      static_cast<uint64_t>(parallel);
+  const uint64_t used = model.info().weight_bytes + slots + (1ull << 30);
+  c.bytes = available_bytes > used ? (available_bytes - used) / 2 : 0;
+  c.reason = fmt::format("prefix cache up to {} in RAM: half of the {} free beside the weights and slots (--cache-ram)",
+                         format_bytes(c.bytes), format_bytes(available_bytes > used ? available_bytes - used : 0));
   return c;
 }
 
@@ -215,6 +282,22 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   eo.kv_type = kv.first;
   eo.kv_type_v = kv.second;
   eo.n_draft = n_draft;
+  HYLO_ASSIGN_OR_RETURN(CacheChoice cache, choose_cache_budget(*s->model, flags.cache_ram, s->n_ctx, flags.parallel,
+                                                               kv.first, kv.second, available_memory_bytes()));
+  eo.cache.max_bytes = cache.bytes;
+  eo.cache.interval = flags.cache_interval;
+  s->cache_reason = cache.reason;
+  if (!flags.cache_dir.empty() && cache.bytes > 0) {
+    HYLO_ASSIGN_OR_RETURN(uint64_t disk, parse_byte_size(flags.cache_disk));
+    std::error_code ec;
+    std::filesystem::create_directories(flags.cache_dir, ec);
+    const std::filesystem::space_info space = std::filesystem::space(flags.cache_dir, ec);
+    if (ec) return make_error("[cache] --cache-dir {}: {}", flags.cache_dir, ec.message());
+    disk = std::min<uint64_t>(disk, space.available / 2);
+    eo.cache.dir = flags.cache_dir;
+    eo.cache.disk_bytes = disk;
+    s->cache_reason += fmt::format("; up to {} on disk in {}", format_bytes(disk), flags.cache_dir);
+  }
   s->engine = std::make_unique<runtime::Engine>(*s->model, s->tokenizer, *s->pool, eo);
   if (flags.mlock && mlockall(MCL_CURRENT) != 0)
     log_warn("[memory] --mlock: locking {} in memory failed ({}); raise the limit with ulimit -l", path,

@@ -29,6 +29,10 @@ struct SessionFlags {
   int32_t batch = 2048;  // MoE weights are read once per batch: large prefill batches amortise them
   int max_queue = 64;    // requests waiting beyond the slots (not a flag of add(); `hylo serve` sets it)
   std::string chat_template_file;
+  std::string cache_ram = "auto";  // prefix cache budget: "auto", "0" (off), or a size such as 8G
+  int32_t cache_interval = 2048;   // tokens between prefix cache checkpoints
+  std::string cache_dir;           // disk tier of the prefix cache (empty: none)
+  std::string cache_disk = "32G";  // its budget (at most half the free space of its file system)
   bool warm = true;  // read the weights in up front (with progress)
   std::string command = "run";  // the command the flags belong to, for suggestions
   bool mmap = false;     // --mmap: go ahead when the model does not fit (weights streamed from disk)
@@ -54,6 +58,7 @@ struct Session {
   uint64_t kv_bytes_per_token = 0;  // per sequence, all attention layers, K and V
   std::string rope_reason;          // what RoPE runs, and why
   std::string memory_summary;       // weights + KV + state + buffers against available memory
+  std::string cache_reason;  // the prefix cache budget and where it comes from
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<runtime::Engine> engine;
 
@@ -70,6 +75,19 @@ struct ContextChoice {
 };
 ContextChoice choose_context(const models::Model& model, int64_t requested, int parallel, TensorType type_k,
                              TensorType type_v, int64_t n_batch, uint64_t available_bytes);
+
+// "0", "512M", "8G", "1.5GiB", "1000000" (bytes) → bytes.
+Result<uint64_t> parse_byte_size(const std::string& text);
+
+// The prefix cache budget: the given size, or ("auto") half of what stays free once the weights
+// and the slots' KV cache and recurrent state are counted.
+struct CacheChoice {
+  uint64_t bytes;
+  std::string reason;
+};
+Result<CacheChoice> choose_cache_budget(const models::Model& model, const std::string& requested, int32_t n_ctx,
+                                        int parallel, TensorType type_k, TensorType type_v,
+                                        uint64_t available_bytes);
 
 Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags);
 

@@ -103,7 +103,7 @@ uint64_t total_bytes_at(const Report& r, int64_t ctx, TensorType kv_type, uint64
   const uint64_t kv = mul(mul(r.inputs.model.kv_bytes_per_token(kv_type), u64(ctx)), parallel);
   return add(add(add(add(add(weights_bytes, kv), r.memory.recurrent_state_bytes), r.memory.compute_bytes),
                  r.memory.reserve_bytes),
-             r.memory.other_models_bytes);
+             add(r.memory.other_models_bytes, r.memory.prefix_cache_bytes));
 }
 
 int64_t largest_fitting_ctx(const Report& r, TensorType kv_type, uint64_t weights_bytes, uint64_t keep_free) {
@@ -130,6 +130,7 @@ Report analyze(const Inputs& in) {
   mem.kv_cache_bytes = mul(mul(mem.kv_bytes_per_token, u64(r.ctx)), u64(cfg.parallel));
   mem.recurrent_bytes_per_sequence = model.recurrent_bytes_per_sequence();
   mem.recurrent_state_bytes = mul(mem.recurrent_bytes_per_sequence, u64(cfg.parallel));
+  mem.prefix_cache_bytes = cfg.cache_bytes;
   mem.compute = compute_buffers(model, cfg);
   mem.compute_bytes = mem.compute.total();
   mem.os_reserve_bytes = in.machine.total_os_reserve_bytes();
@@ -140,7 +141,7 @@ Report analyze(const Inputs& in) {
   mem.total_bytes =
       add(add(add(add(add(mem.weights_bytes, mem.kv_cache_bytes), mem.recurrent_state_bytes), mem.compute_bytes),
               mem.reserve_bytes),
-          mem.other_models_bytes);
+          add(mem.other_models_bytes, mem.prefix_cache_bytes));
   mem.available_bytes = in.machine.total_memory_bytes();
   mem.gpu_working_set_bytes = mem.total_bytes - mem.reserve_bytes;
   if (in.machine.gpu_memory_bytes)

@@ -93,6 +93,7 @@ struct MemoryReport {
   uint64_t kv_cache_bytes = 0;  // per token × ctx × parallel
   uint64_t recurrent_bytes_per_sequence = 0;
   uint64_t recurrent_state_bytes = 0;  // per sequence × parallel
+  uint64_t prefix_cache_bytes = 0;     // hylo's prefix cache budget (--cache-ram)
   ComputeBreakdown compute;
   uint64_t compute_bytes = 0;
   uint64_t os_reserve_bytes = 0;

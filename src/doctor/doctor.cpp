@@ -230,6 +230,7 @@ Result<Inputs> gather_inputs(const Options& o) {
   }
   if (o.parallel) cfg.parallel = *o.parallel;
   if (o.kv_type) cfg.kv_type = *o.kv_type;
+  if (o.cache_bytes) cfg.cache_bytes = *o.cache_bytes;
   if (o.batch) cfg.batch = *o.batch;
   if (o.ubatch) cfg.ubatch = *o.ubatch;
   if (o.prompt_tokens) cfg.prompt_tokens = o.prompt_tokens;

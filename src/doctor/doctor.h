@@ -23,8 +23,9 @@ struct Options {
   std::string quant;        // --quant TYPE (profiles; for a file: "what if it were TYPE")
   std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
   std::optional<TensorType> kv_type;
-  std::string modelfile;  // --modelfile FILE
-  std::string endpoint;   // --endpoint URL
+  std::optional<uint64_t> cache_bytes;  // --cache-ram
+  std::string modelfile;                // --modelfile FILE
+  std::string endpoint;                 // --endpoint URL
   double endpoint_timeout_seconds = 5.0;
   std::string hardware;      // --hardware NAME
   std::string machine_file;  // --machine FILE (a machine of one's own)

@@ -186,6 +186,8 @@ class Diagnosis {
       }
       if (std::string q = smaller_quant_option(); !q.empty()) fixes.push_back(q);
       if (c_.parallel > 1) fixes.push_back(fmt::format("fewer parallel sequences than {}", c_.parallel));
+      if (mem_.prefix_cache_bytes > 0)
+        fixes.push_back(fmt::format("a smaller --cache-ram than {}", format_bytes(mem_.prefix_cache_bytes)));
       const bool hardware = fixes.empty() || mem_.largest_ctx_that_fits < wanted;
       if (fixes.empty())
         fixes.push_back(

@@ -45,7 +45,7 @@ std::string bar(uint64_t value, uint64_t scale, int width) {
 std::string stacked_bar(const MemoryReport& m, int width) {
   const uint64_t scale = std::max(m.available_bytes, m.total_bytes);
   const uint64_t parts[] = {m.weights_bytes, m.kv_cache_bytes, m.recurrent_state_bytes,
-                            m.compute_bytes + m.reserve_bytes};
+                            m.compute_bytes + m.reserve_bytes + m.prefix_cache_bytes};
   const char* const glyphs[] = {"█", "▓", "▒", "░"};
   std::string out;
   uint64_t cum = 0;
@@ -158,6 +158,8 @@ std::string render_text(const Report& r) {
       mem.recurrent_state_bytes > 0
           ? fmt::format("{}/sequence × {}", format_bytes(mem.recurrent_bytes_per_sequence), c.parallel)
           : std::string("no recurrent layers"));
+  if (mem.prefix_cache_bytes > 0)
+    row("prefix cache", mem.prefix_cache_bytes, "--cache-ram: checkpoints of earlier prompts, shared by all slots");
   row("compute", mem.compute_bytes,
       fmt::format("micro-batch of {} tokens: activations, logits, scratch", std::min(c.ubatch, c.batch)));
   row("reserve", mem.reserve_bytes,
@@ -181,7 +183,9 @@ std::string render_text(const Report& r) {
     o += fmt::format("  the GPU's share: {} of the {} it may use{}\n", format_bytes(mem.gpu_working_set_bytes),
                      format_bytes(*mem.gpu_limit_bytes),
                      mem.gpu_working_set_bytes > *mem.gpu_limit_bytes ? " — over the limit" : "");
-  o += "  █ weights  ▓ KV cache  ▒ recurrent state  ░ compute + reserve + other models  · free\n";
+  o += mem.prefix_cache_bytes > 0
+           ? "  █ weights  ▓ KV cache  ▒ recurrent state  ░ prefix cache + compute + reserve + other models  · free\n"
+           : "  █ weights  ▓ KV cache  ▒ recurrent state  ░ compute + reserve + other models  · free\n";
 
   o += "\nTime\n";
   o += fmt::format("  prefill   {} tokens ({}) at {} tok/s ({}) = {}; first token after ≈ {}\n",
@@ -312,6 +316,7 @@ json render_json(const Report& r) {
       {"kv_cache_bytes", mem.kv_cache_bytes},
       {"recurrent_state_bytes_per_sequence", mem.recurrent_bytes_per_sequence},
       {"recurrent_state_bytes", mem.recurrent_state_bytes},
+      {"prefix_cache_bytes", mem.prefix_cache_bytes},
       {"compute_bytes", mem.compute_bytes},
       {"compute",
        {{"activations", mem.compute.activations},

@@ -1,5 +1,7 @@
 #include "models/memory.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 
 namespace hylo::models {
@@ -111,6 +113,82 @@ Status Memory::truncate(int seq, int32_t n) {
   }
   for (auto& layer : kv_) layer[seq]->truncate(n);
   seq_len_[seq] = n;
+  return ok_status();
+}
+
+uint64_t SeqSegment::bytes() const {
+  uint64_t b = sizeof(SeqSegment);
+  for (const auto& x : k) b += x.size();
+  for (const auto& x : v) b += x.size();
+  for (const auto& x : conv) b += x.size() * sizeof(float);
+  for (const auto& x : ssm) b += x.size() * sizeof(float);
+  return b;
+}
+
+Status Memory::save_segment(int seq, int32_t begin, bool with_recurrent, SeqSegment* out) const {
+  if (seq < 0 || seq >= n_seq()) return make_error("[memory] save: sequence {} out of range", seq);
+  const int32_t end = seq_len_[seq];
+  if (begin < 0 || begin > end) return make_error("[memory] save sequence {} from {}: it holds {} positions", seq, begin, end);
+  SeqSegment& s = *out;
+  s = SeqSegment{};
+  s.begin = begin;
+  s.end = end;
+  for (const auto& layer : kv_) {
+    const ops::KvSeqCache& c = *layer[seq];
+    const int32_t n = std::clamp(c.size() - begin, 0, end - begin);
+    s.kv_rows.push_back(n);
+    s.k.emplace_back(static_cast<size_t>(n) * c.k_position_bytes());
+    s.v.emplace_back(static_cast<size_t>(n) * c.v_position_bytes());
+    if (n > 0) c.read_rows(begin, n, s.k.back().data(), s.v.back().data());
+  }
+  s.recurrent = with_recurrent && has_recurrent();
+  if (s.recurrent) {
+    for (const auto& layer : rs_) {
+      s.conv.push_back(layer[seq]->conv);
+      s.ssm.push_back(layer[seq]->ssm);
+    }
+  }
+  return ok_status();
+}
+
+Status Memory::append_segment(int seq, const SeqSegment& s, bool with_recurrent) {
+  if (seq < 0 || seq >= n_seq()) return make_error("[memory] append: sequence {} out of range", seq);
+  if (s.begin != seq_len_[seq] || s.end < s.begin || s.end > n_ctx())
+    return make_error("[memory] append [{}, {}) to sequence {} holding {} positions (context {})", s.begin, s.end, seq,
+                      seq_len_[seq], n_ctx());
+  if (s.kv_rows.size() != kv_.size() || s.k.size() != kv_.size() || s.v.size() != kv_.size())
+    return make_error("[memory] append: segment has {} KV layers, the model {}", s.kv_rows.size(), kv_.size());
+  with_recurrent = with_recurrent && has_recurrent();
+  if (with_recurrent && !s.recurrent)
+    return make_error("[memory] append [{}, {}): the segment has no recurrent state", s.begin, s.end);
+  if (with_recurrent && (s.conv.size() != rs_.size() || s.ssm.size() != rs_.size()))
+    return make_error("[memory] append: segment has {} recurrent layers, the model {}", s.conv.size(), rs_.size());
+  for (size_t i = 0; i < kv_.size(); ++i) {
+    const ops::KvSeqCache& c = *kv_[i][seq];
+    const size_t need_k = static_cast<size_t>(s.kv_rows[i]) * c.k_position_bytes();
+    const size_t need_v = static_cast<size_t>(s.kv_rows[i]) * c.v_position_bytes();
+    if (s.kv_rows[i] < 0 || s.kv_rows[i] > s.end - s.begin || s.k[i].size() != need_k || s.v[i].size() != need_v)
+      return make_error("[memory] append: KV layer {} holds {} + {} bytes for {} rows of {} + {} bytes", i,
+                        s.k[i].size(), s.v[i].size(), s.kv_rows[i], c.k_position_bytes(), c.v_position_bytes());
+  }
+  if (with_recurrent)
+    for (size_t i = 0; i < rs_.size(); ++i)
+      if (s.conv[i].size() != rs_[i][seq]->conv.size() || s.ssm[i].size() != rs_[i][seq]->ssm.size())
+        return make_error("[memory] append: recurrent layer {} has the wrong size", i);
+  for (size_t i = 0; i < kv_.size(); ++i) {
+    ops::KvSeqCache& c = *kv_[i][seq];
+    // A lagging layer (an MTP head) only continues where it stands.
+    if (c.size() == s.begin) c.append_rows(s.kv_rows[i], s.k[i].data(), s.v[i].data());
+  }
+  if (with_recurrent) {
+    for (size_t i = 0; i < rs_.size(); ++i) {
+      rs_[i][seq]->conv = s.conv[i];
+      rs_[i][seq]->ssm = s.ssm[i];
+    }
+  }
+  snapshots_[seq] = Snapshot{};
+  checkpoints_[seq].pos0 = -1;
+  seq_len_[seq] = s.end;
   return ok_status();
 }
 

@@ -42,6 +42,19 @@ struct MemoryLayout {
   uint64_t recurrent_bytes_per_sequence() const;
 };
 
+// Part of one sequence's state, cut at token boundaries: the KV rows [begin, end) of each attention
+// layer and, when `recurrent` is set, the recurrent state at end. A chain of segments from 0
+// rebuilds a sequence exactly (the prefix cache keeps such chains).
+struct SeqSegment {
+  int32_t begin = 0, end = 0;
+  std::vector<int32_t> kv_rows;              // per KV layer: rows saved (fewer than end − begin for
+                                             // a layer that lags, e.g. an MTP head)
+  std::vector<std::vector<uint8_t>> k, v;    // per KV layer: [kv_rows][n_kv_head][head_dim], as stored
+  bool recurrent = false;
+  std::vector<std::vector<float>> conv, ssm;  // per recurrent layer, as ops::RecurrentSeqState
+  uint64_t bytes() const;
+};
+
 struct MemoryOptions {
   int n_seq = 1;                          // sequences that can be held at once (ids 0 … n_seq−1)
   int32_t n_ctx = 4096;                   // positions per sequence
@@ -86,6 +99,14 @@ class Memory {
   // For the forward pass: the n−1 checkpoint states of recurrent layer `layer` when seq is armed
   // for a run of n rows at pos0; null otherwise.
   ops::RecurrentSeqState* checkpoints(int layer, int seq, int32_t pos0, int64_t n);
+
+  // The state of seq from position begin to its current length (KV rows and, if with_recurrent,
+  // the recurrent state at that length).
+  Status save_segment(int seq, int32_t begin, bool with_recurrent, SeqSegment* out) const;
+  // Appends a segment saved from a sequence with the same tokens: seq must hold exactly
+  // segment.begin positions. With with_recurrent, the segment's recurrent state (it must have one
+  // if the model has recurrent layers) replaces seq's.
+  Status append_segment(int seq, const SeqSegment& segment, bool with_recurrent = true);
 
   uint64_t bytes_allocated() const;
 

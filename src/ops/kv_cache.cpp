@@ -86,6 +86,34 @@ void KvSeqCache::copy_from(const KvSeqCache& other) {
   n_ = other.n_;
 }
 
+void KvSeqCache::read_rows(int32_t begin, int32_t n, uint8_t* k, uint8_t* v) const {
+  HYLO_CHECK(begin >= 0 && n >= 0 && begin + n <= n_, "KV read of [{}, {}) with {} positions", begin, begin + n, n_);
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t pos = begin + i, page = pos / kPageTokens, slot = pos % kPageTokens;
+    for (int h = 0; h < n_kv_head_; ++h) {
+      const size_t row = static_cast<size_t>(i) * n_kv_head_ + h;
+      std::memcpy(k + row * k_row_bytes_, k_pages_[page].get() + h * k_head_bytes_ + slot * k_row_bytes_, k_row_bytes_);
+      std::memcpy(v + row * v_row_bytes_, v_pages_[page].get() + h * v_head_bytes_ + slot * v_row_bytes_, v_row_bytes_);
+    }
+  }
+}
+
+void KvSeqCache::append_rows(int32_t n, const uint8_t* k, const uint8_t* v) {
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t pos = n_ + i, page = pos / kPageTokens, slot = pos % kPageTokens;
+    while (static_cast<int32_t>(k_pages_.size()) <= page) {
+      k_pages_.emplace_back(new uint8_t[k_head_bytes_ * n_kv_head_]);
+      v_pages_.emplace_back(new uint8_t[v_head_bytes_ * n_kv_head_]);
+    }
+    for (int h = 0; h < n_kv_head_; ++h) {
+      const size_t row = static_cast<size_t>(i) * n_kv_head_ + h;
+      std::memcpy(k_pages_[page].get() + h * k_head_bytes_ + slot * k_row_bytes_, k + row * k_row_bytes_, k_row_bytes_);
+      std::memcpy(v_pages_[page].get() + h * v_head_bytes_ + slot * v_row_bytes_, v + row * v_row_bytes_, v_row_bytes_);
+    }
+  }
+  n_ += std::max(n, 0);
+}
+
 uint64_t KvSeqCache::bytes_allocated() const {
   return static_cast<uint64_t>(k_pages_.size()) * (k_head_bytes_ + v_head_bytes_) * n_kv_head_;
 }

@@ -44,6 +44,14 @@ class KvSeqCache {
   // Bytes of one [head_dim] row of keys / values.
   size_t k_row_bytes() const { return k_row_bytes_; }
   size_t v_row_bytes() const { return v_row_bytes_; }
+  // Bytes of one position's keys (or values) over all heads, as stored.
+  size_t k_position_bytes() const { return static_cast<size_t>(n_kv_head_) * k_row_bytes_; }
+  size_t v_position_bytes() const { return static_cast<size_t>(n_kv_head_) * v_row_bytes_; }
+  // Copies the stored K and V of positions [begin, begin + n) out, as [n][n_kv_head] rows in their
+  // storage types (no conversion, so a round trip is bit-exact).
+  void read_rows(int32_t begin, int32_t n, uint8_t* k, uint8_t* v) const;
+  // Appends n positions at size() from buffers laid out as read_rows() writes them.
+  void append_rows(int32_t n, const uint8_t* k, const uint8_t* v);
 
  private:
   int n_kv_head_;

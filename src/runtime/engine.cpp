@@ -35,6 +35,9 @@ struct Engine::Slot {
   std::vector<int32_t> cached;         // tokens whose state is in memory
   int32_t snapshot_len = -1;           // length at which the recurrent state was snapshotted
   std::vector<float> snapshot_logits;  // logits of the last token before the snapshot
+  uint64_t last_used = 0;              // slot_clock_ at its last admission (least recent is reused first)
+  std::vector<uint64_t> block_hashes;  // of the request's prompt (prefix cache keys)
+  PrefixCache::Match restore;          // to restore from the prefix cache before the next step
 
   // The request in progress.
   int32_t prompt_done = 0;  // prompt tokens in memory
@@ -112,6 +115,9 @@ Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, Thre
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
   }
+  if (!options_.cache.dir.empty()) options_.cache.identity =
+        checkpoint_identity(model_, options_.kv_type, options_.kv_type_v.value_or(options_.kv_type));
+  cache_ = std::make_unique<PrefixCache>(options_.cache);
   stats_.slots_total = options_.n_slots;
   thread_ = std::thread([this] { loop(); });
 }
@@ -173,7 +179,27 @@ int Engine::live_waiting() const {
 
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  EngineStats s = stats_;
+  s.cache = cache_->stats();
+  return s;
+}
+
+// Reuse must give the bits a prefill from scratch gives. Attention KV rows are exact at any length;
+// a recurrent state is exact only where the prefill left it: the end of the prompt it was
+// snapshotted at (the identical prompt again), or a block boundary (the prefix cache's job). The
+// tokens decoded after a prompt went through the one-token form, not the chunked one.
+int32_t Engine::live_reuse(const Slot& s, const std::vector<int32_t>& prompt) const {
+  const int32_t n_prompt = static_cast<int32_t>(prompt.size());
+  // The identical prompt again (a retry, another seed, n > 1): its state and logits are saved.
+  if (s.snapshot_len == n_prompt && !s.snapshot_logits.empty() && static_cast<int32_t>(s.cached.size()) >= n_prompt &&
+      std::equal(prompt.begin(), prompt.end(), s.cached.begin()))
+    return n_prompt;
+  if (memory_->has_recurrent()) return 0;
+  // At least one prompt token must be fed for logits.
+  int32_t cp = 0;
+  const int32_t lim = std::min<int32_t>(static_cast<int32_t>(s.cached.size()), n_prompt - 1);
+  while (cp < lim && s.cached[cp] == prompt[cp]) ++cp;
+  return cp;
 }
 
 std::vector<SlotState> Engine::slot_states() const {
@@ -201,51 +227,69 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
   while (!queue_.empty()) {
     std::shared_ptr<Request> r = queue_.front();
     const int32_t n_prompt = static_cast<int32_t>(r->prompt.size());
+    // The free slot whose own state serves most of the prompt; failing that (or if the shared
+    // cache serves more), an empty slot, then the least recently used one, so another
+    // conversation's state is given up last.
     Slot* best = nullptr;
-    int32_t best_keep = -1;
+    Slot* spare = nullptr;
+    int32_t best_keep = 0;
+    // Scoring and embeddings read every prompt position's output: nothing is reused.
+    const bool reads_every_position = r->prompt_logprobs || r->pooling != Pooling::kNone;
     for (auto& s : slots_) {
       if (s->req) continue;
-      // Reusable: the common prefix, but at least one prompt token must be fed for logits.
-      int32_t cp = 0;
-      const int32_t lim = std::min<int32_t>(static_cast<int32_t>(s->cached.size()), n_prompt - 1);
-      while (cp < lim && s->cached[cp] == r->prompt[cp]) ++cp;
-      int32_t keep = cp;
-      if (memory_->has_recurrent() && cp != static_cast<int32_t>(s->cached.size()))
-        keep = (s->snapshot_len >= 0 && s->snapshot_len <= cp) ? s->snapshot_len : 0;
-      // The identical prompt again (a retry, another seed, n > 1): its state and logits are saved.
-      if (s->snapshot_len == n_prompt && !s->snapshot_logits.empty() &&
-          static_cast<int32_t>(s->cached.size()) >= n_prompt &&
-          std::equal(r->prompt.begin(), r->prompt.end(), s->cached.begin()))
-        keep = n_prompt;
+      const int32_t keep = reads_every_position ? 0 : live_reuse(*s, r->prompt);
       if (keep > best_keep) {
         best_keep = keep;
         best = s.get();
       }
+      const bool empty = s->cached.empty(), spare_empty = spare != nullptr && spare->cached.empty();
+      if (spare == nullptr || (empty && !spare_empty) || (empty == spare_empty && s->last_used < spare->last_used))
+        spare = s.get();
     }
-    if (best == nullptr) break;  // all slots busy
+    if (spare == nullptr) break;  // all slots busy
+    std::vector<uint64_t> hashes = PrefixCache::block_hashes(r->prompt);
+    PrefixCache::Match match;
+    if (best_keep < n_prompt && !reads_every_position) match = cache_->lookup(r->prompt, hashes, n_prompt - 1);
+    const bool from_cache = match.n_tokens > best_keep;
+    if (best == nullptr || from_cache) {
+      best = spare;
+      best_keep = from_cache ? match.n_tokens : 0;
+    }
     queue_.pop_front();
     Slot& s = *best;
-    // Scoring and embeddings read every prompt position's output: nothing is reused.
-    if (r->prompt_logprobs || r->pooling != Pooling::kNone) best_keep = 0;
-    const int n_draft = r->n_draft >= 0 ? r->n_draft : options_.n_draft;
-    if (n_draft > 0 && best_keep > 0) {
-      // Drafts depend on the MTP head's cache: reuse only a prefix it holds exactly, with the
-      // trunk's hidden state of the position before the first new one.
-      if (s.mtp_len >= best_keep && best_keep == s.snapshot_len && !s.snapshot_hidden.empty()) {
-        s.mtp_carry = s.snapshot_hidden;
-        s.mtp_carry_pos = best_keep - 1;
-      } else if (!(s.mtp_len >= best_keep && s.mtp_carry_pos == best_keep - 1)) {
+    s.last_used = ++slot_clock_;
+    s.block_hashes = std::move(hashes);
+    s.restore = {};
+    int n_draft = r->n_draft >= 0 ? r->n_draft : options_.n_draft;
+    if (from_cache) {
+      // Restored on the engine thread before the next forward call, outside this lock.
+      s.restore = match;
+      s.cached.assign(r->prompt.begin(), r->prompt.begin() + best_keep);
+      s.snapshot_len = -1;
+      s.snapshot_logits.clear();
+      // The MTP head continues from the checkpoint if it kept the head's state (restore_from_cache).
+      s.mtp_len = 0;
+      s.mtp_carry_pos = -1;
+    } else {
+      if (n_draft > 0 && best_keep > 0) {
+        // Drafts depend on the MTP head's cache: reuse only a prefix it holds exactly, with the
+        // trunk's hidden state of the position before the first new one.
+        if (s.mtp_len >= best_keep && best_keep == s.snapshot_len && !s.snapshot_hidden.empty()) {
+          s.mtp_carry = s.snapshot_hidden;
+          s.mtp_carry_pos = best_keep - 1;
+        } else if (!(s.mtp_len >= best_keep && s.mtp_carry_pos == best_keep - 1)) {
+          best_keep = 0;
+        }
+      }
+      if (!memory_->truncate(s.id, best_keep).ok()) {
+        memory_->clear(s.id);
         best_keep = 0;
       }
+      s.cached.resize(best_keep);
+      if (s.snapshot_len > best_keep) s.snapshot_len = -1;
+      s.mtp_len = std::min(s.mtp_len, best_keep);
+      if (s.mtp_carry_pos != s.mtp_len - 1) s.mtp_carry_pos = -1;
     }
-    if (!memory_->truncate(s.id, best_keep).ok()) {
-      memory_->clear(s.id);
-      best_keep = 0;
-    }
-    s.cached.resize(best_keep);
-    if (s.snapshot_len > best_keep) s.snapshot_len = -1;
-    s.mtp_len = std::min(s.mtp_len, best_keep);
-    if (s.mtp_carry_pos != s.mtp_len - 1) s.mtp_carry_pos = -1;
     s.n_draft = n_draft;
     s.drafts.clear();
     s.draft_q.clear();
@@ -398,6 +442,10 @@ TokenEvent score_token(const float* row, int64_t n_vocab, int32_t token, int n_t
 }  // namespace
 
 bool Engine::step() {
+  // State admitted from the prefix cache is put in place first, so a slot's record of what its
+  // memory holds is true whatever happens next.
+  for (auto& s : slots_)
+    if (s->restore.n_tokens > 0) restore_from_cache(*s);
   // Cancelled requests leave first.
   for (auto& s : slots_)
     if (s->req && s->req->cancelled.load()) finish(*s, FinishReason::kCancelled);
@@ -456,6 +504,9 @@ bool Engine::step() {
       n = (pos0 + room) / ops::kDeltaChunk * ops::kDeltaChunk - pos0;
       if (n <= 0) continue;
     }
+    // Stop at the next checkpoint the prefix cache keeps (block-aligned, so the bits are unchanged).
+    const int32_t boundary = cache_->next_boundary(pos0, static_cast<int32_t>(s->req->prompt.size()));
+    if (boundary > 0 && boundary < pos0 + n) n = boundary - pos0;
     const bool last = n == remaining;
     s->fwd_row0 = static_cast<int64_t>(rows.size());
     s->fwd_pos0 = pos0;
@@ -498,8 +549,17 @@ bool Engine::step() {
   }
   // Bookkeeping of what is now in memory (rejected drafts are taken out again in accept()).
   for (const models::BatchRow& row : rows) slots_[row.seq]->cached.push_back(row.token);
+  // Prefix cache checkpoints at the block boundaries this step reached: saved after draft(), once
+  // the MTP head (if any) has caught up with the new positions.
+  struct CachePoint {
+    Slot* slot;
+    std::shared_ptr<Request> req;  // kept: the request may finish before the save
+  };
+  std::vector<CachePoint> cache_points;
   for (const auto& [slot, n] : prefills) {
     slot->prompt_done += n;
+    const int32_t len = memory_->seq_len(slot->id), n_prompt = static_cast<int32_t>(slot->req->prompt.size());
+    if (len > 0 && cache_->next_boundary(len - 1, n_prompt) == len) cache_points.push_back({slot, slot->req});
     if (slot->req->on_prefill) slot->req->on_prefill(slot->prompt_done, static_cast<int32_t>(slot->req->prompt.size()));
   }
   // Scoring rows first (they precede their slot's sampling row): one event list per slot.
@@ -563,7 +623,17 @@ bool Engine::step() {
     accept(s, logits_.data() + i * n_vocab);
   }
   draft();
+  for (const CachePoint& c : cache_points) save_checkpoint(*c.slot, *c.req);
   return true;
+}
+
+void Engine::save_checkpoint(Slot& s, const Request& r) {
+  // The memory is still at the boundary: a request that just ended its prompt has sampled a token
+  // but not fed it. The MTP head's state goes with it when the head holds every position.
+  const int32_t len = memory_->seq_len(s.id);
+  std::span<const float> hidden;
+  if (s.n_draft > 0 && s.mtp_len >= len && s.mtp_carry_pos == len - 1) hidden = s.mtp_carry;
+  cache_->insert(r.prompt, s.block_hashes, *memory_, s.id, hidden);
 }
 
 void Engine::accept(Slot& s, float* logits) {
@@ -733,6 +803,40 @@ void Engine::draft() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.decode_seconds += t.seconds();
+}
+
+void Engine::restore_from_cache(Slot& s) {
+  const PrefixCache::Match m = s.restore;
+  s.restore = {};
+  std::vector<float> mtp_hidden;
+  if (Status st = cache_->restore(m, s.req ? std::span<const int32_t>(s.req->prompt) : std::span<const int32_t>(),
+                                  s.block_hashes, *memory_, s.id, &mtp_hidden);
+      !st.ok()) {
+    // Nothing is lost but time: the prompt is prefilled from the start.
+    log_warn("{}; prefilling the prompt instead", st.message());
+    memory_->clear(s.id);
+    s.cached.clear();
+    s.prompt_done = 0;
+    s.result.n_cached = 0;
+    return;
+  }
+  if (s.n_draft <= 0) return;
+  // Drafting goes on from the checkpoint when it kept the MTP head's state: the head's KV rows of
+  // every restored position and the trunk's hidden state of the last. Otherwise this request
+  // decodes without drafts (the same tokens, without the speed-up).
+  const int32_t len = memory_->seq_len(s.id);
+  bool head_complete = !mtp_hidden.empty();
+  for (const auto& kv : model_.memory_layout().kv)
+    if (kv.layer >= model_.info().n_layer) head_complete = head_complete && memory_->kv(kv.layer, s.id).size() >= len;
+  if (head_complete) {
+    s.mtp_len = len;
+    s.mtp_carry = std::move(mtp_hidden);
+    s.mtp_carry_pos = len - 1;
+  } else {
+    log_debug("[spec] slot {}: the checkpoint of {} tokens has no MTP state; this request decodes without drafts",
+              s.id, len);
+    s.n_draft = 0;
+  }
 }
 
 void Engine::loop() {

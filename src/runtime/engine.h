@@ -23,6 +23,7 @@
 #include "base/thread_pool.h"
 #include "base/timer.h"
 #include "models/model.h"
+#include "runtime/prefix_cache.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -49,7 +50,7 @@ struct RequestResult {
   std::string error;         // for kError
   std::string stop_matched;  // the stop string that ended it, if any
   int32_t n_prompt = 0;      // prompt tokens
-  int32_t n_cached = 0;      // prompt tokens reused from the slot's cache (not prefilled)
+  int32_t n_cached = 0;      // prompt tokens reused (the slot's live state or the prefix cache)
   int32_t n_generated = 0;
   int32_t n_drafted = 0;   // speculative drafts verified
   int32_t n_accepted = 0;  // of which accepted
@@ -126,6 +127,7 @@ struct EngineOptions {
   // Speculative decoding with the model's MTP (NextN) head: tokens drafted per step for requests
   // that do not choose (0: off). Needs a model with an MTP block (check_speculative).
   int n_draft = 0;
+  PrefixCacheOptions cache;  // prefix checkpoints shared by all slots (max_bytes 0: off)
 };
 
 // Drafts per verify step are at most this many: a verify run then stays far inside one DeltaNet
@@ -147,6 +149,7 @@ struct EngineStats {
   double ttft_seconds_sum = 0;
   uint64_t ttft_count = 0;
   uint64_t memory_bytes = 0;  // KV cache + recurrent state allocated
+  PrefixCacheStats cache;
 };
 
 // Errors from submit() that an API maps to HTTP statuses.
@@ -191,6 +194,11 @@ class Engine {
   void accept(Slot& slot, float* logits);
   // Feeds each speculative slot's new positions through the MTP head and drafts its next tokens.
   void draft();
+  // Prompt tokens a free slot's live state can serve exactly for this prompt (see admit()).
+  int32_t live_reuse(const Slot& slot, const std::vector<int32_t>& prompt) const;
+  void restore_from_cache(Slot& slot);
+  // Saves slot's state at its current length (a checkpoint boundary of r's prompt) in the prefix cache.
+  void save_checkpoint(Slot& slot, const Request& r);
 
   models::Model& model_;
   const tokenizer::Tokenizer& tokenizer_;
@@ -198,6 +206,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<models::Memory> memory_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<PrefixCache> cache_;
+  uint64_t slot_clock_ = 0;  // admissions so far: slots' recency
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -432,6 +432,12 @@ void Generation::finish_choice(Choice& c, const runtime::RequestResult& r, std::
   if (!tail.reasoning.empty() || !tail.content.empty() || !tail.tool_calls.empty()) out->push_back(std::move(tail));
   c.done = true;
   c.result = r;
+  // The access log's line for the generation (the HTTP line says only the route and status).
+  log_info(
+      "[server] generated: prompt {} tokens ({} cached), {} tokens out, queue {:.3f} s, prefill {:.3f} s, "
+      "decode {:.3f} s, {}",
+      r.n_prompt, r.n_cached, r.n_generated, r.queue_seconds, r.prefill_seconds, r.decode_seconds,
+      runtime::finish_reason_name(r.reason));
   switch (r.reason) {
     case runtime::FinishReason::kStop:
       c.finish_reason = c.tool_calls.empty() ? "stop" : "tool_calls";

@@ -53,7 +53,8 @@ std::string Metrics::render(const runtime::EngineStats* e) const {
            e->requests_done);
     metric(&out, "hylo_prompt_tokens_total", "counter", "Prompt tokens of admitted requests", e->prompt_tokens);
     metric(&out, "hylo_prompt_tokens_processed_total", "counter",
-           "Prompt tokens prefilled (prompt tokens minus those reused from a slot's cache)", e->prefilled_tokens);
+           "Prompt tokens prefilled (prompt tokens minus those reused from a slot or the prefix cache)",
+           e->prefilled_tokens);
     metric(&out, "hylo_generated_tokens_total", "counter", "Tokens generated", e->generated_tokens);
     metric(&out, "hylo_draft_tokens_total", "counter", "Tokens drafted by the MTP head and verified (--spec mtp)",
            e->drafted_tokens);
@@ -71,6 +72,27 @@ std::string Metrics::render(const runtime::EngineStats* e) const {
     out += fmt::format("hylo_time_to_first_token_seconds_sum {}\nhylo_time_to_first_token_seconds_count {}\n",
                        e->ttft_seconds_sum, e->ttft_count);
     metric(&out, "hylo_kv_cache_bytes", "gauge", "Bytes of KV cache and recurrent state allocated", e->memory_bytes);
+    const runtime::PrefixCacheStats& c = e->cache;
+    metric(&out, "hylo_prefix_cache_lookups_total", "counter", "Prompts looked up in the prefix cache", c.lookups);
+    metric(&out, "hylo_prefix_cache_hits_total", "counter", "Prompts whose state was restored from the prefix cache",
+           c.hits);
+    metric(&out, "hylo_prefix_cache_tokens_reused_total", "counter", "Prompt tokens restored from the prefix cache",
+           c.tokens_reused);
+    metric(&out, "hylo_prefix_cache_checkpoints_saved_total", "counter", "Checkpoints stored in the prefix cache",
+           c.checkpoints_saved);
+    metric(&out, "hylo_prefix_cache_evictions_total", "counter",
+           "Checkpoints evicted from RAM (or inner checkpoints that gave up their recurrent state)", c.evictions);
+    metric(&out, "hylo_prefix_cache_checkpoints", "gauge", "Checkpoints held in RAM", c.nodes);
+    family(&out, "hylo_prefix_cache_bytes", "gauge", "Bytes held by the prefix cache, by tier");
+    out += fmt::format("hylo_prefix_cache_bytes{{tier=\"ram\"}} {}\nhylo_prefix_cache_bytes{{tier=\"disk\"}} {}\n",
+                       c.bytes, c.disk_bytes);
+    metric(&out, "hylo_prefix_cache_disk_reads_total", "counter", "Checkpoints read back from --cache-dir",
+           c.disk_reads);
+    metric(&out, "hylo_prefix_cache_disk_writes_total", "counter", "Checkpoints written to --cache-dir", c.disk_writes);
+    metric(&out, "hylo_prefix_cache_disk_rejected_total", "counter",
+           "Checkpoint files ignored: damaged, truncated or written for another model", c.disk_rejected);
+    metric(&out, "hylo_prefix_cache_budget_bytes", "gauge", "RAM budget of the prefix cache (--cache-ram)",
+           c.max_bytes);
   }
   std::lock_guard<std::mutex> lock(mu_);
   family(&out, "hylo_http_requests_total", "counter", "HTTP requests answered, by route and status");

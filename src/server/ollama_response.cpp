@@ -84,6 +84,7 @@ class OllamaWriter : public ResponseWriter {
     (*j)["total_duration"] = nanos(u.total_seconds);
     (*j)["load_duration"] = 0;
     (*j)["prompt_eval_count"] = u.prompt_tokens;
+    (*j)["prompt_cached_count"] = u.cached_tokens;  // hylo's: of those, reused from the cache
     (*j)["prompt_eval_duration"] = nanos(u.prefill_seconds);
     (*j)["eval_count"] = u.completion_tokens;
     (*j)["eval_duration"] = nanos(u.decode_seconds);

@@ -82,6 +82,19 @@ TEST(DoctorCli, GgufFileQwenNext) {
   EXPECT_EQ(j["memory"]["recurrent_state_bytes"], 2 * 3 * (3 * 512 + 4 * 64 * 64) * 4);
 }
 
+TEST(DoctorCli, PrefixCacheBudgetIsCounted) {
+  const std::string args = "--profile qwen3-coder-30b-a3b --ctx 64k --hardware desktop-ddr5-32";
+  const json without = doctor_json(args);
+  const json with = doctor_json(args + " --cache-ram 8G");
+  EXPECT_EQ(with["memory"]["prefix_cache_bytes"], 8LL << 30);
+  EXPECT_EQ(with["memory"]["total_bytes"].get<int64_t>() - without["memory"]["total_bytes"].get<int64_t>(), 8LL << 30);
+  EXPECT_LT(with["memory"]["largest_ctx_that_fits"].get<int64_t>(),
+            without["memory"]["largest_ctx_that_fits"].get<int64_t>());
+  std::string out;
+  EXPECT_EQ(doctor(args + " --cache-ram lots", &out), 2) << out;
+  EXPECT_NE(out.find("lots"), std::string::npos) << out;
+}
+
 TEST(DoctorCli, CompareHardwareAndList) {
   const json j = doctor_json("--profile qwen3-next-80b-a3b --compare-hardware");
   ASSERT_TRUE(j["compare"].is_array());

@@ -295,23 +295,30 @@ TEST_P(SpecEngine, GreedyOutputIsUnchangedUnderConcurrentLoad) {
 }
 
 // The engine default (n_draft in the options) applies to requests that do not choose; a request
-// continuing a drafted conversation reuses its prefix and still matches the plain run.
+// continuing a drafted conversation restores its prefix from the prefix cache, with the MTP head's
+// state, so it drafts at once and still matches the plain run.
 TEST_P(SpecEngine, EngineDefaultAndPrefixReuse) {
   Fixture& f = fixture(GetParam());
   EngineOptions eo;
-  eo.n_ctx = 128;
+  eo.n_ctx = 512;
+  eo.cache.max_bytes = 64ull << 20;
+  eo.cache.interval = 64;
   Engine plain(*f.model, f.tok, *f.pool, eo);
   eo.n_draft = 3;
   Engine spec(*f.model, f.tok, *f.pool, eo);
-  std::vector<int32_t> prompt = f.tok.encode("A conversation that goes on", true);
+  std::string text = "A conversation that goes on";
+  for (int i = 0; i < 12; ++i) text += " and on, word " + std::to_string(i);
+  std::vector<int32_t> prompt = f.tok.encode(text, true);
+  ASSERT_GT(prompt.size(), 64u);  // a checkpoint boundary inside the first prompt
   for (int turn = 0; turn < 2; ++turn) {
     const Outcome a = start(plain, request(prompt, 12, -1)).get();
     const Outcome b = start(spec, request(prompt, 12, -1)).get();
     EXPECT_EQ(a.tokens, b.tokens) << "turn " << turn;
     EXPECT_EQ(a.result.n_drafted, 0);
-    EXPECT_GT(b.result.n_drafted, 0);
+    EXPECT_GT(b.result.n_drafted, 0) << "turn " << turn;
     if (turn == 1) {
-      EXPECT_GT(b.result.n_cached, 0);
+      EXPECT_GE(b.result.n_cached, 64);
+      EXPECT_GE(spec.stats().cache.hits, 1u);
     }
     prompt.insert(prompt.end(), b.tokens.begin(), b.tokens.end());
     const auto more = f.tok.encode(" and more", false);

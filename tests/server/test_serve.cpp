@@ -3,6 +3,7 @@
 // several choices, tool calls through the real engine (test hook), validation, context overflow
 // on both API families, stop strings, metrics, and a non-streamed client hanging up.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -206,6 +207,48 @@ TEST(ServeSpeculative, StreamsWithAndWithoutDraftsMatchPlainRuns) {
       post_json(c, "/v1/chat/completions", json{{"messages", user("x")}, {"max_tokens", 2}, {"speculative.n_max", 99}});
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(server.stop(), 0) << server.log();
+}
+
+// Two conversations taking turns on two slots of the hybrid model: A's second turn restores the
+// state of its first prompt (prefix cache), and every place that reports it says so.
+TEST(ServeHybrid, PrefixCacheReuseIsReported) {
+  const std::string model = fixture_model("qwen3next-tiny");
+  ASSERT_FALSE(model.empty());
+  ServeProcess server({"-m", model, "--parallel", "2", "-c", "2048", "--cache-ram", "64M", "--cache-interval", "64"});
+  ASSERT_TRUE(server.start());
+  auto c = server.client();
+  std::string long_text;
+  for (int i = 0; i < 120; ++i) long_text += "word" + std::to_string(i) + " ";
+  const json a1 = user("A: " + long_text);
+  const HttpReply r1 = post_json(c, "/v1/chat/completions", {{"messages", a1}, {"max_tokens", 3}, {"temperature", 0}});
+  ASSERT_EQ(r1.status, 200) << r1.body;
+  const json first = json::parse(r1.body);
+  ASSERT_EQ(
+      post_json(c, "/v1/chat/completions", {{"messages", user("B: another conversation")}, {"max_tokens", 3}}).status,
+      200);
+  json a2 = a1;
+  a2.push_back({{"role", "assistant"}, {"content", first["choices"][0]["message"]["content"]}});
+  a2.push_back({{"role", "user"}, {"content", "and then?"}});
+  const HttpReply r2 = post_json(c, "/v1/chat/completions", {{"messages", a2}, {"max_tokens", 3}, {"temperature", 0}});
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  const json second = json::parse(r2.body);
+  const int64_t prompt1 = first["usage"]["prompt_tokens"];
+  const int64_t cached = second["usage"]["prompt_tokens_details"]["cached_tokens"];
+  EXPECT_GE(cached, prompt1 / 64 * 64 - 64) << r2.body;
+  EXPECT_LT(cached, second["usage"]["prompt_tokens"].get<int64_t>());
+  EXPECT_EQ(second["timings"]["cache_n"], cached);
+  const HttpReply o =
+      post_json(c, "/api/chat", {{"messages", a2}, {"stream", false}, {"options", {{"num_predict", 2}}}});
+  ASSERT_EQ(o.status, 200) << o.body;
+  EXPECT_GE(json::parse(o.body)["prompt_cached_count"].get<int64_t>(), cached);
+  const std::string m = get(c, "/metrics").body;
+  EXPECT_GE(metric(m, "hylo_prefix_cache_hits_total"), 1);
+  EXPECT_GE(metric(m, "hylo_prefix_cache_tokens_reused_total"), static_cast<double>(cached));
+  EXPECT_GT(metric(m, "hylo_prefix_cache_checkpoints"), 0);
+  EXPECT_EQ(metric(m, "hylo_prefix_cache_budget_bytes"), 64.0 * 1024 * 1024);
+  EXPECT_NE(m.find("hylo_prefix_cache_bytes{tier=\"ram\"}"), std::string::npos);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+  EXPECT_NE(server.log().find(fmt::format("({} cached)", cached)), std::string::npos) << server.log();
 }
 
 TEST_F(ServeMain, StreamedChunksAndUsage) {
