@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <regex>
 
 #include "common/fixtures.h"
@@ -46,7 +47,29 @@ class Pty {
     }
     if (fd_ >= 0) close(fd_);
   }
-  void send(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
+  // Input goes in only once hylo waits for it in read(0): a key typed earlier reaches the terminal
+  // while it is still in cooked mode, where Ctrl-D is an end-of-file marker that the line editor's
+  // raw mode never sees (a person cannot type that fast; a test can).
+  void send(const std::string& s) {
+    wait_reading();
+    send_now(s);
+  }
+  // Without waiting: keys for a running answer (Ctrl-C).
+  void send_now(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
+  // Until the main thread's current system call is read() on fd 0 (/proc/PID/syscall: "0 0x0 ...").
+  void wait_reading(int seconds = 60) {
+    const std::string path = "/proc/" + std::to_string(pid_) + "/syscall";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream f(path);
+      if (!f) return;  // not readable here: send at once
+      std::string nr, fd;
+      f >> nr >> fd;  // "running" while it computes
+      if (nr == "0" && fd == "0x0") return;
+      poll(nullptr, 0, 5);
+    }
+    ADD_FAILURE() << "hylo chat never waited for input; output so far:\n" << buf_;
+  }
   // Reads until `pattern` matches the output collected since the last call (or the deadline).
   // The match (and consumed(), the text up to and including it) stay valid until the next call.
   std::smatch expect(const std::string& pattern, int seconds = 120) {
@@ -77,9 +100,16 @@ class Pty {
     return m;
   }
   const std::string& consumed() const { return consumed_; }
-  int wait_exit() {
+  int wait_exit(int seconds = 60) {
     int status = 0;
-    waitpid(pid_, &status, 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "hylo chat did not exit; output so far:\n" << buf_;
+        return -1;  // the destructor kills it
+      }
+      poll(nullptr, 0, 5);
+    }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
@@ -126,7 +156,7 @@ TEST(ChatTerminal, CtrlCStopsTheAnswerNotTheSession) {
   t.send("Talk for a long time\n");
   t.expect("long time");  // the line editor's echo
   t.expect(R"(\S)");      // the answer has started
-  t.send("\x03");         // Ctrl-C
+  t.send_now("\x03");     // Ctrl-C
   auto m = t.expect(R"(\[chat\] prompt \d+ tokens .* \| (\w+))");
   ASSERT_FALSE(m.empty());
   EXPECT_EQ(m[1], "cancelled");
