@@ -45,35 +45,42 @@ MemoryNeed memory_need(const Model& model, int64_t n_ctx, int n_seq, TensorType 
   return m;
 }
 
-SpecEstimate speculative_estimate(const Model& model, int k, double alpha, double n_ctx, TensorType kv_type) {
+SpecBytes spec_bytes(const Model& model, double n_ctx, TensorType kv_type) {
   const ModelInfo& info = model.info();
-  double dense = 0, experts = 0, mtp_dense = 0, mtp_experts = 0, lm_head = 0;
+  SpecBytes b;
   for (const auto& t : model.file().tensors()) {
     const bool expert = t.name.find("_exps.") != std::string::npos;
     const double bytes = static_cast<double>(t.n_bytes);
     if (t.name == "token_embd.weight") {
-      dense += bytes / static_cast<double>(info.n_vocab);  // one row looked up
+      b.dense += bytes / static_cast<double>(info.n_vocab);  // one row looked up
       continue;
     }
     if (t.name == "output.weight") {
-      lm_head += bytes;
+      b.lm_head += bytes;
       continue;
     }
     const bool mtp = t.name.rfind("blk.", 0) == 0 && std::atoll(t.name.c_str() + 4) >= info.n_layer;
-    (mtp ? (expert ? mtp_experts : mtp_dense) : (expert ? experts : dense)) += bytes;
+    (mtp ? (expert ? b.mtp_experts : b.mtp_dense) : (expert ? b.experts : b.dense)) += bytes;
   }
-  if (lm_head == 0) lm_head = static_cast<double>(model.file().find_tensor("token_embd.weight")->n_bytes);  // tied
-  const double used =
+  if (b.lm_head == 0) b.lm_head = static_cast<double>(model.file().find_tensor("token_embd.weight")->n_bytes);  // tied
+  b.expert_share =
       info.n_expert > 0 ? static_cast<double>(info.n_expert_used) / static_cast<double>(info.n_expert) : 1;
   const DecodeBytes one = decode_bytes(model, n_ctx, kv_type);
-  const double rest = one.kv + one.state;  // per token (read once per step; written per row)
+  b.kv = one.kv;
+  b.state = one.state;
+  return b;
+}
+
+SpecEstimate speculative_estimate(const SpecBytes& b, int k, double alpha) {
+  const double used = b.expert_share;
+  const double rest = b.kv + b.state;  // per token (read once per step; written per row)
   SpecEstimate e;
-  e.bytes_plain = dense + lm_head + experts * used + rest;
+  e.bytes_plain = b.dense + b.lm_head + b.experts * used + rest;
   const double distinct = 1.0 - std::pow(1.0 - used, k + 1);
   // Verify: dense + LM head once, distinct experts, the caches read once and k + 1 rows written;
   // checkpoints write the recurrent state k more times.
-  e.bytes_step = dense + lm_head + experts * distinct + rest + k * (one.state / 2.0) +
-                 k * (mtp_dense + mtp_experts * used + lm_head);
+  e.bytes_step = b.dense + b.lm_head + b.experts * distinct + rest + k * (b.state / 2.0) +
+                 k * (b.mtp_dense + b.mtp_experts * used + b.lm_head);
   e.tokens_per_step = alpha >= 1 ? k + 1.0 : (1.0 - std::pow(alpha, k + 1)) / (1.0 - alpha);
   e.speedup = e.bytes_step > 0 ? e.tokens_per_step * e.bytes_plain / e.bytes_step : 1;
   return e;

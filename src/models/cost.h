@@ -52,7 +52,22 @@ struct SpecEstimate {
   double bytes_step = 0;   // one draft + verify step
   double speedup = 1;      // tokens per byte against plain decoding
 };
-SpecEstimate speculative_estimate(const Model& model, int k, double alpha, double n_ctx, TensorType kv_type);
+// What the estimate weighs, however it was counted (a loaded model here, the doctor's tensor
+// table there): bytes of one plain decode step split by how a verify step reads them.
+struct SpecBytes {
+  double dense = 0;          // trunk tensors other than routed experts, one embedding row
+  double experts = 0;        // every routed-expert tensor of the trunk
+  double expert_share = 1;   // u / E: the share of them one token reads
+  double lm_head = 0;        // output.weight (token_embd when tied)
+  double mtp_dense = 0;      // the MTP block's other tensors
+  double mtp_experts = 0;    // its routed experts (read at expert_share per draft)
+  double kv = 0, state = 0;  // DecodeBytes::kv and ::state of one token at the context considered
+};
+SpecEstimate speculative_estimate(const SpecBytes& b, int k, double alpha);
+SpecBytes spec_bytes(const Model& model, double n_ctx, TensorType kv_type);
+inline SpecEstimate speculative_estimate(const Model& model, int k, double alpha, double n_ctx, TensorType kv_type) {
+  return speculative_estimate(spec_bytes(model, n_ctx, kv_type), k, alpha);
+}
 
 // FLOPs of one prefill of n_prompt tokens from an empty sequence that produces the last row's
 // logits only: per token every trunk matrix product except the LM head (2 FLOPs per multiply-add),
