@@ -14,6 +14,7 @@
 #include "doctor/html.h"
 #include "doctor/render.h"
 #include "models/model.h"
+#include "runtime/engine.h"
 
 namespace hylo::apps {
 namespace {
@@ -51,6 +52,7 @@ using namespace hylo::doctor;
 struct CliOptions {
   std::vector<std::string> models, profiles;
   std::string quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware, name, cache_ram;
+  std::string spec, draft, acceptance;
   std::string prompt_tokens, prefill_tps, timeout, html;
   std::string machine, memory, gpu_memory, bandwidth, compute, devices, link_bandwidth, split;
   bool detect = false, compare = false, json = false, list = false;
@@ -141,6 +143,16 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     else
       bad = t.message();
   }
+  if (!cli.spec.empty() && cli.spec != "none" && cli.spec != "mtp" && bad.empty())
+    bad = fmt::format("--spec {}: expected mtp or none", cli.spec);
+  if (cli.spec != "mtp" && (!cli.draft.empty() || !cli.acceptance.empty()) && bad.empty())
+    bad = "--draft and --acceptance go with --spec mtp";
+  if (cli.spec == "mtp" && bad.empty()) {
+    std::optional<int64_t> draft;
+    count(cli.draft, "--draft", 1, runtime::kMaxDraft, &draft);
+    o.spec_draft = static_cast<int>(draft.value_or(runtime::kDefaultDraft));
+    number(cli.acceptance, "--acceptance", 1.0, &o.spec_acceptance);
+  }
   if (!cli.cache_ram.empty() && bad.empty()) {
     auto b = apps::parse_byte_size(cli.cache_ram);
     if (b.ok())
@@ -214,6 +226,12 @@ apps::CommandRegistrar reg(
       app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
       app.add_option("--parallel", cli->parallel, "Sequences served at once")->type_name("N");
       app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...")->type_name("TYPE");
+      app.add_option("--spec", cli->spec,
+                     "mtp: estimate decode with speculative decoding by the model's MTP block (as hylo serve --spec mtp)")
+          ->type_name("mtp");
+      app.add_option("--draft", cli->draft, "Drafts per verify step with --spec mtp (default 2)")->type_name("N");
+      app.add_option("--acceptance", cli->acceptance, "Share of drafts accepted, 0 to 1 (default 0.7)")
+          ->type_name("A");
       app.add_option("--cache-ram", cli->cache_ram, "hylo's prefix cache budget to count (512M, 8G)")
           ->type_name("SIZE");
       app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");

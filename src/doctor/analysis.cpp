@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/cost.h"
+
 namespace hylo::doctor {
 namespace {
 
@@ -96,6 +98,43 @@ double estimate_prefill_seconds(const ModelDesc& m, const WeightStats& w, double
     seconds = std::max(seconds, n_ubatches * touched / (*bandwidth_gbs * 1e9));
   }
   return seconds;
+}
+
+// Speculative decoding with the model's MTP block: the cost model's bandwidth-bound estimate
+// (models::speculative_estimate, the one `hylo bench --spec mtp` prints) on the doctor's byte
+// counts. A file without MTP tensors is costed with a block the size of an average trunk layer.
+TimeReport::Speculative speculative_time(const Inputs& in, const MemoryReport& mem, const TimeReport& t) {
+  const WeightStats& w = in.weights;
+  const ModelDesc& model = in.model;
+  TimeReport::Speculative s;
+  s.draft = in.config.spec_draft;
+  s.acceptance = in.config.spec_acceptance;
+  models::SpecBytes b;
+  b.expert_share = model.n_expert > 0 && model.n_expert_used > 0
+                       ? static_cast<double>(model.n_expert_used) / static_cast<double>(model.n_expert)
+                       : 1.0;
+  b.experts = static_cast<double>(w.expert_bytes);
+  b.lm_head = static_cast<double>(w.lm_head_bytes);
+  b.dense = std::max(0.0, static_cast<double>(w.active_bytes_per_token) - b.experts * b.expert_share - b.lm_head);
+  s.model_has_mtp = model.n_mtp_layers > 0 && w.mtp_bytes > 0;
+  if (s.model_has_mtp) {
+    b.mtp_experts = static_cast<double>(w.mtp_expert_bytes);
+    b.mtp_dense = static_cast<double>(w.mtp_bytes - w.mtp_expert_bytes);
+  } else if (model.n_layer > 0) {
+    const double layers = static_cast<double>(model.n_layer);
+    b.mtp_experts = b.experts / layers;
+    b.mtp_dense = b.dense / layers;
+  }
+  s.mtp_bytes_per_draft = static_cast<uint64_t>(b.mtp_dense + b.mtp_experts * b.expert_share + b.lm_head);
+  b.kv = static_cast<double>(mem.kv_bytes_per_token) * static_cast<double>(t.decode_ctx);
+  b.state = 2.0 * static_cast<double>(mem.recurrent_bytes_per_sequence);
+  const models::SpecEstimate e = models::speculative_estimate(b, s.draft, s.acceptance);
+  s.tokens_per_step = e.tokens_per_step;
+  s.bytes_per_step = e.bytes_step;
+  s.bytes_plain = e.bytes_plain;
+  s.speedup = e.speedup;
+  if (t.decode_tps_bound_at_ctx) s.decode_tps_bound_at_ctx = *t.decode_tps_bound_at_ctx * e.speedup;
+  return s;
 }
 
 uint64_t total_bytes_at(const Report& r, int64_t ctx, TensorType kv_type, uint64_t weights_bytes) {
@@ -209,6 +248,7 @@ Report analyze(const Inputs& in) {
                              2.0 * static_cast<double>(mem.recurrent_bytes_per_sequence);
     t.decode_tps_bound_at_ctx = 1.0 / (per_token / bw + link_seconds);
   }
+  if (cfg.spec_draft > 0) t.speculative = speculative_time(in, mem, t);
 
   r.findings = diagnose(r);
   r.verdict = verdict_of(r);

@@ -128,6 +128,16 @@ struct TimeReport {
   std::optional<double> decode_tps_bound;         // bandwidth ÷ active weight bytes per token
   std::optional<double> decode_tps_bound_at_ctx;  // also reading the KV cache and recurrent state
   int64_t decode_ctx = 0;                         // the context that bound assumes
+  // --spec mtp: the cost model's estimate (models/cost.h) for this model at decode_ctx.
+  struct Speculative {
+    int draft = 0;
+    double acceptance = 0;
+    bool model_has_mtp = false;  // false: estimated with an MTP block the size of one trunk layer
+    uint64_t mtp_bytes_per_draft = 0;
+    double tokens_per_step = 1, bytes_per_step = 0, bytes_plain = 0, speedup = 1;
+    std::optional<double> decode_tps_bound_at_ctx;  // the plain bound × speedup
+  };
+  std::optional<Speculative> speculative;
 };
 
 struct Report {

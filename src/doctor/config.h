@@ -26,6 +26,8 @@ struct Config {
   int64_t batch = 2048;                   // logical batch (prompt tokens submitted per decode call)
   int64_t ubatch = 512;                   // micro-batch actually computed at once; sizes the compute buffers
   uint64_t cache_bytes = 0;               // hylo's prefix cache budget (--cache-ram); 0: none counted
+  int spec_draft = 0;                     // --spec mtp: drafts per verify step (0: no speculative decoding)
+  double spec_acceptance = 0.7;           // --acceptance: share of drafts the model accepts
   std::optional<double> timeout_seconds;  // the client's request timeout
   std::optional<int64_t> prompt_tokens;
   std::optional<double> prefill_tps;   // prompt tokens per second, when the user knows it

@@ -231,6 +231,8 @@ Result<Inputs> gather_inputs(const Options& o) {
   if (o.parallel) cfg.parallel = *o.parallel;
   if (o.kv_type) cfg.kv_type = *o.kv_type;
   if (o.cache_bytes) cfg.cache_bytes = *o.cache_bytes;
+  cfg.spec_draft = o.spec_draft;
+  if (o.spec_acceptance) cfg.spec_acceptance = *o.spec_acceptance;
   if (o.batch) cfg.batch = *o.batch;
   if (o.ubatch) cfg.ubatch = *o.ubatch;
   if (o.prompt_tokens) cfg.prompt_tokens = o.prompt_tokens;

@@ -24,6 +24,8 @@ struct Options {
   std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
   std::optional<TensorType> kv_type;
   std::optional<uint64_t> cache_bytes;  // --cache-ram
+  int spec_draft = 0;                   // --spec mtp --draft N (0: none)
+  std::optional<double> spec_acceptance;  // --acceptance
   std::string modelfile;                // --modelfile FILE
   std::string endpoint;                 // --endpoint URL
   double endpoint_timeout_seconds = 5.0;

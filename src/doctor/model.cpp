@@ -234,6 +234,7 @@ WeightStats weight_stats(const ModelDesc& model, const std::vector<gguf::TensorI
     const int layer = tensor_layer(t.name);
     if (layer >= model.n_layer) {
       s.mtp_bytes += t.n_bytes;
+      if (t.name.find("_exps") != std::string::npos) s.mtp_expert_bytes += t.n_bytes;
       continue;
     }
     if (t.name == "token_embd.weight") {

@@ -206,6 +206,19 @@ std::string render_text(const Report& r) {
     o += fmt::format("  decode    bandwidth unknown; {} of active weights per token\n",
                      format_bytes(t.active_bytes_per_token));
   }
+  if (t.speculative) {
+    const auto& s = *t.speculative;
+    o += fmt::format(
+        "  spec mtp  {} drafts at {:.0f}% acceptance: {:.2f} tokens per verify step, which reads {:.2f}× a plain "
+        "step's bytes (the experts of {} tokens, {} per draft for the MTP block and LM head) → {:.2f}× decode",
+        s.draft, 100 * s.acceptance, s.tokens_per_step, s.bytes_plain > 0 ? s.bytes_per_step / s.bytes_plain : 1.0,
+        s.draft + 1, format_bytes(s.mtp_bytes_per_draft), s.speedup);
+    if (s.decode_tps_bound_at_ctx) o += fmt::format(", ≤ {} tok/s", rate_str(*s.decode_tps_bound_at_ctx));
+    o += "\n";
+    if (!s.model_has_mtp)
+      o += "            no MTP tensors here (hylo refuses --spec mtp on such a file): the estimate assumes an MTP block "
+           "the size of one trunk layer, as Qwen3-Next's checkpoints carry (most converted GGUFs drop it)\n";
+  }
 
   o += "\nFindings\n";
   if (r.findings.empty()) o += "  none\n";
@@ -345,6 +358,18 @@ json render_json(const Report& r) {
       {"decode_tps_bound_at_ctx", opt(t.decode_tps_bound_at_ctx)},
       {"decode_ctx", t.decode_ctx},
   };
+  if (t.speculative) {
+    const auto& s = *t.speculative;
+    j["time"]["speculative"] = {{"draft", s.draft},
+                                {"acceptance", s.acceptance},
+                                {"model_has_mtp", s.model_has_mtp},
+                                {"mtp_bytes_per_draft", s.mtp_bytes_per_draft},
+                                {"tokens_per_step", s.tokens_per_step},
+                                {"bytes_per_step", s.bytes_per_step},
+                                {"bytes_plain", s.bytes_plain},
+                                {"speedup", s.speedup},
+                                {"decode_tps_bound_at_ctx", opt(s.decode_tps_bound_at_ctx)}};
+  }
   j["memory"]["other_models_bytes"] = mem.other_models_bytes;
   j["memory"]["gpu_working_set_bytes"] = mem.gpu_working_set_bytes;
   j["memory"]["gpu_limit_bytes"] = opt(mem.gpu_limit_bytes);

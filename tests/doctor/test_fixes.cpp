@@ -8,6 +8,8 @@
 #include "common/fixtures.h"
 #include "doctor/doctor.h"
 #include "doctor/profiles.h"
+#include "models/cost.h"
+#include "models/model.h"
 
 namespace hylo::doctor {
 namespace {
@@ -232,6 +234,53 @@ TEST(DoctorFixes, PrefillCalibratedOnPublishedMeasurements) {
   const Report g = run(o);
   EXPECT_NEAR(g.time.prefill_tps_high / g.time.prefill_tps_low, 3.0, 1e-6);
   EXPECT_NE(g.time.prefill_calibration.find("uncalibrated"), std::string::npos);
+}
+
+// --spec mtp: the cost model's estimate on the doctor's byte counts. Tokens per verify step are
+// (1 − α^{k+1}) / (1 − α); a plain step is the bytes behind the decode bound at the context; the
+// estimate for a GGUF with an MTP block equals what `hylo bench --spec mtp` computes from the
+// loaded model (one cost model).
+TEST(DoctorSpeculative, EstimateFollowsTheCostModel) {
+  Options o;
+  o.profile = "qwen3-next-80b-a3b";
+  o.hardware = "mac-studio-m2-ultra-64";
+  o.ctx = 65536;
+  o.spec_draft = 2;
+  o.spec_acceptance = 0.7;
+  const Report r = run(o);
+  ASSERT_TRUE(r.time.speculative.has_value());
+  const auto& s = *r.time.speculative;
+  EXPECT_FALSE(s.model_has_mtp);  // the profile describes the published GGUFs, without MTP tensors
+  EXPECT_NEAR(s.tokens_per_step, (1 - 0.7 * 0.7 * 0.7) / 0.3, 1e-12);
+  const double bw = *r.time.bandwidth_gbs * 1e9;
+  EXPECT_NEAR(bw / s.bytes_plain, *r.time.decode_tps_bound_at_ctx, 1e-6 * *r.time.decode_tps_bound_at_ctx);
+  EXPECT_GT(s.bytes_per_step, s.bytes_plain);
+  EXPECT_LT(s.bytes_per_step, 3 * s.bytes_plain);
+  EXPECT_NEAR(s.speedup, s.tokens_per_step * s.bytes_plain / s.bytes_per_step, 1e-12);
+  EXPECT_NEAR(*s.decode_tps_bound_at_ctx, *r.time.decode_tps_bound_at_ctx * s.speedup, 1e-9);
+  o.spec_acceptance = 1e-9;
+  EXPECT_LT(run(o).time.speculative->speedup, 1.0);  // drafts nobody accepts only cost
+  o.spec_acceptance = 1.0;
+  EXPECT_DOUBLE_EQ(run(o).time.speculative->tokens_per_step, 3.0);
+
+  Options f;
+  f.model_path = test::fixture_model("qwen3next-tiny-mtp");
+  f.hardware = "mac-studio-m2-ultra-64";
+  f.ctx = 1000;
+  f.prompt_tokens = 1000;
+  f.spec_draft = 3;
+  f.spec_acceptance = 0.5;
+  const Report g = run(f);
+  ASSERT_TRUE(g.time.speculative.has_value());
+  EXPECT_TRUE(g.time.speculative->model_has_mtp);
+  auto loaded = models::load_model(f.model_path, {.repack = false});
+  ASSERT_TRUE(loaded.ok()) << loaded.message();
+  const models::SpecEstimate e = models::speculative_estimate(**loaded, 3, 0.5, 1000, TensorType::kF16);
+  // The same bytes, except that bench also counts the KV row a token writes (one row of 512 bytes).
+  const double row = static_cast<double>(g.memory.kv_bytes_per_token);
+  EXPECT_NEAR(g.time.speculative->bytes_plain, e.bytes_plain, row);
+  EXPECT_NEAR(g.time.speculative->bytes_per_step, e.bytes_step, row);
+  EXPECT_NEAR(g.time.speculative->speedup, e.speedup, 1e-5);
 }
 
 }  // namespace
