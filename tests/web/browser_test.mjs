@@ -24,6 +24,7 @@ let browser;
 let profile;
 let plain;   // a server without a key, with --test-hooks for forced outputs
 let keyed;   // a server with --api-key and a small context
+let gateway; // a router without a model of its own, sending everything to `plain`
 const pageErrors = [];
 
 before(async () => {
@@ -31,6 +32,7 @@ before(async () => {
     startServer(['--parallel', '1', '-c', '100000', '--test-hooks']),
     startServer(['--parallel', '1', '-c', '256', '--api-key', KEY]),
   ]);
+  gateway = await startServer(['--upstream', `cloud=${plain.url}/v1,ctx=100000`], { withModel: false });
   profile = mkdtempSync(join(tmpdir(), 'hylo-chromium-'));
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -44,8 +46,8 @@ before(async () => {
 after(async () => {
   await browser?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
-  const codes = await Promise.all([plain?.stop(), keyed?.stop()]);
-  assert.deepEqual(codes, [0, 0], `${plain?.log()}\n${keyed?.log()}`);
+  const codes = await Promise.all([gateway?.stop(), plain?.stop(), keyed?.stop()]);
+  assert.deepEqual(codes, [0, 0, 0], `${gateway?.log()}\n${plain?.log()}\n${keyed?.log()}`);
 });
 
 async function openPage(url) {
@@ -256,6 +258,23 @@ test('a server with --api-key: the page asks for the key, keeps it, and shows a 
   assert.match(status, /context per slot256/);
   assert.match(status, /qwen3moe-tiny\.gguf/);
   assert.match(status, /requests running/);
+  await page.close();
+  assert.deepEqual(pageErrors, []);
+});
+
+test('through the router: the page lists the upstream model and streams its answer', async () => {
+  const page = await openPage(`${gateway.url}/`);
+  const listed = (await (await fetch(`${gateway.url}/v1/models`)).json()).data.map((m) => m.id);
+  await page.waitForFunction((n) => document.querySelectorAll('#model-picker option').length >= n, {}, listed.length);
+  const options = await page.$$eval('#model-picker option', (l) => l.map((o) => o.value));
+  assert.ok(listed.length > 0 && listed.every((id) => options.includes(id)), `${options} vs ${listed}`);
+  await setSettings(page, { max_tokens: '6' });
+  await sendMessage(page, 'Hello through the router');
+  const answer = await waitDone(page);
+  assert.equal(answer.state, 'done', answer.error);
+  assert.match(answer.stats, /6 tokens/);
+  assert.ok(answer.text.length > 0);
+  assert.match(gateway.log(), /cloud/);  // the gateway says where the request went
   await page.close();
   assert.deepEqual(pageErrors, []);
 });
