@@ -13,7 +13,7 @@ struct SessionBenchOptions {
   std::string model;
   int threads = 0;
   int32_t batch = 2048;
-  KvCacheFlags kv;  // -ctk / -ctv / --kv-type
+  KvCacheFlags kv;   // -ctk / -ctv / --kv-type
   int sessions = 0;  // conversations replayed (0: not this benchmark)
   int turns = 4;
   int32_t context = 8192;  // prompt tokens of each conversation's last turn

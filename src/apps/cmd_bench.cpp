@@ -347,8 +347,7 @@ int run(const Options& o) {
       flops_per_token / 1e9, format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
       format_bytes(static_cast<uint64_t>(decode.weights)).c_str(),
       format_bytes(static_cast<uint64_t>(decode.kv)).c_str(), std::string(tensor_type_name(mo.type_k())).c_str(),
-      std::string(tensor_type_name(mo.type_v())).c_str(),
-      format_bytes(static_cast<uint64_t>(decode.state)).c_str());
+      std::string(tensor_type_name(mo.type_v())).c_str(), format_bytes(static_cast<uint64_t>(decode.state)).c_str());
   if (sb)
     std::printf(
         "mtp%d: %.2f tokens per verify step at %.1f%% acceptance; bandwidth-bound, a step reads %s against %s\n"
@@ -363,36 +362,36 @@ int run(const Options& o) {
   return kExitOk;
 }
 
-CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60,
-                     [](CLI::App& app) {
-                       auto o = std::make_shared<Options>();
-                       app.add_option("-m,--model", o->model, "GGUF model (default: the built-in model)");
-                       app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
-                           ->check(CLI::Range(0, 1 << 20))
-                           ->capture_default_str();
-                       app.add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (tg)")
-                           ->check(CLI::Range(0, 1 << 20))
-                           ->capture_default_str();
-                       app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
-                       app.add_option("-r,--repetitions", o->reps, "Repetitions (after one warm-up)")
-                           ->check(CLI::Range(1, 1000))
-                           ->capture_default_str();
-                       app.add_option("-b,--batch-size", o->batch, "Prefill chunk (tokens per forward call)")
-                           ->check(CLI::Range(64, 1 << 16))
-                           ->capture_default_str();
-                       o->kv.add(app);
-                       o->rope.add(app);
-                       app.add_flag("--json", o->json, "One JSON object");
-                       app.add_option("--spec", o->spec,
-                                      "mtp: also decode greedily through the engine without and with MTP drafts "
-                                      "(tok/s of both, acceptance rate)")
-                           ->check(CLI::IsMember({"none", "mtp"}))
-                           ->capture_default_str();
-                       app.add_flag_callback(
-                           "--enable-mtp", [o] { o->spec = "mtp"; }, "Same as --spec mtp");
-                       app.add_option("--draft", o->draft, "Tokens drafted per step with --spec mtp")
-                           ->check(CLI::Range(1, runtime::kMaxDraft))
-                           ->capture_default_str();
+CommandRegistrar reg(
+    "bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60, [](CLI::App& app) {
+      auto o = std::make_shared<Options>();
+      app.add_option("-m,--model", o->model, "GGUF model (default: the built-in model)");
+      app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
+          ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      app.add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (tg)")
+          ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+      app.add_option("-r,--repetitions", o->reps, "Repetitions (after one warm-up)")
+          ->check(CLI::Range(1, 1000))
+          ->capture_default_str();
+      app.add_option("-b,--batch-size", o->batch, "Prefill chunk (tokens per forward call)")
+          ->check(CLI::Range(64, 1 << 16))
+          ->capture_default_str();
+      o->kv.add(app);
+      o->rope.add(app);
+      app.add_flag("--json", o->json, "One JSON object");
+      app.add_option("--spec", o->spec,
+                     "mtp: also decode greedily through the engine without and with MTP drafts "
+                     "(tok/s of both, acceptance rate)")
+          ->check(CLI::IsMember({"none", "mtp"}))
+          ->capture_default_str();
+      app.add_flag_callback(
+          "--enable-mtp", [o] { o->spec = "mtp"; }, "Same as --spec mtp");
+      app.add_option("--draft", o->draft, "Tokens drafted per step with --spec mtp")
+          ->check(CLI::Range(1, runtime::kMaxDraft))
+          ->capture_default_str();
       app.add_option("--sessions", o->sessions.sessions,
                      "Replay this many interleaved conversations, without and with the prefix "
                      "cache, and report time to first token per turn")
@@ -411,8 +410,8 @@ CommandRegistrar reg("bench", "Prefill and decode speed, and their fraction of t
                      "Tokens between prefix cache checkpoints (--sessions)")
           ->check(CLI::Range(64, 1 << 20))
           ->capture_default_str();
-                       return [o] { return run(*o); };
-                     });
+      return [o] { return run(*o); };
+    });
 
 }  // namespace
 }  // namespace hylo::apps

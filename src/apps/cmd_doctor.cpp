@@ -226,12 +226,12 @@ apps::CommandRegistrar reg(
       app.add_option("--ctx", cli->ctx, "Context per sequence in tokens (e.g. 262144 or 256k)")->type_name("N");
       app.add_option("--parallel", cli->parallel, "Sequences served at once")->type_name("N");
       app.add_option("--kv-type", cli->kv_type, "KV-cache type: f16, q8_0, bf16, f32, ...")->type_name("TYPE");
-      app.add_option("--spec", cli->spec,
-                     "mtp: estimate decode with speculative decoding by the model's MTP block (as hylo serve --spec mtp)")
+      app.add_option(
+             "--spec", cli->spec,
+             "mtp: estimate decode with speculative decoding by the model's MTP block (as hylo serve --spec mtp)")
           ->type_name("mtp");
       app.add_option("--draft", cli->draft, "Drafts per verify step with --spec mtp (default 2)")->type_name("N");
-      app.add_option("--acceptance", cli->acceptance, "Share of drafts accepted, 0 to 1 (default 0.7)")
-          ->type_name("A");
+      app.add_option("--acceptance", cli->acceptance, "Share of drafts accepted, 0 to 1 (default 0.7)")->type_name("A");
       app.add_option("--cache-ram", cli->cache_ram, "hylo's prefix cache budget to count (512M, 8G)")
           ->type_name("SIZE");
       app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");

@@ -133,8 +133,7 @@ Result<uint64_t> parse_byte_size(const std::string& text) {
 }
 
 Result<CacheChoice> choose_cache_budget(const models::Model& model, const std::string& requested, int32_t n_ctx,
-                                        int parallel, TensorType type_k, TensorType type_v,
-                                        uint64_t available_bytes) {
+                                        int parallel, TensorType type_k, TensorType type_v, uint64_t available_bytes) {
   CacheChoice c;
   if (requested != "auto") {
     HYLO_ASSIGN_OR_RETURN(c.bytes, parse_byte_size(requested));
@@ -143,9 +142,9 @@ Result<CacheChoice> choose_cache_budget(const models::Model& model, const std::s
     return c;
   }
   const models::MemoryLayout layout = model.memory_layout();
-  const uint64_t slots =
-      (layout.kv_bytes_per_token(type_k, type_v) * static_cast<uint64_t>(n_ctx) + layout.recurrent_bytes_per_sequence()) *
-      static_cast<uint64_t>(parallel);
+  const uint64_t slots = (layout.kv_bytes_per_token(type_k, type_v) * static_cast<uint64_t>(n_ctx) +
+                          layout.recurrent_bytes_per_sequence()) *
+                         static_cast<uint64_t>(parallel);
   const uint64_t used = model.info().weight_bytes + slots + (1ull << 30);
   c.bytes = available_bytes > used ? (available_bytes - used) / 2 : 0;
   c.reason = fmt::format("prefix cache up to {} in RAM: half of the {} free beside the weights and slots (--cache-ram)",

@@ -3,14 +3,13 @@
 // chosen (and why), a thread pool and the generation engine.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
-#include "base/result.h"
 #include "apps/common.h"
+#include "base/result.h"
 #include "base/thread_pool.h"
 #include "chat/chat_template.h"
 #include "models/model.h"
@@ -22,22 +21,22 @@ namespace hylo::apps {
 struct SessionFlags {
   std::string model;  // empty: the built-in default model
   int threads = 0;
-  int64_t ctx = 0;    // 0: the trained context, capped by what fits in memory
-  KvCacheFlags kv;    // -ctk / -ctv / --kv-type (default f16)
-  RopeFlags rope;     // --rope-scaling, --rope-scale, --yarn-*
+  int64_t ctx = 0;  // 0: the trained context, capped by what fits in memory
+  KvCacheFlags kv;  // -ctk / -ctv / --kv-type (default f16)
+  RopeFlags rope;   // --rope-scaling, --rope-scale, --yarn-*
   int parallel = 1;
   int32_t batch = 2048;  // MoE weights are read once per batch: large prefill batches amortise them
   int max_queue = 64;    // requests waiting beyond the slots (not a flag of add(); `hylo serve` sets it)
   std::string chat_template_file;
-  std::string cache_ram = "auto";  // prefix cache budget: "auto", "0" (off), or a size such as 8G
-  int32_t cache_interval = 2048;   // tokens between prefix cache checkpoints
-  std::string cache_dir;           // disk tier of the prefix cache (empty: none)
-  std::string cache_disk = "32G";  // its budget (at most half the free space of its file system)
-  bool warm = true;  // read the weights in up front (with progress)
-  std::string command = "run";  // the command the flags belong to, for suggestions
-  bool mmap = false;     // --mmap: go ahead when the model does not fit (weights streamed from disk)
-  bool no_mmap = false;  // --no-mmap: read the weights into memory instead of mapping the file
-  bool mlock = false;    // --mlock: lock the weights (and everything else loaded) in memory
+  std::string cache_ram = "auto";      // prefix cache budget: "auto", "0" (off), or a size such as 8G
+  int32_t cache_interval = 2048;       // tokens between prefix cache checkpoints
+  std::string cache_dir;               // disk tier of the prefix cache (empty: none)
+  std::string cache_disk = "32G";      // its budget (at most half the free space of its file system)
+  bool warm = true;                    // read the weights in up front (with progress)
+  std::string command = "run";         // the command the flags belong to, for suggestions
+  bool mmap = false;                   // --mmap: go ahead when the model does not fit (weights streamed from disk)
+  bool no_mmap = false;                // --no-mmap: read the weights into memory instead of mapping the file
+  bool mlock = false;                  // --mlock: lock the weights (and everything else loaded) in memory
   std::string spec = "none";           // speculative decoding: none | mtp
   int draft = runtime::kDefaultDraft;  // drafts per step with --spec mtp
 
@@ -58,13 +57,14 @@ struct Session {
   uint64_t kv_bytes_per_token = 0;  // per sequence, all attention layers, K and V
   std::string rope_reason;          // what RoPE runs, and why
   std::string memory_summary;       // weights + KV + state + buffers against available memory
-  std::string cache_reason;  // the prefix cache budget and where it comes from
+  std::string cache_reason;         // the prefix cache budget and where it comes from
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<runtime::Engine> engine;
 
   // Renders messages with the chat template (adding the generation prompt).
   Result<std::string> render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools = nullptr,
-                             std::optional<bool> enable_thinking = std::nullopt, bool add_generation_prompt = true) const;
+                             std::optional<bool> enable_thinking = std::nullopt,
+                             bool add_generation_prompt = true) const;
 };
 
 // The largest context whose KV cache and recurrent state fit in available memory beside the
@@ -86,8 +86,7 @@ struct CacheChoice {
   std::string reason;
 };
 Result<CacheChoice> choose_cache_budget(const models::Model& model, const std::string& requested, int32_t n_ctx,
-                                        int parallel, TensorType type_k, TensorType type_v,
-                                        uint64_t available_bytes);
+                                        int parallel, TensorType type_k, TensorType type_v, uint64_t available_bytes);
 
 Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags);
 

@@ -23,11 +23,11 @@ struct Options {
   std::string quant;        // --quant TYPE (profiles; for a file: "what if it were TYPE")
   std::optional<int64_t> ctx, parallel, batch, ubatch, prompt_tokens;
   std::optional<TensorType> kv_type;
-  std::optional<uint64_t> cache_bytes;  // --cache-ram
-  int spec_draft = 0;                   // --spec mtp --draft N (0: none)
+  std::optional<uint64_t> cache_bytes;    // --cache-ram
+  int spec_draft = 0;                     // --spec mtp --draft N (0: none)
   std::optional<double> spec_acceptance;  // --acceptance
-  std::string modelfile;                // --modelfile FILE
-  std::string endpoint;                 // --endpoint URL
+  std::string modelfile;                  // --modelfile FILE
+  std::string endpoint;                   // --endpoint URL
   double endpoint_timeout_seconds = 5.0;
   std::string hardware;      // --hardware NAME
   std::string machine_file;  // --machine FILE (a machine of one's own)

@@ -102,10 +102,10 @@ struct WeightStats {
   // (output.weight, or all of token_embd when tied). MTP blocks are excluded.
   uint64_t active_bytes_per_token = 0;
   uint64_t active_params = 0;
-  uint64_t expert_bytes = 0;   // all routed-expert tensors
-  uint64_t mtp_bytes = 0;      // MTP/NextN blocks (in total_bytes, not active)
+  uint64_t expert_bytes = 0;      // all routed-expert tensors
+  uint64_t mtp_bytes = 0;         // MTP/NextN blocks (in total_bytes, not active)
   uint64_t mtp_expert_bytes = 0;  // of which routed experts
-  uint64_t lm_head_bytes = 0;  // output.weight (or token_embd when tied)
+  uint64_t lm_head_bytes = 0;     // output.weight (or token_embd when tied)
   uint64_t lm_head_params = 0;
 };
 

@@ -216,8 +216,9 @@ std::string render_text(const Report& r) {
     if (s.decode_tps_bound_at_ctx) o += fmt::format(", ≤ {} tok/s", rate_str(*s.decode_tps_bound_at_ctx));
     o += "\n";
     if (!s.model_has_mtp)
-      o += "            no MTP tensors here (hylo refuses --spec mtp on such a file): the estimate assumes an MTP block "
-           "the size of one trunk layer, as Qwen3-Next's checkpoints carry (most converted GGUFs drop it)\n";
+      o +=
+          "            no MTP tensors here (hylo refuses --spec mtp on such a file): the estimate assumes an MTP block "
+          "the size of one trunk layer, as Qwen3-Next's checkpoints carry (most converted GGUFs drop it)\n";
   }
 
   o += "\nFindings\n";

@@ -1,6 +1,6 @@
 // AVX-512 (VNNI) matmul for the 32-element block formats: q8_0, q4_0, q5_0 and iq4_nl weights
-// with q8_0 activations, q4_1 and q5_1 weights with q8_1 activations. Row-lane kernels (see row_lane_gemm.h): 16 weight rows per zmm,
-// one vpdpbusd per 4 elements per column.
+// with q8_0 activations, q4_1 and q5_1 weights with q8_1 activations. Row-lane kernels (see row_lane_gemm.h): 16 weight
+// rows per zmm, one vpdpbusd per 4 elements per column.
 //
 // Per output y[c][r] the arithmetic is ggml's scalar vec_dot, block after block:
 //   S = Σ q_w · q_a (exact int32), acc += float(S) · (d_w · d_a)          (q8_0)

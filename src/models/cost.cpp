@@ -40,8 +40,8 @@ MemoryNeed memory_need(const Model& model, int64_t n_ctx, int n_seq, TensorType 
   // About two dozen [n_batch][n_embd] f32 buffers are live in a step (residual, norms,
   // projections, attention and MoE scratch), and one row of logits per sequence.
   const auto rows = static_cast<uint64_t>(std::max<int64_t>(1, n_batch));
-  m.compute = 4ull * rows * 24 * static_cast<uint64_t>(info.n_embd) + 4ull * seqs * static_cast<uint64_t>(info.n_vocab) +
-              (256ull << 20);
+  m.compute = 4ull * rows * 24 * static_cast<uint64_t>(info.n_embd) +
+              4ull * seqs * static_cast<uint64_t>(info.n_vocab) + (256ull << 20);
   return m;
 }
 
@@ -63,8 +63,7 @@ SpecBytes spec_bytes(const Model& model, double n_ctx, TensorType kv_type) {
     (mtp ? (expert ? b.mtp_experts : b.mtp_dense) : (expert ? b.experts : b.dense)) += bytes;
   }
   if (b.lm_head == 0) b.lm_head = static_cast<double>(model.file().find_tensor("token_embd.weight")->n_bytes);  // tied
-  b.expert_share =
-      info.n_expert > 0 ? static_cast<double>(info.n_expert_used) / static_cast<double>(info.n_expert) : 1;
+  b.expert_share = info.n_expert > 0 ? static_cast<double>(info.n_expert_used) / static_cast<double>(info.n_expert) : 1;
   const DecodeBytes one = decode_bytes(model, n_ctx, kv_type);
   b.kv = one.kv;
   b.state = one.state;

@@ -45,14 +45,16 @@ Memory::Memory(const MemoryLayout& layout, const MemoryOptions& options)
     kv_slot_of_layer_.at(k.layer) = static_cast<int>(i);
     kv_.emplace_back();
     for (int s = 0; s < options.n_seq; ++s)
-      kv_.back().push_back(std::make_unique<ops::KvSeqCache>(k.n_kv_head, k.head_dim, options.type_k(), options.type_v()));
+      kv_.back().push_back(
+          std::make_unique<ops::KvSeqCache>(k.n_kv_head, k.head_dim, options.type_k(), options.type_v()));
   }
   for (size_t i = 0; i < layout.recurrent.size(); ++i) {
     const auto& r = layout.recurrent[i];
     rs_slot_of_layer_.at(r.layer) = static_cast<int>(i);
     rs_.emplace_back();
     for (int s = 0; s < options.n_seq; ++s)
-      rs_.back().push_back(std::make_unique<ops::RecurrentSeqState>(r.conv_window, r.conv_dim, r.n_heads, r.d_k, r.d_v));
+      rs_.back().push_back(
+          std::make_unique<ops::RecurrentSeqState>(r.conv_window, r.conv_dim, r.n_heads, r.d_k, r.d_v));
   }
 }
 
@@ -128,7 +130,8 @@ uint64_t SeqSegment::bytes() const {
 Status Memory::save_segment(int seq, int32_t begin, bool with_recurrent, SeqSegment* out) const {
   if (seq < 0 || seq >= n_seq()) return make_error("[memory] save: sequence {} out of range", seq);
   const int32_t end = seq_len_[seq];
-  if (begin < 0 || begin > end) return make_error("[memory] save sequence {} from {}: it holds {} positions", seq, begin, end);
+  if (begin < 0 || begin > end)
+    return make_error("[memory] save sequence {} from {}: it holds {} positions", seq, begin, end);
   SeqSegment& s = *out;
   s = SeqSegment{};
   s.begin = begin;

@@ -47,9 +47,9 @@ struct MemoryLayout {
 // rebuilds a sequence exactly (the prefix cache keeps such chains).
 struct SeqSegment {
   int32_t begin = 0, end = 0;
-  std::vector<int32_t> kv_rows;              // per KV layer: rows saved (fewer than end − begin for
-                                             // a layer that lags, e.g. an MTP head)
-  std::vector<std::vector<uint8_t>> k, v;    // per KV layer: [kv_rows][n_kv_head][head_dim], as stored
+  std::vector<int32_t> kv_rows;            // per KV layer: rows saved (fewer than end − begin for
+                                           // a layer that lags, e.g. an MTP head)
+  std::vector<std::vector<uint8_t>> k, v;  // per KV layer: [kv_rows][n_kv_head][head_dim], as stored
   bool recurrent = false;
   std::vector<std::vector<float>> conv, ssm;  // per recurrent layer, as ops::RecurrentSeqState
   uint64_t bytes() const;
@@ -119,8 +119,8 @@ class Memory {
  private:
   MemoryLayout layout_;
   MemoryOptions options_;
-  std::vector<int> kv_slot_of_layer_, rs_slot_of_layer_;                 // -1 if none
-  std::vector<std::vector<std::unique_ptr<ops::KvSeqCache>>> kv_;        // [kv layer][seq]
+  std::vector<int> kv_slot_of_layer_, rs_slot_of_layer_;                  // -1 if none
+  std::vector<std::vector<std::unique_ptr<ops::KvSeqCache>>> kv_;         // [kv layer][seq]
   std::vector<std::vector<std::unique_ptr<ops::RecurrentSeqState>>> rs_;  // [recurrent layer][seq]
   struct Snapshot {
     int32_t len = -1;

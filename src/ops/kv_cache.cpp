@@ -119,7 +119,11 @@ uint64_t KvSeqCache::bytes_allocated() const {
 }
 
 RecurrentSeqState::RecurrentSeqState(int conv_window_, int conv_dim_, int n_heads_, int d_k_, int d_v_)
-    : conv_window(conv_window_), conv_dim(conv_dim_), n_heads(n_heads_), d_k(d_k_), d_v(d_v_),
+    : conv_window(conv_window_),
+      conv_dim(conv_dim_),
+      n_heads(n_heads_),
+      d_k(d_k_),
+      d_v(d_v_),
       conv(static_cast<size_t>(conv_window_) * conv_dim_, 0.0f),
       ssm(static_cast<size_t>(n_heads_) * d_k_ * d_v_, 0.0f) {}
 

@@ -115,7 +115,8 @@ Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, Thre
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
   }
-  if (!options_.cache.dir.empty()) options_.cache.identity =
+  if (!options_.cache.dir.empty())
+    options_.cache.identity =
         checkpoint_identity(model_, options_.kv_type, options_.kv_type_v.value_or(options_.kv_type));
   cache_ = std::make_unique<PrefixCache>(options_.cache);
   stats_.slots_total = options_.n_slots;
@@ -833,8 +834,8 @@ void Engine::restore_from_cache(Slot& s) {
     s.mtp_carry = std::move(mtp_hidden);
     s.mtp_carry_pos = len - 1;
   } else {
-    log_debug("[spec] slot {}: the checkpoint of {} tokens has no MTP state; this request decodes without drafts",
-              s.id, len);
+    log_debug("[spec] slot {}: the checkpoint of {} tokens has no MTP state; this request decodes without drafts", s.id,
+              len);
     s.n_draft = 0;
   }
 }

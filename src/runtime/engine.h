@@ -119,9 +119,9 @@ inline constexpr int32_t kPromptLogitRows = 64;
 
 struct EngineOptions {
   int n_slots = 1;
-  int32_t n_ctx = 4096;    // positions per slot
-  int32_t n_batch = 2048;  // tokens per forward call (prefill budget); rounded to a multiple of 64
-  int max_queue = 64;      // waiting requests beyond the slots
+  int32_t n_ctx = 4096;                   // positions per slot
+  int32_t n_batch = 2048;                 // tokens per forward call (prefill budget); rounded to a multiple of 64
+  int max_queue = 64;                     // waiting requests beyond the slots
   TensorType kv_type = TensorType::kF16;  // K (and V unless kv_type_v is set)
   std::optional<TensorType> kv_type_v;
   // Speculative decoding with the model's MTP (NextN) head: tokens drafted per step for requests
@@ -145,7 +145,7 @@ struct EngineStats {
   int slots_total = 0, slots_busy = 0, queued = 0;
   uint64_t requests_done = 0, prompt_tokens = 0, prefilled_tokens = 0, generated_tokens = 0;
   uint64_t drafted_tokens = 0, accepted_tokens = 0;  // speculative decoding
-  double prefill_seconds = 0, decode_seconds = 0;  // busy time of the scheduler
+  double prefill_seconds = 0, decode_seconds = 0;    // busy time of the scheduler
   double ttft_seconds_sum = 0;
   uint64_t ttft_count = 0;
   uint64_t memory_bytes = 0;  // KV cache + recurrent state allocated

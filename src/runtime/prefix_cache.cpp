@@ -13,9 +13,9 @@ struct PrefixCache::Node {
   uint64_t hash = 0;
   Node* parent = nullptr;
   int children = 0;
-  std::vector<int32_t> tokens;  // [begin, end) of the prompt
-  models::SeqSegment segment;   // KV rows [begin, end); recurrent state at end while a restore point
-  bool point = true;            // a restore point (for recurrent models: segment.recurrent)
+  std::vector<int32_t> tokens;    // [begin, end) of the prompt
+  models::SeqSegment segment;     // KV rows [begin, end); recurrent state at end while a restore point
+  bool point = true;              // a restore point (for recurrent models: segment.recurrent)
   std::vector<float> mtp_hidden;  // [n_embd] trunk hidden state at end − 1 for MTP drafting, or empty
   uint64_t last_used = 0;
   uint64_t bytes = 0;

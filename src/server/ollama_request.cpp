@@ -7,8 +7,8 @@
 
 #include "server/json_fields.h"
 #include "server/ollama_api.h"
-#include "server/structured_output.h"
 #include "server/openai_api.h"
+#include "server/structured_output.h"
 
 namespace hylo::server {
 

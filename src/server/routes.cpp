@@ -251,14 +251,15 @@ void Server::props(const httplib::Request&, httplib::Response& res) {
   // Without an API key nobody is authenticated: the file's place on disk is not theirs to see.
   const std::string& model_path = opt_.api_key.empty() ? b->description.id : b->description.path;
   const runtime::SamplingParams& s = b->sampling;
-  ojson props{{"default_generation_settings",
-               {{"n_ctx", b->n_ctx},
-                {"params", {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p}}}}},
-              {"total_slots", b->n_slots},
-              {"model_path", model_path},
-              {"model_alias", b->description.id},
-              {"chat_template", b->chat_template->source()},
-              {"build_info", "hylo " HYLO_VERSION}};
+  ojson props{
+      {"default_generation_settings",
+       {{"n_ctx", b->n_ctx},
+        {"params", {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p}}}}},
+      {"total_slots", b->n_slots},
+      {"model_path", model_path},
+      {"model_alias", b->description.id},
+      {"chat_template", b->chat_template->source()},
+      {"build_info", "hylo " HYLO_VERSION}};
   const ojson settings = runtime_settings(*b);
   for (auto it = settings.begin(); it != settings.end(); ++it) props[it.key()] = *it;
   reply_json(res, props);

@@ -50,8 +50,8 @@ struct ServerOptions {
   // model will ever load, every request goes upstream.
   std::shared_ptr<router::Router> router;
   bool gateway = false;
-  bool embeddings = false;                            // serve /v1/embeddings and /api/embed
-  std::string pooling = "mean";                       // their pooling: "mean" or "last"
+  bool embeddings = false;       // serve /v1/embeddings and /api/embed
+  std::string pooling = "mean";  // their pooling: "mean" or "last"
 };
 
 // Routes that answer without an API key: health and model listings (documented in --help).
