@@ -1,5 +1,6 @@
 // `hylo doctor`: explains memory, context and timeouts for a model on a machine before they bite.
 // Flag parsing only; the arithmetic is in doctor/.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -13,7 +14,10 @@
 #include "doctor/doctor.h"
 #include "doctor/html.h"
 #include "doctor/render.h"
+#include "doctor/units.h"
 #include "models/model.h"
+#include "router/config.h"
+#include "router/policy.h"
 #include "runtime/engine.h"
 
 namespace hylo::apps {
@@ -53,6 +57,8 @@ struct CliOptions {
   std::vector<std::string> models, profiles;
   std::string quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware, name, cache_ram;
   std::string spec, draft, acceptance;
+  std::string routes_file;
+  std::vector<std::string> upstreams;
   std::string prompt_tokens, prefill_tps, timeout, html;
   std::string machine, memory, gpu_memory, bandwidth, compute, devices, link_bandwidth, split;
   bool detect = false, compare = false, json = false, list = false;
@@ -70,6 +76,75 @@ Status write_text_file(const std::string& path, const std::string& text) {
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "hylo doctor: %s\n", message.c_str());
   return apps::kExitUsage;
+}
+
+// With a routes file (or --upstream): where typical requests of this set-up would run, as the
+// router's own policy decides it (router/policy.h, the one `hylo serve` uses), given this report's
+// context, prefill speed and client timeout. Computed here, where the doctor and the router meet.
+struct RouteRow {
+  int64_t prompt_tokens = 0;
+  bool is_private = false;
+  router::RoutePlan plan;
+};
+
+std::vector<RouteRow> route_rows(const Report& r, const router::RouterConfig& config) {
+  std::vector<int64_t> sizes = {1000, 8000, 32000};
+  if (r.inputs.config.prompt_tokens) sizes.push_back(*r.inputs.config.prompt_tokens);
+  sizes.push_back(r.ctx + 1);  // one token over the local context
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  std::vector<RouteRow> rows;
+  for (int64_t n : sizes) {
+    for (bool is_private : {false, true}) {
+      if (is_private && n != sizes.back()) continue;  // privacy matters where size would send it out
+      router::RouteQuery q;
+      q.model = "auto";
+      if (is_private) q.private_header = true;
+      q.prompt_tokens = n;
+      q.budget_seconds = r.inputs.config.timeout_seconds;
+      q.local_available = true;
+      q.local_ctx = r.ctx;
+      q.prefill_tokens_per_second = r.time.prefill_tps;
+      q.prefill_source = r.time.prefill_tps_source + " by the doctor";
+      rows.push_back({n, is_private, router::plan_route(config, q)});
+    }
+  }
+  return rows;
+}
+
+std::string route_text(const std::string& source, const Report& r, const router::RouterConfig& config,
+                       const std::vector<RouteRow>& rows) {
+  std::string o = fmt::format("\nRoutes ({}): local context {} tokens, prefill ≈ {} tok/s ({}), client timeout {}\n",
+                              source, doctor::tokens_str(r.ctx), doctor::rate_str(r.time.prefill_tps),
+                              r.time.prefill_tps_source,
+                              r.inputs.config.timeout_seconds ? fmt::format("{:g} s", *r.inputs.config.timeout_seconds)
+                                                              : std::string("none"));
+  for (const RouteRow& row : rows) {
+    const std::string what =
+        fmt::format("{} tokens{}", doctor::tokens_str(row.prompt_tokens), row.is_private ? ", private" : "");
+    if (row.plan.refusal_status > 0)
+      o += fmt::format("  {:<24} refused (HTTP {}): {}\n", what, row.plan.refusal_status, row.plan.refusal);
+    else
+      o += fmt::format("  {:<24} {} — {}\n", what, router::route_name(config, row.plan.order[0]), row.plan.reason);
+  }
+  return o;
+}
+
+nlohmann::json route_json(const router::RouterConfig& config, const std::vector<RouteRow>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const RouteRow& row : rows) {
+    nlohmann::json fallbacks = nlohmann::json::array();
+    for (size_t i = 1; i < row.plan.order.size(); ++i) fallbacks.push_back(router::route_name(config, row.plan.order[i]));
+    out.push_back({{"prompt_tokens", row.prompt_tokens},
+                   {"private", row.is_private},
+                   {"route", row.plan.order.empty() ? nlohmann::json(nullptr)
+                                                    : nlohmann::json(router::route_name(config, row.plan.order[0]))},
+                   {"reason", row.plan.reason},
+                   {"fallbacks", fallbacks},
+                   {"refusal_status", row.plan.refusal_status},
+                   {"refusal", row.plan.refusal}});
+  }
+  return out;
 }
 
 int run(const CliOptions& cli, const std::vector<std::string>& extras) {
@@ -176,6 +251,19 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     return apps::kExitError;
   }
   const Report report = analyze(*inputs);
+  // Where typical requests would run, when routes are given.
+  std::string routes_text;
+  nlohmann::json routes_json;
+  if (!cli.routes_file.empty() || !cli.upstreams.empty()) {
+    auto config = router::build_config(cli.routes_file, cli.upstreams);
+    if (!config.ok()) {
+      std::fprintf(stderr, "hylo doctor: %s\n", config.message().c_str());
+      return apps::kExitError;
+    }
+    const std::vector<RouteRow> rows = route_rows(report, *config);
+    routes_text = route_text(cli.routes_file.empty() ? "--upstream" : cli.routes_file, report, *config, rows);
+    routes_json = route_json(*config, rows);
+  }
   // A machine of one's own (or an adjusted profile) leads the comparison.
   std::vector<CompareRow> rows;
   if (cli.compare || !cli.html.empty()) {
@@ -194,13 +282,20 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
     if (cli.json) {
       nlohmann::json j = render_json(report);
       j["compare"] = render_compare_json(rows);
+      if (!routes_json.is_null()) j["routes"] = routes_json;
       std::fputs((j.dump(2) + "\n").c_str(), stdout);
     } else {
-      std::fputs(render_compare_text(report, rows).c_str(), stdout);
+      std::fputs((render_compare_text(report, rows) + routes_text).c_str(), stdout);
     }
     return apps::kExitOk;
   }
-  std::fputs(cli.json ? (render_json(report).dump(2) + "\n").c_str() : render_text(report).c_str(), stdout);
+  if (cli.json) {
+    nlohmann::json j = render_json(report);
+    if (!routes_json.is_null()) j["routes"] = routes_json;
+    std::fputs((j.dump(2) + "\n").c_str(), stdout);
+  } else {
+    std::fputs((render_text(report) + routes_text).c_str(), stdout);
+  }
   return apps::kExitOk;
 }
 
@@ -232,6 +327,12 @@ apps::CommandRegistrar reg(
           ->type_name("mtp");
       app.add_option("--draft", cli->draft, "Drafts per verify step with --spec mtp (default 2)")->type_name("N");
       app.add_option("--acceptance", cli->acceptance, "Share of drafts accepted, 0 to 1 (default 0.7)")->type_name("A");
+      app.add_option("--routes", cli->routes_file,
+                     "Routes file (as for hylo serve): say which typical requests would run locally and which "
+                     "upstream")
+          ->check(CLI::ExistingFile);
+      app.add_option("--upstream", cli->upstreams, "NAME=URL[,model=M,ctx=N,key-env=VAR] (as for hylo serve)")
+          ->type_name("SPEC");
       app.add_option("--cache-ram", cli->cache_ram, "hylo's prefix cache budget to count (512M, 8G)")
           ->type_name("SIZE");
       app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");

@@ -133,5 +133,43 @@ TEST(DoctorCli, ExitCodes) {
   EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --quant BF16 --hardware rtx-4090", &out), 0) << out;
 }
 
+// With a routes file the doctor says where typical requests would run, by the router's own
+// policy: the podcast's prompt misses the 300 s timeout locally and goes to the cloud, a prompt
+// over the local context too, small ones stay local, and a private one never leaves.
+TEST(DoctorCli, RoutesFileSaysWhereRequestsRun) {
+  const std::string dir = test::work_dir() + "/doctor-routes";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/routes.yaml") << "upstreams:\n  cloud:\n    url: https://api.example.com/v1\n"
+                                         "    model: big\n    ctx: 1000000\n    key_env: CLOUD_API_KEY\n";
+  const json j = doctor_json("--profile qwen3-coder-30b-a3b --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 "
+                             "--prefill-tps 400 --timeout 300 --routes " + dir + "/routes.yaml");
+  ASSERT_TRUE(j["routes"].is_array()) << j.dump();
+  int seen = 0;
+  for (const json& row : j["routes"]) {
+    const int64_t n = row["prompt_tokens"];
+    if (row["private"].get<bool>()) {
+      EXPECT_NE(row["route"], "cloud") << row.dump();
+      ++seen;
+    } else if (n <= 32000) {
+      EXPECT_EQ(row["route"], "local") << row.dump();
+      ++seen;
+    } else if (n == 146760) {
+      EXPECT_EQ(row["route"], "cloud") << row.dump();
+      EXPECT_NE(row["reason"].get<std::string>().find("366.9 s"), std::string::npos) << row.dump();
+      ++seen;
+    } else {
+      EXPECT_EQ(n, 262145);
+      EXPECT_EQ(row["route"], "cloud") << row.dump();
+      ++seen;
+    }
+  }
+  EXPECT_EQ(seen, 6);
+  std::string out;
+  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --hardware mac-studio-m2-ultra-64 --routes " + dir + "/missing.yaml",
+                   &out),
+            2)
+      << out;
+}
+
 }  // namespace
 }  // namespace hylo
