@@ -687,7 +687,8 @@ async function renderStatus() {
       return { status: 0, text: e.message };
     }
   };
-  const [health, models, props, metrics] = await Promise.all(['/health', '/v1/models', '/props', '/metrics'].map(get));
+  const [health, models, props, metrics, doctor] =
+    await Promise.all(['/health', '/v1/models', '/props', '/metrics', '/doctor'].map(get));
   const json = (r) => {
     try {
       return JSON.parse(r.text);
@@ -739,6 +740,25 @@ async function renderStatus() {
       ['mean time to first token', ttft !== undefined ? `${ttft.toFixed(3)} s` : ''],
       ['client disconnects', v('hylo_client_disconnects_total')],
     ])));
+  }
+  // The doctor on this server's own set-up: verdict first, then each finding with its fix.
+  const d = json(doctor);
+  if (doctor.status === 200 && d?.verdict) {
+    const box = el('div', 'doctor');
+    box.append(el('p', 'doctor-verdict', d.verdict.headline));
+    if (d.verdict.detail) box.append(el('p', 'hint', d.verdict.detail));
+    const list = el('ul', 'doctor-findings');
+    for (const f of d.findings || []) {
+      const li = el('li', `finding ${f.severity}`);
+      li.append(el('strong', null, `${f.severity} ${f.id}`), el('span', null, ` ${f.message}`));
+      if (f.fix) li.append(el('div', 'hint', `fix: ${f.fix}`));
+      list.append(li);
+    }
+    if (!list.children.length) list.append(el('li', null, 'no findings'));
+    box.append(list);
+    parts.push(section('Doctor (/doctor)', box));
+  } else if (doctor.status !== 404) {
+    parts.push(section('Doctor (/doctor)', el('p', 'hint', `/doctor: HTTP ${doctor.status}`)));
   }
   out.replaceChildren(...parts);
 }

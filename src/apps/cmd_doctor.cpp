@@ -114,11 +114,10 @@ std::vector<RouteRow> route_rows(const Report& r, const router::RouterConfig& co
 
 std::string route_text(const std::string& source, const Report& r, const router::RouterConfig& config,
                        const std::vector<RouteRow>& rows) {
-  std::string o = fmt::format("\nRoutes ({}): local context {} tokens, prefill ≈ {} tok/s ({}), client timeout {}\n",
-                              source, doctor::tokens_str(r.ctx), doctor::rate_str(r.time.prefill_tps),
-                              r.time.prefill_tps_source,
-                              r.inputs.config.timeout_seconds ? fmt::format("{:g} s", *r.inputs.config.timeout_seconds)
-                                                              : std::string("none"));
+  std::string o = fmt::format(
+      "\nRoutes ({}): local context {} tokens, prefill ≈ {} tok/s ({}), client timeout {}\n", source,
+      doctor::tokens_str(r.ctx), doctor::rate_str(r.time.prefill_tps), r.time.prefill_tps_source,
+      r.inputs.config.timeout_seconds ? fmt::format("{:g} s", *r.inputs.config.timeout_seconds) : std::string("none"));
   for (const RouteRow& row : rows) {
     const std::string what =
         fmt::format("{} tokens{}", doctor::tokens_str(row.prompt_tokens), row.is_private ? ", private" : "");
@@ -134,7 +133,8 @@ nlohmann::json route_json(const router::RouterConfig& config, const std::vector<
   nlohmann::json out = nlohmann::json::array();
   for (const RouteRow& row : rows) {
     nlohmann::json fallbacks = nlohmann::json::array();
-    for (size_t i = 1; i < row.plan.order.size(); ++i) fallbacks.push_back(router::route_name(config, row.plan.order[i]));
+    for (size_t i = 1; i < row.plan.order.size(); ++i)
+      fallbacks.push_back(router::route_name(config, row.plan.order[i]));
     out.push_back({{"prompt_tokens", row.prompt_tokens},
                    {"private", row.is_private},
                    {"route", row.plan.order.empty() ? nlohmann::json(nullptr)

@@ -16,6 +16,8 @@
 #include "apps/common.h"
 #include "apps/session.h"
 #include "base/log.h"
+#include "doctor/doctor.h"
+#include "doctor/render.h"
 #include "router/router.h"
 #include "server/server.h"
 
@@ -44,6 +46,21 @@ std::shared_ptr<server::Backend> make_backend(Session& s, const Options& o) {
   b->n_ctx = s.n_ctx;
   b->n_slots = s.engine->options().n_slots;
   b->description = server::describe_model(*s.model, o.server.alias);
+  // The doctor's view of this very set-up; the machine is detected (no bandwidth run) on each call.
+  const runtime::Engine* engine = s.engine.get();
+  b->doctor_report = [path = s.model->info().path, n_ctx = s.n_ctx, slots = b->n_slots, kv = s.cache_type_k,
+                      engine]() -> Result<nlohmann::json> {
+    doctor::Options d;
+    d.model_path = path;
+    d.ctx = n_ctx;
+    d.parallel = slots;
+    d.kv_type = kv;
+    const runtime::EngineStats st = engine->stats();
+    if (st.prefill_seconds > 0 && st.prefilled_tokens >= 512)
+      d.measured.prefill_tps = static_cast<double>(st.prefilled_tokens) / st.prefill_seconds;
+    HYLO_ASSIGN_OR_RETURN(doctor::Inputs in, doctor::gather_inputs(d));
+    return doctor::render_json(doctor::analyze(in));
+  };
   return b;
 }
 

@@ -4,12 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "base/result.h"
 #include "chat/chat_template.h"
 #include "models/model.h"
 #include "runtime/engine.h"
@@ -48,6 +49,9 @@ struct Backend {
   int32_t n_ctx = 0;                 // per slot
   int n_slots = 1;
   ModelDescription description;
+  // GET /doctor: the doctor's report (JSON) on this server's own set-up — model, context, slots,
+  // KV type, this machine, the prefill speed measured so far. Set by the app, which links both.
+  std::function<Result<nlohmann::json>()> doctor_report;
 
   // The vocabulary as byte tries, for JSON mode (built on first use; shared by the filters).
   std::shared_ptr<const TokenTrie> token_trie() const;

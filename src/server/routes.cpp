@@ -93,6 +93,17 @@ void Server::install_routes() {
   http_.Post("/apply-template",
              route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
   http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
+  // The doctor on this server's own set-up (the status page shows its verdict and findings).
+  http_.Get("/doctor", route("doctor", ApiFamily::kOpenAI, true, [this](Req, Res r) {
+              const auto b = backend();
+              if (!b->doctor_report)
+                return reply_error(r, {ApiError::Kind::kNotImplemented, "no doctor report for this server"},
+                                   ApiFamily::kOpenAI);
+              auto report = b->doctor_report();
+              if (!report.ok())
+                return reply_error(r, {ApiError::Kind::kInternal, report.message()}, ApiFamily::kOpenAI);
+              reply_json(r, nlohmann::ordered_json::parse(report->dump()));
+            }));
   for (const char* p : {"/v1/embeddings", "/embeddings"}) http_.Post(p, embeddings(kEmbeddings));
   http_.Post("/api/embed", embeddings(kOllamaEmbed));
   http_.Post("/api/embeddings", embeddings(kOllamaEmbeddings));

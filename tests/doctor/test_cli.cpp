@@ -141,8 +141,10 @@ TEST(DoctorCli, RoutesFileSaysWhereRequestsRun) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/routes.yaml") << "upstreams:\n  cloud:\n    url: https://api.example.com/v1\n"
                                          "    model: big\n    ctx: 1000000\n    key_env: CLOUD_API_KEY\n";
-  const json j = doctor_json("--profile qwen3-coder-30b-a3b --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 "
-                             "--prefill-tps 400 --timeout 300 --routes " + dir + "/routes.yaml");
+  const json j = doctor_json(
+      "--profile qwen3-coder-30b-a3b --hardware mac-studio-m2-ultra-64 --prompt-tokens 146760 "
+      "--prefill-tps 400 --timeout 300 --routes " +
+      dir + "/routes.yaml");
   ASSERT_TRUE(j["routes"].is_array()) << j.dump();
   int seen = 0;
   for (const json& row : j["routes"]) {
@@ -165,9 +167,9 @@ TEST(DoctorCli, RoutesFileSaysWhereRequestsRun) {
   }
   EXPECT_EQ(seen, 6);
   std::string out;
-  EXPECT_EQ(doctor("--profile qwen3-coder-30b-a3b --hardware mac-studio-m2-ultra-64 --routes " + dir + "/missing.yaml",
-                   &out),
-            2)
+  EXPECT_EQ(
+      doctor("--profile qwen3-coder-30b-a3b --hardware mac-studio-m2-ultra-64 --routes " + dir + "/missing.yaml", &out),
+      2)
       << out;
 }
 

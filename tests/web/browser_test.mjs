@@ -258,6 +258,10 @@ test('a server with --api-key: the page asks for the key, keeps it, and shows a 
   assert.match(status, /context per slot256/);
   assert.match(status, /qwen3moe-tiny\.gguf/);
   assert.match(status, /requests running/);
+  // The doctor's verdict and findings for this server (GET /doctor, with the key).
+  assert.match(status, /Doctor \(\/doctor\)/);
+  assert.match(status, /No problems|configuration problem|hardware is the problem/);
+  assert.match(status, /bandwidth-unknown|no findings|warning|info/);
   await page.close();
   assert.deepEqual(pageErrors, []);
 });
