@@ -739,6 +739,11 @@ async function renderStatus() {
       ['generation tok/s', rate('hylo_generated_tokens_per_second')],
       ['mean time to first token', ttft !== undefined ? `${ttft.toFixed(3)} s` : ''],
       ['client disconnects', v('hylo_client_disconnects_total')],
+      ['prefix cache', v('hylo_prefix_cache_budget_bytes') ? `${bytes((m.hylo_prefix_cache_bytes || [])
+        .filter((x) => x.labels.includes('ram')).reduce((a, x) => a + x.value, 0))} of ` +
+        `${bytes(v('hylo_prefix_cache_budget_bytes'))} in RAM, ${v('hylo_prefix_cache_checkpoints') ?? 0} checkpoints, ` +
+        `${v('hylo_prefix_cache_hits_total') ?? 0} hits, ${v('hylo_prefix_cache_tokens_reused_total') ?? 0} tokens reused`
+        : 'off'],
     ])));
   }
   // The doctor on this server's own set-up: verdict first, then each finding with its fix.

@@ -258,6 +258,7 @@ test('a server with --api-key: the page asks for the key, keeps it, and shows a 
   assert.match(status, /context per slot256/);
   assert.match(status, /qwen3moe-tiny\.gguf/);
   assert.match(status, /requests running/);
+  assert.match(status, /prefix cache(off|[\d.]+ \w?i?B of [\d.]+ \w?i?B in RAM)/);
   // The doctor's verdict and findings for this server (GET /doctor, with the key).
   assert.match(status, /Doctor \(\/doctor\)/);
   assert.match(status, /No problems|configuration problem|hardware is the problem/);
