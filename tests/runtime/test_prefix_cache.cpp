@@ -134,6 +134,28 @@ TEST_P(PrefixCacheTest, AnotherConversationDoesNotTakeTheSlotOfTheFirst) {
   EXPECT_EQ(a2.result.n_cached, 150);
 }
 
+// A client that gives up during a long prefill and sends the same request again: the first
+// request is cancelled (the client left), but the checkpoints its prefill passed stay, so the
+// retry resumes from the last one instead of prefilling from zero, with the bits of a full prefill.
+TEST_P(PrefixCacheTest, ARetryAfterAnAbandonedPrefillResumesFromItsCheckpoints) {
+  Fixture& f = fixture(GetParam());
+  std::mt19937 rng(7);
+  const auto prompt = random_tokens(rng, 700);
+  Engine e(*f.model, f.tok, *f.pool, options(1, 64ull << 20));
+  auto first = greedy(prompt, 4);
+  std::weak_ptr<Request> weak = first;
+  first->on_prefill = [weak](int32_t done, int32_t) {
+    if (done >= 512)
+      if (auto r = weak.lock()) r->cancelled = true;  // the client times out here
+  };
+  const Outcome abandoned = run(e, first);
+  EXPECT_EQ(abandoned.result.reason, FinishReason::kCancelled);
+  EXPECT_TRUE(abandoned.tokens.empty());
+  const Outcome retry = run(e, greedy(prompt, 4));
+  EXPECT_GE(retry.result.n_cached, 512);  // the checkpoint at the point the first one reached
+  expect_same(retry, from_scratch(f, prompt, 4), "retry");
+}
+
 // Each turn of a conversation restores the state of the previous turn's prompt from the cache,
 // and the answer is bit for bit the one a prefill from scratch gives.
 TEST_P(PrefixCacheTest, LaterTurnsReuseTheCacheWithTheSameBits) {
