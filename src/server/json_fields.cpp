@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+
+#include "server/request.h"
 
 namespace hylo::server {
 
@@ -206,5 +209,30 @@ Result<ojson> parse_body(std::string_view body) {
 }
 
 std::string dump_json(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
+
+Result<LlamaSamplingFields> read_llama_sampling(const FieldReader& r, int64_t n_vocab, SamplingOverrides* s) {
+  constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
+  HYLO_ASSIGN_OR_RETURN(auto temperature, r.number("temperature", 0, 100));
+  HYLO_ASSIGN_OR_RETURN(auto top_k, r.integer("top_k", -1, kMaxInt32));
+  HYLO_ASSIGN_OR_RETURN(auto top_p, r.number("top_p", 0, 1));
+  HYLO_ASSIGN_OR_RETURN(auto min_p, r.number("min_p", 0, 1));
+  HYLO_ASSIGN_OR_RETURN(auto repeat_penalty, r.number("repeat_penalty", 0, 100));
+  HYLO_ASSIGN_OR_RETURN(auto repeat_last_n, r.integer("repeat_last_n", -1, kMaxInt32));
+  HYLO_ASSIGN_OR_RETURN(auto presence, r.number("presence_penalty", -100, 100));
+  HYLO_ASSIGN_OR_RETURN(auto frequency, r.number("frequency_penalty", -100, 100));
+  HYLO_ASSIGN_OR_RETURN(auto seed,
+                        r.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  if (temperature) s->temperature = static_cast<float>(*temperature);
+  if (top_k) s->top_k = static_cast<int32_t>(std::min<int64_t>(std::max<int64_t>(*top_k, 0), n_vocab));
+  if (min_p) s->min_p = static_cast<float>(*min_p);
+  if (repeat_penalty) {
+    if (*repeat_penalty <= 0) return make_error("{} must be greater than 0", r.name("repeat_penalty"));
+    s->repeat_penalty = static_cast<float>(*repeat_penalty);
+  }
+  if (repeat_last_n) s->repeat_last_n = static_cast<int32_t>(*repeat_last_n);
+  if (presence) s->presence_penalty = static_cast<float>(*presence);
+  if (frequency) s->frequency_penalty = static_cast<float>(*frequency);
+  return LlamaSamplingFields{top_p, seed};
+}
 
 }  // namespace hylo::server

@@ -53,4 +53,15 @@ Result<ojson> parse_body(std::string_view body);
 // JSON text for a client: invalid UTF-8 (a token cut inside a character) is replaced, never thrown.
 std::string dump_json(const ojson& j);
 
+// llama.cpp's sampling fields as llama-server's /completion and Ollama's `options` spell them:
+// temperature, top_k (clamped to the vocabulary), top_p, min_p, repeat_penalty, repeat_last_n,
+// presence_penalty, frequency_penalty, seed. The two APIs read top_p 0 and negative seeds
+// differently, so those two come back unapplied for the caller.
+struct SamplingOverrides;
+struct LlamaSamplingFields {
+  std::optional<double> top_p;
+  std::optional<int64_t> seed;
+};
+Result<LlamaSamplingFields> read_llama_sampling(const FieldReader& r, int64_t n_vocab, SamplingOverrides* s);
+
 }  // namespace hylo::server

@@ -18,16 +18,7 @@ std::string sse(const ojson& j) { return "data: " + dump_json(j) + "\n\n"; }
 
 // The sampling and length fields /completion and /infill share.
 Status read_native(const FieldReader& r, const ApiContext& ctx, GenerationRequest* g) {
-  HYLO_ASSIGN_OR_RETURN(auto temperature, r.number("temperature", 0, 100));
-  HYLO_ASSIGN_OR_RETURN(auto top_k, r.integer("top_k", -1, kMaxInt32));
-  HYLO_ASSIGN_OR_RETURN(auto top_p, r.number("top_p", 0, 1));
-  HYLO_ASSIGN_OR_RETURN(auto min_p, r.number("min_p", 0, 1));
-  HYLO_ASSIGN_OR_RETURN(auto repeat_penalty, r.number("repeat_penalty", 0, 100));
-  HYLO_ASSIGN_OR_RETURN(auto repeat_last_n, r.integer("repeat_last_n", -1, kMaxInt32));
-  HYLO_ASSIGN_OR_RETURN(auto presence, r.number("presence_penalty", -100, 100));
-  HYLO_ASSIGN_OR_RETURN(auto frequency, r.number("frequency_penalty", -100, 100));
-  HYLO_ASSIGN_OR_RETURN(auto seed,
-                        r.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  HYLO_ASSIGN_OR_RETURN(LlamaSamplingFields f, read_llama_sampling(r, ctx.n_vocab, &g->sampling));
   HYLO_ASSIGN_OR_RETURN(auto n_predict, r.integer("n_predict", -2, kMaxInt32));
   HYLO_ASSIGN_OR_RETURN(auto stream, r.boolean("stream"));
   HYLO_ASSIGN_OR_RETURN(auto cache_prompt, r.boolean("cache_prompt"));
@@ -35,19 +26,8 @@ Status read_native(const FieldReader& r, const ApiContext& ctx, GenerationReques
   HYLO_ASSIGN_OR_RETURN(auto ignore_eos, r.boolean("ignore_eos"));
   HYLO_ASSIGN_OR_RETURN(g->stop, r.string_or_list("stop", 16));
   (void)cache_prompt;  // prompts are always reused from a slot's cache where they match
-  SamplingOverrides& s = g->sampling;
-  if (temperature) s.temperature = static_cast<float>(*temperature);
-  if (top_k) s.top_k = static_cast<int32_t>(std::min<int64_t>(std::max<int64_t>(*top_k, 0), ctx.n_vocab));
-  if (top_p) s.top_p = static_cast<float>(*top_p);
-  if (min_p) s.min_p = static_cast<float>(*min_p);
-  if (repeat_penalty) {
-    if (*repeat_penalty <= 0) return make_error("repeat_penalty must be greater than 0");
-    s.repeat_penalty = static_cast<float>(*repeat_penalty);
-  }
-  if (repeat_last_n) s.repeat_last_n = static_cast<int32_t>(*repeat_last_n);
-  if (presence) s.presence_penalty = static_cast<float>(*presence);
-  if (frequency) s.frequency_penalty = static_cast<float>(*frequency);
-  if (seed && *seed >= 0) s.seed = static_cast<uint64_t>(*seed);  // -1: a random seed, as llama-server
+  if (f.top_p) g->sampling.top_p = static_cast<float>(*f.top_p);
+  if (f.seed && *f.seed >= 0) g->sampling.seed = static_cast<uint64_t>(*f.seed);  // -1: a random seed, as llama-server
   if (n_predict && *n_predict >= 0) g->max_tokens = static_cast<int32_t>(*n_predict);  // -1, -2: no limit
   g->stream = stream.value_or(false);
   g->ignore_eos = ignore_eos.value_or(false);

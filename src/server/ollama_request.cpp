@@ -22,37 +22,17 @@ Status read_options(const FieldReader& top, const ApiContext& ctx, GenerationReq
   FieldReader r(*options, "options.");
   HYLO_ASSIGN_OR_RETURN(auto num_ctx, r.integer("num_ctx", 1, kMaxInt32));
   HYLO_ASSIGN_OR_RETURN(auto num_predict, r.integer("num_predict", -2, kMaxInt32));
-  HYLO_ASSIGN_OR_RETURN(auto temperature, r.number("temperature", 0, 100));
-  HYLO_ASSIGN_OR_RETURN(auto top_k, r.integer("top_k", -1, kMaxInt32));
-  HYLO_ASSIGN_OR_RETURN(auto top_p, r.number("top_p", 0, 1));
-  HYLO_ASSIGN_OR_RETURN(auto min_p, r.number("min_p", 0, 1));
-  HYLO_ASSIGN_OR_RETURN(auto repeat_penalty, r.number("repeat_penalty", 0, 100));
-  HYLO_ASSIGN_OR_RETURN(auto repeat_last_n, r.integer("repeat_last_n", -1, kMaxInt32));
-  HYLO_ASSIGN_OR_RETURN(auto presence, r.number("presence_penalty", -100, 100));
-  HYLO_ASSIGN_OR_RETURN(auto frequency, r.number("frequency_penalty", -100, 100));
-  HYLO_ASSIGN_OR_RETURN(auto seed,
-                        r.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  HYLO_ASSIGN_OR_RETURN(LlamaSamplingFields f, read_llama_sampling(r, ctx.n_vocab, &g->sampling));
   HYLO_ASSIGN_OR_RETURN(g->stop, r.string_or_list("stop", 16));
   if (num_ctx) g->num_ctx = static_cast<int32_t>(*num_ctx);
   if (num_predict && *num_predict >= 0) g->max_tokens = static_cast<int32_t>(*num_predict);  // -1, -2: no limit
-  SamplingOverrides& s = g->sampling;
-  if (temperature) s.temperature = static_cast<float>(*temperature);
-  if (top_k) s.top_k = static_cast<int32_t>(std::min<int64_t>(std::max<int64_t>(*top_k, 0), ctx.n_vocab));
-  if (top_p) {
-    if (*top_p == 0)
-      s.temperature = 0;
+  if (f.top_p) {
+    if (*f.top_p == 0)
+      g->sampling.temperature = 0;
     else
-      s.top_p = static_cast<float>(*top_p);
+      g->sampling.top_p = static_cast<float>(*f.top_p);
   }
-  if (min_p) s.min_p = static_cast<float>(*min_p);
-  if (repeat_penalty) {
-    if (*repeat_penalty <= 0) return make_error("options.repeat_penalty must be greater than 0");
-    s.repeat_penalty = static_cast<float>(*repeat_penalty);
-  }
-  if (repeat_last_n) s.repeat_last_n = static_cast<int32_t>(*repeat_last_n);
-  if (presence) s.presence_penalty = static_cast<float>(*presence);
-  if (frequency) s.frequency_penalty = static_cast<float>(*frequency);
-  if (seed) s.seed = static_cast<uint64_t>(*seed);
+  if (f.seed) g->sampling.seed = static_cast<uint64_t>(*f.seed);
   return ok_status();
 }
 
