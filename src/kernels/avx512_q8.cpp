@@ -68,17 +68,23 @@ struct OrderIq4Nl {  // acc += (d_a * d_w) * float(S)
   }
 };
 
-// Shared by the three formats: everything but the packer, the bias and the scale order.
-template <typename Derived, typename Order, int kBias, int kWeightBytes, TensorType kType>
-struct Block32Format : BlockPacker<Derived> {
+// The loop-nest constants of every 32-element block format here: 16 rows per group, the packed
+// block and activation record types, the chunk and column tile sizes.
+template <typename Derived, typename Packed, typename Act, int kWeightBytes>
+struct Block32Shape : BlockPacker<Derived> {
   static constexpr int kLanes = 16;
   static constexpr int kBlockElems = kQK;
   static constexpr int kWeightBlockBytes = kWeightBytes;
-  static constexpr int kPackedBlockBytes = sizeof(PackedBlock32);
-  static constexpr int kActRecordBytes = sizeof(ActRecord);
+  static constexpr int kPackedBlockBytes = sizeof(Packed);
+  static constexpr int kActRecordBytes = sizeof(Act);
   static constexpr int kChunkBlocks = 16;
   static constexpr int kMaxCols = 12;
+};
 
+// Shared by the formats against q8_0 activations: everything but the packer, the bias and the
+// scale order.
+template <typename Derived, typename Order, int kBias, int kWeightBytes, TensorType kType>
+struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBytes> {
   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
     const auto* a = reinterpret_cast<const BlockQ8_0*>(act_row);
     for (int64_t b = 0; b < n / kQK; ++b) {
@@ -220,15 +226,7 @@ struct ActRecordQ8_1 {
 };
 
 template <typename Derived, int kWeightBytes, TensorType kType>
-struct Block32MinFormat : BlockPacker<Derived> {
-  static constexpr int kLanes = 16;
-  static constexpr int kBlockElems = kQK;
-  static constexpr int kWeightBlockBytes = kWeightBytes;
-  static constexpr int kPackedBlockBytes = sizeof(PackedBlock32Min);
-  static constexpr int kActRecordBytes = sizeof(ActRecordQ8_1);
-  static constexpr int kChunkBlocks = 16;
-  static constexpr int kMaxCols = 12;
-
+struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1, kWeightBytes> {
   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
     const auto* a = reinterpret_cast<const BlockQ8_1*>(act_row);
     for (int64_t b = 0; b < n / kQK; ++b) {
