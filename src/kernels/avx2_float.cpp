@@ -91,6 +91,7 @@ struct FloatFormat {
   static constexpr int kPackedBlockBytes = sizeof(PackedFloatBlock);
   static constexpr int kActRecordBytes = sizeof(ActRecordF);
   static constexpr int kChunkBlocks = 16;  // 256 elements: the partial-sum period, as in AVX-512
+  static constexpr bool kChunkedSums = true;  // a chunk is a partial-sum period: its size sets the bits
   static constexpr int kMaxCols = 6;
   static constexpr ImageLayout kLayout = image_layout(kType, 8);
   static_assert(kLayout.block_bytes == kWeightBlockBytes && kLayout.block_elems == kStep);

@@ -48,6 +48,11 @@ struct StorageF32 {
     for (int k = 0; k < 16; ++k) _mm512_store_si512(out->w[k], t[k]);
   }
   static __m512 load16(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  // w[k] of widen16, from an image block.
+  template <ImageLayout L>
+  static __m512 element(const BlockImage<L>& r, int k) {
+    return _mm512_castsi512_ps(r.dword(4 * k));
+  }
 };
 
 struct StorageF16 {
@@ -62,6 +67,11 @@ struct StorageF16 {
     }
   }
   static __m512 load16(const uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  template <ImageLayout L>
+  static __m512 element(const BlockImage<L>& r, int k) {
+    const __m512i t = r.dword(4 * (k / 2));
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(k % 2 == 0 ? t : _mm512_srli_epi32(t, 16)));
+  }
 };
 
 struct StorageBF16 {
@@ -79,6 +89,12 @@ struct StorageBF16 {
   static __m512 load16(const uint8_t* p, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
   }
+  template <ImageLayout L>
+  static __m512 element(const BlockImage<L>& r, int k) {
+    const __m512i t = r.dword(4 * (k / 2));
+    return _mm512_castsi512_ps(k % 2 == 0 ? _mm512_slli_epi32(t, 16)
+                                          : _mm512_and_si512(t, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  }
 };
 
 template <typename S, TensorType kType>
@@ -89,6 +105,7 @@ struct FloatFormat {
   static constexpr int kPackedBlockBytes = sizeof(PackedFloatBlock);
   static constexpr int kActRecordBytes = sizeof(ActRecordF);
   static constexpr int kChunkBlocks = 16;
+  static constexpr bool kChunkedSums = true;  // a chunk is a partial-sum period: its size sets the bits
   static constexpr int kMaxCols = 8;
   static constexpr ImageLayout kLayout = image_layout(kType, 16);
   static_assert(kLayout.block_bytes == kWeightBlockBytes && kLayout.block_elems == kStep);
@@ -156,6 +173,37 @@ struct FloatFormat {
       const __m512 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
       _mm512_mask_storeu_ps(tile.y[c], mask, _mm512_add_ps(y, _mm512_add_ps(p[0][c], p[1][c])));
     }
+  }
+
+  // The same arithmetic straight from a group's image, chunk after chunk (y kept in registers
+  // between chunks instead of stored and reloaded: the same values).
+  static constexpr bool kFusedImage = true;
+  template <int C>
+  static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
+    const GroupImage<kLayout> image(group, n_blocks, 0);
+    __m512 y[C];
+    for (int c = 0; c < C; ++c) y[c] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
+      const int64_t b1 = n_blocks - b0 < kChunkBlocks ? n_blocks : b0 + kChunkBlocks;
+      __m512 p[2][C];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) p[0][c] = p[1][c] = _mm512_setzero_ps();
+      for (int64_t b = b0; b < b1; ++b) {
+        image.prefetch(static_cast<int>(b));
+        const BlockImage<kLayout> block = image.block(static_cast<int>(b));
+        const auto* rec =
+            reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+#pragma GCC unroll 16
+        for (int k = 0; k < kStep; ++k) {
+          const __m512 w = S::element(block, k);
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) p[k % 2][c] = _mm512_fmadd_ps(w, _mm512_set1_ps(rec[c].a[k]), p[k % 2][c]);
+        }
+      }
+      for (int c = 0; c < C; ++c) y[c] = _mm512_add_ps(y[c], _mm512_add_ps(p[0][c], p[1][c]));
+    }
+    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, y[c]);
   }
 };
 

@@ -104,15 +104,40 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
     Derived::pack_codes(r, out->codes);
     _mm512_store_ps(out->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(0))));  // d is the first field of all three
   }
+  // Where compute_blocks reads a block's codes and scales: the packed buffer, or (decode, for the
+  // formats whose image holds the packed codes as they are) the image itself.
+  struct PackedSource {
+    const PackedBlock32* pb;
+    __m512i codes(int b, int g) const { return _mm512_load_si512(pb[b].codes[g]); }
+    __m512 scales(int b) const { return _mm512_load_ps(pb[b].d); }
+    void prefetch(int) const {}
+  };
+  struct ImageSource {
+    GroupImage<kLayout> image;
+    __m512i codes(int b, int g) const { return Derived::image_codes(image.block(b), g); }
+    __m512 scales(int b) const { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).half(0))); }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
+
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_blocks<C>(tile, PackedSource{reinterpret_cast<const PackedBlock32*>(packed)}, n_blocks);
+  }
+  // The same arithmetic straight from a group's image (all blocks of the row): no packed copy.
+  template <int C>
+  static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
+    compute_blocks<C>(tile, ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}, static_cast<int>(n_blocks));
+  }
+
+  template <int C, typename Source>
+  static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
     // vpdpbusd: 5-cycle latency, 2 ports; keep about 8 chains in flight when columns are few.
     constexpr int kSplit = C >= 4 ? 1 : (C >= 2 ? 2 : 4);
     const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
     __m512 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
-    const auto* pb = reinterpret_cast<const PackedBlock32*>(packed);
     for (int b = 0; b < n_blocks; ++b) {
+      src.prefetch(b);
       const auto* rec = reinterpret_cast<const ActRecord*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
       // The block's integer sum as kSplit partial sums (exact, so only latency changes).
       __m512i s[kSplit][C];
@@ -122,13 +147,13 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
       }
 #pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {  // columns innermost: C · kSplit independent chains
-        const __m512i wq = _mm512_load_si512(pb[b].codes[g]);
+        const __m512i wq = src.codes(b, g);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
           s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
         }
       }
-      const __m512 dw = _mm512_load_ps(pb[b].d);
+      const __m512 dw = src.scales(b);
       for (int c = 0; c < C; ++c) {
         for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
         acc[c] = Order::apply(acc[c], _mm512_cvtepi32_ps(s[0][c]), dw, _mm512_set1_ps(rec[c].d));
@@ -139,6 +164,11 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
 };
 
 struct FormatQ8_0 : Block32Format<FormatQ8_0, OrderQ8_0, 128, sizeof(BlockQ8_0), TensorType::kQ8_0> {
+  // The image's body units are the packed codes less the bias: decode reads them in place.
+  static constexpr bool kFusedImage = true;
+  static __m512i image_codes(const BlockImage<kLayout>& r, int g) {
+    return _mm512_xor_si512(r.dword(offsetof(BlockQ8_0, qs) + 4 * g), _mm512_set1_epi8(-128));
+  }
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     __m512i t[8];
@@ -167,7 +197,19 @@ inline void unpack_nibbles(const R& r, int qs, __m512i lut, bool use_lut, uint8_
   }
 }
 
+// Code vector g of unpack_nibbles, straight from an image block (for the fused decode path).
+template <ImageLayout L>
+inline __m512i image_nibbles(const BlockImage<L>& r, int qs, int g, __m512i lut, bool use_lut) {
+  const __m512i t = r.dword(qs + 4 * (g % 4));
+  const __m512i v = _mm512_and_si512(g < 4 ? t : _mm512_srli_epi16(t, 4), _mm512_set1_epi8(0x0F));
+  return use_lut ? _mm512_shuffle_epi8(lut, v) : v;
+}
+
 struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, 8, sizeof(BlockQ4_0), TensorType::kQ4_0> {
+  static constexpr bool kFusedImage = true;
+  static __m512i image_codes(const BlockImage<kLayout>& r, int g) {
+    return image_nibbles(r, offsetof(BlockQ4_0, qs), g, _mm512_setzero_si512(), false);
+  }
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     unpack_nibbles(r, offsetof(BlockQ4_0, qs), _mm512_setzero_si512(), false, codes);
@@ -185,6 +227,12 @@ struct FormatQ5_0 : Block32Format<FormatQ5_0, OrderQ5_0, 16, sizeof(BlockQ5_0), 
         _mm512_and_si512(_mm512_mullo_epi32(nib, _mm512_set1_epi32(0x00204081)), _mm512_set1_epi32(0x01010101));
     return _mm512_slli_epi32(spread, 4);
   }
+  static constexpr bool kFusedImage = true;
+  static __m512i image_codes(const BlockImage<kLayout>& r, int g) {
+    const __m512i qh = r.dword(offsetof(BlockQ5_0, qh));
+    return _mm512_or_si512(image_nibbles(r, offsetof(BlockQ5_0, qs), g, _mm512_setzero_si512(), false),
+                           fifth_bits(qh, g < 4 ? 4 * g : 16 + 4 * (g - 4)));
+  }
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     __m512i t[4];
@@ -201,12 +249,18 @@ struct FormatQ5_0 : Block32Format<FormatQ5_0, OrderQ5_0, 16, sizeof(BlockQ5_0), 
 };
 
 struct FormatIq4Nl : Block32Format<FormatIq4Nl, OrderIq4Nl, 128, sizeof(BlockIQ4_NL), TensorType::kIQ4_NL> {
+  static __m512i grid_lut() {  // grid value + 128 as u8, in every 128-bit lane
+    alignas(16) uint8_t biased[16];
+    for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);
+    return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(biased)));
+  }
+  static constexpr bool kFusedImage = true;
+  static __m512i image_codes(const BlockImage<kLayout>& r, int g) {
+    return image_nibbles(r, offsetof(BlockIQ4_NL, qs), g, grid_lut(), true);
+  }
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
-    alignas(16) uint8_t biased[16];  // grid value + 128 as u8
-    for (int i = 0; i < 16; ++i) biased[i] = static_cast<uint8_t>(kIq4nlValues[i] + 128);
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(biased)));
-    unpack_nibbles(r, offsetof(BlockIQ4_NL, qs), lut, true, codes);
+    unpack_nibbles(r, offsetof(BlockIQ4_NL, qs), grid_lut(), true, codes);
   }
 };
 
@@ -247,14 +301,39 @@ struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1,
     _mm512_store_ps(out->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(0))));
     _mm512_store_ps(out->m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(2))));
   }
+  struct PackedSource {
+    const PackedBlock32Min* pb;
+    __m512i codes(int b, int g) const { return _mm512_load_si512(pb[b].codes[g]); }
+    __m512 scales(int b) const { return _mm512_load_ps(pb[b].d); }
+    __m512 mins(int b) const { return _mm512_load_ps(pb[b].m); }
+    void prefetch(int) const {}
+  };
+  struct ImageSource {
+    GroupImage<kLayout> image;
+    __m512i codes(int b, int g) const { return Derived::image_codes(image.block(b), g); }
+    __m512 scales(int b) const { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).half(0))); }
+    __m512 mins(int b) const { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).half(2))); }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
+  static constexpr bool kFusedImage = true;
+
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_blocks<C>(tile, PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed)}, n_blocks);
+  }
+  template <int C>
+  static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
+    compute_blocks<C>(tile, ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}, static_cast<int>(n_blocks));
+  }
+
+  template <int C, typename Source>
+  static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
     constexpr int kSplit = C >= 4 ? 1 : (C >= 2 ? 2 : 4);
     const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
     __m512 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
-    const auto* pb = reinterpret_cast<const PackedBlock32Min*>(packed);
     for (int b = 0; b < n_blocks; ++b) {
+      src.prefetch(b);
       const auto* rec =
           reinterpret_cast<const ActRecordQ8_1*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
       __m512i s[kSplit][C];
@@ -263,14 +342,14 @@ struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1,
       }
 #pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {
-        const __m512i wq = _mm512_load_si512(pb[b].codes[g]);
+        const __m512i wq = src.codes(b, g);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
           s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
         }
       }
-      const __m512 dw = _mm512_load_ps(pb[b].d);
-      const __m512 mw = _mm512_load_ps(pb[b].m);
+      const __m512 dw = src.scales(b);
+      const __m512 mw = src.mins(b);
       for (int c = 0; c < C; ++c) {
         for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
         const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(rec[c].d)), _mm512_cvtepi32_ps(s[0][c]));
@@ -283,6 +362,9 @@ struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1,
 };
 
 struct FormatQ4_1 : Block32MinFormat<FormatQ4_1, sizeof(BlockQ4_1), TensorType::kQ4_1> {
+  static __m512i image_codes(const BlockImage<kLayout>& r, int g) {
+    return image_nibbles(r, offsetof(BlockQ4_1, qs), g, _mm512_setzero_si512(), false);
+  }
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     unpack_nibbles(r, offsetof(BlockQ4_1, qs), _mm512_setzero_si512(), false, codes);
@@ -290,6 +372,11 @@ struct FormatQ4_1 : Block32MinFormat<FormatQ4_1, sizeof(BlockQ4_1), TensorType::
 };
 
 struct FormatQ5_1 : Block32MinFormat<FormatQ5_1, sizeof(BlockQ5_1), TensorType::kQ5_1> {
+  static __m512i image_codes(const BlockImage<kLayout>& r, int g) {
+    const __m512i qh = r.dword(offsetof(BlockQ5_1, qh));
+    return _mm512_or_si512(image_nibbles(r, offsetof(BlockQ5_1, qs), g, _mm512_setzero_si512(), false),
+                           FormatQ5_0::fifth_bits(qh, g < 4 ? 4 * g : 16 + 4 * (g - 4)));
+  }
   template <typename R>
   static void pack_codes(const R& r, uint8_t (*codes)[64]) {
     __m512i t[4];

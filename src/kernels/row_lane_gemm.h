@@ -11,6 +11,10 @@
 //         for each group of up to kMaxCols columns of the block:
 //           compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
 //
+// Decode (at most kMaxCols columns) from the interleaved image: the formats whose image already
+// holds the packed vectors (less a bias or a nibble split: F::kFusedImage) compute straight from
+// it, F::compute_image<C>, with no packed copy; the others pack one block at a time.
+//
 // Batch invariance: a lane's arithmetic never mixes with another lane's, the chunk loop only
 // stores y and reloads it unchanged, and compute<C> performs for every column exactly the
 // operations compute<1> performs. So y[c][r] depends only on row r, column c and n.
@@ -36,6 +40,11 @@ namespace {
 // (n_left: elements of the row from the chunk's first block on; only the float formats, whose
 // last block may be partial, use it.)
 //   template <int C> static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks);
+// and optionally:
+//   kChunkedSums: compute's partial sums restart every chunk, so the chunk size is part of the
+//                 arithmetic (the float formats)
+//   kFusedImage + template <int C> static void compute_image(tile, const uint8_t* group, int64_t n_blocks):
+//                 compute<C> over all blocks straight from a group's image
 //
 // The activations are re-laid once per call as records [block][column] (codes plus whatever side
 // values the format wants precomputed), so a column tile reads one pointer plus constant offsets.
@@ -66,6 +75,24 @@ void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_
   F::template compute<C>(tile, packed, n_blocks);
 }
 
+template <typename F, int C>
+void compute_image_columns(int cols, const uint8_t* group, int64_t n_blocks, const uint8_t* act,
+                           size_t act_block_stride, float* y, size_t ldy, uint32_t lane_mask) {
+  if (cols != C) {
+    if constexpr (C > 1) {
+      compute_image_columns<F, C - 1>(cols, group, n_blocks, act, act_block_stride, y, ldy, lane_mask);
+    }
+    return;
+  }
+  ColumnTile<C> tile;
+  tile.act = act;
+  tile.act_block_stride = act_block_stride;
+  for (int c = 0; c < C; ++c) tile.y[c] = y + static_cast<size_t>(c) * ldy;
+  tile.lane_mask = lane_mask;
+  tile.first_chunk = true;
+  F::template compute_image<C>(tile, group, n_blocks);
+}
+
 // pack() and pack_image() for a format F that packs one block at a time, F::pack_block(reader,
 // packed block), from either layout: the block loop written once for every format and ISA.
 // BlockInPlace and GroupImage are the including ISA's readers (avx512_util.h / avx2_util.h, which
@@ -93,6 +120,7 @@ struct BlockPacker {
 // contiguous. (A format that supports images provides pack_image; see avx512_q8.cpp.)
 template <typename F>
 struct RowsInPlace {
+  static constexpr bool kImage = false;
   const uint8_t* w = nullptr;
   size_t w_stride = 0;
   const uint8_t* group = nullptr;
@@ -109,6 +137,7 @@ struct RowsInPlace {
 
 template <typename F>
 struct RowsImage {
+  static constexpr bool kImage = true;
   const uint8_t* image;  // the first group's image
   size_t group_bytes;    // F::kLayout.group_bytes(n)
   int64_t n_blocks;
@@ -128,8 +157,26 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
     const int rows = n_rows - r0 < kLanes ? static_cast<int>(n_rows - r0) : kLanes;
     const uint32_t lane_mask = rows == 32 ? ~0u : (1u << rows) - 1;
     src.start_group(r0, rows);
-    for (int64_t b0 = 0; b0 < n_blocks; b0 += F::kChunkBlocks) {
-      const int nb = n_blocks - b0 < F::kChunkBlocks ? static_cast<int>(n_blocks - b0) : F::kChunkBlocks;
+    if constexpr (Rows::kImage && requires { F::kFusedImage; }) {
+      // One column tile (decode, short verify batches): compute straight from the image, all
+      // blocks in one pass. The same operations as the chunked path (a chunk only stores y and
+      // reloads it unchanged), so the same bits.
+      if (c_end - c_begin <= F::kMaxCols) {
+        compute_image_columns<F, F::kMaxCols>(static_cast<int>(c_end - c_begin), src.group, n_blocks,
+                                              act + static_cast<size_t>(c_begin) * F::kActRecordBytes,
+                                              act_block_stride, y + static_cast<size_t>(c_begin) * ldy + r0, ldy,
+                                              lane_mask);
+        continue;
+      }
+    }
+    // One column tile from an image (decode): pack and compute block after block, so the packed
+    // block stays in L1 and the next block's loads overlap this one's arithmetic. Chunks only
+    // store y and reload it unchanged, so the chunk size changes no bits.
+    // (Not for formats whose chunk is a partial-sum period, F::kChunkedSums.)
+    constexpr bool kChunkFree = !requires { F::kChunkedSums; };
+    const int chunk = kChunkFree && Rows::kImage && c_end - c_begin <= F::kMaxCols ? 1 : F::kChunkBlocks;
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += chunk) {
+      const int nb = n_blocks - b0 < chunk ? static_cast<int>(n_blocks - b0) : chunk;
       src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
       for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kMaxCols) {
