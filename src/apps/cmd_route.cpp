@@ -20,6 +20,7 @@ struct Options {
   double prefill_speed = 0;
   double timeout = 0;
   bool is_private = false, no_local = false;
+  std::string client;  // a client of the routes file: the request carries its API key
 };
 
 int run(const Options& o) {
@@ -27,6 +28,10 @@ int run(const Options& o) {
   if (!config.ok()) return fail(config.error());
   router::RouteQuery q;
   q.model = o.model;
+  if (!o.client.empty()) {
+    q.client = config->find_client(o.client);
+    if (q.client == nullptr) return fail(make_error("--client {}: the routes file has no such client", o.client));
+  }
   if (o.is_private) q.private_header = true;
   if (o.prompt_tokens >= 0) q.prompt_tokens = o.prompt_tokens;
   if (o.timeout > 0) q.budget_seconds = o.timeout;
@@ -41,6 +46,7 @@ int run(const Options& o) {
     q.prefill_source = "configured";
   }
   const router::RoutePlan p = router::plan_route(*config, q);
+  if (q.client != nullptr) std::printf("client: %s\n", q.client->name.c_str());
   std::printf("request: model '%s', %s prompt tokens, %s, budget %s\n", o.model.c_str(),
               o.prompt_tokens >= 0 ? std::to_string(o.prompt_tokens).c_str() : "unknown",
               o.is_private ? "X-Hylo-Private: 1" : "no X-Hylo-Private",
@@ -77,6 +83,7 @@ CommandRegistrar reg(
       app.add_option("--timeout", o->timeout, "The client's time budget in seconds (X-Hylo-Timeout)")
           ->check(CLI::PositiveNumber);
       app.add_flag("--private", o->is_private, "The request is private (X-Hylo-Private: 1)");
+      app.add_option("--client", o->client, "The request carries this client's API key (clients of the routes file)");
       app.add_flag("--no-local", o->no_local, "No local model (a gateway)");
       return [o] { return run(*o); };
     });

@@ -70,6 +70,7 @@ int run(Options& o) {
   if (!o.upstreams.empty() || !o.routes_file.empty()) {
     auto config = router::build_config(o.routes_file, o.upstreams);
     if (!config.ok()) return fail(config.error());
+    if (Status keys = router::check_client_keys(*config); !keys.ok()) return fail(keys.error());
     o.server.gateway = o.session.model.empty() && !config->upstreams.empty();
     o.server.router = std::make_shared<router::Router>(std::move(*config));
   }

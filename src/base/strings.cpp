@@ -71,4 +71,10 @@ bool glob_match(std::string_view p, std::string_view t) {
   return pi == p.size();
 }
 
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
 }  // namespace hylo

@@ -17,6 +17,9 @@ std::string format_bytes(uint64_t bytes);
 // "1,234,567"
 std::string format_count(uint64_t n);
 // Glob match with '*' and '?' (used by HYLO_DUMP patterns and filters).
+// Compares without an early exit, so the time taken does not tell how much of a secret matched.
+bool same_secret(std::string_view a, std::string_view b);
+
 bool glob_match(std::string_view pattern, std::string_view text);
 
 }  // namespace hylo

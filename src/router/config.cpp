@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -160,6 +161,35 @@ Status read_alias(Reader& r, const std::string& name, const YAML::Node& node, Ro
   return ok_status();
 }
 
+Status read_client(Reader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
+  const std::string base = "clients." + name;
+  if (!valid_name(name)) return r.error(node, base, "a name of letters, digits, '-', '_', '.' or ':' expected");
+  if (!node.IsMap()) return r.error(node, base, "a mapping expected (key_env, private, timeout)");
+  Client cl;
+  cl.name = name;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string k = it->first.Scalar();
+    const std::string key = base + "." + k;
+    if (k == "key_env") {
+      HYLO_ASSIGN_OR_RETURN(cl.key_env, r.scalar<std::string>(it->second, key, "an environment variable name"));
+    } else if (k == "private") {
+      HYLO_ASSIGN_OR_RETURN(cl.is_private, r.scalar<bool>(it->second, key, "true or false"));
+    } else if (k == "timeout") {
+      HYLO_ASSIGN_OR_RETURN(double s, r.seconds(it->second, key));
+      cl.budget_seconds = s;
+    } else if (k == "api_key" || k == "key") {
+      return r.error(it->first, key,
+                     "API keys are not written in the routes file: name the environment variable that holds it "
+                     "with key_env");
+    } else {
+      return r.unknown(it->first, key, "key_env, private, timeout");
+    }
+  }
+  if (cl.key_env.empty()) return r.error(node, base, "key_env is required (the environment variable with its key)");
+  c->clients.push_back(std::move(cl));
+  return ok_status();
+}
+
 }  // namespace
 
 int RouterConfig::find_upstream(const std::string& name) const {
@@ -171,6 +201,12 @@ int RouterConfig::find_upstream(const std::string& name) const {
 const Alias* RouterConfig::find_alias(const std::string& name) const {
   for (const Alias& a : aliases)
     if (a.name == name) return &a;
+  return nullptr;
+}
+
+const Client* RouterConfig::find_client(const std::string& name) const {
+  for (const Client& cl : clients)
+    if (cl.name == name) return &cl;
   return nullptr;
 }
 
@@ -225,7 +261,7 @@ Result<RouterConfig> parse_routes(const std::string& text, const std::string& so
   RouterConfig c;
   if (root.IsNull()) return c;
   if (!root.IsMap())
-    return make_error("[router] {}: the file must be a mapping (local, upstreams, aliases)", source_name);
+    return make_error("[router] {}: the file must be a mapping (local, upstreams, aliases, clients)", source_name);
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string k = it->first.Scalar();
     if (k == "local") {
@@ -238,8 +274,12 @@ Result<RouterConfig> parse_routes(const std::string& text, const std::string& so
       if (!it->second.IsMap()) return r.error(it->second, k, "a mapping of model names expected");
       for (auto a = it->second.begin(); a != it->second.end(); ++a)
         HYLO_TRY(read_alias(r, a->first.Scalar(), a->second, &c));
+    } else if (k == "clients") {
+      if (!it->second.IsMap()) return r.error(it->second, k, "a mapping of client names expected");
+      for (auto a = it->second.begin(); a != it->second.end(); ++a)
+        HYLO_TRY(read_client(r, a->first.Scalar(), a->second, &c));
     } else {
-      return r.unknown(it->first, k, "local, upstreams, aliases");
+      return r.unknown(it->first, k, "local, upstreams, aliases, clients");
     }
   }
   return c;
@@ -268,6 +308,20 @@ Status validate(const RouterConfig& c) {
     if (a.route != "local" && a.route != "cloud" && a.route != "auto" && c.find_upstream(a.route) < 0)
       return make_error("[router] alias '{}': route '{}' is neither local, cloud, auto nor an upstream", a.name,
                         a.route);
+  }
+  std::set<std::string> clients;
+  for (const Client& cl : c.clients) {
+    if (!clients.insert(cl.name).second) return make_error("[router] client '{}': the name is used twice", cl.name);
+  }
+  return ok_status();
+}
+
+Status check_client_keys(const RouterConfig& c) {
+  for (const Client& cl : c.clients) {
+    const char* key = std::getenv(cl.key_env.c_str());
+    if (key == nullptr || *key == '\0')
+      return make_error("[router] client '{}': environment variable {} (its API key) is not set", cl.name,
+                        cl.key_env);
   }
   return ok_status();
 }

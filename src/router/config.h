@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,15 +34,26 @@ struct Alias {
   bool is_private = false;
 };
 
+// A client of this server, known by its API key (Authorization: Bearer, the key read from the
+// environment variable key_env, never written in the file), and the policy its requests get.
+struct Client {
+  std::string name;
+  std::string key_env;
+  bool is_private = false;               // its requests never leave the machine (no header undoes it)
+  std::optional<double> budget_seconds;  // how long it waits, when it sends no X-Hylo-Timeout
+};
+
 struct RouterConfig {
   std::vector<Upstream> upstreams;
   std::vector<Alias> aliases;
+  std::vector<Client> clients;
   int64_t max_local_prompt_tokens = 0;   // > 0: longer prompts go upstream (when not private)
   double prefill_tokens_per_second = 0;  // until this server has measured its own (0: unknown)
   bool private_by_default = false;       // requests are private unless X-Hylo-Private: 0
 
   int find_upstream(const std::string& name) const;  // -1: none
   const Alias* find_alias(const std::string& name) const;
+  const Client* find_client(const std::string& name) const;
 };
 
 // "NAME=URL[,model=M,ctx=N,key-env=VAR]": a URL ending in /v1 is an OpenAI-compatible server,
@@ -54,6 +66,10 @@ Result<RouterConfig> parse_routes(const std::string& text, const std::string& so
 
 // Unique names, aliases naming existing routes; call after merging flags and the file.
 Status validate(const RouterConfig& config);
+
+// Every client's key_env names a set, non-empty environment variable (a server refuses to start
+// otherwise: a client without its key could never be told apart).
+Status check_client_keys(const RouterConfig& config);
 
 // The routes file (if any) with the --upstream flags after its upstreams, validated.
 Result<RouterConfig> build_config(const std::string& routes_file, const std::vector<std::string>& upstream_flags);

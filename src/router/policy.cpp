@@ -62,11 +62,14 @@ RoutePlan plan_route(const RouterConfig& c, const RouteQuery& q) {
   for (size_t i = 0; i < c.upstreams.size(); ++i) all.push_back(static_cast<int>(i));
 
   // (1) Privacy: never leaves the machine.
-  plan.is_private = alias_private || q.private_header.value_or(c.private_by_default);
+  const bool client_private = q.client != nullptr && q.client->is_private;
+  plan.is_private = alias_private || client_private || q.private_header.value_or(c.private_by_default);
   if (plan.is_private) {
-    plan.steps.push_back(fmt::format("privacy: private ({})", alias_private                  ? "the model alias"
-                                                              : q.private_header.has_value() ? "X-Hylo-Private: 1"
-                                                                                             : "private_by_default"));
+    const std::string why = alias_private                  ? "the model alias"
+                            : client_private               ? fmt::format("the API key of client '{}'", q.client->name)
+                            : q.private_header.has_value() ? "X-Hylo-Private: 1"
+                                                           : "private_by_default";
+    plan.steps.push_back(fmt::format("privacy: private ({})", why));
     if (pinned != "auto" && pinned != "local")
       return refuse(403, fmt::format("this request is private (it may not leave this machine) but model '{}' names "
                                      "an upstream; ask for 'local' or 'auto'",
@@ -134,19 +137,24 @@ RoutePlan plan_route(const RouterConfig& c, const RouteQuery& q) {
   if (!upstream_reason.empty()) plan.steps.push_back(upstream_reason);
 
   // (3) Time: the local prefill alone against the client's budget.
+  // The header's budget, else the client's (its API key's) setting.
+  const std::optional<double>& budget =
+      q.budget_seconds || q.client == nullptr ? q.budget_seconds : q.client->budget_seconds;
+  const std::string budget_source =
+      q.budget_seconds ? "" : q.client != nullptr ? fmt::format(" of client '{}'", q.client->name) : "";
   if (upstream_reason.empty()) {
-    if (!q.budget_seconds) {
+    if (!budget) {
       plan.steps.push_back("time: no budget given (X-Hylo-Timeout)");
     } else if (q.prefill_tokens_per_second <= 0 || !q.prompt_tokens) {
       plan.steps.push_back("time: the local prefill speed is not known yet");
     } else {
       const double est = static_cast<double>(*q.prompt_tokens) / q.prefill_tokens_per_second;
       const std::string line =
-          fmt::format("time: estimated local prefill {:.1f} s ({} tokens at {:.0f} tok/s, {}) {} budget {:.0f} s", est,
-                      *q.prompt_tokens, q.prefill_tokens_per_second, q.prefill_source,
-                      est > *q.budget_seconds ? ">" : "<=", *q.budget_seconds);
+          fmt::format("time: estimated local prefill {:.1f} s ({} tokens at {:.0f} tok/s, {}) {} budget{} {:.0f} s",
+                      est, *q.prompt_tokens, q.prefill_tokens_per_second, q.prefill_source,
+                      est > *budget ? ">" : "<=", budget_source, *budget);
       plan.steps.push_back(line);
-      if (est > *q.budget_seconds) upstream_reason = line;
+      if (est > *budget) upstream_reason = line;
     }
   }
   if (!upstream_reason.empty()) {

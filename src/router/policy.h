@@ -20,6 +20,7 @@ struct RouteQuery {
   std::optional<bool> private_header;    // X-Hylo-Private, when sent
   std::optional<int64_t> prompt_tokens;  // counted with the local tokenizer (nullopt: not counted)
   std::optional<double> budget_seconds;  // X-Hylo-Timeout: how long the client waits
+  const Client* client = nullptr;        // the API key's client, when the key is one of clients
   bool local_available = false;          // a local model is loaded
   std::string local_unavailable_why;     // "no local model (gateway)", "the local model is loading"
   int64_t local_ctx = 0;                 // per sequence

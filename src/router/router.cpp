@@ -81,6 +81,26 @@ Router::Router(RouterConfig config)
       log_warn("[router] upstream {}: environment variable {} is not set; requests go without an API key", u.name,
                u.key_env);
   }
+  for (const Client& cl : config_.clients) {
+    const char* key = std::getenv(cl.key_env.c_str());
+    client_keys_.push_back(key != nullptr ? key : "");
+  }
+}
+
+const Client* Router::client_for_key(std::string_view key) const {
+  const Client* found = nullptr;
+  for (size_t i = 0; i < client_keys_.size(); ++i) {  // every key compared: no early exit
+    if (!client_keys_[i].empty() && same_secret(key, client_keys_[i]) && found == nullptr) found = &config_.clients[i];
+  }
+  return found;
+}
+
+const Client* Router::client_of(const httplib::Request& req) const {
+  const std::string auth = req.get_header_value("Authorization");
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (client_keys_.empty() || auth.size() <= kPrefix.size() || auth.compare(0, kPrefix.size(), kPrefix) != 0)
+    return nullptr;
+  return client_for_key(std::string_view(auth).substr(kPrefix.size()));
 }
 
 Router::~Router() = default;
@@ -118,6 +138,7 @@ Router::Outcome Router::serve(const Call& call, httplib::Response& res) {
     reply_route_error(res, call.api, 400, query.message());
     return Outcome::kAnswered;
   }
+  query->client = client_of(*call.req);
   const RoutePlan p = plan(call, *query);
   if (p.refusal_status > 0) {
     count_event(p.is_private ? "refused_private" : "refused");

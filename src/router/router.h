@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "net/http_client.h"
@@ -61,6 +62,11 @@ class Router {
 
   const RouterConfig& config() const { return config_; }
 
+  // The routes file's clients, known by their API keys (read from the environment at start).
+  bool has_clients() const { return !config_.clients.empty(); }
+  const Client* client_for_key(std::string_view key) const;  // nullptr: not a client's key
+  const Client* client_of(const httplib::Request& req) const;  // by Authorization: Bearer
+
   enum class Outcome { kAnswered, kLocal };
   // Answers the request from an upstream (or with an error), or returns kLocal with the route
   // headers set on `res` for the server's own handler.
@@ -95,6 +101,7 @@ class Router {
   std::optional<Parked> take_parked(const std::string& key);
 
   RouterConfig config_;
+  std::vector<std::string> client_keys_;  // config_.clients[i]'s key ("" when its variable is unset)
   std::unique_ptr<std::atomic<int>[]> in_flight_;  // per upstream
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> routed_, events_;

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "router/router.h"
 #include "server/json_fields.h"
 #include "server/web_ui.h"
 
@@ -22,13 +23,6 @@ namespace {
 
 ApiFamily family_of(const std::string& path) {
   return path.rfind("/api/", 0) == 0 ? ApiFamily::kOllama : ApiFamily::kOpenAI;
-}
-
-// Compares without an early exit, so the time taken does not tell how much of a key matched.
-bool same_secret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  return diff == 0;
 }
 
 std::string lower(std::string_view s) {
@@ -276,11 +270,15 @@ std::optional<ApiError> Server::browser_check(const httplib::Request& req) const
 }
 
 bool Server::authorized(const httplib::Request& req) const {
-  if (opt_.api_key.empty() || open_route(req.method, req.path)) return true;
+  // The router's clients (routes file) bring their own keys: with any, a key is required.
+  const bool clients = opt_.router && opt_.router->has_clients();
+  if ((opt_.api_key.empty() && !clients) || open_route(req.method, req.path)) return true;
   const std::string auth = req.get_header_value("Authorization");
   const std::string_view prefix = "Bearer ";
-  return auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
-         same_secret(std::string_view(auth).substr(prefix.size()), opt_.api_key);
+  if (auth.size() <= prefix.size() || auth.compare(0, prefix.size(), prefix) != 0) return false;
+  const std::string_view token = std::string_view(auth).substr(prefix.size());
+  return (!opt_.api_key.empty() && same_secret(token, opt_.api_key)) ||
+         (clients && opt_.router->client_for_key(token) != nullptr);
 }
 
 httplib::Server::Handler Server::route(const char* name, ApiFamily family, bool needs_model,

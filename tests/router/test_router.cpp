@@ -3,6 +3,8 @@
 // translation of requests and streams.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "router/config.h"
 #include "router/policy.h"
 #include "router/translate.h"
@@ -118,6 +120,73 @@ TEST(RouterConfig, RoutesFileErrorsNameLineAndKey) {
   RouterConfig twice = one_cloud();
   twice.upstreams.push_back(twice.upstreams[0]);
   EXPECT_FALSE(validate(twice).ok());
+}
+
+TEST(RouterConfig, ClientsByApiKey) {
+  auto c = parse_routes(R"(clients:
+  alice: {key_env: ALICE_KEY, private: true}
+  ci:
+    key_env: CI_KEY
+    timeout: 300
+)",
+                        "r.yaml");
+  ASSERT_TRUE(c.ok()) << c.message();
+  ASSERT_EQ(c->clients.size(), 2u);
+  EXPECT_TRUE(c->clients[0].is_private);
+  EXPECT_FALSE(c->clients[0].budget_seconds.has_value());
+  EXPECT_EQ(c->clients[1].key_env, "CI_KEY");
+  EXPECT_DOUBLE_EQ(c->clients[1].budget_seconds.value_or(0), 300);
+  EXPECT_EQ(c->find_client("ci"), &c->clients[1]);
+
+  auto key = parse_routes("clients:\n  bob:\n    key: sk-secret-1\n", "r.yaml");
+  ASSERT_FALSE(key.ok());
+  EXPECT_NE(key.message().find("line 3, key clients.bob.key"), std::string::npos) << key.message();
+  EXPECT_EQ(key.message().find("sk-secret-1"), std::string::npos);
+  auto no_env = parse_routes("clients:\n  bob:\n    private: true\n", "r.yaml");
+  ASSERT_FALSE(no_env.ok());
+  EXPECT_NE(no_env.message().find("key_env is required"), std::string::npos) << no_env.message();
+  auto bad = parse_routes("clients:\n  bob:\n    key_env: K\n    timeout: soon\n", "r.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("line 4, key clients.bob.timeout"), std::string::npos) << bad.message();
+
+  unsetenv("HYLO_TEST_UNSET_CLIENT_KEY");
+  RouterConfig unset;
+  unset.clients.push_back({"carol", "HYLO_TEST_UNSET_CLIENT_KEY", false, std::nullopt});
+  const Status keys = check_client_keys(unset);
+  ASSERT_FALSE(keys.ok());
+  EXPECT_NE(keys.message().find("HYLO_TEST_UNSET_CLIENT_KEY"), std::string::npos);
+  unset.clients.push_back(unset.clients[0]);
+  EXPECT_FALSE(validate(unset).ok());  // the name twice
+}
+
+// A client's key decides privacy (no header undoes it) and the time budget (a header overrides).
+TEST(RouterPolicy, PerClientPrivacyAndBudget) {
+  RouterConfig c = one_cloud();
+  c.clients.push_back({"alice", "A", true, std::nullopt});
+  c.clients.push_back({"ci", "B", false, 300.0});
+  RouteQuery q = local_query(146760, 262144);
+  q.prefill_tokens_per_second = 400;
+  q.prefill_source = "measured";
+
+  q.client = c.find_client("alice");
+  q.private_header = false;
+  RoutePlan p = plan_route(c, q);
+  EXPECT_EQ(p.order, std::vector<int>{kLocal});
+  EXPECT_TRUE(p.is_private);
+  EXPECT_NE(p.steps[0].find("client 'alice'"), std::string::npos) << p.steps[0];
+  q.model = "cloud";
+  EXPECT_EQ(plan_route(c, q).refusal_status, 403);
+
+  q = local_query(146760, 262144);
+  q.prefill_tokens_per_second = 400;
+  q.prefill_source = "measured";
+  q.client = c.find_client("ci");
+  p = plan_route(c, q);
+  ASSERT_FALSE(p.order.empty());
+  EXPECT_EQ(p.order[0], 0);  // 366.9 s > the client's 300 s
+  EXPECT_NE(p.reason.find("budget of client 'ci' 300 s"), std::string::npos) << p.reason;
+  q.budget_seconds = 600;  // the header wins
+  EXPECT_EQ(plan_route(c, q).order, std::vector<int>{kLocal});
 }
 
 TEST(RouterPolicy, PrivateNeverLeaves) {

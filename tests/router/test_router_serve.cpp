@@ -351,6 +351,59 @@ TEST(RouterLocal, PrivateNeverSentUpstreamAndSizeRule) {
   EXPECT_EQ(srv.stop(), 0);
 }
 
+// Clients of the routes file, by API key: a private client's long prompt never leaves the
+// machine whatever its headers say; another client's time budget sends a slow prefill upstream.
+TEST(RouterLocal, PerApiKeyPrivacyAndBudget) {
+  FakeUpstream fake;
+  const std::string model = fixture_model("qwen3moe-tiny");
+  ASSERT_FALSE(model.empty());
+  setenv("HYLO_TEST_KEY_ALICE", "alice-key-271828", 1);
+  setenv("HYLO_TEST_KEY_CI", "ci-key-314159", 1);
+  const std::string routes = write_routes("clients.yaml", R"(local:
+  prefill_tokens_per_second: 1
+clients:
+  alice: {key_env: HYLO_TEST_KEY_ALICE, private: true}
+  ci: {key_env: HYLO_TEST_KEY_CI, timeout: 0.000001}
+)");
+  ServeProcess srv({"-m", model, "-c", "1024", "--routes", routes, "--upstream", "fake=" + fake.url() + "/v1,model=ok"});
+  ASSERT_TRUE(srv.start()) << srv.log();
+  auto c = srv.client();
+  const json body = {{"model", "auto"}, {"messages", user(long_text(200))}, {"max_tokens", 2}};
+
+  HttpReply r = post_json(c, "/v1/chat/completions", body);
+  EXPECT_EQ(r.status, 401) << r.body;  // clients bring keys: a request without one is refused
+  r = post_json(c, "/v1/chat/completions", body, {{"Authorization", "Bearer wrong"}});
+  EXPECT_EQ(r.status, 401) << r.body;
+
+  r = post_json(c, "/v1/chat/completions", body,
+                {{"Authorization", "Bearer alice-key-271828"}, {"X-Hylo-Private", "0"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header(r, "X-Hylo-Route"), "local");
+  EXPECT_TRUE(fake.entries().empty()) << "a private client's request reached the upstream";
+
+  // No prefill (at the speed measured above, or the configured 1 tok/s) meets ci's budget.
+  r = post_json(c, "/v1/chat/completions", body, {{"Authorization", "Bearer ci-key-314159"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header(r, "X-Hylo-Route"), "fake");
+  EXPECT_NE(header(r, "X-Hylo-Route-Reason").find("budget of client 'ci'"), std::string::npos);
+  ASSERT_EQ(fake.entries().size(), 1u);
+  EXPECT_NE(fake.entries()[0].authorization, "Bearer ci-key-314159") << "a client's key was sent upstream";
+
+  r = post_json(c, "/v1/chat/completions", body,
+                {{"Authorization", "Bearer ci-key-314159"}, {"X-Hylo-Timeout", "100000"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header(r, "X-Hylo-Route"), "local");
+  EXPECT_EQ(fake.entries().size(), 1u);
+  EXPECT_EQ(srv.stop(), 0);
+  EXPECT_EQ(srv.log().find("alice-key-271828"), std::string::npos) << "a client's key was logged";
+  EXPECT_EQ(srv.log().find("ci-key-314159"), std::string::npos) << "a client's key was logged";
+
+  unsetenv("HYLO_TEST_KEY_CI");  // a client without its key: the server refuses to start
+  std::string out;
+  EXPECT_NE(run_command(hylo_binary() + " serve --port 0 -m " + model + " --routes " + routes, &out), 0) << out;
+  EXPECT_NE(out.find("HYLO_TEST_KEY_CI"), std::string::npos) << out;
+}
+
 // A second `hylo serve` as the cloud: long prompts and tight time budgets go there, streamed
 // intact in both API families.
 TEST(RouterLocal, SecondHyloServeAsTheCloud) {
