@@ -121,6 +121,7 @@ void Server::generate_named(const Endpoint& ep, const httplib::Request& req, htt
       return;
     return fail(models_->unknown(name));
   }
+  if (opt_.router) res.set_header("X-Hylo-Route", "local");  // a local model's name: runs here
   std::optional<double> keep_alive;
   if (ep.family == ApiFamily::kOllama) {
     auto k = ollama_keep_alive(body);
@@ -278,8 +279,10 @@ ojson Server::models_openai() {
                     {"status", {{"value", s.state}}},
                     {"meta", model_meta(s, !opt_.api_key.empty())}});
   }
-  if (opt_.router)
-    for (const auto& m : opt_.router->openai_models()["data"]) data.push_back(m);
+  if (opt_.router) {
+    const ojson routes = opt_.router->openai_models();
+    for (const auto& m : routes["data"]) data.push_back(m);
+  }
   return {{"object", "list"}, {"data", std::move(data)}};
 }
 
@@ -299,8 +302,10 @@ ojson Server::models_tags() {
     m["source"] = s.definition->source;
     models.push_back(std::move(m));
   }
-  if (opt_.router)
-    for (const auto& m : opt_.router->ollama_tags()["models"]) models.push_back(m);
+  if (opt_.router) {
+    const ojson routes = opt_.router->ollama_tags();
+    for (const auto& m : routes["models"]) models.push_back(m);
+  }
   return {{"models", std::move(models)}};
 }
 
