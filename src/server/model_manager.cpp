@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -89,7 +90,13 @@ ModelTicket::Wake ModelTicket::wait(int client_fd, int shutdown_fd, int timeout_
 
 ModelManager::ModelManager(std::vector<ModelDefinition> catalog, ModelHooks hooks, ModelManagerOptions options)
     : catalog_(std::move(catalog)), hooks_(std::move(hooks)), opt_(options) {
-  for (const ModelDefinition& d : catalog_) entries_[d.name].def = &d;
+  for (const ModelDefinition& d : catalog_) {
+    Entry& e = entries_[d.name];
+    e.def = &d;
+    std::error_code ec;
+    const std::filesystem::path p = std::filesystem::weakly_canonical(d.file, ec);
+    e.file_key = ec ? d.file : p.string();
+  }
 }
 
 ModelManager::~ModelManager() { stop(); }
@@ -233,6 +240,23 @@ std::optional<std::vector<std::string>> ModelManager::make_room(const std::strin
   }
   std::sort(idle.begin(), idle.end(), [](const Entry* a, const Entry* b) { return a->last_used < b->last_used; });
   std::vector<std::string> victims;
+  // One file is loaded once: another name of it gives way when idle, else the request waits its turn.
+  const std::string& file = entries_.at(name).file_key;
+  for (const auto& [n, e] : entries_) {
+    if (n == name || e.file_key != file || (e.state != Entry::State::kLoaded && e.state != Entry::State::kLoading))
+      continue;
+    if (e.state == Entry::State::kLoading || e.active > 0) {
+      *refusal = fmt::format("cannot load model '{}': its file is loaded as model '{}' ({}), and one file is loaded "
+                             "once; try again when that has finished",
+                             name, n, e.state == Entry::State::kLoading ? "loading"
+                                                                        : fmt::format("{} request(s) running", e.active));
+      return std::nullopt;
+    }
+    victims.push_back(n);
+    used -= e.charge;
+    --loaded;
+    idle.erase(std::remove(idle.begin(), idle.end(), &e), idle.end());
+  }
   size_t next = 0;
   auto over = [&] { return used + need > opt_.memory_limit || (opt_.max_loaded > 0 && loaded + 1 > opt_.max_loaded); };
   while (over()) {
@@ -341,7 +365,8 @@ void ModelManager::loop() {
         if (victims->empty()) break;
         for (const std::string& v : *victims) {
           Entry& ve = entries_.at(v);
-          if (ve.state == Entry::State::kLoaded && ve.active == 0) unload_now(lock, ve, "memory");
+          if (ve.state == Entry::State::kLoaded && ve.active == 0)
+            unload_now(lock, ve, ve.file_key == e.file_key ? "same_file" : "memory");
         }
       }
       if (refused) continue;
@@ -481,7 +506,7 @@ std::string ModelManager::metrics() const {
   family("hylo_models_load_seconds", "gauge", "Duration of the model's last load");
   for (const Status& s : all)
     out += fmt::format("hylo_models_load_seconds{{model=\"{}\"}} {:.3f}\n", label(s.definition->name), s.load_seconds);
-  family("hylo_models_unloads_total", "counter", "Times the model was unloaded, by reason (idle, memory, request)");
+  family("hylo_models_unloads_total", "counter", "Times the model was unloaded, by reason (idle, memory, same_file, request)");
   for (const Status& s : all)
     for (const auto& [reason, n] : s.unloads)
       out += fmt::format("hylo_models_unloads_total{{model=\"{}\",reason=\"{}\"}} {}\n", label(s.definition->name),

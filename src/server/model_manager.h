@@ -148,6 +148,7 @@ class ModelManager : public std::enable_shared_from_this<ModelManager> {
   using Clock = std::chrono::steady_clock;
   struct Entry {
     const ModelDefinition* def = nullptr;
+    std::string file_key;  // the file's canonical path: two names of one file are never both loaded
     std::optional<ModelPlan> plan;
     enum class State { kUnloaded, kQueued, kLoading, kLoaded } state = State::kUnloaded;
     std::shared_ptr<Backend> backend;

@@ -105,6 +105,10 @@ TEST_F(ServeModels, RequestsByNameReachTheirModel) {
   EXPECT_NE(b, g);
   EXPECT_EQ(answer("alpha"), a);  // the same model again, not whichever is loaded
   EXPECT_EQ(answer("beta-512"), b);  // another name for beta's file
+  EXPECT_FALSE(has(loaded(*server_), "beta"));  // one file is loaded once: the idle name gave way
+  auto m = client();
+  EXPECT_NE(get(m, "/metrics").body.find("hylo_models_unloads_total{model=\"beta\",reason=\"same_file\"} 1"),
+            std::string::npos);
   // The Ollama API picks the model the same way.
   auto c = client();
   const HttpReply o = post_json(c, "/api/chat",
