@@ -20,9 +20,9 @@
 #include "base/cpu.h"
 #include "base/log.h"
 #include "base/strings.h"
-#include "models/cost.h"
 #include "doctor/doctor.h"
 #include "doctor/render.h"
+#include "models/cost.h"
 #include "router/router.h"
 #include "server/server.h"
 

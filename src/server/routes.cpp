@@ -281,6 +281,7 @@ void Server::apply_template(const httplib::Request& req, httplib::Response& res,
     HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
     // The same reading as a chat request, so what comes back is the prompt a chat would get.
     HYLO_ASSIGN_OR_RETURN(GenerationRequest g, parse_openai_chat(body, ctx));
+    if (!g.enable_thinking && b.thinking_default) g.enable_thinking = b.thinking_default;
     auto prompt = render_chat_prompt(b, g);
     if (!prompt.ok()) return make_error("the chat template could not render the messages: {}", prompt.message());
     return ojson{{"prompt", *prompt}};

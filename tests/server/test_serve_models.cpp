@@ -70,7 +70,10 @@ class ServeModels : public ::testing::Test {
         "  beta-512:\n"
         "    file: {}/beta.gguf\n"
         "    context: 512\n"
-        "    keep_alive: -1\n",
+        "    keep_alive: -1\n"
+        "    parallel: 1\n"
+        "    top_k: 7\n"
+        "    thinking: false\n",
         *dir_);
     server_ = new ServeProcess({"--models-dir", *dir_, "--models", *defs_, "-c", "1024", "--parallel", "2",
                                 "--cache-ram", "0", "--ping-interval", "0.001", "--test-hooks"});
@@ -104,7 +107,13 @@ TEST_F(ServeModels, RequestsByNameReachTheirModel) {
   EXPECT_NE(a, g);
   EXPECT_NE(b, g);
   EXPECT_EQ(answer("alpha"), a);  // the same model again, not whichever is loaded
-  EXPECT_EQ(answer("beta-512"), b);  // another name for beta's file
+  // Another name for beta's file, whose definition turns thinking off: beta's answer without it.
+  json no_think = chat("beta");
+  no_think["chat_template_kwargs"] = {{"enable_thinking", false}};
+  auto n = client();
+  const HttpReply beta_no_think = post_json(n, "/v1/chat/completions", no_think);
+  ASSERT_EQ(beta_no_think.status, 200) << beta_no_think.body;
+  EXPECT_EQ(answer("beta-512"), beta_no_think.json["choices"][0]["message"]["content"]);
   EXPECT_FALSE(has(loaded(*server_), "beta"));  // one file is loaded once: the idle name gave way
   auto m = client();
   EXPECT_NE(get(m, "/metrics").body.find("hylo_models_unloads_total{model=\"beta\",reason=\"same_file\"} 1"),
@@ -178,6 +187,18 @@ TEST_F(ServeModels, ListingsDescribeEveryModel) {
   EXPECT_EQ(show.json["hylo"]["context_length"], 512);
   EXPECT_NE(show.json["parameters"].get<std::string>().find("num_ctx 512"), std::string::npos);
   EXPECT_EQ(get(c, "/props?model=beta-512").json["default_generation_settings"]["n_ctx"], 512);
+  // The definition's slots, sampling defaults and thinking setting.
+  EXPECT_EQ(by_id["beta-512"]["meta"]["n_slots"], 1);
+  EXPECT_EQ(by_id["beta"]["meta"]["n_slots"], 2);
+  EXPECT_EQ(get(c, "/props?model=beta-512").json["default_generation_settings"]["params"]["top_k"], 7);
+  const json hi = {{"messages", user("hi")}};
+  json with = hi, without = hi;
+  with["model"] = "beta-512";
+  without["model"] = "beta";
+  EXPECT_NE(post_json(c, "/apply-template", with).json["prompt"].get<std::string>().find("</think>"),
+            std::string::npos);
+  EXPECT_EQ(post_json(c, "/apply-template", without).json["prompt"].get<std::string>().find("</think>"),
+            std::string::npos);
   EXPECT_EQ(post_json(c, "/tokenize", {{"model", "beta-512"}, {"content", "hello"}}).status, 200);
 }
 
