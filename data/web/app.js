@@ -600,7 +600,10 @@ async function loadModels() {
   }
   picker.replaceChildren();
   for (const m of state.models) {
-    const o = el('option', null, m.meta?.n_ctx ? `${m.id} (${m.meta.n_ctx} ctx)` : m.id);
+    // With many models (--models-dir, --models) each says whether it is loaded: picking one that
+    // is not loads it with the first message.
+    const note = m.status?.value && m.status.value !== 'loaded' ? `, ${m.status.value}` : '';
+    const o = el('option', null, m.meta?.n_ctx ? `${m.id} (${m.meta.n_ctx} ctx${note})` : m.id);
     o.value = m.id;
     picker.append(o);
   }

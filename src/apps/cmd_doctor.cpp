@@ -19,6 +19,7 @@
 #include "router/config.h"
 #include "router/policy.h"
 #include "runtime/engine.h"
+#include "server/model_catalog.h"
 
 namespace hylo::apps {
 namespace {
@@ -57,7 +58,7 @@ struct CliOptions {
   std::vector<std::string> models, profiles;
   std::string quant, ctx, parallel, kv_type, batch, ubatch, modelfile, endpoint, hardware, name, cache_ram;
   std::string spec, draft, acceptance;
-  std::string routes_file;
+  std::string routes_file, models_file;
   std::vector<std::string> upstreams;
   std::string prompt_tokens, prefill_tps, timeout, html;
   std::string machine, memory, gpu_memory, bandwidth, compute, devices, link_bandwidth, split;
@@ -145,6 +146,51 @@ nlohmann::json route_json(const router::RouterConfig& config, const std::vector<
                    {"refusal", row.plan.refusal}});
   }
   return out;
+}
+
+// --models FILE: every definition checked as `hylo serve --models FILE` would run it (its file,
+// context, slots, KV type and drafts; the other flags as given).
+int check_definitions(const CliOptions& cli, const Options& base) {
+  if (!base.model_path.empty() || !base.profile.empty() || !base.modelfile.empty())
+    return usage_error("--models checks the models of a definitions file: give no -m, --profile or --modelfile");
+  auto defs = server::load_model_definitions(cli.models_file);
+  if (!defs.ok()) {
+    std::fprintf(stderr, "hylo doctor: %s\n", defs.message().c_str());
+    return apps::kExitError;
+  }
+  if (defs->empty()) {
+    std::fprintf(stderr, "hylo doctor: %s defines no model\n", cli.models_file.c_str());
+    return apps::kExitError;
+  }
+  nlohmann::json all = nlohmann::json::array();
+  std::string text;
+  bool failed = false;
+  for (const server::ModelDefinition& d : *defs) {
+    Options o = base;
+    o.model_path = d.file;
+    if (d.ctx > 0) o.ctx = d.ctx;
+    if (d.parallel > 0) o.parallel = d.parallel;
+    if (!d.cache_type_k.empty()) {
+      auto t = parse_kv_type(d.cache_type_k);
+      if (t.ok()) o.kv_type = *t;
+    }
+    if (d.spec == "mtp") o.spec_draft = d.draft > 0 ? d.draft : runtime::kDefaultDraft;
+    if (d.spec == "none") o.spec_draft = 0;
+    o.ollama_name = d.name;  // a name that promises another context is a finding
+    const std::string head = fmt::format("model '{}' ({})", d.name, d.source);
+    auto inputs = gather_inputs(o);
+    if (!inputs.ok()) {
+      failed = true;
+      text += fmt::format("== {}\ncannot check it: {}\n\n", head, inputs.message());
+      all.push_back({{"name", d.name}, {"source", d.source}, {"error", inputs.message()}});
+      continue;
+    }
+    const Report report = analyze(*inputs);
+    text += fmt::format("== {}\n{}\n", head, render_text(report));
+    all.push_back({{"name", d.name}, {"source", d.source}, {"report", render_json(report)}});
+  }
+  std::fputs(cli.json ? (all.dump(2) + "\n").c_str() : text.c_str(), stdout);
+  return failed ? apps::kExitError : apps::kExitOk;
 }
 
 int run(const CliOptions& cli, const std::vector<std::string>& extras) {
@@ -236,6 +282,8 @@ int run(const CliOptions& cli, const std::vector<std::string>& extras) {
       bad = b.message();
   }
   if (!bad.empty()) return usage_error(bad);
+
+  if (!cli.models_file.empty()) return check_definitions(cli, o);
 
   if (cli.detect && !o.model_path.empty() && !o.prefill_tps) {
     // The machine and the model are both at hand: measure the real prefill speed.
@@ -338,6 +386,9 @@ apps::CommandRegistrar reg(
       app.add_option("--batch", cli->batch, "Logical batch size (default 2048)")->type_name("N");
       app.add_option("--ubatch", cli->ubatch, "Micro-batch size (default 512)")->type_name("N");
       app.add_option("--modelfile", cli->modelfile, "Ollama Modelfile to check (FROM, PARAMETER num_ctx, ...)")
+          ->type_name("FILE");
+      app.add_option("--models", cli->models_file,
+                     "Model definitions file (as for hylo serve --models): check every model it defines")
           ->type_name("FILE");
       app.add_option("--endpoint", cli->endpoint, "Running hylo, llama-server or Ollama server to read settings from")
           ->type_name("URL");

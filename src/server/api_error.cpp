@@ -27,6 +27,7 @@ int http_status(const ApiError& e) {
     case ApiError::Kind::kForbidden:
       return 403;
     case ApiError::Kind::kNotFound:
+    case ApiError::Kind::kModelNotFound:
       return 404;
     case ApiError::Kind::kMethodNotAllowed:
       return 405;
@@ -47,6 +48,7 @@ int http_status(const ApiError& e) {
     case ApiError::Kind::kQueueFull:
       return 503;
     case ApiError::Kind::kLoading:
+    case ApiError::Kind::kNoMemory:
       return 503;
     case ApiError::Kind::kShuttingDown:
       return 503;
@@ -71,6 +73,8 @@ std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
       return {"permission_error", "origin_not_allowed"};
     case ApiError::Kind::kNotFound:
       return {"not_found_error", "not_found"};
+    case ApiError::Kind::kModelNotFound:
+      return {"not_found_error", "model_not_found"};
     case ApiError::Kind::kMethodNotAllowed:
       return {"invalid_request_error", "method_not_allowed"};
     case ApiError::Kind::kTimeout:
@@ -91,6 +95,8 @@ std::pair<const char*, const char*> openai_type_and_code(ApiError::Kind k) {
       return {"unavailable_error", "queue_full"};
     case ApiError::Kind::kLoading:
       return {"unavailable_error", "model_loading"};
+    case ApiError::Kind::kNoMemory:
+      return {"unavailable_error", "insufficient_memory"};
     case ApiError::Kind::kShuttingDown:
       return {"unavailable_error", "shutting_down"};
     case ApiError::Kind::kInternal:

@@ -20,6 +20,7 @@ struct ApiError {
     kUnauthorized,          // missing or wrong API key (401)
     kForbidden,             // a browser request from a foreign Origin (403)
     kNotFound,              // unknown route (404)
+    kModelNotFound,         // a model name this server does not have (404, with the names it has)
     kMethodNotAllowed,      // a known route with another method (405, with Allow)
     kTimeout,               // the request head or body did not arrive in time (408)
     kPayloadTooLarge,       // body over --max-body-bytes (413)
@@ -30,6 +31,7 @@ struct ApiError {
     kNotImplemented,        // a transfer coding other than chunked (501)
     kQueueFull,             // every slot busy and the queue full (503)
     kLoading,               // the model is still loading (503)
+    kNoMemory,              // a model does not fit beside those in use (503, naming them)
     kShuttingDown,          // the server is stopping (503)
     kInternal,              // the engine failed (500)
   };

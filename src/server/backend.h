@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -52,6 +53,10 @@ struct Backend {
   // GET /doctor: the doctor's report (JSON) on this server's own set-up — model, context, slots,
   // KV type, this machine, the prefill speed measured so far. Set by the app, which links both.
   std::function<Result<nlohmann::json>()> doctor_report;
+  // Many models: a request that does not say gets this thinking setting (its definition's).
+  std::optional<bool> thinking_default;
+  // What the borrowed objects belong to (the app's session), when the Backend owns them.
+  std::shared_ptr<void> owner;
 
   // The vocabulary as byte tries, for JSON mode (built on first use; shared by the filters).
   std::shared_ptr<const TokenTrie> token_trie() const;

@@ -75,8 +75,10 @@ runtime::SamplingParams SamplingOverrides::apply(const runtime::SamplingParams& 
 }
 
 std::shared_ptr<Generation> Generation::start(const Backend& backend, GenerationRequest request,
-                                              const GenerationLimits& limits, ApiError* error) {
+                                              const GenerationLimits& limits, ApiError* error,
+                                              std::shared_ptr<void> hold) {
   std::shared_ptr<Generation> g(new Generation());
+  g->hold_ = std::move(hold);
   g->req_ = std::move(request);
   g->engine_ = backend.engine;
   g->tokenizer_ = backend.tokenizer;

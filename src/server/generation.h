@@ -79,8 +79,10 @@ class Generation {
  public:
   // Renders and tokenizes the prompts, checks them against the context and submits every choice.
   // Errors come back before anything was sent to the client (400 context, 503 queue full, ...).
+  // `hold` (a model lease) lives as long as the generation, released after its choices are cancelled.
   static std::shared_ptr<Generation> start(const Backend& backend, GenerationRequest request,
-                                           const GenerationLimits& limits, ApiError* error);
+                                           const GenerationLimits& limits, ApiError* error,
+                                           std::shared_ptr<void> hold = nullptr);
   ~Generation();  // cancels choices still running
   Generation(const Generation&) = delete;
   Generation& operator=(const Generation&) = delete;
@@ -114,6 +116,7 @@ class Generation {
   void finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out);
   void add_text(int index, const std::string& text, Update* u);
 
+  std::shared_ptr<void> hold_;  // first: destroyed last, after ~Generation cancelled the choices
   GenerationRequest req_;
   runtime::Engine* engine_ = nullptr;
   const tokenizer::Tokenizer* tokenizer_ = nullptr;

@@ -3,6 +3,7 @@
 // /api/ps, /api/version) describing the one loaded model.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -39,5 +40,6 @@ nlohmann::ordered_json ollama_version();
 
 // "2024-05-01T12:00:00.123456789Z"
 std::string rfc3339_now();
+std::string rfc3339_time(std::chrono::system_clock::time_point t);
 
 }  // namespace hylo::server

@@ -181,6 +181,7 @@ ojson metadata_value(const gguf::Value& v, bool verbose) {
 }  // namespace
 
 std::string rfc3339_now() { return rfc3339(std::chrono::system_clock::now()); }
+std::string rfc3339_time(std::chrono::system_clock::time_point t) { return rfc3339(t); }
 
 std::shared_ptr<ResponseWriter> ollama_chat_writer(const GenerationRequest&, const ApiContext& ctx) {
   return std::make_shared<OllamaChatWriter>(ctx);

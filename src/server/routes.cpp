@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "router/router.h"
 #include "server/embeddings_api.h"
+#include "server/endpoint.h"
 #include "server/json_fields.h"
 #include "server/llama_api.h"
 #include "server/ollama_api.h"
@@ -11,16 +12,6 @@
 #include "server/stream.h"
 
 namespace hylo::server {
-
-// A generation endpoint: its API family's parser and writer.
-struct Server::Endpoint {
-  const char* name;
-  ApiFamily family;
-  Result<GenerationRequest> (*parse)(const ojson& body, const ApiContext& ctx);
-  std::shared_ptr<ResponseWriter> (*writer)(const GenerationRequest& req, const ApiContext& ctx);
-  // Ollama: a request without a prompt only loads the model; its answer (or nullopt).
-  std::optional<ojson> (*load_only)(const ojson& body, const ApiContext& ctx) = nullptr;
-};
 
 namespace {
 
@@ -84,18 +75,29 @@ void Server::install_routes() {
   for (const char* p : {"/v1/completions", "/completions"}) http_.Post(p, generation(kCompletion));
   for (const char* p : {"/v1/models", "/models"})
     http_.Get(p, route("models", ApiFamily::kOpenAI, !opt_.router, [this](Req, Res res) {
+                if (models_) return reply_json(res, models_openai());
                 const auto b = backend();
                 if (!b) return reply_json(res, opt_.router->openai_models());
                 reply_json(res, openai_models(b->description, b->n_ctx, b->n_slots));
               }));
-  http_.Post("/tokenize", route("tokenize", ApiFamily::kOpenAI, true, [this](Req q, Res r) { tokenize(q, r); }));
-  http_.Post("/detokenize", route("detokenize", ApiFamily::kOpenAI, true, [this](Req q, Res r) { detokenize(q, r); }));
+  // Endpoints about one model: the one, or (many models) the one the request names.
+  auto about_model = [this](const char* name, ApiFamily family, auto fn) {
+    return route(name, family, true, [this, family, fn](Req q, Res r) {
+      with_backend(q, r, family, [&](const std::shared_ptr<Backend>& b, const ApiContext& ctx) { fn(q, r, *b, ctx); });
+    });
+  };
+  http_.Post("/tokenize", about_model("tokenize", ApiFamily::kOpenAI,
+                                      [this](Req q, Res r, const Backend& b, const ApiContext&) { tokenize(q, r, b); }));
+  http_.Post("/detokenize", about_model("detokenize", ApiFamily::kOpenAI, [this](Req q, Res r, const Backend& b,
+                                                                                 const ApiContext&) { detokenize(q, r, b); }));
   http_.Post("/apply-template",
-             route("apply_template", ApiFamily::kOpenAI, true, [this](Req q, Res r) { apply_template(q, r); }));
-  http_.Get("/props", route("props", ApiFamily::kOpenAI, true, [this](Req q, Res r) { props(q, r); }));
+             about_model("apply_template", ApiFamily::kOpenAI,
+                         [this](Req q, Res r, const Backend& b, const ApiContext& c) { apply_template(q, r, b, c); }));
+  http_.Get("/props", about_model("props", ApiFamily::kOpenAI,
+                                  [this](Req q, Res r, const Backend& b, const ApiContext&) { props(q, r, b); }));
   // The doctor on this server's own set-up (the status page shows its verdict and findings).
-  http_.Get("/doctor", route("doctor", ApiFamily::kOpenAI, true, [this](Req, Res r) {
-              const auto b = backend();
+  http_.Get("/doctor", about_model("doctor", ApiFamily::kOpenAI, [](Req, Res r, const Backend& bk, const ApiContext&) {
+              const Backend* b = &bk;
               if (!b->doctor_report)
                 return reply_error(r, {ApiError::Kind::kNotImplemented, "no doctor report for this server"},
                                    ApiFamily::kOpenAI);
@@ -110,36 +112,43 @@ void Server::install_routes() {
   // llama-server's native API (llama_api.h).
   http_.Post("/completion", generation(kLlamaCompletion));
   http_.Post("/infill", generation(kLlamaInfill));
-  http_.Get("/slots", route("slots", ApiFamily::kOpenAI, true, [this](Req, Res r) {
-              reply_json(r, llama_slots(backend()->engine->slot_states(), ctx_));
+  http_.Get("/slots", about_model("slots", ApiFamily::kOpenAI, [](Req, Res r, const Backend& b, const ApiContext& c) {
+              reply_json(r, llama_slots(b.engine->slot_states(), c));
             }));
 
   // Ollama.
   http_.Post("/api/chat", generation(kOllamaChat));
   http_.Post("/api/generate", generation(kOllamaGenerate));
   http_.Get("/api/tags", route("api_tags", ApiFamily::kOllama, !opt_.router, [this](Req, Res r) {
+              if (models_) return reply_json(r, models_tags());
               const auto b = backend();
               reply_json(r, b ? ollama_tags(b->description) : opt_.router->ollama_tags());
             }));
   http_.Get("/api/ps", route("api_ps", ApiFamily::kOllama, true, [this](Req, Res r) {
+              if (models_) return reply_json(r, models_ps());
               const auto b = backend();
               reply_json(r, ollama_ps(b->description, b->n_ctx, b->engine->stats().memory_bytes, !unload_asked_));
             }));
-  http_.Post("/api/show", route("api_show", ApiFamily::kOllama, true, [this](Req q, Res r) {
+  http_.Post("/api/show", about_model("api_show", ApiFamily::kOllama, [this](Req q, Res r, const Backend& b,
+                                                                             const ApiContext&) {
                auto body = parse_body(q.body);
                if (!body.ok()) return reply_error(r, ApiError::bad_request(body.message()), ApiFamily::kOllama);
                auto verbose = FieldReader(*body).boolean("verbose");
                if (!verbose.ok()) return reply_error(r, ApiError::bad_request(verbose.message()), ApiFamily::kOllama);
                // Paths only for callers who proved the key (without one, anyone could ask).
-               reply_json(r, ollama_show(*backend(), verbose->value_or(false), !opt_.api_key.empty()));
+               ojson show = ollama_show(b, verbose->value_or(false), !opt_.api_key.empty());
+               if (models_) add_definition(&show, b.description.id);
+               reply_json(r, show);
              }));
   http_.Get("/api/version",
             route("api_version", ApiFamily::kOllama, false, [](Req, Res r) { reply_json(r, ollama_version()); }));
 
+  install_model_routes();  // /models/load, /models/unload (model_routes.cpp)
+
   // Both.
   install_web_routes();  // `/` and the chat page's files (web_ui.cpp)
   http_.Get("/health", route("health", ApiFamily::kOpenAI, false, [this](Req, Res r) {
-              if (backend() || opt_.gateway)
+              if (backend() || opt_.gateway || models_)
                 reply_json(r, {{"status", "ok"}});
               else
                 reply_json(r, {{"status", "loading"}}, 503);
@@ -148,7 +157,8 @@ void Server::install_routes() {
               const auto b = backend();
               runtime::EngineStats stats;
               if (b) stats = b->engine->stats();
-              r.set_content(metrics_.render(b ? &stats : nullptr) + (opt_.router ? router_metrics() : ""),
+              r.set_content(metrics_.render(b ? &stats : nullptr) + (models_ ? models_->metrics() : "") +
+                                (opt_.router ? router_metrics() : ""),
                             "text/plain; version=0.0.4; charset=utf-8");
             }));
 }
@@ -161,6 +171,7 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   };
   auto body = parse_body(req.body);
   if (!body.ok()) return fail(ApiError::bad_request(body.message()));
+  if (models_) return generate_named(ep, req, res, *body);
   if (opt_.router && route_elsewhere(ep.family, ep.name, ep.parse, req, *body, b, res)) return;
   if (!b)
     return reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, ep.family);
@@ -169,12 +180,34 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
       unload_asked_ = (*answer)["done_reason"] == "unload";
       return reply_json(res, *answer);
     }
-  auto parsed = ep.parse(*body, ctx_);
+  run_generation(ep, req, res, *body, b, ctx_, nullptr);
+}
+
+ApiContext Server::context_for(const Backend& b) const {
+  ApiContext c;
+  c.model_id = b.description.id;
+  c.n_vocab = b.model->info().n_vocab;
+  c.tool_call_format = b.chat_template->tool_call_format();
+  c.reasoning_field = opt_.reasoning_field;
+  c.test_hooks = opt_.test_hooks;
+  c.sampling = b.sampling;
+  c.n_ctx = b.n_ctx;
+  return c;
+}
+
+void Server::run_generation(const Endpoint& ep, const httplib::Request&, httplib::Response& res, const ojson& body,
+                            const std::shared_ptr<Backend>& b, const ApiContext& ctx, std::shared_ptr<void> hold) {
+  auto fail = [&](const ApiError& e) {
+    metrics_.count_rejected(rejection_reason(e));
+    reply_error(res, e, ep.family);
+  };
+  auto parsed = ep.parse(body, ctx);
   if (!parsed.ok()) return fail(ApiError::bad_request(parsed.message()));
-  unload_asked_ = parsed->keep_alive && *parsed->keep_alive == 0;
-  std::shared_ptr<ResponseWriter> writer = ep.writer(*parsed, ctx_);
+  if (!models_) unload_asked_ = parsed->keep_alive && *parsed->keep_alive == 0;
+  if (!parsed->enable_thinking && b->thinking_default) parsed->enable_thinking = b->thinking_default;
+  std::shared_ptr<ResponseWriter> writer = ep.writer(*parsed, ctx);
   ApiError error;
-  std::shared_ptr<Generation> g = Generation::start(*b, std::move(*parsed), limits_, &error);
+  std::shared_ptr<Generation> g = Generation::start(*b, std::move(*parsed), limits_, &error, std::move(hold));
   if (!g) return fail(error);
 
   StreamSettings s;
@@ -195,7 +228,7 @@ void Server::generate(const Endpoint& ep, const httplib::Request& req, httplib::
   }
 }
 
-void Server::tokenize(const httplib::Request& req, httplib::Response& res) {
+void Server::tokenize(const httplib::Request& req, httplib::Response& res, const Backend& b) {
   auto run = [&]() -> Result<ojson> {
     HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
     FieldReader r(body);
@@ -204,7 +237,7 @@ void Server::tokenize(const httplib::Request& req, httplib::Response& res) {
     HYLO_ASSIGN_OR_RETURN(auto parse_special, r.boolean("parse_special"));
     HYLO_ASSIGN_OR_RETURN(auto add_special, r.boolean("add_special"));
     HYLO_ASSIGN_OR_RETURN(auto with_pieces, r.boolean("with_pieces"));
-    const tokenizer::Tokenizer& tok = *backend()->tokenizer;
+    const tokenizer::Tokenizer& tok = *b.tokenizer;
     std::vector<int32_t> ids;
     if (add_special.value_or(false) && tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
     for (int32_t id : tok.encode(*content, parse_special.value_or(true))) ids.push_back(id);
@@ -222,12 +255,12 @@ void Server::tokenize(const httplib::Request& req, httplib::Response& res) {
   reply_json(res, *out);
 }
 
-void Server::detokenize(const httplib::Request& req, httplib::Response& res) {
+void Server::detokenize(const httplib::Request& req, httplib::Response& res, const Backend& b) {
   auto run = [&]() -> Result<ojson> {
     HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
     HYLO_ASSIGN_OR_RETURN(const ojson* tokens, FieldReader(body).array("tokens"));
     if (tokens == nullptr) return make_error("tokens is required");
-    const tokenizer::Tokenizer& tok = *backend()->tokenizer;
+    const tokenizer::Tokenizer& tok = *b.tokenizer;
     std::vector<int32_t> ids;
     for (size_t i = 0; i < tokens->size(); ++i) {
       const ojson& t = (*tokens)[i];
@@ -242,13 +275,14 @@ void Server::detokenize(const httplib::Request& req, httplib::Response& res) {
   reply_json(res, *out);
 }
 
-void Server::apply_template(const httplib::Request& req, httplib::Response& res) {
+void Server::apply_template(const httplib::Request& req, httplib::Response& res, const Backend& b,
+                            const ApiContext& ctx) {
   auto run = [&]() -> Result<ojson> {
     HYLO_ASSIGN_OR_RETURN(ojson body, parse_body(req.body));
     // The same reading as a chat request, so what comes back is the prompt a chat would get.
-    HYLO_ASSIGN_OR_RETURN(GenerationRequest g, parse_openai_chat(body, ctx_));
-    const auto b = backend();
-    auto prompt = render_chat_prompt(*b, g);
+    HYLO_ASSIGN_OR_RETURN(GenerationRequest g, parse_openai_chat(body, ctx));
+    if (!g.enable_thinking && b.thinking_default) g.enable_thinking = b.thinking_default;
+    auto prompt = render_chat_prompt(b, g);
     if (!prompt.ok()) return make_error("the chat template could not render the messages: {}", prompt.message());
     return ojson{{"prompt", *prompt}};
   };
@@ -257,8 +291,8 @@ void Server::apply_template(const httplib::Request& req, httplib::Response& res)
   reply_json(res, *out);
 }
 
-void Server::props(const httplib::Request&, httplib::Response& res) {
-  const auto b = backend();
+void Server::props(const httplib::Request&, httplib::Response& res, const Backend& bk) {
+  const Backend* b = &bk;
   // Without an API key nobody is authenticated: the file's place on disk is not theirs to see.
   const std::string& model_path = opt_.api_key.empty() ? b->description.id : b->description.path;
   const runtime::SamplingParams& s = b->sampling;

@@ -53,8 +53,9 @@ bool Server::route_elsewhere(ApiFamily family, const char* endpoint, RequestPars
       call.local.prefill_tokens_per_second = static_cast<double>(s.prefilled_tokens) / s.prefill_seconds;
     call.local.count_prompt_tokens = [&] { return count_prompt_tokens(*b, parse(body, ctx_)); };
   } else {
-    call.local.unavailable_why =
-        opt_.gateway ? "there is no local model (gateway mode)" : "the local model is still loading";
+    call.local.unavailable_why = models_ ? "this server's local models are asked for by name (GET /v1/models)"
+                                 : opt_.gateway ? "there is no local model (gateway mode)"
+                                                : "the local model is still loading";
   }
   return opt_.router->serve(call, res) == router::Router::Outcome::kAnswered;
 }

@@ -297,7 +297,7 @@ httplib::Server::Handler Server::route(const char* name, ApiFamily family, bool 
                    none ? "this server needs an API key: send Authorization: Bearer <key>" : "invalid API key"},
                   family);
       res.set_header("WWW-Authenticate", "Bearer");
-    } else if (needs_model && !backend()) {
+    } else if (needs_model && !backend() && !models_) {
       reply_error(res, {ApiError::Kind::kLoading, "the model is still loading; try again shortly"}, family);
     } else {
       try {

@@ -20,6 +20,7 @@
 #include "server/generation.h"
 #include "server/http_guard.h"
 #include "server/metrics.h"
+#include "server/model_manager.h"
 #include "server/request.h"
 
 namespace hylo::router {
@@ -70,6 +71,9 @@ class Server {
   void start();
   // The model is loaded: generation requests are served from now on.
   void set_backend(std::shared_ptr<Backend> backend);
+  // Many models (--models-dir, --models): requests name theirs, loaded on demand (model_routes.cpp).
+  // Instead of set_backend; call before start().
+  void set_models(std::shared_ptr<ModelManager> models);
   // Stops accepting, ends running streams with an error and cancels their requests, and joins
   // the threads. Call before the backend's engine is destroyed.
   void stop();
@@ -87,15 +91,36 @@ class Server {
   httplib::Server::Handler route(const char* name, ApiFamily family, bool needs_model,
                                  std::function<void(const httplib::Request&, httplib::Response&)> fn);
   void generate(const Endpoint& ep, const httplib::Request& req, httplib::Response& res);
+  // Parses, starts and streams (or waits for) one generation on `b`; `hold` lives as long as it.
+  void run_generation(const Endpoint& ep, const httplib::Request& req, httplib::Response& res,
+                      const nlohmann::ordered_json& body, const std::shared_ptr<Backend>& b, const ApiContext& ctx,
+                      std::shared_ptr<void> hold);
+  ApiContext context_for(const Backend& b) const;
+  // With many models (model_routes.cpp): the request's model by name, waiting for its load.
+  void generate_named(const Endpoint& ep, const httplib::Request& req, httplib::Response& res,
+                      const nlohmann::ordered_json& body);
+  void install_model_routes();
+  nlohmann::ordered_json models_openai();  // GET /v1/models with many models (and the router's names)
+  nlohmann::ordered_json models_tags();    // GET /api/tags
+  nlohmann::ordered_json models_ps();      // GET /api/ps: the loaded ones
+  void add_definition(nlohmann::ordered_json* show, const std::string& name);  // /api/show's "hylo" part
+  // The model a request that is not a generation is about: "model" in the body or ?model=, else
+  // the most recently used one; null after an error answer.
+  std::shared_ptr<ModelLease> lease_for(const httplib::Request& req, ApiFamily family, httplib::Response& res);
+  // Waits for a ticket (client hang-up and shutdown watched); false after an error answer.
+  bool wait_ticket(const ModelTicket& t, ApiFamily family, httplib::Response& res);
+  using BackendFn = std::function<void(const std::shared_ptr<Backend>&, const ApiContext&)>;
+  // Runs `fn` with the one model, or (many models) the one the request is about.
+  void with_backend(const httplib::Request& req, httplib::Response& res, ApiFamily family, const BackendFn& fn);
   // With a router: true when it answered (upstream or refused); false: run it here (routing.cpp).
   using RequestParser = Result<GenerationRequest> (*)(const nlohmann::ordered_json& body, const ApiContext& ctx);
   bool route_elsewhere(ApiFamily family, const char* endpoint, RequestParser parse, const httplib::Request& req,
                        const nlohmann::ordered_json& body, const std::shared_ptr<Backend>& b, httplib::Response& res);
   std::string router_metrics() const;
-  void tokenize(const httplib::Request& req, httplib::Response& res);
-  void detokenize(const httplib::Request& req, httplib::Response& res);
-  void apply_template(const httplib::Request& req, httplib::Response& res);
-  void props(const httplib::Request& req, httplib::Response& res);
+  void tokenize(const httplib::Request& req, httplib::Response& res, const Backend& b);
+  void detokenize(const httplib::Request& req, httplib::Response& res, const Backend& b);
+  void apply_template(const httplib::Request& req, httplib::Response& res, const Backend& b, const ApiContext& ctx);
+  void props(const httplib::Request& req, httplib::Response& res, const Backend& b);
   std::shared_ptr<Backend> backend() const { return std::atomic_load(&backend_); }
 
   ServerOptions opt_;
@@ -104,6 +129,7 @@ class Server {
   bool check_host_ = false;
   std::thread thread_;
   std::shared_ptr<Backend> backend_;  // null while loading (std::atomic_load / atomic_store)
+  std::shared_ptr<ModelManager> models_;  // many models: set instead of backend_
   ApiContext ctx_;                    // set with the backend
   GenerationLimits limits_;
   Metrics metrics_;

@@ -73,7 +73,69 @@ class Pump {
   std::vector<Update> updates_;
 };
 
+// The same, for a stream that begins before its model is loaded.
+class PendingPump {
+ public:
+  PendingPump(std::shared_ptr<ModelTicket> t, std::shared_ptr<ResponseWriter> early,
+              std::function<StartedGeneration()> start, const StreamSettings& s)
+      : ticket_(std::move(t)), early_(std::move(early)), start_(std::move(start)), s_(s) {}
+
+  bool step(httplib::DataSink& sink) {
+    if (pump_) return pump_->step(sink);
+    const int timeout_ms = s_.ping_interval > 0 ? static_cast<int>(std::ceil(s_.ping_interval * 1000)) : -1;
+    for (;;) {
+      switch (ticket_->wait(s_.client_fd, s_.shutdown_fd, timeout_ms)) {
+        case ModelTicket::Wake::kReady: {
+          StartedGeneration st = start_();
+          ticket_.reset();  // the generation holds the model now
+          if (st.error) return finish(sink, early_->stream_error(*st.error));
+          pump_ = std::make_unique<Pump>(std::move(st.generation), std::move(st.writer), s_);
+          return pump_->step(sink);
+        }
+        case ModelTicket::Wake::kTimeout: {
+          const std::string ping = early_->keepalive();
+          if (ping.empty()) continue;
+          if (s_.metrics) s_.metrics->count_ping();
+          if (sink.write(ping.data(), ping.size())) return true;
+          return gone();
+        }
+        case ModelTicket::Wake::kClientGone:
+          return gone();
+        case ModelTicket::Wake::kShutdown:
+          return finish(sink, early_->stream_error({ApiError::Kind::kShuttingDown, "the server is shutting down"}));
+      }
+    }
+  }
+
+ private:
+  bool finish(httplib::DataSink& sink, const std::string& bytes) {
+    if (!bytes.empty() && !sink.write(bytes.data(), bytes.size())) return gone();
+    sink.done();
+    return true;
+  }
+  bool gone() {
+    if (s_.metrics) s_.metrics->count_client_gone();
+    return false;
+  }
+
+  std::shared_ptr<ModelTicket> ticket_;
+  std::shared_ptr<ResponseWriter> early_;
+  std::function<StartedGeneration()> start_;
+  StreamSettings s_;
+  std::unique_ptr<Pump> pump_;
+};
+
 }  // namespace
+
+void stream_after_load(httplib::Response& res, std::shared_ptr<ModelTicket> ticket,
+                       std::shared_ptr<ResponseWriter> early, std::function<StartedGeneration()> start,
+                       const StreamSettings& settings) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  const char* type = early->stream_content_type();
+  auto pump = std::make_shared<PendingPump>(std::move(ticket), std::move(early), std::move(start), settings);
+  res.set_chunked_content_provider(type, [pump](size_t, httplib::DataSink& sink) { return pump->step(sink); });
+}
 
 void stream_generation(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<ResponseWriter> writer,
                        const StreamSettings& settings) {

@@ -5,10 +5,12 @@
 
 #include <httplib.h>
 
+#include <functional>
 #include <memory>
 
 #include "server/generation.h"
 #include "server/metrics.h"
+#include "server/model_manager.h"
 #include "server/response_writer.h"
 
 namespace hylo::server {
@@ -23,6 +25,18 @@ struct StreamSettings {
 // Makes `res` a chunked response that streams `g` through `writer`. The headers go out when the
 // handler returns; the loop then runs on the connection's thread.
 void stream_generation(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<ResponseWriter> writer,
+                       const StreamSettings& settings);
+
+// A streamed request whose model is still loading: the response starts at once and gets the
+// keep-alives a long prefill gets (from `early`, a writer of the request's format) until `ticket`
+// resolves; then `start` makes the generation and its writer (or an error, which ends the stream).
+struct StartedGeneration {
+  std::shared_ptr<Generation> generation;
+  std::shared_ptr<ResponseWriter> writer;
+  std::optional<ApiError> error;
+};
+void stream_after_load(httplib::Response& res, std::shared_ptr<ModelTicket> ticket,
+                       std::shared_ptr<ResponseWriter> early, std::function<StartedGeneration()> start,
                        const StreamSettings& settings);
 
 // Waits until every choice finished or one failed. kClientGone: the request was cancelled.

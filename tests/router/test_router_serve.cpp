@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <set>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -402,6 +404,45 @@ clients:
   std::string out;
   EXPECT_NE(run_command(hylo_binary() + " serve --port 0 -m " + model + " --routes " + routes, &out), 0) << out;
   EXPECT_NE(out.find("HYLO_TEST_KEY_CI"), std::string::npos) << out;
+}
+
+// Many local models (--models-dir) and upstream routes in one name space: a local name runs here,
+// an upstream's name or "cloud" goes there, anything else is a 404 listing the local names.
+TEST(RouterLocal, LocalModelsAndUpstreamsShareOneNameSpace) {
+  FakeUpstream fake;
+  const std::string model = fixture_model("qwen3moe-tiny-q8");
+  ASSERT_FALSE(model.empty());
+  const std::string dir = scratch_path("router-models");
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_symlink(model, dir + "/coder.gguf");
+  ServeProcess srv({"--models-dir", dir, "-c", "256", "--parallel", "1", "--upstream",
+                    "fake=" + fake.url() + "/v1,model=ok"});
+  ASSERT_TRUE(srv.start()) << srv.log();
+  auto c = srv.client();
+  HttpReply r = post_json(c, "/v1/chat/completions", {{"model", "coder"}, {"messages", user("hi")}, {"max_tokens", 2}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json["model"], "coder");
+  EXPECT_EQ(header(r, "X-Hylo-Route"), "local");
+  EXPECT_TRUE(fake.entries().empty());
+  for (const char* name : {"fake", "cloud"}) {
+    r = post_json(c, "/v1/chat/completions", {{"model", name}, {"messages", user("hi")}, {"max_tokens", 2}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(header(r, "X-Hylo-Route"), "fake");
+  }
+  EXPECT_EQ(fake.entries().size(), 2u);
+  r = post_json(c, "/api/chat", {{"model", "gpt-4o"}, {"messages", user("hi")}, {"stream", false}});
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_NE(r.body.find("coder"), std::string::npos) << r.body;
+  EXPECT_EQ(fake.entries().size(), 2u);
+  const HttpReply models = get(c, "/v1/models");
+  std::set<std::string> ids;
+  for (const auto& m : models.json["data"]) ids.insert(m["id"]);
+  EXPECT_TRUE(ids.count("coder") && ids.count("fake") && ids.count("cloud")) << models.body;
+  const HttpReply tags = get(c, "/api/tags");
+  std::set<std::string> names;
+  for (const auto& m : tags.json["models"]) names.insert(m["name"]);
+  EXPECT_TRUE(names.count("coder") && names.count("fake")) << tags.body;
+  EXPECT_EQ(srv.stop(), 0);
 }
 
 // A second `hylo serve` as the cloud: long prompts and tight time budgets go there, streamed
