@@ -80,7 +80,9 @@ class ServeModels : public ::testing::Test {
     ASSERT_TRUE(server_->start());
   }
   static void TearDownTestSuite() {
-    if (server_) EXPECT_EQ(server_->stop(), 0) << server_->log();
+    if (server_) {
+      EXPECT_EQ(server_->stop(), 0) << server_->log();
+    }
     delete server_;
     server_ = nullptr;
   }
@@ -169,7 +171,9 @@ TEST_F(ServeModels, ListingsDescribeEveryModel) {
   ASSERT_EQ(tags.json["models"].size(), 4u);
   for (const auto& m : tags.json["models"]) {
     EXPECT_EQ(m["details"]["family"], "qwen3moe");
-    if (m["name"] == "beta-512") EXPECT_EQ(m["context_length"], 512);
+    if (m["name"] == "beta-512") {
+      EXPECT_EQ(m["context_length"], 512);
+    }
   }
 
   ASSERT_EQ(post_json(c, "/models/load", {{"model", "beta-512"}}).status, 200);
