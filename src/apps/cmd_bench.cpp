@@ -368,7 +368,8 @@ int run(const Options& o) {
 CommandRegistrar reg(
     "bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60, [](CLI::App& app) {
       auto o = std::make_shared<Options>();
-      app.add_option("-m,--model", o->model, "GGUF model (default: the random-weight bench model, generated on first use)");
+      app.add_option("-m,--model", o->model,
+                     "GGUF model (default: the random-weight bench model, generated on first use)");
       app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
           ->check(CLI::Range(0, 1 << 20))
           ->capture_default_str();

@@ -60,9 +60,10 @@ int run(const Options& o) {
   int64_t n_chunk = static_cast<int64_t>(tokens.size()) / n_ctx;
   if (o.max_chunks >= 0) n_chunk = std::min<int64_t>(n_chunk, o.max_chunks);
   if (n_chunk < 1)
-    return fail(make_error("[perplexity] {} has {} tokens: at least one chunk of -c {} tokens is needed (use a "
-                           "longer text or a smaller -c)",
-                           o.text_file, tokens.size(), n_ctx));
+    return fail(
+        make_error("[perplexity] {} has {} tokens: at least one chunk of -c {} tokens is needed (use a "
+                   "longer text or a smaller -c)",
+                   o.text_file, tokens.size(), n_ctx));
   if (n_ctx > m.info().n_ctx_train)
     log_warn("[perplexity] -c {} is beyond the model's trained context of {}", n_ctx, m.info().n_ctx_train);
 
@@ -117,20 +118,18 @@ int run(const Options& o) {
   return kExitOk;
 }
 
-CommandRegistrar reg("perplexity", "Perplexity of a model on a text file (llama-perplexity's method)", 45,
-                     [](CLI::App& app) {
-                       auto o = std::make_shared<Options>();
-                       app.add_option("-m,--model", o->model,
-                                      "GGUF model file (default: the built-in model, trained on the King James Bible)");
-                       app.add_option("-f,--text,--file", o->text_file, "Text file to score")->required();
-                       app.add_option("-c,--ctx-size", o->n_ctx, "Tokens per chunk (the context)")
-                           ->capture_default_str();
-                       app.add_option("-b,--batch-size", o->n_batch, "Tokens per forward pass")->capture_default_str();
-                       app.add_option("--chunks", o->max_chunks, "Score at most this many chunks (-1: all)")
-                           ->capture_default_str();
-                       o->engine.add(app, /*default_kv=*/"f16");
-                       return [o] { return run(*o); };
-                     });
+CommandRegistrar reg(
+    "perplexity", "Perplexity of a model on a text file (llama-perplexity's method)", 45, [](CLI::App& app) {
+      auto o = std::make_shared<Options>();
+      app.add_option("-m,--model", o->model,
+                     "GGUF model file (default: the built-in model, trained on the King James Bible)");
+      app.add_option("-f,--text,--file", o->text_file, "Text file to score")->required();
+      app.add_option("-c,--ctx-size", o->n_ctx, "Tokens per chunk (the context)")->capture_default_str();
+      app.add_option("-b,--batch-size", o->n_batch, "Tokens per forward pass")->capture_default_str();
+      app.add_option("--chunks", o->max_chunks, "Score at most this many chunks (-1: all)")->capture_default_str();
+      o->engine.add(app, /*default_kv=*/"f16");
+      return [o] { return run(*o); };
+    });
 
 }  // namespace
 }  // namespace hylo::apps

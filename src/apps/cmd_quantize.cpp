@@ -33,7 +33,7 @@ bool keep_as_is(const gguf::TensorInfo& t) {
 
 uint32_t file_type_of(const std::string& type) {
   // llama_ftype values (general.file_type).
-  static const std::map<std::string, uint32_t> m = {{"f32", 0},   {"f16", 1},    {"q4_0", 2},   {"q8_0", 7},
+  static const std::map<std::string, uint32_t> m = {{"f32", 0},   {"f16", 1},     {"q4_0", 2},  {"q8_0", 7},
                                                     {"q4_k", 15}, {"q4_k_m", 15}, {"q5_k", 17}, {"q5_k_m", 17},
                                                     {"q6_k", 18}, {"bf16", 32}};
   auto it = m.find(type);
@@ -45,9 +45,10 @@ int run(const Options& o) {
   bool known = false;
   for (const char* t : kTypes) known = known || o.type == t;
   if (!known)
-    return fail(make_error("[quantize] --type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m or "
-                           "q5_k_m",
-                           o.type));
+    return fail(
+        make_error("[quantize] --type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m or "
+                   "q5_k_m",
+                   o.type));
   if (o.in == o.out) return fail(make_error("[quantize] the output file must differ from the input {}", o.in));
   auto file = gguf::File::open(o.in);
   if (!file.ok()) return fail(file.error());
@@ -78,16 +79,16 @@ int run(const Options& o) {
     const int64_t ne0 = t.ne[0];
     const uint64_t src_rb = row_bytes(src_type, ne0), dst_rb = row_bytes(dst_type, ne0);
     const uint8_t* src = f.tensor_data(t);
-    w.add_tensor(t.name, dst_type, ne, [&pool, src, src_type, dst_type, ne0, src_rb, dst_rb](uint8_t* dst, int64_t r0,
-                                                                                             int64_t r1) {
-      pool.parallel_for(r1 - r0, 16, [&](int64_t b0, int64_t b1) {
-        std::vector<float> row(ne0);
-        for (int64_t r = b0; r < b1; ++r) {
-          kernels::dequantize_row(src_type, src + (r0 + r) * src_rb, row.data(), ne0);
-          kernels::quantize_row(dst_type, row.data(), dst + r * dst_rb, ne0);
-        }
-      });
-    });
+    w.add_tensor(t.name, dst_type, ne,
+                 [&pool, src, src_type, dst_type, ne0, src_rb, dst_rb](uint8_t* dst, int64_t r0, int64_t r1) {
+                   pool.parallel_for(r1 - r0, 16, [&](int64_t b0, int64_t b1) {
+                     std::vector<float> row(ne0);
+                     for (int64_t r = b0; r < b1; ++r) {
+                       kernels::dequantize_row(src_type, src + (r0 + r) * src_rb, row.data(), ne0);
+                       kernels::quantize_row(dst_type, row.data(), dst + r * dst_rb, ne0);
+                     }
+                   });
+                 });
   }
   Timer timer;
   if (auto st = w.write(o.out); !st.ok()) return fail(st.error());

@@ -35,10 +35,10 @@ TEST(DefaultModel, RunWithoutModelWritesEnglishAndSaysWhatItIs) {
   EXPECT_NE(out.find("King James Bible"), std::string::npos) << out;
   EXPECT_EQ(out.find("random weights"), std::string::npos) << out;
   // Greedy text of a model trained on the KJV: mostly its most common words.
-  static const std::set<std::string> kCommon = {"the", "and", "of", "to", "that", "in", "he", "shall", "unto",
-                                                "for", "i", "his", "a", "lord", "they", "be", "is", "him",
-                                                "not", "them", "it", "with", "all", "thou", "thy", "was",
-                                                "god", "which", "my", "me", "said", "but", "ye", "their"};
+  static const std::set<std::string> kCommon = {"the",   "and",  "of",  "to",   "that", "in",   "he",   "shall", "unto",
+                                                "for",   "i",    "his", "a",    "lord", "they", "be",   "is",    "him",
+                                                "not",   "them", "it",  "with", "all",  "thou", "thy",  "was",   "god",
+                                                "which", "my",   "me",  "said", "but",  "ye",   "their"};
   std::istringstream words(out);
   int common = 0;
   for (std::string w; words >> w;) {
@@ -52,9 +52,8 @@ TEST(DefaultModel, RunWithoutModelWritesEnglishAndSaysWhatItIs) {
 
 TEST(DefaultModel, MissingDefaultIsAClearError) {
   std::string out;
-  EXPECT_EQ(test::run_command("HYLO_DEFAULT_MODEL=/nonexistent/default.gguf " + test::hylo_binary() +
-                                  " run -n 1 hello 2>&1",
-                              &out),
+  EXPECT_EQ(test::run_command(
+                "HYLO_DEFAULT_MODEL=/nonexistent/default.gguf " + test::hylo_binary() + " run -n 1 hello 2>&1", &out),
             1)
       << out;
   EXPECT_NE(out.find("built-in default model is missing"), std::string::npos) << out;
@@ -69,10 +68,10 @@ TEST(Perplexity, MatchesTheTrainingScriptOnHeldOutText) {
   const double expected = summary["heldout_ppl_ctx256"]["ppl"].get<double>();
   const int chunks = summary["heldout_ppl_ctx256"]["chunks"].get<int>();
   std::string out;
-  ASSERT_EQ(test::run_command(test::hylo_binary() + " perplexity -t 2 -c 256 -b 128 --text " + data_dir() +
-                                  "/heldout.txt 2>&1",
-                              &out),
-            0)
+  ASSERT_EQ(
+      test::run_command(
+          test::hylo_binary() + " perplexity -t 2 -c 256 -b 128 --text " + data_dir() + "/heldout.txt 2>&1", &out),
+      0)
       << out;
   const auto [ppl, err] = parse_ppl(out);
   ASSERT_GT(ppl, 0) << out;
@@ -105,9 +104,9 @@ TEST(Quantize, Q8AndQ4KMStayCloseToTheF16Model) {
   const std::string text = data_dir() + "/heldout.txt";
   auto ppl_of = [&](const std::string& model) {
     std::string out;
-    EXPECT_EQ(test::run_command(test::hylo_binary() + " perplexity -t 2 -c 256 --chunks 12 -m " + model +
-                                    " --text " + text + " 2>&1",
-                                &out),
+    EXPECT_EQ(test::run_command(
+                  test::hylo_binary() + " perplexity -t 2 -c 256 --chunks 12 -m " + model + " --text " + text + " 2>&1",
+                  &out),
               0)
         << out;
     return parse_ppl(out).first;
@@ -117,15 +116,14 @@ TEST(Quantize, Q8AndQ4KMStayCloseToTheF16Model) {
   for (const auto& [type, tolerance] : {std::pair{"q8_0", 0.01}, std::pair{"q4_k_m", 0.10}}) {
     const std::string out_file = test::scratch_path(std::string("default-") + type + ".gguf");
     std::string out;
-    ASSERT_EQ(test::run_command(test::hylo_binary() + " quantize -t 2 --type " + type + " " + model_file() + " " +
-                                    out_file + " 2>&1",
-                                &out),
+    ASSERT_EQ(test::run_command(
+                  test::hylo_binary() + " quantize -t 2 --type " + type + " " + model_file() + " " + out_file + " 2>&1",
+                  &out),
               0)
         << out;
     ASSERT_EQ(test::run_command(test::hylo_binary() + " -q inspect --json " + out_file, &out), 0) << out;
     const auto j = nlohmann::json::parse(out);
-    EXPECT_GT(j["totals_by_type"][type == std::string("q8_0") ? "q8_0" : "q4_K"]["bytes"].get<uint64_t>(), 0u)
-        << type;
+    EXPECT_GT(j["totals_by_type"][type == std::string("q8_0") ? "q8_0" : "q4_K"]["bytes"].get<uint64_t>(), 0u) << type;
     const double ppl = ppl_of(out_file);
     EXPECT_GT(ppl, 0) << type;
     EXPECT_NEAR(ppl, base, tolerance * base) << type;

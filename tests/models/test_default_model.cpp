@@ -100,10 +100,10 @@ class DefaultModel : public ::testing::Test {
     model_ = std::move(*m);
     const std::string f32 = test::scratch_path("default-f32.gguf");
     std::string out;
-    ASSERT_EQ(test::run_command(test::hylo_binary() + " -q quantize -t 2 --type f32 " + data_dir() +
-                                    "/hylo-default.gguf " + f32,
-                                &out),
-              0)
+    ASSERT_EQ(
+        test::run_command(
+            test::hylo_binary() + " -q quantize -t 2 --type f32 " + data_dir() + "/hylo-default.gguf " + f32, &out),
+        0)
         << out;
     auto m32 = models::load_model(f32);
     ASSERT_TRUE(m32.ok()) << m32.message();
