@@ -1,7 +1,7 @@
 // `hylo bench --sessions N`: replays N interleaved multi-turn conversations on fewer slots than
 // conversations, once without and once with the prefix cache, and reports the time to first
 // token of each turn; then each conversation again with an earlier message edited. Prompts are
-// random token ids (the default model has random weights: text would mean nothing either).
+// random token ids (the bench model has random weights: text would mean nothing either).
 #include "apps/bench_sessions.h"
 
 #include <future>

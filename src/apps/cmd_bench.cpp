@@ -153,21 +153,24 @@ Result<SpecBench> bench_speculative(models::Model& m, ThreadPool& pool, const Op
 }
 
 int run(const Options& o) {
-  if (o.sessions.sessions > 0) {
-    SessionBenchOptions so = o.sessions;
-    so.model = o.model;
-    so.threads = o.threads;
-    so.batch = o.batch;
-    so.kv = o.kv;
-    return run_session_bench(so);
-  }
   const int threads = o.threads > 0 ? o.threads : physical_core_count();
   ThreadPool pool(threads);
   std::string path = o.model;
   if (path.empty()) {
-    auto p = ensure_default_model(pool);
+    // Speed is measured on real per-layer shapes: the random-weight bench model, not the small
+    // trained default (whose 256-wide matrices say little about a real model's speed).
+    auto p = ensure_bench_model(pool);
     if (!p.ok()) return fail(p.error());
     path = *p;
+    log_info("[bench] no -m: the random-weight bench model {} (Qwen3-Next-80B-A3B per-layer shapes)", path);
+  }
+  if (o.sessions.sessions > 0) {
+    SessionBenchOptions so = o.sessions;
+    so.model = path;
+    so.threads = o.threads;
+    so.batch = o.batch;
+    so.kv = o.kv;
+    return run_session_bench(so);
   }
   auto loaded = models::load_model(path);
   if (!loaded.ok()) return fail(loaded.error());
@@ -365,7 +368,8 @@ int run(const Options& o) {
 CommandRegistrar reg(
     "bench", "Prefill and decode speed, and their fraction of this machine's roofline", 60, [](CLI::App& app) {
       auto o = std::make_shared<Options>();
-      app.add_option("-m,--model", o->model, "GGUF model (default: the built-in model)");
+      app.add_option("-m,--model", o->model,
+                     "GGUF model (default: the random-weight bench model, generated on first use)");
       app.add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens for the prefill test (pp)")
           ->check(CLI::Range(0, 1 << 20))
           ->capture_default_str();

@@ -10,6 +10,7 @@
 
 #include "apps/command.h"
 #include "apps/common.h"
+#include "apps/default_model.h"
 #include "apps/generate.h"
 #include "apps/line_editor.h"
 #include "apps/session.h"
@@ -97,6 +98,7 @@ int run(const Options& o) {
   const bool tty = stdin_is_tty();
   log_info("[chat] {}", s.ctx_reason);
   log_info("[chat] {}", s.cache_reason);
+  if (s.default_model) std::fprintf(stderr, "note: %s\n", default_model_note().c_str());
   if (s.random_weights)
     std::fprintf(stderr, "note: %s has random weights (hylo make-model): its answers are meaningless text.\n",
                  s.model->info().name.c_str());

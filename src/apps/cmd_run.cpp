@@ -10,6 +10,7 @@
 
 #include "apps/command.h"
 #include "apps/common.h"
+#include "apps/default_model.h"
 #include "apps/generate.h"
 #include "apps/progress.h"
 #include "apps/session.h"
@@ -62,6 +63,7 @@ int run(const Options& o) {
   Session& s = **session;
   log_info("[run] {}", s.ctx_reason);
   log_info("[run] {}", s.cache_reason);
+  if (s.default_model) std::fprintf(stderr, "note: %s\n", default_model_note().c_str());
   if (s.random_weights)
     std::fprintf(stderr, "note: %s has random weights (hylo make-model): its output is meaningless text.\n",
                  s.model->info().name.c_str());

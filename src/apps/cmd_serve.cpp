@@ -16,6 +16,7 @@
 
 #include "apps/command.h"
 #include "apps/common.h"
+#include "apps/default_model.h"
 #include "apps/session.h"
 #include "base/cpu.h"
 #include "base/log.h"
@@ -292,6 +293,7 @@ int run(Options& o) {
     session = std::move(*s);
     log_info("[serve] {}", session->ctx_reason);
     log_info("[serve] {}", session->cache_reason);
+    if (session->default_model) log_info("[serve] {}", default_model_note());
     if (session->random_weights)
       log_warn("[serve] {} has random weights (hylo make-model): its output is meaningless text",
                session->model->info().name);

@@ -19,7 +19,7 @@
 namespace hylo::apps {
 
 void SessionFlags::add(CLI::App& app, bool with_parallel) {
-  app.add_option("-m,--model", model, "GGUF model file (default: the built-in random-weight model)");
+  app.add_option("-m,--model", model, "GGUF model file (default: the built-in model, trained on the King James Bible)");
   app.add_option("-t,--threads", threads, "Threads (default: physical cores)")->check(CLI::Range(0, 1024));
   app.add_option("-c,--ctx-size", ctx, "Context size per sequence (default: trained context, capped by memory)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
@@ -200,7 +200,8 @@ Result<std::unique_ptr<Session>> open_session(const SessionFlags& flags) {
   s->pool = std::make_unique<ThreadPool>(flags.threads > 0 ? flags.threads : physical_core_count());
   std::string path = flags.model;
   if (path.empty()) {
-    HYLO_ASSIGN_OR_RETURN(path, ensure_default_model(*s->pool));
+    HYLO_ASSIGN_OR_RETURN(path, find_default_model());
+    s->default_model = true;
   }
   if (flags.mmap && flags.no_mmap) return make_error("[cli] --mmap and --no-mmap: choose one");
   // Shapes first (weights stay in the mapping, untouched): does the run fit in memory?

@@ -50,6 +50,7 @@ struct Session {
   bool chatml_fallback = false;
   bool thinking_model = false;  // the generation prompt opens <think>
   bool random_weights = false;
+  bool default_model = false;        // no -m: the built-in default model
   runtime::SamplingParams sampling;  // defaults: GGUF general.sampling.*, else the Qwen3 card
   int32_t n_ctx = 0;
   std::string ctx_reason;

@@ -157,6 +157,13 @@ Status validate(const SyntheticSpec& s) {
   return ok_status();
 }
 
+Result<TensorType> matrix_type(const std::string& type, const std::string& name, int64_t ne0) {
+  SyntheticSpec spec;
+  spec.type = type;
+  if (auto st = validate(spec); !st.ok()) return st.error();
+  return weight_type(spec, name, ne0);
+}
+
 Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::string& path, ThreadPool& pool,
                                        const std::function<Status(gguf::Writer&)>& add_tokenizer) {
   HYLO_TRY(validate(spec));

@@ -33,6 +33,12 @@ struct SyntheticSpec {
 // Checks the spec; the error names the bad field and the accepted values.
 Status validate(const SyntheticSpec& spec);
 
+// The storage type of weight matrix `name` (rows of ne0 values) in a file of weight format `type`
+// (as SyntheticSpec::type): the _m mixes keep ffn_down, attn_v, ssm_out and the LM head
+// (output.weight) in q6_K; rows that do not fill a block fall back to q8_0, else f16. Used by
+// make-model and by `hylo quantize`.
+Result<TensorType> matrix_type(const std::string& type, const std::string& name, int64_t ne0);
+
 // Writes the model to `path`. `add_tokenizer` adds the tokenizer.* metadata (vocabulary size
 // must be 151936, the Qwen3 vocabulary). Returns the file size.
 Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::string& path, ThreadPool& pool,
