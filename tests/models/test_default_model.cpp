@@ -84,12 +84,18 @@ void expect_close(const std::vector<float>& got, const NpyArray& ref, const std:
     const float* e = ref.f32() + t * V;
     float diff = 0.0f;
     for (int64_t i = 0; i < V; ++i) diff = std::max(diff, std::fabs(g[i] - e[i]));
-    if (!f16) EXPECT_LE(diff, kTolerance) << what << " position " << t;
+    if (!f16) {
+      EXPECT_LE(diff, kTolerance) << what << " position " << t;
+    }
     far += diff > kToleranceF16;
     const int64_t a = std::max_element(g, g + V) - g, b = std::max_element(e, e + V) - e;
-    if (a != b) EXPECT_LE(e[b] - e[a], f16 ? 0.5f : 2 * kTolerance) << what << " position " << t;
+    if (a != b) {
+      EXPECT_LE(e[b] - e[a], f16 ? 0.5f : 2 * kTolerance) << what << " position " << t;
+    }
   }
-  if (f16) EXPECT_LE(far, n / 3) << what << ": positions further than " << kToleranceF16;
+  if (f16) {
+    EXPECT_LE(far, n / 3) << what << ": positions further than " << kToleranceF16;
+  }
 }
 
 class DefaultModel : public ::testing::Test {
