@@ -63,7 +63,7 @@ server_pid=""
 
 cat <<EOF
 
-The default model is tiny (11M parameters, trained for 40 minutes on the King James Bible): it
+The default model is tiny (11M parameters, trained for 34 minutes on the King James Bible): it
 writes Bible-style English, not answers. The requests and the server are real; -m runs a real model.
 To keep a server running:  build/bin/hylo serve [-m model.gguf]   (http://127.0.0.1:8080)
 
