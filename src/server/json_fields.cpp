@@ -235,4 +235,41 @@ Result<LlamaSamplingFields> read_llama_sampling(const FieldReader& r, int64_t n_
   return LlamaSamplingFields{top_p, seed};
 }
 
+Status read_prompts(const ojson& prompt, int64_t n_vocab, int max_prompts, std::vector<PromptInput>* out) {
+  constexpr const char* kShape =
+      "prompt must be a string, an array of strings, an array of token ids or an array of such arrays";
+  auto token_list = [&](const ojson& a) -> Result<PromptInput> {
+    PromptInput p;
+    p.is_tokens = true;
+    for (const auto& t : a) {
+      const int64_t v = t.is_number_integer() ? t.get<int64_t>() : -1;
+      if (v < 0 || v >= n_vocab) return make_error("prompt token ids must be integers in [0, {})", n_vocab);
+      p.tokens.push_back(static_cast<int32_t>(v));
+    }
+    return p;
+  };
+  if (prompt.is_string()) {
+    out->push_back({prompt.get<std::string>(), {}, false});
+  } else if (prompt.is_array() && !prompt.empty() && prompt[0].is_number()) {
+    HYLO_ASSIGN_OR_RETURN(PromptInput p, token_list(prompt));
+    out->push_back(std::move(p));
+  } else if (prompt.is_array() && !prompt.empty()) {
+    for (const auto& item : prompt) {
+      if (item.is_string()) {
+        out->push_back({item.get<std::string>(), {}, false});
+      } else if (item.is_array()) {
+        HYLO_ASSIGN_OR_RETURN(PromptInput p, token_list(item));
+        out->push_back(std::move(p));
+      } else {
+        return make_error("{}", kShape);
+      }
+    }
+  } else {
+    return make_error("{}", kShape);
+  }
+  if (out->size() > static_cast<size_t>(max_prompts))
+    return make_error("prompt may hold at most {} prompts", max_prompts);
+  return ok_status();
+}
+
 }  // namespace hylo::server

@@ -64,4 +64,10 @@ struct LlamaSamplingFields {
 };
 Result<LlamaSamplingFields> read_llama_sampling(const FieldReader& r, int64_t n_vocab, SamplingOverrides* s);
 
+// The `prompt` field of the completion APIs (OpenAI's /v1/completions, llama-server's
+// /completion): a string, an array of token ids, or an array of several prompts (strings or
+// arrays of token ids), at most max_prompts of them. Errors say which shape was expected.
+struct PromptInput;
+Status read_prompts(const ojson& prompt, int64_t n_vocab, int max_prompts, std::vector<PromptInput>* out);
+
 }  // namespace hylo::server

@@ -118,18 +118,22 @@ class CompletionWriter : public ResponseWriter {
       return sse(j);
     }
     if (u.content.empty() && u.logprobs.empty()) return "";
-    ojson j = {{"index", 0},    {"content", u.content},  {"tokens", ojson::array()}, {"stop", false},
-               {"id_slot", -1}, {"tokens_predicted", 0}, {"tokens_evaluated", 0}};
+    ojson j = {{"index", u.index}, {"content", u.content},  {"tokens", ojson::array()}, {"stop", false},
+               {"id_slot", -1},    {"tokens_predicted", 0}, {"tokens_evaluated", 0}};
     if (n_probs_ > 0) j["completion_probabilities"] = probabilities(u.logprobs);
     return sse(j);
   }
 
+  // One prompt: its result; several: an array of results in prompt order (as llama-server).
   ojson complete(const Generation& g) override {
-    const Choice& c = g.choices().front();
-    ojson j = final_fields(g, c);
-    j["content"] = c.content;
-    if (n_probs_ > 0) j["completion_probabilities"] = probabilities(c.logprobs);
-    return j;
+    ojson all = ojson::array();
+    for (const Choice& c : g.choices()) {
+      ojson j = final_fields(g, c);
+      j["content"] = c.content;
+      if (n_probs_ > 0) j["completion_probabilities"] = probabilities(c.logprobs);
+      all.push_back(std::move(j));
+    }
+    return all.size() == 1 ? std::move(all[0]) : all;
   }
 
  private:
@@ -144,7 +148,7 @@ class CompletionWriter : public ResponseWriter {
     ojson tokens = ojson::array();
     if (return_tokens_)
       for (int32_t t : c.tokens) tokens.push_back(t);
-    return {{"index", 0},
+    return {{"index", c.index},
             {"content", ""},
             {"tokens", std::move(tokens)},
             {"id_slot", c.result.slot},
@@ -153,7 +157,7 @@ class CompletionWriter : public ResponseWriter {
             {"tokens_predicted", c.result.n_generated},
             {"tokens_evaluated", c.result.n_prompt},
             {"generation_settings", settings_},
-            {"prompt", g.prompt_texts().front()},
+            {"prompt", g.prompt_texts()[static_cast<size_t>(c.prompt_index)]},
             {"has_new_line", c.content.find('\n') != std::string::npos},
             {"truncated", false},
             {"stop_type", stop_type},
@@ -175,20 +179,7 @@ Result<GenerationRequest> parse_llama_completion(const ojson& body, const ApiCon
   FieldReader r(body);
   const ojson* prompt = r.get("prompt");
   if (prompt == nullptr) return make_error("prompt is required");
-  if (prompt->is_string()) {
-    g.prompts.push_back({prompt->get<std::string>(), {}, false});
-  } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number()) {
-    PromptInput p;
-    p.is_tokens = true;
-    for (const auto& t : *prompt) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= ctx.n_vocab)
-        return make_error("prompt token ids must be integers in [0, {})", ctx.n_vocab);
-      p.tokens.push_back(t.get<int32_t>());
-    }
-    g.prompts.push_back(std::move(p));
-  } else {
-    return make_error("prompt must be a string or an array of token ids (one prompt per request)");
-  }
+  HYLO_TRY(read_prompts(*prompt, ctx.n_vocab, ctx.max_choices, &g.prompts));  // several: one answer each
   HYLO_TRY(read_native(r, ctx, &g));
   HYLO_ASSIGN_OR_RETURN(auto return_tokens, r.boolean("return_tokens"));
   g.return_tokens = return_tokens.value_or(false);

@@ -280,45 +280,7 @@ Result<GenerationRequest> parse_openai_completion(const ojson& body, const ApiCo
   FieldReader r(body);
   const ojson* prompt = r.get("prompt");
   if (prompt == nullptr) return make_error("prompt is required");
-  const char* shape = "prompt must be a string, an array of strings, an array of token ids or an array of such arrays";
-  auto token_list = [&](const ojson& a, std::vector<int32_t>* out) -> bool {
-    for (const auto& t : a) {
-      if (!t.is_number_integer()) return false;
-      const int64_t v = t.get<int64_t>();
-      if (v < 0 || v >= ctx.n_vocab) return false;
-      out->push_back(static_cast<int32_t>(v));
-    }
-    return true;
-  };
-  if (prompt->is_string()) {
-    g.prompts.push_back({prompt->get<std::string>(), {}, false});
-  } else if (prompt->is_array() && !prompt->empty()) {
-    if ((*prompt)[0].is_number()) {
-      PromptInput p;
-      p.is_tokens = true;
-      if (!token_list(*prompt, &p.tokens))
-        return make_error("prompt token ids must be integers in [0, {})", ctx.n_vocab);
-      g.prompts.push_back(std::move(p));
-    } else {
-      for (const auto& item : *prompt) {
-        if (item.is_string()) {
-          g.prompts.push_back({item.get<std::string>(), {}, false});
-        } else if (item.is_array()) {
-          PromptInput p;
-          p.is_tokens = true;
-          if (!token_list(item, &p.tokens))
-            return make_error("prompt token ids must be integers in [0, {})", ctx.n_vocab);
-          g.prompts.push_back(std::move(p));
-        } else {
-          return make_error("{}", shape);
-        }
-      }
-    }
-  } else {
-    return make_error("{}", shape);
-  }
-  if (g.prompts.size() > static_cast<size_t>(ctx.max_choices))
-    return make_error("prompt may hold at most {} prompts", ctx.max_choices);
+  HYLO_TRY(read_prompts(*prompt, ctx.n_vocab, ctx.max_choices, &g.prompts));
   HYLO_TRY(read_common(r, ctx, &g));
   if (g.prompts.size() * static_cast<size_t>(g.n) > static_cast<size_t>(ctx.max_choices))
     return make_error("prompts × n must be at most {}", ctx.max_choices);

@@ -218,7 +218,38 @@ TEST_F(ServeCompat, NativeCompletionWholeAndStreamed) {
   EXPECT_EQ(word.json["stop_type"], "word");
   EXPECT_EQ(word.json["stopping_word"], "STOP");
   EXPECT_EQ(word.json["content"], "abc ");
-  EXPECT_EQ(post_json(c, "/completion", {{"prompt", json::array({"a", "b"})}}).status, 400);
+
+  // Several prompts: one result each, in order (an array, as llama-server), streamed by index.
+  const json several = {{"prompt", json::array({"Once upon a time", tok.json["tokens"]})},
+                        {"n_predict", 5},
+                        {"temperature", 0}};
+  const HttpReply both = post_json(c, "/completion", several);
+  ASSERT_EQ(both.status, 200) << both.body;
+  ASSERT_TRUE(both.json.is_array()) << both.body;
+  ASSERT_EQ(both.json.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(both.json[i]["index"], i);
+    EXPECT_EQ(both.json[i]["content"], w["content"]) << i;
+    EXPECT_EQ(both.json[i]["prompt"], "Once upon a time") << i;
+    EXPECT_EQ(both.json[i]["tokens_predicted"], 5);
+  }
+  json several_streamed = several;
+  several_streamed["stream"] = true;
+  const HttpReply s2 = post_stream(c, "/completion", several_streamed, [](const std::string&) { return true; });
+  ASSERT_EQ(s2.status, 200);
+  std::string texts[2];
+  int stops = 0;
+  for (const json& e : data_events(s2.body)) {
+    texts[e["index"].get<int>()] += e["content"].get<std::string>();
+    stops += e["stop"].get<bool>();
+  }
+  EXPECT_EQ(texts[0], w["content"]);
+  EXPECT_EQ(texts[1], w["content"]);
+  EXPECT_EQ(stops, 2);
+  const HttpReply mixed = post_json(c, "/completion", {{"prompt", json::array({1, "b"})}});
+  EXPECT_EQ(mixed.status, 400) << mixed.body;
+  EXPECT_NE(mixed.body.find("token ids must be integers"), std::string::npos) << mixed.body;
+  EXPECT_EQ(post_json(c, "/completion", {{"prompt", json::array({"a", 3})}}).status, 400);
 }
 
 TEST_F(ServeCompat, SlotsShowTheirState) {
