@@ -303,9 +303,11 @@ TEST_P(SpecEngine, EngineDefaultAndPrefixReuse) {
   eo.n_ctx = 512;
   eo.cache.max_bytes = 64ull << 20;
   eo.cache.interval = 64;
-  Engine plain(*f.model, f.tok, *f.pool, eo);
+  // One pool each: the two engines are alive at once, and a pool runs one caller's job at a time.
+  ThreadPool plain_pool(2), spec_pool(2);
+  Engine plain(*f.model, f.tok, plain_pool, eo);
   eo.n_draft = 3;
-  Engine spec(*f.model, f.tok, *f.pool, eo);
+  Engine spec(*f.model, f.tok, spec_pool, eo);
   std::string text = "A conversation that goes on";
   for (int i = 0; i < 12; ++i) text += " and on, word " + std::to_string(i);
   std::vector<int32_t> prompt = f.tok.encode(text, true);
