@@ -77,4 +77,13 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+std::string prometheus_label(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace hylo

@@ -17,6 +17,9 @@ std::string format_bytes(uint64_t bytes);
 // "1,234,567"
 std::string format_count(uint64_t n);
 // Glob match with '*' and '?' (used by HYLO_DUMP patterns and filters).
+// A Prometheus label value: '"' and '\\' escaped.
+std::string prometheus_label(std::string_view s);
+
 // Compares without an early exit, so the time taken does not tell how much of a secret matched.
 bool same_secret(std::string_view a, std::string_view b);
 

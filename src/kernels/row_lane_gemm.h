@@ -57,13 +57,12 @@ struct ColumnTile {
   bool first_chunk;         // start from 0 instead of loading y
 };
 
-template <typename F, int C>
-void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_t* act, size_t act_block_stride,
-                     float* y, size_t ldy, uint32_t lane_mask, bool first) {
+// Calls fn.template operator()<C>(tile) with the ColumnTile of `cols` columns (1 <= cols <= C).
+template <int C, typename Fn>
+void with_column_tile(int cols, const uint8_t* act, size_t act_block_stride, float* y, size_t ldy, uint32_t lane_mask,
+                      bool first, Fn&& fn) {
   if (cols != C) {
-    if constexpr (C > 1) {
-      compute_columns<F, C - 1>(cols, packed, n_blocks, act, act_block_stride, y, ldy, lane_mask, first);
-    }
+    if constexpr (C > 1) with_column_tile<C - 1>(cols, act, act_block_stride, y, ldy, lane_mask, first, fn);
     return;
   }
   ColumnTile<C> tile;
@@ -72,25 +71,7 @@ void compute_columns(int cols, const uint8_t* packed, int n_blocks, const uint8_
   for (int c = 0; c < C; ++c) tile.y[c] = y + static_cast<size_t>(c) * ldy;
   tile.lane_mask = lane_mask;
   tile.first_chunk = first;
-  F::template compute<C>(tile, packed, n_blocks);
-}
-
-template <typename F, int C>
-void compute_image_columns(int cols, const uint8_t* group, int64_t n_blocks, const uint8_t* act,
-                           size_t act_block_stride, float* y, size_t ldy, uint32_t lane_mask) {
-  if (cols != C) {
-    if constexpr (C > 1) {
-      compute_image_columns<F, C - 1>(cols, group, n_blocks, act, act_block_stride, y, ldy, lane_mask);
-    }
-    return;
-  }
-  ColumnTile<C> tile;
-  tile.act = act;
-  tile.act_block_stride = act_block_stride;
-  for (int c = 0; c < C; ++c) tile.y[c] = y + static_cast<size_t>(c) * ldy;
-  tile.lane_mask = lane_mask;
-  tile.first_chunk = true;
-  F::template compute_image<C>(tile, group, n_blocks);
+  fn.template operator()<C>(tile);
 }
 
 // pack() and pack_image() for a format F that packs one block at a time, F::pack_block(reader,
@@ -162,10 +143,12 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
       // blocks in one pass. The same operations as the chunked path (a chunk only stores y and
       // reloads it unchanged), so the same bits.
       if (c_end - c_begin <= F::kMaxCols) {
-        compute_image_columns<F, F::kMaxCols>(static_cast<int>(c_end - c_begin), src.group, n_blocks,
-                                              act + static_cast<size_t>(c_begin) * F::kActRecordBytes,
-                                              act_block_stride, y + static_cast<size_t>(c_begin) * ldy + r0, ldy,
-                                              lane_mask);
+        with_column_tile<F::kMaxCols>(static_cast<int>(c_end - c_begin),
+                                      act + static_cast<size_t>(c_begin) * F::kActRecordBytes, act_block_stride,
+                                      y + static_cast<size_t>(c_begin) * ldy + r0, ldy, lane_mask, true,
+                                      [&]<int C>(const ColumnTile<C>& tile) {
+                                        F::template compute_image<C>(tile, src.group, n_blocks);
+                                      });
         continue;
       }
     }
@@ -181,9 +164,11 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
       for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kMaxCols) {
         const int cols = c_end - c0 < F::kMaxCols ? static_cast<int>(c_end - c0) : F::kMaxCols;
-        compute_columns<F, F::kMaxCols>(cols, packed, nb, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
-                                        act_block_stride, y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0),
-                                        ldy, lane_mask, b0 == 0);
+        with_column_tile<F::kMaxCols>(cols, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
+                                      act_block_stride, y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0),
+                                      ldy, lane_mask, b0 == 0, [&]<int C>(const ColumnTile<C>& tile) {
+                                        F::template compute<C>(tile, packed, nb);
+                                      });
       }
     }
   }

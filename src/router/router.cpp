@@ -26,15 +26,6 @@ std::string header_safe(const std::string& s) {
   return out;
 }
 
-std::string label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 }  // namespace
 
 void reply_route_error(httplib::Response& res, Api api, int status, const std::string& message) {
@@ -213,20 +204,20 @@ std::string Router::metrics() const {
   routed.try_emplace("local", 0);
   for (const Upstream& u : config_.upstreams) routed.try_emplace(u.name, 0);
   for (const auto& [route, n] : routed)
-    out += fmt::format("hylo_route_requests_total{{route=\"{}\"}} {}\n", label(route), n);
+    out += fmt::format("hylo_route_requests_total{{route=\"{}\"}} {}\n", prometheus_label(route), n);
   out += "# HELP hylo_route_events_total Fallbacks, refusals and stream errors of the router\n";
   out += "# TYPE hylo_route_events_total counter\n";
   for (const auto& [name, n] : events_)
-    out += fmt::format("hylo_route_events_total{{event=\"{}\"}} {}\n", label(name), n);
+    out += fmt::format("hylo_route_events_total{{event=\"{}\"}} {}\n", prometheus_label(name), n);
   out += "# HELP hylo_upstream_failures_total Upstream attempts that failed, by kind\n";
   out += "# TYPE hylo_upstream_failures_total counter\n";
   for (const auto& [key, n] : failures_)
-    out += fmt::format("hylo_upstream_failures_total{{upstream=\"{}\",kind=\"{}\"}} {}\n", label(key.first),
-                       label(key.second), n);
+    out += fmt::format("hylo_upstream_failures_total{{upstream=\"{}\",kind=\"{}\"}} {}\n", prometheus_label(key.first),
+                       prometheus_label(key.second), n);
   out += "# HELP hylo_upstream_in_flight Requests running on each upstream\n";
   out += "# TYPE hylo_upstream_in_flight gauge\n";
   for (size_t i = 0; i < config_.upstreams.size(); ++i)
-    out += fmt::format("hylo_upstream_in_flight{{upstream=\"{}\"}} {}\n", label(config_.upstreams[i].name),
+    out += fmt::format("hylo_upstream_in_flight{{upstream=\"{}\"}} {}\n", prometheus_label(config_.upstreams[i].name),
                        in_flight_[i].load());
   return out;
 }

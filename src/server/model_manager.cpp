@@ -14,19 +14,6 @@
 
 namespace hylo::server {
 
-namespace {
-
-std::string label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-}  // namespace
-
 // --- ModelLease, ModelTicket ---------------------------------------------------------------
 
 ModelLease::~ModelLease() {
@@ -490,36 +477,36 @@ std::string ModelManager::metrics() const {
   out += fmt::format("hylo_models_memory_used_bytes {}\n", used);
   family("hylo_models_loaded", "gauge", "1 while the model is loaded");
   for (const Status& s : all)
-    out += fmt::format("hylo_models_loaded{{model=\"{}\"}} {}\n", label(s.definition->name), s.state == "loaded" ? 1 : 0);
+    out += fmt::format("hylo_models_loaded{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name), s.state == "loaded" ? 1 : 0);
   family("hylo_models_memory_bytes", "gauge", "Memory counted for the model (cost model estimate)");
   for (const Status& s : all)
-    out += fmt::format("hylo_models_memory_bytes{{model=\"{}\"}} {}\n", label(s.definition->name), s.memory_bytes);
+    out += fmt::format("hylo_models_memory_bytes{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name), s.memory_bytes);
   family("hylo_models_requests_total", "counter", "Requests that asked for the model");
   for (const Status& s : all)
-    out += fmt::format("hylo_models_requests_total{{model=\"{}\"}} {}\n", label(s.definition->name), s.requests);
+    out += fmt::format("hylo_models_requests_total{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name), s.requests);
   family("hylo_models_active_requests", "gauge", "Requests using the model now");
   for (const Status& s : all)
-    out += fmt::format("hylo_models_active_requests{{model=\"{}\"}} {}\n", label(s.definition->name), s.active);
+    out += fmt::format("hylo_models_active_requests{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name), s.active);
   family("hylo_models_loads_total", "counter", "Times the model was loaded");
   for (const Status& s : all)
-    out += fmt::format("hylo_models_loads_total{{model=\"{}\"}} {}\n", label(s.definition->name), s.loads);
+    out += fmt::format("hylo_models_loads_total{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name), s.loads);
   family("hylo_models_load_seconds", "gauge", "Duration of the model's last load");
   for (const Status& s : all)
-    out += fmt::format("hylo_models_load_seconds{{model=\"{}\"}} {:.3f}\n", label(s.definition->name), s.load_seconds);
+    out += fmt::format("hylo_models_load_seconds{{model=\"{}\"}} {:.3f}\n", prometheus_label(s.definition->name), s.load_seconds);
   family("hylo_models_unloads_total", "counter", "Times the model was unloaded, by reason (idle, memory, same_file, request)");
   for (const Status& s : all)
     for (const auto& [reason, n] : s.unloads)
-      out += fmt::format("hylo_models_unloads_total{{model=\"{}\",reason=\"{}\"}} {}\n", label(s.definition->name),
+      out += fmt::format("hylo_models_unloads_total{{model=\"{}\",reason=\"{}\"}} {}\n", prometheus_label(s.definition->name),
                          reason, n);
   family("hylo_models_generated_tokens_total", "counter", "Tokens the model generated since it was loaded");
   for (const Status& s : all)
     if (s.backend)
-      out += fmt::format("hylo_models_generated_tokens_total{{model=\"{}\"}} {}\n", label(s.definition->name),
+      out += fmt::format("hylo_models_generated_tokens_total{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name),
                          s.backend->engine->stats().generated_tokens);
   family("hylo_models_prompt_tokens_total", "counter", "Prompt tokens the model read since it was loaded");
   for (const Status& s : all)
     if (s.backend)
-      out += fmt::format("hylo_models_prompt_tokens_total{{model=\"{}\"}} {}\n", label(s.definition->name),
+      out += fmt::format("hylo_models_prompt_tokens_total{{model=\"{}\"}} {}\n", prometheus_label(s.definition->name),
                          s.backend->engine->stats().prompt_tokens);
   return out;
 }
