@@ -2,6 +2,7 @@
 // One implementation file per architecture (qwen3_next.cpp, qwen3_moe.cpp).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -72,6 +73,12 @@ class Model {
 
   ForwardOptions& options() { return options_; }
 
+  // One user at a time: forward() keeps its scratch and its results (last_hidden(), all_hidden())
+  // in the model, so a second driver running beside the first would read the other's rows. A runtime
+  // engine claims the model for its lifetime; claim() is false while another holds it.
+  bool claim() { return !claimed_.exchange(true); }
+  void release() { claimed_.store(false); }
+
   // The RoPE every attention layer uses: the file's after loading; set_rope() applies the run's
   // choice (choose_rope) before the first forward.
   const RopeParams& rope() const { return rope_; }
@@ -109,6 +116,9 @@ class Model {
   ModelInfo info_;
   ForwardOptions options_;
   RopeParams rope_;
+
+ private:
+  std::atomic<bool> claimed_{false};
 };
 
 struct LoadOptions {

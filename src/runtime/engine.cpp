@@ -33,6 +33,8 @@ const char* finish_reason_name(FinishReason r) {
 Engine::Engine(models::Model& model, const tokenizer::Tokenizer& tokenizer, ThreadPool& pool,
                const EngineOptions& options)
     : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
+  // Two engines on one model would interleave their forward calls and read each other's rows.
+  HYLO_CHECK(model_.claim(), "the model already has an engine; one engine per model");
   options_.n_slots = std::max(1, options_.n_slots);
   // Every step must leave room for an aligned prefill chunk next to the decode rows of every slot.
   HYLO_CHECK(check_speculative(model_, options_.n_draft).ok(), "speculative options not checked");
@@ -66,6 +68,7 @@ Engine::~Engine() {
   }
   cv_.notify_all();
   thread_.join();
+  model_.release();
 }
 
 SubmitError Engine::submit(std::shared_ptr<Request> r) {

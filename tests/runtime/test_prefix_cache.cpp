@@ -23,6 +23,10 @@ struct Fixture {
   std::unique_ptr<models::Model> model;
   tokenizer::Tokenizer tok;
   std::unique_ptr<ThreadPool> pool;
+  // The from-scratch reference runs beside the engine under test: a model (one engine each) and
+  // a pool of its own.
+  std::unique_ptr<models::Model> reference;
+  std::unique_ptr<ThreadPool> reference_pool;
 };
 
 Fixture& fixture(const std::string& name) {
@@ -35,6 +39,10 @@ Fixture& fixture(const std::string& name) {
   f.model = std::move(*m);
   f.tok = *tokenizer::Tokenizer::from_gguf(f.model->file());
   f.pool = std::make_unique<ThreadPool>(2);
+  auto ref = models::load_model(test::fixture_model(name));
+  EXPECT_TRUE(ref.ok()) << ref.message();
+  f.reference = std::move(*ref);
+  f.reference_pool = std::make_unique<ThreadPool>(2);
   return cache.emplace(name, std::move(f)).first->second;
 }
 
@@ -101,7 +109,7 @@ EngineOptions options(int slots, uint64_t cache_bytes, int32_t interval = 128) {
 
 // The same request on a fresh engine without any cache.
 Outcome from_scratch(Fixture& f, const std::vector<int32_t>& prompt, int32_t max_tokens) {
-  Engine e(*f.model, f.tok, *f.pool, options(1, 0));
+  Engine e(*f.reference, f.tok, *f.reference_pool, options(1, 0));
   return run(e, greedy(prompt, max_tokens));
 }
 
