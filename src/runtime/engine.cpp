@@ -167,15 +167,34 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
   while (!queue_.empty()) {
     std::shared_ptr<Request> r = queue_.front();
     const int32_t n_prompt = static_cast<int32_t>(r->prompt.size());
-    // The free slot whose own state serves most of the prompt; failing that (or if the shared
-    // cache serves more), an empty slot, then the least recently used one, so another
-    // conversation's state is given up last.
-    Slot* best = nullptr;
-    Slot* spare = nullptr;
-    int32_t best_keep = 0;
+    const int n_draft = r->n_draft >= 0 ? r->n_draft : options_.n_draft;
     // Scoring and embeddings read every prompt position's output: nothing is reused.
     const bool reads_every_position = r->prompt_logprobs || r->pooling != Pooling::kNone;
+    // The retry of a prompt whose client left during its prefill takes that prefill over where it
+    // is. It drafts only if the abandoned prefill kept the MTP head in step.
+    if (!reads_every_position) {
+      auto same = std::find_if(slots_.begin(), slots_.end(),
+                               [&](const auto& s) { return s->abandoned && s->req->prompt == r->prompt; });
+      if (same != slots_.end()) {
+        Slot& s = **same;
+        queue_.pop_front();
+        s.abandoned = false;
+        s.last_used = ++slot_clock_;
+        begin_request(s, std::move(r), s.n_draft > 0 ? n_draft : 0, s.prompt_done);
+        log_debug("[engine] slot {}: a retry takes over its abandoned prefill at {} of {} tokens", s.id,
+                  s.prompt_done, n_prompt);
+        continue;
+      }
+    }
+    // The free slot whose own state serves most of the prompt; failing that (or if the shared
+    // cache serves more), an empty slot, then the least recently used one, so another
+    // conversation's state is given up last. An abandoned prefill gives its slot up last of all.
+    Slot* best = nullptr;
+    Slot* spare = nullptr;
+    Slot* abandoned = nullptr;
+    int32_t best_keep = 0;
     for (auto& s : slots_) {
+      if (s->abandoned && (abandoned == nullptr || s->last_used < abandoned->last_used)) abandoned = s.get();
       if (s->req) continue;
       const int32_t keep = reads_every_position ? 0 : live_reuse(*s, r->prompt);
       if (keep > best_keep) {
@@ -186,7 +205,11 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
       if (spare == nullptr || (empty && !spare_empty) || (empty == spare_empty && s->last_used < spare->last_used))
         spare = s.get();
     }
-    if (spare == nullptr) break;  // all slots busy
+    if (spare == nullptr) {
+      if (abandoned == nullptr) break;  // all slots busy
+      drop_abandoned(*abandoned);
+      spare = abandoned;
+    }
     std::vector<uint64_t> hashes = PrefixCache::block_hashes(r->prompt);
     PrefixCache::Match match;
     if (best_keep < n_prompt && !reads_every_position) match = cache_->lookup(r->prompt, hashes, n_prompt - 1);
@@ -200,7 +223,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     s.last_used = ++slot_clock_;
     s.block_hashes = std::move(hashes);
     s.restore = {};
-    int n_draft = r->n_draft >= 0 ? r->n_draft : options_.n_draft;
+    int slot_draft = n_draft;
     if (from_cache) {
       // Restored on the engine thread before the next forward call, outside this lock.
       s.restore = match;
@@ -211,7 +234,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
       s.mtp_len = 0;
       s.mtp_carry_pos = -1;
     } else {
-      if (n_draft > 0 && best_keep > 0) {
+      if (slot_draft > 0 && best_keep > 0) {
         // Drafts depend on the MTP head's cache: reuse only a prefix it holds exactly, with the
         // trunk's hidden state of the position before the first new one.
         if (s.mtp_len >= best_keep && best_keep == s.snapshot_len && !s.snapshot_hidden.empty()) {
@@ -230,48 +253,55 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
       s.mtp_len = std::min(s.mtp_len, best_keep);
       if (s.mtp_carry_pos != s.mtp_len - 1) s.mtp_carry_pos = -1;
     }
-    s.n_draft = n_draft;
-    s.drafts.clear();
-    s.draft_q.clear();
-    s.draft_sampler.reset();
-    s.len_override = -1;
-    s.accept_rate = 0.5f;
-    s.paused_steps = 0;
-    s.req = std::move(r);
+    begin_request(s, std::move(r), slot_draft, best_keep);
     s.prompt_done = best_keep;
     s.replay_logits = best_keep == n_prompt;
     s.prefilling = !s.replay_logits;
-    s.last_token = -1;
-    s.history = s.req->prompt;
-    s.sampler = std::make_unique<Sampler>(s.req->sampling, model_.info().n_vocab);
-    s.decoder = std::make_unique<tokenizer::StreamDecoder>(tokenizer_, s.req->show_special);
-    s.stops = std::make_unique<StopMatcher>(s.req->stop);
-    s.result = RequestResult{};
-    s.result.n_prompt = n_prompt;
-    s.result.n_cached = best_keep;
-    s.result.seed = s.sampler->params().seed;
-    s.result.slot = s.id;
-    if (n_draft > 0 && s.req->sampling.temperature > 0) {
-      // Proposal q: the request's temperature and truncation without penalties, on its own stream.
-      SamplingParams q = s.req->sampling;
-      q.repeat_penalty = 1.0f;
-      q.presence_penalty = q.frequency_penalty = 0.0f;
-      q.logit_bias.clear();
-      q.random_seed = false;
-      q.seed = s.result.seed ^ 0x9e3779b97f4a7c15ull;
-      s.draft_sampler = std::make_unique<Sampler>(q, model_.info().n_vocab);
-    }
-    s.result.queue_seconds = s.req->timer.seconds();
-    s.first_token = true;
-    s.embed_sum.assign(s.req->pooling == Pooling::kMean ? static_cast<size_t>(model_.info().n_embd) : 0, 0.0);
-    stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
   }
   return cancelled;
 }
 
+void Engine::begin_request(Slot& s, std::shared_ptr<Request> r, int n_draft, int32_t n_cached) {
+  const int32_t n_prompt = static_cast<int32_t>(r->prompt.size());
+  s.n_draft = n_draft;
+  s.drafts.clear();
+  s.draft_q.clear();
+  s.draft_sampler.reset();
+  s.len_override = -1;
+  s.accept_rate = 0.5f;
+  s.paused_steps = 0;
+  s.req = std::move(r);
+  s.last_token = -1;
+  s.history = s.req->prompt;
+  s.sampler = std::make_unique<Sampler>(s.req->sampling, model_.info().n_vocab);
+  s.decoder = std::make_unique<tokenizer::StreamDecoder>(tokenizer_, s.req->show_special);
+  s.stops = std::make_unique<StopMatcher>(s.req->stop);
+  s.result = RequestResult{};
+  s.result.n_prompt = n_prompt;
+  s.result.n_cached = n_cached;
+  s.result.seed = s.sampler->params().seed;
+  s.result.slot = s.id;
+  if (n_draft > 0 && s.req->sampling.temperature > 0) {
+    // Proposal q: the request's temperature and truncation without penalties, on its own stream.
+    SamplingParams q = s.req->sampling;
+    q.repeat_penalty = 1.0f;
+    q.presence_penalty = q.frequency_penalty = 0.0f;
+    q.logit_bias.clear();
+    q.random_seed = false;
+    q.seed = s.result.seed ^ 0x9e3779b97f4a7c15ull;
+    s.draft_sampler = std::make_unique<Sampler>(q, model_.info().n_vocab);
+  }
+  s.result.queue_seconds = s.req->timer.seconds();
+  s.first_token = true;
+  s.embed_sum.assign(s.req->pooling == Pooling::kMean ? static_cast<size_t>(model_.info().n_embd) : 0, 0.0);
+  stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
+}
+
+
 void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   if (!s.req) return;
   std::shared_ptr<Request> r = std::move(s.req);
+  const bool abandoned = std::exchange(s.abandoned, false);  // reported when its client left
   // Text held back for a possible stop string or an unfinished character is real output unless a
   // stop string matched.
   if (reason != FinishReason::kError && reason != FinishReason::kCancelled && !s.stops->stopped()) {
@@ -296,11 +326,36 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   s.prefilling = false;
   s.last_token = -1;
   s.drafts.clear();
+  if (abandoned) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.requests_done++;
   }
   if (r->on_done) r->on_done(s.result);
+}
+
+void Engine::abandon(Slot& s) {
+  // A copy without callbacks: nothing reaches the client after its answer (cancelled), and the
+  // prefill ends at the prompt's end (max_tokens 0) with the state and logits kept in the slot.
+  auto rest = std::make_shared<Request>();
+  rest->prompt = s.req->prompt;
+  rest->max_tokens = 0;
+  const int32_t done = s.prompt_done;
+  finish(s, FinishReason::kCancelled);
+  s.req = std::move(rest);
+  s.prefilling = true;
+  s.abandoned = true;
+  log_debug("[engine] slot {}: the client left at {} of {} prompt tokens; the prefill goes on while the slot is idle",
+            s.id, done, s.req->prompt.size());
+}
+
+void Engine::drop_abandoned(Slot& s) {
+  log_debug("[engine] slot {}: an abandoned prefill gives its slot up at {} of {} tokens", s.id, s.prompt_done,
+            s.req->prompt.size());
+  s.req.reset();
+  s.abandoned = false;
+  s.prefilling = false;
+  s.last_token = -1;
 }
 
 int32_t Engine::slot_len(const Slot& s) const { return s.len_override >= 0 ? s.len_override : memory_->seq_len(s.id); }
@@ -386,9 +441,15 @@ bool Engine::step() {
   // memory holds is true whatever happens next.
   for (auto& s : slots_)
     if (s->restore.n_tokens > 0) restore_from_cache(*s);
-  // Cancelled requests leave first.
-  for (auto& s : slots_)
-    if (s->req && s->req->cancelled.load()) finish(*s, FinishReason::kCancelled);
+  // Cancelled requests leave first; a prompt abandoned half-way goes on prefilling for its retry.
+  for (auto& s : slots_) {
+    if (!s->req || s->abandoned || !s->req->cancelled.load()) continue;
+    const bool reads_every_position = s->req->prompt_logprobs || s->req->pooling != Pooling::kNone;
+    if (s->prefilling && options_.finish_abandoned_prefill && !reads_every_position)
+      abandon(*s);
+    else
+      finish(*s, FinishReason::kCancelled);
+  }
 
   // Requests whose whole prompt was cached start from the saved logits, without a forward call.
   bool replayed = false;
@@ -432,7 +493,12 @@ bool Engine::step() {
   }
   int32_t budget = options_.n_batch - static_cast<int32_t>(rows.size());
   std::vector<std::pair<Slot*, int32_t>> prefills;  // slot, tokens this step
-  for (auto& s : slots_) {
+  // Abandoned prefills take what budget the requests of live clients leave.
+  std::vector<Slot*> prefill_order;
+  for (const bool abandoned : {false, true})
+    for (auto& s : slots_)
+      if (s->abandoned == abandoned) prefill_order.push_back(s.get());
+  for (Slot* s : prefill_order) {
     if (!s->req || !s->prefilling || budget <= 0) continue;
     const int32_t remaining = static_cast<int32_t>(s->req->prompt.size()) - s->prompt_done;
     const int32_t pos0 = memory_->seq_len(s->id);
@@ -453,13 +519,13 @@ bool Engine::step() {
     for (int32_t i = 0; i < n; ++i) {
       const bool sample_row = last && i == n - 1;
       rows.push_back({s->id, pos0 + i, s->req->prompt[s->prompt_done + i], sample_row || scoring});
-      if (scoring && !sample_row) logit_rows.push_back({s.get(), s->prompt_done + i});
+      if (scoring && !sample_row) logit_rows.push_back({s, s->prompt_done + i});
     }
     if (last) {
-      sample_slots.emplace_back(s.get(), logit_rows.size());
-      logit_rows.push_back({s.get()});
+      sample_slots.emplace_back(s, logit_rows.size());
+      logit_rows.push_back({s});
     }
-    prefills.emplace_back(s.get(), n);
+    prefills.emplace_back(s, n);
     budget -= n;
   }
   if (rows.empty()) return replayed;
@@ -554,6 +620,7 @@ bool Engine::step() {
         if (s.req->on_embedding) s.req->on_embedding(embedding);
       }
       if (s.req->max_tokens == 0) {
+        s.mtp_catch_up = s.n_draft > 0;  // the head keeps up, so a request continuing this prompt drafts
         finish(s, FinishReason::kLength);
         continue;
       }
@@ -622,7 +689,7 @@ void Engine::loop() {
         int busy = 0;
         for (const auto& s : slots_) {
           active = active || (s->req != nullptr);
-          busy += s->req != nullptr;
+          busy += s->req != nullptr && !s->abandoned;
         }
         stats_.slots_busy = busy;
         stats_.queued = live_waiting();
@@ -631,11 +698,11 @@ void Engine::loop() {
           const Slot& s = *slots_[i];
           SlotState& st = slot_states_[i];
           st.id = s.id;
-          st.busy = s.req != nullptr;
+          st.busy = s.req != nullptr && !s.abandoned;
           st.n_cached = static_cast<int32_t>(s.cached.size());
-          st.n_prompt = s.req ? static_cast<int32_t>(s.req->prompt.size()) : 0;
-          st.n_decoded = s.req ? s.result.n_generated : 0;
-          st.max_tokens = s.req ? s.req->max_tokens : -1;
+          st.n_prompt = st.busy ? static_cast<int32_t>(s.req->prompt.size()) : 0;
+          st.n_decoded = st.busy ? s.result.n_generated : 0;
+          st.max_tokens = st.busy ? s.req->max_tokens : -1;
         }
         if (active || !cancelled.empty()) break;
         cv_.wait(lock);

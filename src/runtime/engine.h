@@ -128,6 +128,9 @@ struct EngineOptions {
   // that do not choose (0: off). Needs a model with an MTP block (check_speculative).
   int n_draft = 0;
   PrefixCacheOptions cache;  // prefix checkpoints shared by all slots (max_bytes 0: off)
+  // A request cancelled during its prefill (the client timed out) leaves its prompt prefilling on
+  // idle capacity, for the identical retry to take over; false: the prefill stops at once.
+  bool finish_abandoned_prefill = true;
 };
 
 // Drafts per verify step are at most this many: a verify run then stays far inside one DeltaNet
@@ -185,6 +188,12 @@ class Engine {
   std::vector<std::shared_ptr<Request>> admit();
   int live_waiting() const;  // queued and not cancelled (under mu_)
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
+  // Reports a request cancelled during its prefill and keeps its prompt prefilling (Slot::abandoned).
+  void abandon(Slot& slot);
+  // Stops an abandoned prefill: the slot is free (its memory keeps the prefix done so far).
+  void drop_abandoned(Slot& slot);
+  // Sets up a slot for a newly admitted request (everything but the prompt's place in memory).
+  void begin_request(Slot& slot, std::shared_ptr<Request> request, int n_draft, int32_t n_cached);
   void emit_token(Slot& slot, int32_t token);
   int32_t sample_next(Slot& slot, float* row);  // applies the request's filter, then samples
   void mask_row(Slot& slot, float* row);        // the request's filter, if any

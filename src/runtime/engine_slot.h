@@ -27,6 +27,10 @@ struct Engine::Slot {
   // The request in progress.
   int32_t prompt_done = 0;  // prompt tokens in memory
   bool prefilling = false;
+  // The client left during the prefill: `req` is then a callback-less copy of its prompt that
+  // goes on prefilling on idle capacity, so that the identical retry takes it over (or finds the
+  // whole prompt in the slot). It yields the slot and the batch to any real request.
+  bool abandoned = false;
   bool replay_logits = false;  // the whole prompt was cached: sample from snapshot_logits
   int32_t last_token = -1;     // sampled, not yet fed
   std::vector<int32_t> history;

@@ -164,6 +164,70 @@ TEST_P(PrefixCacheTest, ARetryAfterAnAbandonedPrefillResumesFromItsCheckpoints) 
   expect_same(retry, from_scratch(f, prompt, 4), "retry");
 }
 
+// The identical retry that arrives while the abandoned prefill is still going takes it over:
+// every prompt token is prefilled once in all, without any prefix cache, and the answer has the
+// bits of a prefill from scratch.
+TEST_P(PrefixCacheTest, ARetryTakesOverTheAbandonedPrefill) {
+  Fixture& f = fixture(GetParam());
+  std::mt19937 rng(8);
+  const auto prompt = random_tokens(rng, 700);
+  Engine e(*f.model, f.tok, *f.pool, options(1, 0));
+  auto first = greedy(prompt, 4);
+  std::future<Outcome> retry;
+  std::weak_ptr<Request> weak = first;
+  first->on_prefill = [&, weak](int32_t done, int32_t) {
+    if (done < 256 || retry.valid()) return;
+    if (auto r = weak.lock()) r->cancelled = true;  // the client times out here and sends it again
+    retry = start(e, greedy(prompt, 4));
+  };
+  const Outcome abandoned = run(e, first);
+  EXPECT_EQ(abandoned.result.reason, FinishReason::kCancelled);
+  EXPECT_TRUE(abandoned.tokens.empty());
+  const Outcome o = retry.get();
+  EXPECT_GE(o.result.n_cached, 256);
+  EXPECT_LT(o.result.n_cached, static_cast<int32_t>(prompt.size()));  // taken over half-way
+  EXPECT_EQ(e.stats().prefilled_tokens, prompt.size());
+  EXPECT_EQ(e.stats().requests_done, 2u);
+  expect_same(o, from_scratch(f, prompt, 4), "retry");
+}
+
+// An abandoned prefill goes on only while no other request wants its slot; once finished, the
+// identical retry finds the whole prompt in the slot.
+TEST_P(PrefixCacheTest, AnAbandonedPrefillYieldsItsSlotOrFinishesForTheRetry) {
+  Fixture& f = fixture(GetParam());
+  std::mt19937 rng(9);
+  const auto prompt = random_tokens(rng, 700), other = random_tokens(rng, 100);
+  {
+    Engine e(*f.model, f.tok, *f.pool, options(1, 0));
+    auto first = greedy(prompt, 4);
+    std::future<Outcome> next;
+    std::weak_ptr<Request> weak = first;
+    first->on_prefill = [&, weak](int32_t done, int32_t) {
+      if (done < 256 || next.valid()) return;
+      if (auto r = weak.lock()) r->cancelled = true;
+      next = start(e, greedy(other, 3));
+    };
+    run(e, first);
+    const Outcome o = next.get();
+    expect_same(o, from_scratch(f, other, 3), "the request that took the slot");
+    EXPECT_EQ(o.result.n_cached, 0);
+    EXPECT_LT(e.stats().prefilled_tokens, prompt.size() + other.size());  // the abandoned one stopped
+  }
+  Engine e(*f.model, f.tok, *f.pool, options(1, 0));
+  auto first = greedy(prompt, 4);
+  std::weak_ptr<Request> weak = first;
+  first->on_prefill = [weak](int32_t done, int32_t) {
+    if (done >= 256)
+      if (auto r = weak.lock()) r->cancelled = true;
+  };
+  run(e, first);
+  // Whether the retry comes before or after the abandoned prefill ends, nothing is computed twice.
+  const Outcome retry = run(e, greedy(prompt, 4));
+  EXPECT_GE(retry.result.n_cached, 256);
+  EXPECT_EQ(e.stats().prefilled_tokens, prompt.size());
+  expect_same(retry, from_scratch(f, prompt, 4), "retry");
+}
+
 // Each turn of a conversation restores the state of the previous turn's prompt from the cache,
 // and the answer is bit for bit the one a prefill from scratch gives.
 TEST_P(PrefixCacheTest, LaterTurnsReuseTheCacheWithTheSameBits) {

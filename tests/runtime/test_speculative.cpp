@@ -333,6 +333,41 @@ TEST_P(SpecEngine, EngineDefaultAndPrefixReuse) {
   }
 }
 
+// A retry that takes over a prefill abandoned by its client drafts at once: the abandoned
+// prefill kept the MTP head in step. Its tokens are those of a plain run.
+TEST_P(SpecEngine, ARetryOfAnAbandonedPrefillDrafts) {
+  Fixture& f = fixture(GetParam());
+  std::string text = "A long question";
+  for (int i = 0; i < 60; ++i) text += " with part " + std::to_string(i);
+  const std::vector<int32_t> prompt = f.tok.encode(text, true);
+  ASSERT_GT(prompt.size(), 200u);
+  EngineOptions eo;
+  eo.n_ctx = 512;
+  eo.n_batch = 128;  // the prompt takes several steps
+  Outcome plain;
+  {
+    Engine e(*f.model, f.tok, *f.pool, eo);
+    plain = start(e, request(prompt, 10, 0)).get();
+  }
+  eo.n_draft = 2;
+  Engine e(*f.model, f.tok, *f.pool, eo);
+  auto first = request(prompt, 10, -1);
+  std::future<Outcome> retry;
+  std::weak_ptr<Request> weak = first;
+  first->on_prefill = [&, weak](int32_t done, int32_t total) {
+    if (done == total || retry.valid()) return;
+    if (auto r = weak.lock()) r->cancelled = true;
+    retry = start(e, request(prompt, 10, -1));
+  };
+  ASSERT_EQ(start(e, first).get().result.reason, FinishReason::kCancelled);
+  ASSERT_TRUE(retry.valid());
+  const Outcome o = retry.get();
+  EXPECT_GT(o.result.n_cached, 0);
+  EXPECT_EQ(e.stats().prefilled_tokens, prompt.size());
+  EXPECT_EQ(o.tokens, plain.tokens);
+  EXPECT_GT(o.result.n_drafted, 0);
+}
+
 // Sampling with drafts: the same seed gives the same tokens alone and beside other streams (drafts
 // do not depend on the batch), and stop strings, max_tokens and logprobs behave as without drafts.
 TEST_P(SpecEngine, SampledOutputIsBatchInvariant) {
