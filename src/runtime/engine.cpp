@@ -171,18 +171,18 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
     // Scoring and embeddings read every prompt position's output: nothing is reused.
     const bool reads_every_position = r->prompt_logprobs || r->pooling != Pooling::kNone;
     // The retry of a prompt whose client left during its prefill takes that prefill over where it
-    // is. It drafts only if the abandoned prefill kept the MTP head in step.
+    // is: at once if it is abandoned already, else in the step that abandons it.
     if (!reads_every_position) {
-      auto same = std::find_if(slots_.begin(), slots_.end(),
-                               [&](const auto& s) { return s->abandoned && s->req->prompt == r->prompt; });
+      auto same = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) {
+        const bool cancelled = s->req && s->req->cancelled.load() && !s->takeover && may_abandon(*s);
+        return (s->abandoned || cancelled) && s->req->prompt == r->prompt;
+      });
       if (same != slots_.end()) {
-        Slot& s = **same;
         queue_.pop_front();
-        s.abandoned = false;
-        s.last_used = ++slot_clock_;
-        begin_request(s, std::move(r), s.n_draft > 0 ? n_draft : 0, s.prompt_done);
-        log_debug("[engine] slot {}: a retry takes over its abandoned prefill at {} of {} tokens", s.id,
-                  s.prompt_done, n_prompt);
+        if ((*same)->abandoned)
+          take_over(**same, std::move(r), true);
+        else
+          (*same)->takeover = std::move(r);
         continue;
       }
     }
@@ -254,6 +254,7 @@ std::vector<std::shared_ptr<Request>> Engine::admit() {
       if (s.mtp_carry_pos != s.mtp_len - 1) s.mtp_carry_pos = -1;
     }
     begin_request(s, std::move(r), slot_draft, best_keep);
+    stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
     s.prompt_done = best_keep;
     s.replay_logits = best_keep == n_prompt;
     s.prefilling = !s.replay_logits;
@@ -294,7 +295,6 @@ void Engine::begin_request(Slot& s, std::shared_ptr<Request> r, int n_draft, int
   s.result.queue_seconds = s.req->timer.seconds();
   s.first_token = true;
   s.embed_sum.assign(s.req->pooling == Pooling::kMean ? static_cast<size_t>(model_.info().n_embd) : 0, 0.0);
-  stats_.prompt_tokens += static_cast<uint64_t>(n_prompt);
 }
 
 
@@ -334,6 +334,11 @@ void Engine::finish(Slot& s, FinishReason reason, const std::string& error) {
   if (r->on_done) r->on_done(s.result);
 }
 
+bool Engine::may_abandon(const Slot& s) const {
+  return options_.finish_abandoned_prefill && s.prefilling && !s.req->prompt_logprobs &&
+         s.req->pooling == Pooling::kNone;
+}
+
 void Engine::abandon(Slot& s) {
   // A copy without callbacks: nothing reaches the client after its answer (cancelled), and the
   // prefill ends at the prompt's end (max_tokens 0) with the state and logits kept in the slot.
@@ -347,6 +352,44 @@ void Engine::abandon(Slot& s) {
   s.abandoned = true;
   log_debug("[engine] slot {}: the client left at {} of {} prompt tokens; the prefill goes on while the slot is idle",
             s.id, done, s.req->prompt.size());
+  if (s.takeover) {
+    std::shared_ptr<Request> r = std::exchange(s.takeover, nullptr);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.prompt_tokens += r->prompt.size();
+    }
+    take_over(s, std::move(r), false);
+    return;
+  }
+  // The retry came before the cancellation and went to another slot: it moves here if more of its
+  // prompt is done here (its own slot keeps what it did, as a free slot's state); if not, this
+  // prefill serves no one.
+  for (auto& other : slots_) {
+    Slot& b = *other;
+    if (&b == &s || !b.req || b.abandoned || b.req->cancelled.load() || !may_abandon(b) ||
+        b.req->prompt != s.req->prompt)
+      continue;
+    if (b.prompt_done >= s.prompt_done) {
+      drop_abandoned(s);
+      return;
+    }
+    std::shared_ptr<Request> r = std::move(b.req);
+    b.prefilling = false;
+    b.last_token = -1;
+    take_over(s, std::move(r), false);
+    return;
+  }
+}
+
+void Engine::take_over(Slot& s, std::shared_ptr<Request> r, bool count) {
+  const int n_draft = r->n_draft >= 0 ? r->n_draft : options_.n_draft;
+  s.abandoned = false;
+  s.last_used = ++slot_clock_;
+  // It drafts only if the abandoned prefill kept the MTP head in step.
+  begin_request(s, std::move(r), s.n_draft > 0 ? n_draft : 0, s.prompt_done);
+  if (count) stats_.prompt_tokens += s.req->prompt.size();
+  log_debug("[engine] slot {}: a retry takes over its abandoned prefill at {} of {} tokens", s.id, s.prompt_done,
+            s.req->prompt.size());
 }
 
 void Engine::drop_abandoned(Slot& s) {
@@ -444,11 +487,15 @@ bool Engine::step() {
   // Cancelled requests leave first; a prompt abandoned half-way goes on prefilling for its retry.
   for (auto& s : slots_) {
     if (!s->req || s->abandoned || !s->req->cancelled.load()) continue;
-    const bool reads_every_position = s->req->prompt_logprobs || s->req->pooling != Pooling::kNone;
-    if (s->prefilling && options_.finish_abandoned_prefill && !reads_every_position)
+    if (may_abandon(*s)) {
       abandon(*s);
-    else
+    } else {
       finish(*s, FinishReason::kCancelled);
+      if (s->takeover) {  // not expected (admit() checks may_abandon): it waits again
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.push_front(std::exchange(s->takeover, nullptr));
+      }
+    }
   }
 
   // Requests whose whole prompt was cached start from the saved logits, without a forward call.
@@ -728,6 +775,8 @@ void Engine::loop() {
     std::lock_guard<std::mutex> lock(mu_);
     left.swap(queue_);
   }
+  for (auto& s : slots_)
+    if (s->takeover) left.push_back(std::exchange(s->takeover, nullptr));
   for (auto& r : left) {
     RequestResult res;
     res.reason = FinishReason::kError;

@@ -188,11 +188,18 @@ class Engine {
   std::vector<std::shared_ptr<Request>> admit();
   int live_waiting() const;  // queued and not cancelled (under mu_)
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
-  // Reports a request cancelled during its prefill and keeps its prompt prefilling (Slot::abandoned).
+  // A cancelled request's prompt may go on prefilling for its retry (Slot::abandoned).
+  bool may_abandon(const Slot& slot) const;
+  // Reports a request cancelled during its prefill and keeps its prompt prefilling; an identical
+  // request waiting for it, or prefilling the same prompt behind it in another slot, takes it over.
   void abandon(Slot& slot);
+  // `request` continues the slot's abandoned prefill of the same prompt (count: a request new to
+  // the engine, whose prompt tokens are added to the stats; under mu_ then).
+  void take_over(Slot& slot, std::shared_ptr<Request> request, bool count);
   // Stops an abandoned prefill: the slot is free (its memory keeps the prefix done so far).
   void drop_abandoned(Slot& slot);
-  // Sets up a slot for a newly admitted request (everything but the prompt's place in memory).
+  // Sets up a slot for a newly admitted request (everything but the prompt's place in memory and
+  // the stats).
   void begin_request(Slot& slot, std::shared_ptr<Request> request, int n_draft, int32_t n_cached);
   void emit_token(Slot& slot, int32_t token);
   int32_t sample_next(Slot& slot, float* row);  // applies the request's filter, then samples

@@ -31,6 +31,9 @@ struct Engine::Slot {
   // goes on prefilling on idle capacity, so that the identical retry takes it over (or finds the
   // whole prompt in the slot). It yields the slot and the batch to any real request.
   bool abandoned = false;
+  // The identical request admitted to take this prefill over once its cancellation is handled
+  // (admitted before the step that abandons it).
+  std::shared_ptr<Request> takeover;
   bool replay_logits = false;  // the whole prompt was cached: sample from snapshot_logits
   int32_t last_token = -1;     // sampled, not yet fed
   std::vector<int32_t> history;

@@ -191,6 +191,29 @@ TEST_P(PrefixCacheTest, ARetryTakesOverTheAbandonedPrefill) {
   expect_same(o, from_scratch(f, prompt, 4), "retry");
 }
 
+// The retry may reach the engine before the first request's cancellation does, and start in
+// another slot: once the first is abandoned, the retry moves to its slot, where more is done.
+TEST_P(PrefixCacheTest, ARetryThatCameFirstMovesToTheAbandonedPrefill) {
+  Fixture& f = fixture(GetParam());
+  std::mt19937 rng(10);
+  const auto prompt = random_tokens(rng, 900);
+  Engine e(*f.model, f.tok, *f.pool, options(2, 0));  // 256 prompt tokens a step
+  auto first = greedy(prompt, 4);
+  std::future<Outcome> retry;
+  std::weak_ptr<Request> weak = first;
+  first->on_prefill = [&, weak](int32_t done, int32_t) {
+    if (done == 256) retry = start(e, greedy(prompt, 4));  // admitted beside the first
+    if (done == 512)
+      if (auto r = weak.lock()) r->cancelled = true;
+  };
+  EXPECT_EQ(run(e, first).result.reason, FinishReason::kCancelled);
+  ASSERT_TRUE(retry.valid());
+  const Outcome o = retry.get();
+  EXPECT_EQ(o.result.n_cached, 512);
+  EXPECT_EQ(e.stats().prefilled_tokens, prompt.size());
+  expect_same(o, from_scratch(f, prompt, 4), "retry");
+}
+
 // An abandoned prefill goes on only while no other request wants its slot; once finished, the
 // identical retry finds the whole prompt in the slot.
 TEST_P(PrefixCacheTest, AnAbandonedPrefillYieldsItsSlotOrFinishesForTheRetry) {

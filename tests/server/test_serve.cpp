@@ -566,6 +566,41 @@ TEST_F(ServeMain, MetricsInPrometheusFormat) {
   EXPECT_NE(m.body.find("hylo_http_requests_total{route=\"chat\",status=\"200\"}"), std::string::npos);
 }
 
+// A client that hangs up during a long prefill and sends the same request again: the retry takes
+// the abandoned prefill over (or finds the whole prompt done), so the two attempts together
+// prefill each prompt token once.
+TEST_F(ServeMain, ARetryAfterAHangUpDuringThePrefillComputesNothingTwice) {
+  auto c = client();
+  std::string prompt = "Zebras retry";  // a first token no earlier request shares
+  for (int i = 0; i < 700; ++i) prompt += " and " + std::to_string(i);
+  const json body = {{"prompt", prompt}, {"max_tokens", 3}, {"temperature", 0}};
+  const std::string metrics_before = get(c, "/metrics").body;
+  const double before = metric(metrics_before, "hylo_prompt_tokens_processed_total");
+  const double gone_before = metric(metrics_before, "hylo_client_disconnects_total");
+  bool saw_progress = false;
+  json streamed = body;
+  streamed["stream"] = true;
+  post_stream(c, "/v1/completions", streamed, [&](const std::string& event) {
+    saw_progress = event.starts_with(": prefill");
+    return !saw_progress;  // hang up at the first progress report
+  });
+  ASSERT_TRUE(saw_progress) << "the prompt should take several prefill steps";
+  // The retry comes once the server has seen the hang-up (bounded wait), as a client's does.
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    seen = metric(get(c, "/metrics").body, "hylo_client_disconnects_total") > gone_before;
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(seen);
+  const HttpReply retry = post_json(c, "/v1/completions", body);
+  ASSERT_EQ(retry.status, 200) << retry.body;
+  const int64_t n_prompt = retry.json["usage"]["prompt_tokens"];
+  EXPECT_GT(n_prompt, 2048);
+  EXPECT_GT(retry.json["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), 0);
+  const double after = metric(get(c, "/metrics").body, "hylo_prompt_tokens_processed_total");
+  EXPECT_EQ(after - before, static_cast<double>(n_prompt));
+}
+
 // A client that sends a non-streamed request and hangs up: the request is cancelled (its slot
 // freed) although nothing was ever written to it.
 TEST_F(ServeMain, NonStreamedClientHangingUpIsCancelled) {
