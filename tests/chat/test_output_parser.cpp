@@ -117,7 +117,7 @@ TEST(OutputParser, HermesJsonToolCalls) {
   ASSERT_EQ(r.tool_calls.size(), 2u);
   EXPECT_EQ(r.tool_calls[0].id, "call_0");
   EXPECT_EQ(r.tool_calls[0].name, "get_weather");
-  EXPECT_EQ(r.tool_calls[0].arguments, R"({"city":"Madrid","days":2})");
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"city": "Madrid", "days": 2})");  // as written
   EXPECT_EQ(r.tool_calls[1].id, "call_1");
   EXPECT_EQ(r.tool_calls[1].name, "get_time");
   EXPECT_EQ(r.tool_calls[1].arguments, R"({"tz":"Europe/Madrid"})");
@@ -217,7 +217,7 @@ TEST(OutputParser, UnfinishedMarkupAtTheEnd) {
   // A complete body without the closing tag (generation stopped on a stop string) is a call.
   r = parse_every_split("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n", options());
   ASSERT_EQ(r.tool_calls.size(), 1u);
-  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a":1})");
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a": 1})");
   r = parse_every_split("<function=configure>\n<parameter=count>\n3", options(ToolCallFormat::kXml));
   EXPECT_TRUE(r.tool_calls.empty());
   EXPECT_EQ(r.content, "<function=configure>\n<parameter=count>\n3");

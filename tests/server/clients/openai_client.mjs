@@ -118,7 +118,8 @@ test('a tool call round trip', async () => {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ messages: history, tools: [weatherTool] }),
   })).json();
-  assert.match(rendered.prompt, /<tool_call>\n\{"name": "get_weather", "arguments": \{"city":"Paris"\}\}\n<\/tool_call>/);
+  // The arguments come back as the model wrote them, so the call renders as it was generated.
+  assert.ok(rendered.prompt.includes(`<|im_start|>assistant\n${forcedCall}<|im_end|>`), rendered.prompt);
   assert.match(rendered.prompt, /<tool_response>\n\{"temperature": 21, "sky": "clear"\}\n<\/tool_response>/);
 });
 
