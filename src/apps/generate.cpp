@@ -90,6 +90,9 @@ Result<GenerationResult> generate(Session& s, const Generation& g, std::ostream&
   bool in_reasoning = false;
   auto print = [&](const std::vector<chat::OutputEvent>& events) {
     for (const auto& e : events) {
+      // A tool call prints once complete.
+      if (e.kind == chat::OutputEvent::Kind::kToolCallBegin || e.kind == chat::OutputEvent::Kind::kToolCallArguments)
+        continue;
       if (e.kind == chat::OutputEvent::Kind::kReasoning) {
         result.reasoning += e.text;
         if (!g.show_reasoning) continue;

@@ -1,6 +1,9 @@
 // OutputParser: the streaming state machine over <think>, <tool_call> and <function= markup.
 #include "chat/output_parser.h"
 
+#include <type_traits>
+
+#include "base/check.h"
 #include "tokenizer/utf8.h"
 
 namespace hylo::chat {
@@ -20,13 +23,6 @@ size_t skip_ws(std::string_view s) {
 // `s` is a proper, non-empty prefix of `tag` (more input could complete it).
 bool is_partial(std::string_view s, std::string_view tag) {
   return !s.empty() && s.size() < tag.size() && tag.substr(0, s.size()) == s;
-}
-
-// Length of the longest suffix of `s` that is a proper prefix of `tag`.
-size_t partial_suffix(std::string_view s, std::string_view tag) {
-  for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
-    if (tag.substr(0, n) == s.substr(s.size() - n)) return n;
-  return 0;
 }
 
 size_t trailing_ws(std::string_view s) {
@@ -64,25 +60,94 @@ void OutputParser::emit_text(OutputEvent::Kind kind, std::string_view text) {
   events_.push_back(std::move(e));
 }
 
+void OutputParser::emit_arguments(std::string_view text) {
+  if (text.empty()) return;
+  call_sent_.append(text);
+  if (!events_.empty() && events_.back().kind == OutputEvent::Kind::kToolCallArguments) {
+    events_.back().text.append(text);
+    return;
+  }
+  OutputEvent e;
+  e.kind = OutputEvent::Kind::kToolCallArguments;
+  e.text = std::string(text);
+  e.tool_call.id = call_id_;
+  e.index = static_cast<int>(result_.tool_calls.size());
+  events_.push_back(std::move(e));
+}
+
+void OutputParser::read_call(std::string_view body) {
+  if (std::holds_alternative<std::monostate>(reader_)) {
+    const std::string_view s = body.substr(skip_ws(body));
+    if (s.empty() || is_partial(s, kFunctionOpen)) return;  // the form is not known yet
+    if (s.starts_with(kFunctionOpen)) {
+      reader_.emplace<XmlCallReader>(schemas_);
+    } else {
+      reader_.emplace<JsonCallReader>();
+    }
+  }
+  std::visit(
+      [&](auto& reader) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(reader)>, std::monostate>) {
+          reader.push(body.substr(fed_));
+          fed_ = body.size();
+          if (reader.begun() && !call_begun_) {
+            call_begun_ = true;
+            call_id_ = next_id();
+            OutputEvent e;
+            e.kind = OutputEvent::Kind::kToolCallBegin;
+            e.tool_call.id = call_id_;
+            e.tool_call.name = reader.name();
+            e.index = static_cast<int>(result_.tool_calls.size());
+            events_.push_back(std::move(e));
+          }
+          if (call_begun_) emit_arguments(reader.take());
+        }
+      },
+      reader_);
+}
+
+Result<ToolCall> OutputParser::finish_call(std::string_view body) {
+  read_call(body);
+  if (auto* json = std::get_if<JsonCallReader>(&reader_)) return json->finish();
+  if (auto* xml = std::get_if<XmlCallReader>(&reader_)) return xml->finish();
+  return parse_json_tool_call(body);  // blank, or a cut-off "<function" (an error either way)
+}
+
 void OutputParser::emit_call(std::string_view raw, Result<ToolCall> call, bool report_error) {
+  const bool begun = call_begun_;
+  const std::string id = begun ? call_id_ : std::string();
+  if (call.ok() && begun) {
+    // By construction of the readers: what streamed is the start of the arguments.
+    HYLO_CHECK(call->arguments.starts_with(call_sent_), "[chat] streamed arguments {} are not a prefix of {}",
+               call_sent_, call->arguments);
+    emit_arguments(std::string_view(call->arguments).substr(call_sent_.size()));
+  }
+  reader_ = std::monostate();
+  fed_ = 0;
+  call_begun_ = false;
+  call_id_.clear();
+  call_sent_.clear();
+  const int index = static_cast<int>(result_.tool_calls.size());
   if (call.ok()) {
-    call->id = next_id();
+    call->id = begun ? id : next_id();
     result_.tool_calls.push_back(*call);
     OutputEvent e;
     e.kind = OutputEvent::Kind::kToolCall;
     e.tool_call = std::move(call).value();
+    e.index = index;
     events_.push_back(std::move(e));
     return;
   }
   // Unparseable: the text stays visible as content; the error is reported on a call entry.
   if (report_error) {
     ToolCall failed;
-    failed.id = next_id();
+    failed.id = begun ? id : next_id();
     failed.error = call.message();
     result_.tool_calls.push_back(failed);
     OutputEvent e;
     e.kind = OutputEvent::Kind::kToolCall;
     e.tool_call = std::move(failed);
+    e.index = index;
     events_.push_back(std::move(e));
   }
   emit_text(OutputEvent::Kind::kContent, raw);
@@ -130,7 +195,7 @@ bool OutputParser::step() {
         state_ = State::kAfterThink;
         return true;
       }
-      std::string_view emit = p.substr(0, p.size() - partial_suffix(p, kThinkClose));
+      std::string_view emit = p.substr(0, p.size() - partial_tag_at_end(p, kThinkClose));
       emit = emit.substr(0, emit.size() - trailing_ws(emit));
       emit = emit.substr(0, emit.size() - tokenizer::utf8_incomplete_tail(emit));
       emit_text(OutputEvent::Kind::kReasoning, emit);
@@ -180,21 +245,26 @@ bool OutputParser::step() {
       return false;
     }
     case State::kToolCall: {
-      const size_t close = p.find(kCallClose);
+      // The body read so far never holds a possible start of </tool_call>, so the tag cannot
+      // begin before fed_.
+      const size_t close = p.find(kCallClose, fed_);
+      read_call(p.substr(0, close == std::string_view::npos ? p.size() - partial_tag_at_end(p, kCallClose) : close));
       if (close == std::string_view::npos) return false;
       const std::string_view body = p.substr(0, close);
       const std::string raw = std::string(kCallOpen) + std::string(body) + std::string(kCallClose);
-      const bool xml = p.substr(skip_ws(p)).starts_with(kFunctionOpen);
-      emit_call(raw, xml ? parse_xml_tool_call(body, schemas_) : parse_json_tool_call(body), true);
+      emit_call(raw, finish_call(body), true);
       consume(close + kCallClose.size());
       state_ = State::kAfterCall;
       return true;
     }
     case State::kBareFunction: {
-      const size_t close = p.find(kFunctionClose);
-      if (close == std::string_view::npos) return false;
+      const size_t close = p.find(kFunctionClose, fed_);
+      if (close == std::string_view::npos) {
+        read_call(p.substr(0, p.size() - partial_tag_at_end(p, kFunctionClose)));
+        return false;
+      }
       const std::string_view raw = p.substr(0, close + kFunctionClose.size());
-      emit_call(raw, parse_xml_tool_call(raw, schemas_), true);
+      emit_call(raw, finish_call(raw), true);
       consume(raw.size());
       state_ = State::kAfterCall;
       return true;
@@ -231,15 +301,17 @@ std::vector<OutputEvent> OutputParser::finish() {
       // Stopped before </tool_call> (a stop string, say): a complete body (a whole JSON object,
       // or an XML function up to </function>) is still a call; a truncated one is text.
       const bool xml = p.substr(skip_ws(p)).starts_with(kFunctionOpen);
-      Result<ToolCall> call = make_error("[chat] unterminated tool call");
-      if (!xml) call = parse_json_tool_call(p);
-      if (xml && p.find(kFunctionClose) != std::string_view::npos) call = parse_xml_tool_call(p, schemas_);
+      Result<ToolCall> call = finish_call(p);
+      if (xml && p.find(kFunctionClose) == std::string_view::npos) call = make_error("[chat] unterminated tool call");
       emit_call(std::string(kCallOpen) + std::string(p), std::move(call), false);
       break;
     }
     case State::kAfterThink:
     case State::kAfterCall:
       emit_text(OutputEvent::Kind::kContent, p.substr(skip_ws(p)));
+      break;
+    case State::kBareFunction:  // no </function>: text, even if the call began streaming
+      emit_call(p, make_error("[chat] unterminated tool call"), false);
       break;
     default:
       emit_text(OutputEvent::Kind::kContent, p);

@@ -7,9 +7,11 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "chat/tool_call_reader.h"
 #include "chat/tool_calls.h"
 
 namespace hylo::chat {
@@ -28,10 +30,13 @@ struct OutputParserOptions {
 };
 
 struct OutputEvent {
-  enum class Kind { kReasoning, kContent, kToolCall };
+  // kToolCallBegin and kToolCallArguments report a call while it is generated (see OutputParser);
+  // kToolCall reports it complete, streamed or not.
+  enum class Kind { kReasoning, kContent, kToolCall, kToolCallBegin, kToolCallArguments };
   Kind kind = Kind::kContent;
-  std::string text;    // kReasoning, kContent: text to append
-  ToolCall tool_call;  // kToolCall
+  std::string text;    // kReasoning, kContent: text to append; kToolCallArguments: arguments text to append
+  ToolCall tool_call;  // kToolCall: the call; kToolCallBegin: its id and name; kToolCallArguments: its id
+  int index = 0;       // kToolCall*: the call's place in ParsedOutput::tool_calls
 };
 
 struct ParsedOutput {
@@ -44,13 +49,18 @@ struct ParsedOutput {
 
 // Feed generated text with push() as it arrives and call finish() once at the end. Events come
 // in output order; consecutive text of one kind is merged within a call. Each tool call is
-// reported once, complete (id, name, whole arguments), when its closing tag is seen (or at
-// finish() when the output stops after a complete call). The parser holds back only what it
+// reported once complete (kToolCall: id, name, whole arguments) when its closing tag is seen (or
+// at finish() when the output stops after a complete call). Before that, a call whose name is
+// known early (tool_call_reader.h says when) is reported as it is generated: kToolCallBegin with
+// its id and name, then kToolCallArguments pieces; the pieces of a call that completes add up to
+// exactly its arguments (the last piece may come with kToolCall). A call that turns out
+// malformed after it began is reported as any malformed call (an error entry and its text as
+// content): what already went out cannot be taken back. The parser holds back only what it
 // must: a possible tag start ("<tool_c"), whitespace that may precede a tag or end the
-// reasoning (it is trimmed there), and an incomplete UTF-8 sequence. Whitespace around
-// reasoning and around tool calls is dropped.
+// reasoning (it is trimmed there), and an incomplete UTF-8 sequence; in arguments, what the
+// readers hold back. Whitespace around reasoning and around tool calls is dropped.
 // At finish(): output that stops inside the reasoning is all reasoning; an unfinished tag or
-// an unfinished call that does not parse stays content.
+// an unfinished call that does not parse stays content (with no error entry, even if it began).
 class OutputParser {
  public:
   explicit OutputParser(OutputParserOptions options);
@@ -66,6 +76,11 @@ class OutputParser {
 
   bool step();  // processes pending_ as far as possible; false when it must wait for more
   void emit_text(OutputEvent::Kind kind, std::string_view text);
+  void emit_arguments(std::string_view text);
+  // Feeds the call's body known so far (a prefix of the final body) to its reader.
+  void read_call(std::string_view body);
+  // The body is complete: the reader's result, or the Hermes parse when no reader was chosen.
+  Result<ToolCall> finish_call(std::string_view body);
   void emit_call(std::string_view raw, Result<ToolCall> call, bool report_error);
   std::string next_id();
 
@@ -78,6 +93,12 @@ class OutputParser {
   ParsedOutput result_;
   int n_calls_ = 0;
   std::mt19937_64 rng_;
+  // The call being read (states kToolCall and kBareFunction): its reader, once the body's form
+  // is known, how much of the body it was given, and what streamed (after kToolCallBegin).
+  std::variant<std::monostate, JsonCallReader, XmlCallReader> reader_;
+  size_t fed_ = 0;
+  bool call_begun_ = false;
+  std::string call_id_, call_sent_;
 };
 
 // The whole output at once.

@@ -1,8 +1,11 @@
-// Tool-call bodies: Hermes JSON and Qwen XML, schema-driven coercion of XML parameter values.
+// Tool-call bodies: schema-driven coercion of XML parameter values; the body parsers are the
+// streaming readers (tool_call_reader.cpp) given the whole body.
 #include "chat/tool_calls.h"
 
 #include <algorithm>
 #include <vector>
+
+#include "chat/tool_call_reader.h"
 
 namespace hylo::chat {
 namespace {
@@ -92,72 +95,26 @@ ojson coerce_parameter(const std::string& value, const ojson* schema) {
   return value;
 }
 
+bool parameter_always_string(const ojson* schema) {
+  if (schema == nullptr) return true;
+  const std::vector<std::string> types = schema_types(*schema);
+  if (has(types, "null")) return false;  // "null" would become null
+  if (has(types, "string")) return true;
+  // Without a type coerce_parameter recognises, every value stays text.
+  return !has(types, "boolean") && !has(types, "integer") && !has(types, "number") && !has(types, "object") &&
+         !has(types, "array");
+}
+
 Result<ToolCall> parse_json_tool_call(std::string_view body) {
-  const std::string_view text = trim_ws(body);
-  ojson j;
-  try {
-    j = ojson::parse(text);
-  } catch (const ojson::exception& e) {
-    return make_error("[chat] tool call is not valid JSON: {}", e.what());
-  }
-  if (!j.is_object()) return make_error("[chat] tool call must be a JSON object, got {}", j.type_name());
-  if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
-    return make_error("[chat] tool call has no \"name\" string");
-  ToolCall call;
-  call.name = j["name"].get<std::string>();
-  ojson args = ojson::object();
-  for (const char* key : {"arguments", "parameters"}) {
-    if (!j.contains(key)) continue;
-    args = j[key];
-    break;
-  }
-  if (args.is_string()) {  // arguments given as a JSON string
-    auto inner = parse_json(args.get<std::string>());
-    if (!inner) return make_error("[chat] tool call \"{}\": arguments string is not valid JSON", call.name);
-    args = *inner;
-  }
-  if (args.is_null()) args = ojson::object();
-  if (!args.is_object())
-    return make_error("[chat] tool call \"{}\": arguments must be a JSON object, got {}", call.name, args.type_name());
-  call.arguments = args.dump(-1, ' ', false, ojson::error_handler_t::replace);
-  return call;
+  JsonCallReader reader;
+  reader.push(body);
+  return reader.finish();
 }
 
 Result<ToolCall> parse_xml_tool_call(std::string_view body, const ToolSchemas& schemas) {
-  constexpr std::string_view kFunction = "<function=", kParam = "<parameter=", kParamEnd = "</parameter>",
-                             kFunctionEnd = "</function>";
-  const size_t start = body.find(kFunction);
-  if (start == std::string_view::npos) return make_error("[chat] tool call has no <function=...> tag");
-  const size_t name_end = body.find('>', start);
-  if (name_end == std::string_view::npos) return make_error("[chat] unterminated <function= tag in tool call");
-  ToolCall call;
-  call.name = std::string(trim_ws(body.substr(start + kFunction.size(), name_end - start - kFunction.size())));
-  if (call.name.empty()) return make_error("[chat] tool call has an empty function name");
-  std::string_view rest = body.substr(name_end + 1);
-  if (const size_t fend = rest.find(kFunctionEnd); fend != std::string_view::npos) rest = rest.substr(0, fend);
-
-  ojson args = ojson::object();
-  size_t pos = 0;
-  while ((pos = rest.find(kParam, pos)) != std::string_view::npos) {
-    const size_t key_end = rest.find('>', pos);
-    if (key_end == std::string_view::npos)
-      return make_error("[chat] tool call \"{}\": unterminated <parameter= tag", call.name);
-    const std::string key(trim_ws(rest.substr(pos + kParam.size(), key_end - pos - kParam.size())));
-    if (key.empty()) return make_error("[chat] tool call \"{}\": empty parameter name", call.name);
-    size_t value_end = rest.find(kParamEnd, key_end);
-    size_t next = value_end == std::string_view::npos ? std::string_view::npos : value_end + kParamEnd.size();
-    if (value_end == std::string_view::npos) {  // unclosed: runs to the next parameter or the end
-      value_end = std::min(rest.find(kParam, key_end), rest.size());
-      next = value_end;
-    }
-    std::string_view value = rest.substr(key_end + 1, value_end - key_end - 1);
-    if (value.starts_with('\n')) value.remove_prefix(1);
-    if (value.ends_with('\n')) value.remove_suffix(1);
-    args[key] = coerce_parameter(std::string(value), schemas.parameter(call.name, key));
-    pos = next;
-  }
-  call.arguments = args.dump(-1, ' ', false, ojson::error_handler_t::replace);
-  return call;
+  XmlCallReader reader(schemas);
+  reader.push(body);
+  return reader.finish();
 }
 
 }  // namespace hylo::chat

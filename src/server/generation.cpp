@@ -396,7 +396,11 @@ void Generation::add_text(int index, const std::string& text, Update* u) {
     u->content += text;
     return;
   }
-  for (chat::OutputEvent& ev : parsers_[static_cast<size_t>(index)]->push(text)) {
+  add_events(c, parsers_[static_cast<size_t>(index)]->push(text), u);
+}
+
+void Generation::add_events(Choice& c, std::vector<chat::OutputEvent> events, Update* u) {
+  for (chat::OutputEvent& ev : events) {
     switch (ev.kind) {
       case chat::OutputEvent::Kind::kReasoning:
         c.reasoning += ev.text;
@@ -410,6 +414,14 @@ void Generation::add_text(int index, const std::string& text, Update* u) {
         c.tool_calls.push_back(ev.tool_call);
         u->tool_calls.push_back(std::move(ev.tool_call));
         break;
+      case chat::OutputEvent::Kind::kToolCallBegin:
+        u->tool_call_deltas.push_back(
+            {.call = ev.index, .id = ev.tool_call.id, .first = true, .name = ev.tool_call.name, .arguments = ""});
+        break;
+      case chat::OutputEvent::Kind::kToolCallArguments:
+        u->tool_call_deltas.push_back(
+            {.call = ev.index, .id = ev.tool_call.id, .first = false, .name = "", .arguments = ev.text});
+        break;
     }
   }
 }
@@ -417,21 +429,9 @@ void Generation::add_text(int index, const std::string& text, Update* u) {
 void Generation::finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out) {
   Update tail;
   tail.index = c.index;
-  if (auto& parser = parsers_[static_cast<size_t>(c.index)]) {
-    for (chat::OutputEvent& ev : parser->finish()) {
-      if (ev.kind == chat::OutputEvent::Kind::kReasoning) {
-        c.reasoning += ev.text;
-        tail.reasoning += ev.text;
-      } else if (ev.kind == chat::OutputEvent::Kind::kContent) {
-        c.content += ev.text;
-        tail.content += ev.text;
-      } else {
-        c.tool_calls.push_back(ev.tool_call);
-        tail.tool_calls.push_back(std::move(ev.tool_call));
-      }
-    }
-  }
-  if (!tail.reasoning.empty() || !tail.content.empty() || !tail.tool_calls.empty()) out->push_back(std::move(tail));
+  if (auto& parser = parsers_[static_cast<size_t>(c.index)]) add_events(c, parser->finish(), &tail);
+  if (!tail.reasoning.empty() || !tail.content.empty() || !tail.tool_calls.empty() || !tail.tool_call_deltas.empty())
+    out->push_back(std::move(tail));
   c.done = true;
   c.result = r;
   // The access log's line for the generation (the HTTP line says only the route and status).
@@ -499,7 +499,8 @@ void Generation::drain(std::vector<Update>* out) {
           }
         }
         if (!e.token.text.empty()) add_text(e.choice, e.token.text, &u);
-        if (!u.reasoning.empty() || !u.content.empty() || !u.tool_calls.empty() || !u.logprobs.empty())
+        if (!u.reasoning.empty() || !u.content.empty() || !u.tool_calls.empty() || !u.tool_call_deltas.empty() ||
+            !u.logprobs.empty())
           out->push_back(std::move(u));
         break;
       }

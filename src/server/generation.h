@@ -28,6 +28,16 @@ struct TokenLogprob {
   std::vector<std::pair<std::string, float>> top;
 };
 
+// A tool call while it is generated: a first delta with its id and name, then pieces of its
+// arguments that add up to the complete call's (which follows in Update::tool_calls, with this id).
+struct ToolCallDelta {
+  int call = 0;  // the call's place among the choice's calls
+  std::string id;
+  bool first = false;     // the call begins: `name` is set, `arguments` is empty
+  std::string name;       // first
+  std::string arguments;  // a piece to append
+};
+
 // What changed in one choice since the last drain().
 struct Update {
   enum class Kind { kPrefill, kDelta, kFinish };
@@ -35,7 +45,8 @@ struct Update {
   int index = 0;                                // the choice
   int32_t prefill_done = 0, prefill_total = 0;  // kPrefill
   std::string reasoning, content;               // kDelta: text to append
-  std::vector<chat::ToolCall> tool_calls;       // kDelta: complete calls
+  std::vector<ToolCallDelta> tool_call_deltas;  // kDelta: calls being generated, in order
+  std::vector<chat::ToolCall> tool_calls;       // kDelta: complete calls (streamed or not)
   std::vector<TokenLogprob> logprobs;           // kDelta: one per token (when asked for)
   std::vector<TokenLogprob> prompt_logprobs;    // kDelta: scored prompt tokens (prompt_logprobs)
   std::string finish_reason;                    // kFinish: "stop", "length" or "tool_calls"
@@ -115,6 +126,7 @@ class Generation {
   Result<std::vector<ToolSpec>> required_tool_specs(chat::ToolCallFormat format) const;
   void finish_choice(Choice& c, const runtime::RequestResult& r, std::vector<Update>* out);
   void add_text(int index, const std::string& text, Update* u);
+  static void add_events(Choice& c, std::vector<chat::OutputEvent> events, Update* u);
 
   std::shared_ptr<void> hold_;  // first: destroyed last, after ~Generation cancelled the choices
   GenerationRequest req_;

@@ -2,6 +2,7 @@
 // events ("data: {...}", ": ping" comments, "data: [DONE]"), and the model list.
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <random>
 
 #include "server/json_fields.h"
@@ -163,6 +164,7 @@ class ChatWriter : public OpenAIWriter {
 
   std::string stream_begin(const Generation& g) override {
     calls_sent_.assign(g.choices().size(), 0);
+    streamed_calls_.assign(g.choices().size(), {});
     std::string out;
     for (const Choice& c : g.choices())
       out += chunk({{"index", c.index},
@@ -186,7 +188,10 @@ class ChatWriter : public OpenAIWriter {
                    {"delta", std::move(delta)},
                    {"logprobs", logprobs_ ? chat_logprobs(u.logprobs) : ojson(nullptr)},
                    {"finish_reason", nullptr}});
-    for (const chat::ToolCall& c : u.tool_calls) out += tool_call_chunks(u.index, c);
+    for (const ToolCallDelta& d : u.tool_call_deltas) out += tool_call_delta(u.index, d);
+    // A call that streamed is complete already; one that never began goes out whole.
+    for (const chat::ToolCall& c : u.tool_calls)
+      if (!streamed_calls_[static_cast<size_t>(u.index)].contains(c.id)) out += tool_call_chunks(u.index, c);
     return out;
   }
 
@@ -213,33 +218,51 @@ class ChatWriter : public OpenAIWriter {
   }
 
  private:
+  std::string call_chunk(int choice, ojson call) const {
+    return chunk({{"index", choice},
+                  {"delta", {{"tool_calls", ojson::array({std::move(call)})}}},
+                  {"logprobs", nullptr},
+                  {"finish_reason", nullptr}});
+  }
+
   // A call as OpenAI streams one: a first delta with index, id, type and name (arguments ""),
-  // then the arguments in pieces that the client appends. The parser reports a call once it is
-  // complete, so the pieces follow each other at once.
+  // then pieces of its arguments that the client appends, as the model writes them.
+  std::string tool_call_delta(int choice, const ToolCallDelta& d) {
+    std::map<std::string, int>& streamed = streamed_calls_[static_cast<size_t>(choice)];
+    if (d.first) {
+      const int index = calls_sent_[static_cast<size_t>(choice)]++;
+      streamed[d.id] = index;
+      return call_chunk(
+          choice,
+          {{"index", index}, {"id", d.id}, {"type", "function"}, {"function", {{"name", d.name}, {"arguments", ""}}}});
+    }
+    auto it = streamed.find(d.id);
+    if (it == streamed.end() || d.arguments.empty()) return "";
+    return call_chunk(choice, {{"index", it->second}, {"function", {{"arguments", d.arguments}}}});
+  }
+
+  // A call that did not stream (its name came late, or it is an error entry), sent whole in the
+  // same form: the first delta, then the arguments in pieces.
   std::string tool_call_chunks(int choice, const chat::ToolCall& c) {
     constexpr size_t kPieceBytes = 32;
     const int index = calls_sent_[static_cast<size_t>(choice)]++;
-    auto call_chunk = [&](ojson call) {
-      return chunk({{"index", choice},
-                    {"delta", {{"tool_calls", ojson::array({std::move(call)})}}},
-                    {"logprobs", nullptr},
-                    {"finish_reason", nullptr}});
-    };
     std::string out = call_chunk(
+        choice,
         {{"index", index}, {"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", ""}}}});
     const std::string& args = c.arguments;
     for (size_t at = 0; at < args.size();) {
       size_t end = std::min(args.size(), at + kPieceBytes);
       // Never inside a UTF-8 character: back up over continuation bytes.
       while (end < args.size() && end > at + 1 && (static_cast<unsigned char>(args[end]) & 0xC0) == 0x80) --end;
-      out += call_chunk({{"index", index}, {"function", {{"arguments", args.substr(at, end - at)}}}});
+      out += call_chunk(choice, {{"index", index}, {"function", {{"arguments", args.substr(at, end - at)}}}});
       at = end;
     }
     return out;
   }
 
   std::string reasoning_field_;
-  std::vector<int> calls_sent_;  // per choice: index of the next streamed tool call
+  std::vector<int> calls_sent_;                             // per choice: index of the next streamed tool call
+  std::vector<std::map<std::string, int>> streamed_calls_;  // per choice: calls that began streaming, by id
 };
 
 class CompletionWriter : public OpenAIWriter {

@@ -2,6 +2,9 @@
 // schema coercion, and the same result for every way of splitting the stream.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 #include "chat/output_parser.h"
 #include "tokenizer/utf8.h"
 
@@ -18,10 +21,19 @@ OutputParserOptions options(ToolCallFormat format = ToolCallFormat::kHermesJson,
   return o;
 }
 
-// Feeds `chunks`, checks that every event is well-formed and that events add up to result().
-ParsedOutput feed(const std::vector<std::string>& chunks, const OutputParserOptions& o) {
+// What the events said about tool calls while they were generated, by call index.
+struct Streamed {
+  std::map<int, std::string> ids, names, arguments;
+};
+
+// Feeds `chunks`, checks that every event is well-formed and that events add up to result():
+// a call begins at most once, outside any other call, its pieces follow, and the pieces of a call
+// that completes add up to its arguments.
+ParsedOutput feed(const std::vector<std::string>& chunks, const OutputParserOptions& o, Streamed* streamed = nullptr) {
   OutputParser parser(o);
   ParsedOutput from_events;
+  Streamed s;
+  int open = -1;  // the call that began and has not completed
   auto take = [&](const std::vector<OutputEvent>& events) {
     for (const OutputEvent& e : events) {
       switch (e.kind) {
@@ -35,7 +47,34 @@ ParsedOutput feed(const std::vector<std::string>& chunks, const OutputParserOpti
           EXPECT_TRUE(tokenizer::utf8_is_valid(e.text));
           from_events.content += e.text;
           break;
+        case OutputEvent::Kind::kToolCallBegin:
+          EXPECT_EQ(open, -1) << "a call began inside another";
+          EXPECT_EQ(e.index, static_cast<int>(from_events.tool_calls.size()));
+          EXPECT_FALSE(e.tool_call.id.empty());
+          EXPECT_FALSE(e.tool_call.name.empty());
+          open = e.index;
+          s.ids[e.index] = e.tool_call.id;
+          s.names[e.index] = e.tool_call.name;
+          s.arguments[e.index] = "";
+          break;
+        case OutputEvent::Kind::kToolCallArguments:
+          EXPECT_EQ(e.index, open);
+          EXPECT_EQ(e.tool_call.id, s.ids[e.index]);
+          EXPECT_FALSE(e.text.empty());
+          EXPECT_TRUE(tokenizer::utf8_is_valid(e.text));
+          s.arguments[e.index] += e.text;
+          break;
         case OutputEvent::Kind::kToolCall:
+          EXPECT_EQ(e.index, static_cast<int>(from_events.tool_calls.size()));
+          EXPECT_TRUE(open == -1 || open == e.index) << "call " << e.index << " completed inside call " << open;
+          if (open == e.index) {
+            EXPECT_EQ(e.tool_call.id, s.ids[e.index]);
+            if (e.tool_call.error.empty()) {
+              EXPECT_EQ(e.tool_call.name, s.names[e.index]);
+              EXPECT_EQ(e.tool_call.arguments, s.arguments[e.index]);
+            }
+            open = -1;
+          }
           from_events.tool_calls.push_back(e.tool_call);
           break;
       }
@@ -46,6 +85,7 @@ ParsedOutput feed(const std::vector<std::string>& chunks, const OutputParserOpti
   EXPECT_EQ(from_events.reasoning, parser.result().reasoning);
   EXPECT_EQ(from_events.content, parser.result().content);
   EXPECT_EQ(from_events.tool_calls.size(), parser.result().tool_calls.size());
+  if (streamed) *streamed = s;
   return parser.result();
 }
 
@@ -61,15 +101,46 @@ void expect_same(const ParsedOutput& a, const ParsedOutput& b, const std::string
   }
 }
 
-// Parses `text` in one push, split in two at every byte, and one byte at a time; all must agree.
-ParsedOutput parse_every_split(const std::string& text, const OutputParserOptions& o) {
-  const ParsedOutput whole = feed({text}, o);
-  for (size_t k = 0; k <= text.size(); ++k)
-    expect_same(whole, feed({text.substr(0, k), text.substr(k)}, o), "split at byte " + std::to_string(k));
+void expect_same(const Streamed& a, const Streamed& b, const std::string& how) {
+  EXPECT_EQ(a.ids, b.ids) << how;
+  EXPECT_EQ(a.names, b.names) << how;
+  EXPECT_EQ(a.arguments, b.arguments) << how;
+}
+
+// Parses `text` in one push, split in two at every byte, and one byte at a time; all must agree
+// (the streamed calls too).
+ParsedOutput parse_every_split(const std::string& text, const OutputParserOptions& o, Streamed* streamed = nullptr) {
+  Streamed s0, s;
+  const ParsedOutput whole = feed({text}, o, &s0);
+  for (size_t k = 0; k <= text.size(); ++k) {
+    const std::string how = "split at byte " + std::to_string(k);
+    expect_same(whole, feed({text.substr(0, k), text.substr(k)}, o, &s), how);
+    expect_same(s0, s, how);
+  }
   std::vector<std::string> bytes;
   for (char c : text) bytes.emplace_back(1, c);
-  expect_same(whole, feed(bytes, o), "byte by byte");
+  expect_same(whole, feed(bytes, o, &s), "byte by byte");
+  expect_same(s0, s, "byte by byte");
+  if (streamed) *streamed = s0;
   return whole;
+}
+
+// Parses `text` cut into random pieces, `rounds` times (a fixed seed); all must agree with one push.
+void parse_random_splits(const std::string& text, const OutputParserOptions& o, int rounds = 40) {
+  Streamed s0, s;
+  const ParsedOutput whole = feed({text}, o, &s0);
+  std::mt19937 rng(1234);
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<std::string> chunks;
+    for (size_t at = 0; at < text.size();) {
+      const size_t n = std::min(text.size() - at, static_cast<size_t>(1 + rng() % 9));
+      chunks.push_back(text.substr(at, n));
+      at += n;
+    }
+    const std::string how = "random split round " + std::to_string(round);
+    expect_same(whole, feed(chunks, o, &s), how);
+    expect_same(s0, s, how);
+  }
 }
 
 TEST(OutputParser, ReasoningSplit) {
@@ -117,7 +188,7 @@ TEST(OutputParser, HermesJsonToolCalls) {
   ASSERT_EQ(r.tool_calls.size(), 2u);
   EXPECT_EQ(r.tool_calls[0].id, "call_0");
   EXPECT_EQ(r.tool_calls[0].name, "get_weather");
-  EXPECT_EQ(r.tool_calls[0].arguments, R"({"city":"Madrid","days":2})");
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"city": "Madrid", "days": 2})");  // as written
   EXPECT_EQ(r.tool_calls[1].id, "call_1");
   EXPECT_EQ(r.tool_calls[1].name, "get_time");
   EXPECT_EQ(r.tool_calls[1].arguments, R"({"tz":"Europe/Madrid"})");
@@ -217,7 +288,7 @@ TEST(OutputParser, UnfinishedMarkupAtTheEnd) {
   // A complete body without the closing tag (generation stopped on a stop string) is a call.
   r = parse_every_split("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n", options());
   ASSERT_EQ(r.tool_calls.size(), 1u);
-  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a":1})");
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a": 1})");
   r = parse_every_split("<function=configure>\n<parameter=count>\n3", options(ToolCallFormat::kXml));
   EXPECT_TRUE(r.tool_calls.empty());
   EXPECT_EQ(r.content, "<function=configure>\n<parameter=count>\n3");
@@ -268,6 +339,244 @@ TEST(OutputParser, RandomIdsAreDistinct) {
   EXPECT_TRUE(r.tool_calls[0].id.starts_with("call_"));
   EXPECT_EQ(r.tool_calls[0].id.size(), 29u);
   EXPECT_NE(r.tool_calls[0].id, r.tool_calls[1].id);
+}
+
+// ---- Tool calls streamed while they are generated ----
+
+using TimedEvents = std::vector<std::pair<size_t, OutputEvent>>;
+
+// The events of `text` fed one byte at a time, each with the number of bytes fed when it came.
+TimedEvents events_by_byte(const std::string& text, const OutputParserOptions& o) {
+  OutputParser parser(o);
+  TimedEvents out;
+  for (size_t i = 0; i < text.size(); ++i)
+    for (OutputEvent& e : parser.push(text.substr(i, 1))) out.emplace_back(i + 1, std::move(e));
+  for (OutputEvent& e : parser.finish()) out.emplace_back(text.size(), std::move(e));
+  return out;
+}
+
+// Bytes fed when call `index` began (npos: it never did).
+size_t begun_at(const TimedEvents& events, int index) {
+  for (const auto& [fed, e] : events)
+    if (e.kind == OutputEvent::Kind::kToolCallBegin && e.index == index) return fed;
+  return std::string::npos;
+}
+
+// The arguments of call `index` that streamed once `fed` bytes were in.
+std::string streamed_by(const TimedEvents& events, int index, size_t fed) {
+  std::string args;
+  for (const auto& [at, e] : events)
+    if (at <= fed && e.kind == OutputEvent::Kind::kToolCallArguments && e.index == index) args += e.text;
+  return args;
+}
+
+std::string dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
+
+TEST(OutputParser, HermesArgumentsStreamAsWritten) {
+  const std::string args0 =
+      R"({"city": "Ma\"drid\\", "note": "{braces} [and] \u00e9 é 😀", "nested": {"days": [1, 2, {"x": null}]},)"
+      R"( "ok": true})";
+  const std::string text = "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " + args0 +
+                           "}\n</tool_call>\n<tool_call>\n{\"name\": \"ping\", \"arguments\": {}}\n</tool_call>";
+  Streamed st;
+  auto r = parse_every_split(text, options(), &st);
+  parse_random_splits(text, options());
+  EXPECT_EQ(r.content, "Checking.");
+  ASSERT_EQ(r.tool_calls.size(), 2u);
+  EXPECT_EQ(r.tool_calls[0].arguments, args0);
+  EXPECT_EQ(r.tool_calls[1].arguments, "{}");
+  EXPECT_EQ(st.names, (std::map<int, std::string>{{0, "get_weather"}, {1, "ping"}}));
+  EXPECT_EQ(st.ids, (std::map<int, std::string>{{0, "call_0"}, {1, "call_1"}}));
+  EXPECT_EQ(st.arguments[0], args0);
+  EXPECT_EQ(st.arguments[1], "{}");
+
+  // It begins with the arguments' "{" and streams them as they come: all before </tool_call>,
+  // a string cut at a quote as it stands, never half a character.
+  const TimedEvents events = events_by_byte(text, options());
+  const size_t args_at = text.find(args0);
+  EXPECT_EQ(begun_at(events, 0), args_at + 1);
+  EXPECT_EQ(streamed_by(events, 0, text.find("</tool_call>")), args0);
+  EXPECT_EQ(streamed_by(events, 0, text.find("drid")), R"({"city": "Ma\")");
+  const size_t emoji = text.find("😀");
+  EXPECT_EQ(streamed_by(events, 0, emoji + 2), text.substr(args_at, emoji - args_at));
+  EXPECT_EQ(begun_at(events, 1), text.rfind("{}") + 1);
+}
+
+TEST(OutputParser, HermesCallsThatCannotStream) {
+  // "name" after "arguments", arguments as a JSON string, "parameters": reported whole at the end.
+  for (const std::string body :
+       {R"({"arguments": {"a": 1}, "name": "f"})", R"({"name": "f", "arguments": "{\"a\": 1}"})",
+        R"({"name": "f", "parameters": {"a": 1}})", R"({"name": "f", "arguments": null})"}) {
+    Streamed st;
+    auto r = parse_every_split("<tool_call>\n" + body + "\n</tool_call>", options(), &st);
+    EXPECT_TRUE(st.names.empty()) << body;
+    ASSERT_EQ(r.tool_calls.size(), 1u) << body;
+    EXPECT_EQ(r.tool_calls[0].name, "f");
+    EXPECT_TRUE(r.tool_calls[0].error.empty()) << r.tool_calls[0].error;
+    const ojson expected = body.find("null") != std::string::npos ? ojson::object() : ojson({{"a", 1}});
+    EXPECT_EQ(ojson::parse(r.tool_calls[0].arguments), expected) << body;
+  }
+  // The first of a repeated member counts, as it streamed.
+  Streamed st;
+  auto r = parse_every_split(
+      "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}, \"arguments\": {\"b\": 2}, \"name\": "
+      "\"g\"}\n</tool_call>",
+      options(), &st);
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].name, "f");
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a": 1})");
+  EXPECT_EQ(st.arguments[0], R"({"a": 1})");
+}
+
+TEST(OutputParser, XmlArgumentsStream) {
+  OutputParserOptions o = options(ToolCallFormat::kXml);
+  o.tools = weather_tools();
+  const std::string note = "She said \"hi\\\" \ttab é 😀\n\x01 </para <b> </function\n";
+  const std::string text = "<tool_call>\n<function=configure>\n<parameter=note>\n" + note +
+                           "\n</parameter>\n<parameter=count>\n 12 \n</parameter>\n<parameter=options>\n"
+                           "{\"deep\": [1, 2]}\n</parameter>\n<parameter=maybe>\nnull\n</parameter>\n"
+                           "<parameter=text>\nfree\ntext\n</parameter>\n</function>\n</tool_call>\n"
+                           "<function=ping>\n</function>";
+  const ojson expected = {
+      {"note", note}, {"count", 12}, {"options", {{"deep", {1, 2}}}}, {"maybe", nullptr}, {"text", "free\ntext"}};
+  Streamed st;
+  auto r = parse_every_split(text, o, &st);
+  parse_random_splits(text, o);
+  ASSERT_EQ(r.tool_calls.size(), 2u);
+  EXPECT_EQ(r.tool_calls[0].arguments, dump(expected));  // as dump() writes it
+  EXPECT_EQ(r.tool_calls[1].name, "ping");
+  EXPECT_EQ(r.tool_calls[1].arguments, "{}");
+  EXPECT_EQ(st.arguments[0], dump(expected));
+  EXPECT_EQ(st.arguments[1], "{}");
+  EXPECT_EQ(r.content, "");
+
+  const TimedEvents events = events_by_byte(text, o);
+  const std::string function = "<function=configure>";
+  EXPECT_EQ(begun_at(events, 0), text.find(function) + function.size());
+  EXPECT_EQ(streamed_by(events, 0, begun_at(events, 0)), "");
+  // A string value streams as it arrives, less the newline that may close it.
+  const std::string note_json = dump(ojson(note));
+  EXPECT_EQ(streamed_by(events, 0, text.find("</parameter>")),
+            "{\"note\":" + note_json.substr(0, note_json.size() - 1));
+  const std::string before_emoji = dump(ojson(note.substr(0, note.find("😀"))));
+  EXPECT_EQ(streamed_by(events, 0, text.find("😀") + 3), "{\"note\":" + before_emoji.substr(0, before_emoji.size() - 1));
+  // Other values go out whole at their closing tag.
+  EXPECT_TRUE(streamed_by(events, 0, text.find(" 12 ") + 4).ends_with(",\"count\":"));
+  EXPECT_TRUE(streamed_by(events, 0, text.find("null") + 4).ends_with(",\"maybe\":"));
+  EXPECT_EQ(streamed_by(events, 0, text.find("</function>")), dump(expected).substr(0, dump(expected).size() - 1));
+  EXPECT_EQ(begun_at(events, 1), text.find("<function=ping>") + 15);
+}
+
+TEST(OutputParser, XmlValuesAsDumpWritesThem) {
+  // Invalid UTF-8 is replaced as dump() replaces it, whatever the pieces.
+  for (const std::string value : {"a\xff b", "\xe2\x82 x", "x\xe2\x82", "\xf0\x9f\x98", "ok \xc3\xa9\xc3",
+                                  "\xed\xa0\x80 surrogate", "\xc0\xaf overlong", "\xe2\x82\xe2\x82\xac"}) {
+    auto r = parse_every_split("<function=f>\n<parameter=v>\n" + value + "\n</parameter>\n</function>",
+                               options(ToolCallFormat::kXml));
+    ASSERT_EQ(r.tool_calls.size(), 1u);
+    EXPECT_EQ(r.tool_calls[0].arguments, dump({{"v", value}}));
+  }
+  // A value without </parameter> ends at the next parameter or </function>; one that holds a
+  // <parameter= tag ends at its own </parameter>.
+  auto r =
+      parse_every_split("<function=f>\n<parameter=a>\nx\n<parameter=b>\ny\n</function>", options(ToolCallFormat::kXml));
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a":"x","b":"y"})");
+  r = parse_every_split("<function=f>\n<parameter=a>\nuse <parameter=x> tags\n</parameter>\n</function>",
+                        options(ToolCallFormat::kXml));
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a":"use <parameter=x> tags"})");
+  // A repeated parameter appears twice; JSON readers keep the last.
+  r = parse_every_split("<function=f>\n<parameter=a>\n1\n</parameter>\n<parameter=a>\n2\n</parameter>\n</function>",
+                        options(ToolCallFormat::kXml));
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"a":"1","a":"2"})");
+  EXPECT_EQ(ojson::parse(r.tool_calls[0].arguments)["a"], "2");
+}
+
+TEST(OutputParser, MalformedAfterItBegan) {
+  // The pieces went out and cannot be taken back; the result is that of any malformed call.
+  const std::string bad = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}, oops}\n</tool_call>";
+  Streamed st;
+  auto r = parse_every_split(bad, options(), &st);
+  EXPECT_EQ(st.names[0], "f");
+  EXPECT_EQ(st.arguments[0], R"({"a": 1})");
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_NE(r.tool_calls[0].error.find("not valid JSON"), std::string::npos) << r.tool_calls[0].error;
+  EXPECT_EQ(r.tool_calls[0].id, st.ids[0]);
+  EXPECT_EQ(r.content, bad);
+
+  const std::string bad_xml =
+      "<tool_call>\n<function=f>\n<parameter=a>\nx\n</parameter>\n<parameter=>\ny\n</parameter>\n</function>\n"
+      "</tool_call>";
+  r = parse_every_split(bad_xml, options(ToolCallFormat::kXml), &st);
+  EXPECT_EQ(st.arguments[0], R"({"a":"x")");
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_NE(r.tool_calls[0].error.find("empty parameter name"), std::string::npos) << r.tool_calls[0].error;
+  EXPECT_EQ(r.content, bad_xml);
+
+  // Stopped inside the arguments: text, and no call entry (as before streaming).
+  const std::string cut = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": [1, 2";
+  r = parse_every_split(cut, options(), &st);
+  EXPECT_EQ(st.arguments[0], R"({"a": [1, 2)");
+  EXPECT_TRUE(r.tool_calls.empty());
+  EXPECT_EQ(r.content, cut);
+  const std::string cut_xml = "<function=f>\n<parameter=a>\nsome text";
+  r = parse_every_split(cut_xml, options(ToolCallFormat::kXml), &st);
+  EXPECT_EQ(st.arguments[0], R"({"a":"some text)");
+  EXPECT_TRUE(r.tool_calls.empty());
+  EXPECT_EQ(r.content, cut_xml);
+}
+
+// Random markup, valid or not, cut at random: the result never depends on the cuts, and what
+// streams always adds up to the calls that complete (feed() checks it).
+TEST(OutputParser, RandomMarkupStreamsConsistently) {
+  const std::vector<std::string> fragments = {"<tool_call>\n{\"name\": \"configure\", \"arguments\": {\"a\": ",
+                                              "}}\n</tool_call>",
+                                              "<tool_call>",
+                                              "</tool_call>",
+                                              "<function=configure>\n",
+                                              "<function=",
+                                              "</function>",
+                                              "<parameter=note>\n",
+                                              "<parameter=count>\n",
+                                              "<parameter=maybe>\n",
+                                              "<parameter=",
+                                              "\n</parameter>\n",
+                                              "</parameter>",
+                                              "\n",
+                                              " ",
+                                              "x",
+                                              "\"",
+                                              "\\",
+                                              "{",
+                                              "}",
+                                              "[",
+                                              "]",
+                                              ":",
+                                              ",",
+                                              "\"name\": \"f\"",
+                                              "\"arguments\": ",
+                                              "1",
+                                              "null",
+                                              "é",
+                                              "😀",
+                                              "<",
+                                              "</",
+                                              ">",
+                                              "<think>",
+                                              "</think>"};
+  std::mt19937 rng(7);
+  for (int n = 0; n < 400; ++n) {
+    std::string text;
+    for (int i = 1 + static_cast<int>(rng() % 24); i > 0; --i) text += fragments[rng() % fragments.size()];
+    for (ToolCallFormat format : {ToolCallFormat::kXml, ToolCallFormat::kHermesJson}) {
+      OutputParserOptions o = options(format);
+      o.tools = weather_tools();
+      SCOPED_TRACE(text);
+      parse_random_splits(text, o, 4);
+    }
+  }
 }
 
 TEST(ChatTemplateTraits, FamilyAndThinkingPrompt) {

@@ -356,13 +356,22 @@ TEST_F(ServeMain, ToolCallsInAnswersAndStreams) {
     if (ch["delta"].contains("tool_calls")) call_deltas.push_back(ch["delta"]["tool_calls"][0]);
     if (ch["finish_reason"].is_string()) finish = ch["finish_reason"];
   }
-  ASSERT_GE(call_deltas.size(), 2u) << streamed.body;
+  // The arguments stream as the model writes them (a forced token at a time): several pieces,
+  // which add up to exactly the whole answer's arguments.
+  ASSERT_GE(call_deltas.size(), 3u) << streamed.body;
   EXPECT_EQ(call_deltas[0]["index"], 0);
   EXPECT_EQ(call_deltas[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(call_deltas[0]["function"]["arguments"], "");
   EXPECT_EQ(call_deltas[0]["id"].get<std::string>().rfind("call_", 0), 0u);
   std::string arguments;
-  for (const json& d : call_deltas) arguments += d["function"]["arguments"].get<std::string>();
-  EXPECT_EQ(json::parse(arguments), json({{"city", "Paris"}}));
+  for (size_t i = 1; i < call_deltas.size(); ++i) {
+    EXPECT_EQ(call_deltas[i]["index"], 0);
+    EXPECT_FALSE(call_deltas[i].contains("id"));
+    EXPECT_FALSE(call_deltas[i]["function"].contains("name"));
+    arguments += call_deltas[i]["function"]["arguments"].get<std::string>();
+  }
+  EXPECT_EQ(arguments, call["function"]["arguments"].get<std::string>());
+  EXPECT_EQ(arguments, R"({"city": "Paris"})");
   EXPECT_EQ(finish, "tool_calls");
 
   const HttpReply ollama = post_json(c, "/api/chat",
@@ -373,6 +382,38 @@ TEST_F(ServeMain, ToolCallsInAnswersAndStreams) {
   ASSERT_EQ(ollama.status, 200) << ollama.body;
   EXPECT_EQ(ollama.json["message"]["tool_calls"][0]["function"]["arguments"]["city"], "Paris");
   EXPECT_EQ(ollama.json["done_reason"], "stop");
+}
+
+// An XML call (Qwen3-Coder's form, accepted in the Hermes family too) streams from its
+// <function= tag, a string value while it is written.
+TEST_F(ServeMain, XmlToolCallStreamsItsValues) {
+  auto c = client();
+  json body = {{"messages", user("weather in San Francisco?")},
+               {"tools", weather_tools()},
+               {"test_forced_output",
+                "<tool_call>\n<function=get_weather>\n<parameter=city>\nSan Francisco, California, USA\n</parameter>\n"
+                "</function>\n</tool_call>"}};
+  const HttpReply whole = post_json(c, "/v1/chat/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const std::string expected = whole.json["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"];
+  EXPECT_EQ(expected, R"({"city":"San Francisco, California, USA"})");
+
+  body["stream"] = true;
+  const HttpReply streamed = post_stream(c, "/v1/chat/completions", body, [](const std::string&) { return true; });
+  std::vector<json> call_deltas;
+  for (const json& chunk : data_events(streamed.body)) {
+    const json& ch = chunk["choices"][0];
+    if (ch["delta"].contains("tool_calls")) call_deltas.push_back(ch["delta"]["tool_calls"][0]);
+  }
+  ASSERT_GE(call_deltas.size(), 4u) << streamed.body;  // the name, then `{"city":"`, value pieces, `"}`
+  EXPECT_EQ(call_deltas[0]["function"]["name"], "get_weather");
+  std::string arguments;
+  for (size_t i = 1; i < call_deltas.size(); ++i)
+    arguments += call_deltas[i]["function"]["arguments"].get<std::string>();
+  EXPECT_EQ(arguments, expected);
+  // The value came in more than one piece.
+  EXPECT_NE(call_deltas[1]["function"]["arguments"].get<std::string>().find("{\"city\":\""), std::string::npos);
+  EXPECT_EQ(call_deltas[1]["function"]["arguments"].get<std::string>().find("USA"), std::string::npos);
 }
 
 // The request side of a tool round trip: tools, the assistant's call and the tool's result all
