@@ -129,6 +129,48 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
     compute_blocks<C>(tile, ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}, static_cast<int>(n_blocks));
   }
 
+  // Two row groups per pass (prefill): every activation broadcast feeds a multiply of each, so
+  // the loads per multiply halve; accumulators for 2 · C columns fit the 32 registers at C = 6.
+  // Per lane the operations of compute_blocks<C> with kSplit 1, so the same bits.
+  static constexpr int kPairCols = 6;
+  template <int C>
+  static void compute_pair(const ColumnTile<C>& tile, uint32_t lane_mask_b, const uint8_t* packed_a,
+                           const uint8_t* packed_b, int n_blocks) {
+    const auto* pa = reinterpret_cast<const PackedBlock32*>(packed_a);
+    const auto* pb = reinterpret_cast<const PackedBlock32*>(packed_b);
+    const __mmask16 mask_a = static_cast<__mmask16>(tile.lane_mask), mask_b = static_cast<__mmask16>(lane_mask_b);
+    __m512 acc_a[C], acc_b[C];
+    for (int c = 0; c < C; ++c) {
+      acc_a[c] = load_or_zero(tile.y[c], mask_a, tile.first_chunk);
+      acc_b[c] = load_or_zero(tile.y[c] + 16, mask_b, tile.first_chunk);
+    }
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto* rec = reinterpret_cast<const ActRecord*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+      __m512i s_a[C], s_b[C];
+      for (int c = 0; c < C; ++c) s_a[c] = s_b[c] = _mm512_set1_epi32(rec[c].start);
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {
+        const __m512i wa = _mm512_load_si512(pa[b].codes[g]), wb = _mm512_load_si512(pb[b].codes[g]);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) {
+          const __m512i x = bcast_i32(rec[c].qs + 4 * g);
+          s_a[c] = _mm512_dpbusd_epi32(s_a[c], wa, x);
+          s_b[c] = _mm512_dpbusd_epi32(s_b[c], wb, x);
+        }
+      }
+      const __m512 dw_a = _mm512_load_ps(pa[b].d), dw_b = _mm512_load_ps(pb[b].d);
+      for (int c = 0; c < C; ++c) {
+        const __m512 da = _mm512_set1_ps(rec[c].d);
+        acc_a[c] = Order::apply(acc_a[c], _mm512_cvtepi32_ps(s_a[c]), dw_a, da);
+        acc_b[c] = Order::apply(acc_b[c], _mm512_cvtepi32_ps(s_b[c]), dw_b, da);
+      }
+    }
+    for (int c = 0; c < C; ++c) {
+      _mm512_mask_storeu_ps(tile.y[c], mask_a, acc_a[c]);
+      _mm512_mask_storeu_ps(tile.y[c] + 16, mask_b, acc_b[c]);
+    }
+  }
+
   template <int C, typename Source>
   static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
     // vpdpbusd: 5-cycle latency, 2 ports; keep about 8 chains in flight when columns are few.

@@ -45,6 +45,10 @@ namespace {
 //                 arithmetic (the float formats)
 //   kFusedImage + template <int C> static void compute_image(tile, const uint8_t* group, int64_t n_blocks):
 //                 compute<C> over all blocks straight from a group's image
+//   kPairCols + template <int C> static void compute_pair(tile, uint32_t lane_mask_b, packed_a, packed_b, n_blocks):
+//                 compute<C> for two row groups at once (the second's y at tile.y[c] + kLanes), each
+//                 activation broadcast feeding both: half the activation loads per multiply
+//                 (prefill, tiles of up to kPairCols columns)
 //
 // The activations are re-laid once per call as records [block][column] (codes plus whatever side
 // values the format wants precomputed), so a column tile reads one pointer plus constant offsets.
@@ -129,14 +133,19 @@ struct RowsImage {
 };
 
 // Rows r0.. in groups of kLanes, against columns [c_begin, c_end).
+// `packed` holds two chunks: the second for the second group of a pair (F::kPairCols).
 template <typename F, typename Rows>
 void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_rows, const uint8_t* act,
                            size_t act_block_stride, int64_t c_begin, int64_t c_end, float* y, size_t ldy,
                            uint8_t* packed) {
   constexpr int kLanes = F::kLanes;
+  auto lanes_of = [&](int64_t r) {
+    const int rows = n_rows - r < kLanes ? static_cast<int>(n_rows - r) : kLanes;
+    return rows == 32 ? ~0u : (1u << rows) - 1;
+  };
   for (int64_t r0 = 0; r0 < n_rows; r0 += kLanes) {
     const int rows = n_rows - r0 < kLanes ? static_cast<int>(n_rows - r0) : kLanes;
-    const uint32_t lane_mask = rows == 32 ? ~0u : (1u << rows) - 1;
+    const uint32_t lane_mask = lanes_of(r0);
     src.start_group(r0, rows);
     if constexpr (Rows::kImage && requires { F::kFusedImage; }) {
       // One column tile (decode, short verify batches): compute straight from the image, all
@@ -149,6 +158,33 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
                                       [&]<int C>(const ColumnTile<C>& tile) {
                                         F::template compute_image<C>(tile, src.group, n_blocks);
                                       });
+        continue;
+      }
+    }
+    if constexpr (requires { F::kPairCols; }) {
+      // Two row groups against many columns (prefill): both groups' chunks packed, then every
+      // column tile multiplies both. Per lane the same operations as compute<C>, so the same bits.
+      if (r0 + kLanes < n_rows && c_end - c_begin > F::kMaxCols) {
+        Rows second = src;
+        second.start_group(r0 + kLanes, n_rows - r0 - kLanes < kLanes ? static_cast<int>(n_rows - r0 - kLanes) : kLanes);
+        const uint32_t lane_mask_b = lanes_of(r0 + kLanes);
+        uint8_t* packed_b = packed + F::kChunkBlocks * F::kPackedBlockBytes;
+        for (int64_t b0 = 0; b0 < n_blocks; b0 += F::kChunkBlocks) {
+          const int nb = n_blocks - b0 < F::kChunkBlocks ? static_cast<int>(n_blocks - b0) : F::kChunkBlocks;
+          src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
+          second.pack(b0, nb, n - b0 * F::kBlockElems, packed_b);
+          const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
+          for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kPairCols) {
+            const int cols = c_end - c0 < F::kPairCols ? static_cast<int>(c_end - c0) : F::kPairCols;
+            with_column_tile<F::kPairCols>(cols, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
+                                           act_block_stride,
+                                           y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0), ldy,
+                                           lane_mask, b0 == 0, [&]<int C>(const ColumnTile<C>& tile) {
+                                             F::template compute_pair<C>(tile, lane_mask_b, packed, packed_b, nb);
+                                           });
+          }
+        }
+        r0 += kLanes;  // the second group is done too
         continue;
       }
     }
@@ -191,7 +227,7 @@ void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, siz
   // Columns in blocks whose activation records stay in L2 (about 256 columns, a multiple of
   // kMaxCols); the weights are packed again for every block, a small cost at that ratio.
   constexpr int64_t kColumnBlock = F::kMaxCols * (256 / F::kMaxCols);
-  alignas(64) uint8_t packed[F::kChunkBlocks * F::kPackedBlockBytes];
+  alignas(64) uint8_t packed[2 * F::kChunkBlocks * F::kPackedBlockBytes];
   for (int64_t cb = 0; cb < n_cols; cb += kColumnBlock) {
     const int64_t cb_end = n_cols - cb < kColumnBlock ? n_cols : cb + kColumnBlock;
     row_lane_column_block<F>(n_blocks, n, src, n_rows, act, act_block_stride, cb, cb_end, y, ldy, packed);
