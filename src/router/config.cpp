@@ -1,6 +1,5 @@
 #include "router/config.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <cctype>
 #include <cmath>
@@ -10,6 +9,7 @@
 #include <sstream>
 
 #include "base/strings.h"
+#include "base/yaml_reader.h"
 
 namespace hylo::router {
 
@@ -30,48 +30,9 @@ Status finish_upstream(Upstream* u, const std::string& url, const std::string& w
   return ok_status();
 }
 
-// "line 12, key upstreams.cloud.ctx"
-std::string at(const YAML::Node& n, const std::string& key) {
-  return fmt::format("line {}, key {}", n.Mark().line + 1, key);
-}
 
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
 
-  template <typename T>
-  Result<T> scalar(const YAML::Node& n, const std::string& key, const char* what) {
-    if (!n.IsScalar()) return make_error("[router] {}: {}: {} expected", source_, at(n, key), what);
-    try {
-      return n.as<T>();
-    } catch (const YAML::Exception&) {
-      return make_error("[router] {}: {}: '{}' is not {}", source_, at(n, key), n.Scalar(), what);
-    }
-  }
-  Result<double> seconds(const YAML::Node& n, const std::string& key) {
-    HYLO_ASSIGN_OR_RETURN(double v, scalar<double>(n, key, "a number of seconds"));
-    if (!std::isfinite(v) || v <= 0 || v > 86400)
-      return make_error("[router] {}: {}: {} is outside (0, 86400] seconds", source_, at(n, key), v);
-    return v;
-  }
-  Result<int64_t> count(const YAML::Node& n, const std::string& key, int64_t lo, int64_t hi) {
-    HYLO_ASSIGN_OR_RETURN(int64_t v, scalar<int64_t>(n, key, "an integer"));
-    if (v < lo || v > hi) return make_error("[router] {}: {}: {} is outside [{}, {}]", source_, at(n, key), v, lo, hi);
-    return v;
-  }
-  Error unknown(const YAML::Node& key_node, const std::string& key, const char* known) {
-    return make_error("[router] {}: {}: unknown key (known: {})", source_, at(key_node, key), known);
-  }
-  Error error(const YAML::Node& n, const std::string& key, const std::string& what) {
-    return make_error("[router] {}: {}: {}", source_, at(n, key), what);
-  }
-  const std::string& source() const { return source_; }
-
- private:
-  std::string source_;
-};
-
-Status read_local(Reader& r, const YAML::Node& node, RouterConfig* c) {
+Status read_local(const YamlReader& r, const YAML::Node& node, RouterConfig* c) {
   if (!node.IsMap()) return r.error(node, "local", "a mapping expected");
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string k = it->first.Scalar();
@@ -91,7 +52,7 @@ Status read_local(Reader& r, const YAML::Node& node, RouterConfig* c) {
   return ok_status();
 }
 
-Status read_upstream(Reader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
+Status read_upstream(const YamlReader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
   const std::string base = "upstreams." + name;
   if (!valid_name(name)) return r.error(node, base, "a name of letters, digits, '-', '_', '.' or ':' expected");
   if (!node.IsMap()) return r.error(node, base, "a mapping expected");
@@ -104,7 +65,7 @@ Status read_upstream(Reader& r, const std::string& name, const YAML::Node& node,
     const YAML::Node& v = it->second;
     if (k == "url") {
       HYLO_ASSIGN_OR_RETURN(url, r.scalar<std::string>(v, key, "a URL"));
-      HYLO_TRY(finish_upstream(&u, url, fmt::format("{}: {}", r.source(), at(v, key))));
+      HYLO_TRY(finish_upstream(&u, url, fmt::format("{}: {}", r.source(), yaml_at(v, key))));
     } else if (k == "model") {
       HYLO_ASSIGN_OR_RETURN(u.model, r.scalar<std::string>(v, key, "a model name"));
     } else if (k == "ctx") {
@@ -134,7 +95,7 @@ Status read_upstream(Reader& r, const std::string& name, const YAML::Node& node,
   return ok_status();
 }
 
-Status read_alias(Reader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
+Status read_alias(const YamlReader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
   const std::string base = "aliases." + name;
   if (!valid_name(name)) return r.error(node, base, "a name of letters, digits, '-', '_', '.' or ':' expected");
   Alias a;
@@ -161,7 +122,7 @@ Status read_alias(Reader& r, const std::string& name, const YAML::Node& node, Ro
   return ok_status();
 }
 
-Status read_client(Reader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
+Status read_client(const YamlReader& r, const std::string& name, const YAML::Node& node, RouterConfig* c) {
   const std::string base = "clients." + name;
   if (!valid_name(name)) return r.error(node, base, "a name of letters, digits, '-', '_', '.' or ':' expected");
   if (!node.IsMap()) return r.error(node, base, "a mapping expected (key_env, private, timeout)");
@@ -251,7 +212,7 @@ Result<Upstream> parse_upstream_flag(const std::string& spec) {
 }
 
 Result<RouterConfig> parse_routes(const std::string& text, const std::string& source_name) {
-  Reader r(source_name);
+  YamlReader r("router", source_name);
   YAML::Node root;
   try {
     root = YAML::Load(text);

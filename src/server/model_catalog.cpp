@@ -1,6 +1,5 @@
 #include "server/model_catalog.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <cctype>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <sstream>
 
 #include "base/strings.h"
+#include "base/yaml_reader.h"
 #include "server/ollama_api.h"
 
 namespace hylo::server {
@@ -23,42 +23,7 @@ namespace {
 constexpr size_t kMaxDirFiles = 10000;
 constexpr size_t kMaxDefinitions = 1000;
 
-// "line 12, key models.v-128k.context"
-std::string at(const YAML::Node& n, const std::string& key) {
-  return fmt::format("line {}, key {}", n.Mark().line + 1, key);
-}
 
-// The routes file's reader (router/config.cpp), for this file's keys.
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  template <typename T>
-  Result<T> scalar(const YAML::Node& n, const std::string& key, const char* what) {
-    if (!n.IsScalar()) return error(n, key, fmt::format("{} expected", what));
-    try {
-      return n.as<T>();
-    } catch (const YAML::Exception&) {
-      return error(n, key, fmt::format("'{}' is not {}", n.Scalar().substr(0, 80), what));
-    }
-  }
-  Result<double> number(const YAML::Node& n, const std::string& key, double lo, double hi) {
-    HYLO_ASSIGN_OR_RETURN(double v, scalar<double>(n, key, "a number"));
-    if (!std::isfinite(v) || v < lo || v > hi) return error(n, key, fmt::format("{} is outside [{}, {}]", v, lo, hi));
-    return v;
-  }
-  Result<int64_t> count(const YAML::Node& n, const std::string& key, int64_t lo, int64_t hi) {
-    HYLO_ASSIGN_OR_RETURN(int64_t v, scalar<int64_t>(n, key, "an integer"));
-    if (v < lo || v > hi) return error(n, key, fmt::format("{} is outside [{}, {}]", v, lo, hi));
-    return v;
-  }
-  Error error(const YAML::Node& n, const std::string& key, const std::string& what) {
-    return make_error("[models] {}: {}: {}", source_, at(n, key), what);
-  }
-
- private:
-  std::string source_;
-};
 
 constexpr const char* kKnownKeys =
     "file, context, cache_type_k, cache_type_v, kv_type, parallel, temperature, top_p, top_k, min_p, "
@@ -71,7 +36,7 @@ bool is_kv_type(const std::string& t) {
 }
 
 // One key of a definition (or of `defaults`) into `d`.
-Status read_key(Reader& r, const std::string& k, const std::string& key, const YAML::Node& v,
+Status read_key(const YamlReader& r, const std::string& k, const std::string& key, const YAML::Node& v,
                 const std::string& base_dir, ModelDefinition* d) {
   auto path = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : (fs::path(base_dir) / p).string(); };
   auto flt = [&](std::optional<float>* out, double lo, double hi) -> Status {
@@ -170,7 +135,7 @@ Result<double> parse_keep_alive(const std::string& text) {
 
 Result<std::vector<ModelDefinition>> parse_model_definitions(const std::string& text, const std::string& source_name,
                                                              const std::string& base_dir) {
-  Reader r(source_name);
+  YamlReader r("models", source_name);
   YAML::Node root;
   try {
     root = YAML::Load(text);
