@@ -143,59 +143,82 @@ struct KFormatBase : BlockPacker<Derived> {
   static constexpr int kActRecordBytes = sizeof(ActRecordK);
   static constexpr int kChunkBlocks = 4;
   static constexpr int kMaxCols = 8;
+  // Prefill: two row groups per pass (compute_k with G = 2); 2 · 3 · C accumulators fit at C = 4.
+  static constexpr int kPairCols = 4;
+  template <int C>
+  static void compute_pair(const ColumnTile<C>& tile, uint32_t lane_mask_b, const uint8_t* packed_a,
+                           const uint8_t* packed_b, int n_blocks) {
+    compute_k<Derived, C, 2>(tile, {tile.lane_mask, lane_mask_b}, {packed_a, packed_b}, n_blocks);
+  }
 };
 
-// The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart.
-template <typename P, int C>
-void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+// The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart. G row groups at once
+// (G = 2: prefill, the second group's y at tile.y[c] + 16, each activation broadcast feeding a
+// multiply of both); per lane the same operations whatever G, so the same bits.
+template <typename P, int C, int G = 1>
+void compute_k(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const uint8_t* const (&packed)[G],
+               int n_blocks) {
   constexpr int kSub = P::kSubBlocks;
   constexpr int kGroups = kQKK / kSub / 4;  // dword groups per sub-block
   // vpdpbusd has a 5-cycle latency and 2 issue ports: with few columns, split each sub-block's
   // chain so that about 8 independent chains are in flight.
-  constexpr int kSplit = C >= 4 ? 1 : (C >= 2 || kGroups < 8 ? 2 : 4);
+  constexpr int kSplit = C * G >= 4 ? 1 : (C * G >= 2 || kGroups < 8 ? 2 : 4);
   using Packed = PackedSuperBlock<kSub>;
-  const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
-  __m512 y[C];
-  for (int c = 0; c < C; ++c) y[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
-  const auto* pb = reinterpret_cast<const Packed*>(packed);
+  __mmask16 mask[G];
+  const Packed* pb[G];
+  __m512 y[G][C];
+  for (int r = 0; r < G; ++r) {
+    mask[r] = static_cast<__mmask16>(lane_masks[r]);
+    pb[r] = reinterpret_cast<const Packed*>(packed[r]);
+    for (int c = 0; c < C; ++c) y[r][c] = load_or_zero(tile.y[c] + 16 * r, mask[r], tile.first_chunk);
+  }
   for (int b = 0; b < n_blocks; ++b) {
     const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
-    __m512 t[C];
-    for (int c = 0; c < C; ++c) t[c] = _mm512_setzero_ps();
+    __m512 t[G][C];
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) t[r][c] = _mm512_setzero_ps();
     for (int j = 0; j < kSub; ++j) {
       // S_j as kSplit partial sums (exact integers, so the split changes nothing but latency).
-      __m512i s[kSplit][C];
-      for (int c = 0; c < C; ++c) {
-        s[0][c] = P::kHasStart ? _mm512_set1_epi32(rec[c].side[j]) : _mm512_setzero_si512();
-        for (int k = 1; k < kSplit; ++k) s[k][c] = _mm512_setzero_si512();
-      }
+      __m512i s[kSplit][G][C];
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) {
+          s[0][r][c] = P::kHasStart ? _mm512_set1_epi32(rec[c].side[j]) : _mm512_setzero_si512();
+          for (int k = 1; k < kSplit; ++k) s[k][r][c] = _mm512_setzero_si512();
+        }
 #pragma GCC unroll 8
-      for (int g = 0; g < kGroups; ++g) {  // columns innermost: C · kSplit independent chains
-        const __m512i w = _mm512_load_si512(pb[b].codes[kGroups * j + g]);
+      for (int g = 0; g < kGroups; ++g) {  // columns innermost: C · G · kSplit independent chains
+        __m512i w[G];
+        for (int r = 0; r < G; ++r) w[r] = _mm512_load_si512(pb[r][b].codes[kGroups * j + g]);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
-          s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], w, bcast_i32(rec[c].qs + kGroups * 4 * j + 4 * g));
+          const __m512i x = bcast_i32(rec[c].qs + kGroups * 4 * j + 4 * g);
+          for (int r = 0; r < G; ++r) s[g % kSplit][r][c] = _mm512_dpbusd_epi32(s[g % kSplit][r][c], w[r], x);
         }
       }
-      const __m512 dsc = _mm512_load_ps(pb[b].dsc[j]);
-      for (int c = 0; c < C; ++c) {
-        for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
-        t[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][c]), dsc, t[c]);
-      }
-    }
-    if constexpr (P::kHasMin) {
-      const __m512 dmin = _mm512_load_ps(pb[b].dmin);
-      for (int c = 0; c < C; ++c) {
-        __m512i m = _mm512_setzero_si512();
-        for (int p = 0; p < kSub / 2; ++p) {
-          m = _mm512_dpwssd_epi32(m, _mm512_load_si512(pb[b].min_pairs[p]), _mm512_set1_epi32(rec[c].side[p]));
+      for (int r = 0; r < G; ++r) {
+        const __m512 dsc = _mm512_load_ps(pb[r][b].dsc[j]);
+        for (int c = 0; c < C; ++c) {
+          for (int k = 1; k < kSplit; ++k) s[0][r][c] = _mm512_add_epi32(s[0][r][c], s[k][r][c]);
+          t[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][r][c]), dsc, t[r][c]);
         }
-        t[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dmin, t[c]);
       }
     }
-    for (int c = 0; c < C; ++c) y[c] = _mm512_fmadd_ps(t[c], _mm512_set1_ps(rec[c].d), y[c]);
+    for (int r = 0; r < G; ++r) {
+      if constexpr (P::kHasMin) {
+        const __m512 dmin = _mm512_load_ps(pb[r][b].dmin);
+        for (int c = 0; c < C; ++c) {
+          __m512i m = _mm512_setzero_si512();
+          for (int p = 0; p < kSub / 2; ++p) {
+            m = _mm512_dpwssd_epi32(m, _mm512_load_si512(pb[r][b].min_pairs[p]), _mm512_set1_epi32(rec[c].side[p]));
+          }
+          t[r][c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dmin, t[r][c]);
+        }
+      }
+      for (int c = 0; c < C; ++c) y[r][c] = _mm512_fmadd_ps(t[r][c], _mm512_set1_ps(rec[c].d), y[r][c]);
+    }
   }
-  for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, y[c]);
+  for (int r = 0; r < G; ++r)
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask[r], y[r][c]);
 }
 
 struct FormatQ4_K : KFormatBase<FormatQ4_K> {
@@ -228,7 +251,7 @@ struct FormatQ4_K : KFormatBase<FormatQ4_K> {
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ4_K, C>(tile, packed, n_blocks);
+    compute_k<FormatQ4_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 };
 
@@ -288,7 +311,7 @@ struct FormatQ5_K : KFormatBase<FormatQ5_K> {
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ5_K, C>(tile, packed, n_blocks);
+    compute_k<FormatQ5_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 };
 
@@ -328,7 +351,7 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ6_K, C>(tile, packed, n_blocks);
+    compute_k<FormatQ6_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 };
 
@@ -385,7 +408,7 @@ struct FormatQ2_K : KFormatBase<FormatQ2_K> {
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ2_K, C>(tile, packed, n_blocks);
+    compute_k<FormatQ2_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 };
 
@@ -449,7 +472,7 @@ struct FormatQ3_K : KFormatBase<FormatQ3_K> {
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ3_K, C>(tile, packed, n_blocks);
+    compute_k<FormatQ3_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 };
 
@@ -497,7 +520,7 @@ struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatIq4Xs, C>(tile, packed, n_blocks);
+    compute_k<FormatIq4Xs, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 };
 
