@@ -121,87 +121,71 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_blocks<C>(tile, PackedSource{reinterpret_cast<const PackedBlock32*>(packed)}, n_blocks);
+    compute_blocks<C, 1>(tile, {tile.lane_mask}, {PackedSource{reinterpret_cast<const PackedBlock32*>(packed)}},
+                         n_blocks);
   }
   // The same arithmetic straight from a group's image (all blocks of the row): no packed copy.
   template <int C>
   static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
-    compute_blocks<C>(tile, ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}, static_cast<int>(n_blocks));
+    compute_blocks<C, 1>(tile, {tile.lane_mask}, {ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}},
+                         static_cast<int>(n_blocks));
   }
-
-  // Two row groups per pass (prefill): every activation broadcast feeds a multiply of each, so
-  // the loads per multiply halve; accumulators for 2 · C columns fit the 32 registers at C = 6.
-  // Per lane the operations of compute_blocks<C> with kSplit 1, so the same bits.
+  // Prefill: two row groups per pass (compute_blocks with G = 2); 2 · 2 · C accumulators fit the
+  // 32 registers at C = 6.
   static constexpr int kPairCols = 6;
   template <int C>
   static void compute_pair(const ColumnTile<C>& tile, uint32_t lane_mask_b, const uint8_t* packed_a,
                            const uint8_t* packed_b, int n_blocks) {
-    const auto* pa = reinterpret_cast<const PackedBlock32*>(packed_a);
-    const auto* pb = reinterpret_cast<const PackedBlock32*>(packed_b);
-    const __mmask16 mask_a = static_cast<__mmask16>(tile.lane_mask), mask_b = static_cast<__mmask16>(lane_mask_b);
-    __m512 acc_a[C], acc_b[C];
-    for (int c = 0; c < C; ++c) {
-      acc_a[c] = load_or_zero(tile.y[c], mask_a, tile.first_chunk);
-      acc_b[c] = load_or_zero(tile.y[c] + 16, mask_b, tile.first_chunk);
-    }
-    for (int b = 0; b < n_blocks; ++b) {
-      const auto* rec = reinterpret_cast<const ActRecord*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
-      __m512i s_a[C], s_b[C];
-      for (int c = 0; c < C; ++c) s_a[c] = s_b[c] = _mm512_set1_epi32(rec[c].start);
-#pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) {
-        const __m512i wa = _mm512_load_si512(pa[b].codes[g]), wb = _mm512_load_si512(pb[b].codes[g]);
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) {
-          const __m512i x = bcast_i32(rec[c].qs + 4 * g);
-          s_a[c] = _mm512_dpbusd_epi32(s_a[c], wa, x);
-          s_b[c] = _mm512_dpbusd_epi32(s_b[c], wb, x);
-        }
-      }
-      const __m512 dw_a = _mm512_load_ps(pa[b].d), dw_b = _mm512_load_ps(pb[b].d);
-      for (int c = 0; c < C; ++c) {
-        const __m512 da = _mm512_set1_ps(rec[c].d);
-        acc_a[c] = Order::apply(acc_a[c], _mm512_cvtepi32_ps(s_a[c]), dw_a, da);
-        acc_b[c] = Order::apply(acc_b[c], _mm512_cvtepi32_ps(s_b[c]), dw_b, da);
-      }
-    }
-    for (int c = 0; c < C; ++c) {
-      _mm512_mask_storeu_ps(tile.y[c], mask_a, acc_a[c]);
-      _mm512_mask_storeu_ps(tile.y[c] + 16, mask_b, acc_b[c]);
-    }
+    compute_blocks<C, 2>(tile, {tile.lane_mask, lane_mask_b},
+                         {PackedSource{reinterpret_cast<const PackedBlock32*>(packed_a)},
+                          PackedSource{reinterpret_cast<const PackedBlock32*>(packed_b)}},
+                         n_blocks);
   }
 
-  template <int C, typename Source>
-  static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
+  // G row groups at once (G = 2: the second group's y at tile.y[c] + 16, each activation broadcast
+  // feeding a multiply of both, half the loads per multiply); per lane the same operations
+  // whatever G, so the same bits.
+  template <int C, int G, typename Source>
+  static void compute_blocks(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const Source (&src)[G],
+                             int n_blocks) {
     // vpdpbusd: 5-cycle latency, 2 ports; keep about 8 chains in flight when columns are few.
-    constexpr int kSplit = C >= 4 ? 1 : (C >= 2 ? 2 : 4);
-    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
-    __m512 acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+    constexpr int kSplit = C * G >= 4 ? 1 : (C * G >= 2 ? 2 : 4);
+    __mmask16 mask[G];
+    __m512 acc[G][C];
+    for (int r = 0; r < G; ++r) {
+      mask[r] = static_cast<__mmask16>(lane_masks[r]);
+      for (int c = 0; c < C; ++c) acc[r][c] = load_or_zero(tile.y[c] + 16 * r, mask[r], tile.first_chunk);
+    }
     for (int b = 0; b < n_blocks; ++b) {
-      src.prefetch(b);
+      for (int r = 0; r < G; ++r) src[r].prefetch(b);
       const auto* rec = reinterpret_cast<const ActRecord*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
       // The block's integer sum as kSplit partial sums (exact, so only latency changes).
-      __m512i s[kSplit][C];
-      for (int c = 0; c < C; ++c) {
-        s[0][c] = _mm512_set1_epi32(rec[c].start);
-        for (int k = 1; k < kSplit; ++k) s[k][c] = _mm512_setzero_si512();
-      }
+      __m512i s[kSplit][G][C];
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) {
+          s[0][r][c] = _mm512_set1_epi32(rec[c].start);
+          for (int k = 1; k < kSplit; ++k) s[k][r][c] = _mm512_setzero_si512();
+        }
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) {  // columns innermost: C · kSplit independent chains
-        const __m512i wq = src.codes(b, g);
+      for (int g = 0; g < 8; ++g) {  // columns innermost: C · G · kSplit independent chains
+        __m512i wq[G];
+        for (int r = 0; r < G; ++r) wq[r] = src[r].codes(b, g);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
-          s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
+          const __m512i x = bcast_i32(rec[c].qs + 4 * g);
+          for (int r = 0; r < G; ++r) s[g % kSplit][r][c] = _mm512_dpbusd_epi32(s[g % kSplit][r][c], wq[r], x);
         }
       }
-      const __m512 dw = src.scales(b);
-      for (int c = 0; c < C; ++c) {
-        for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
-        acc[c] = Order::apply(acc[c], _mm512_cvtepi32_ps(s[0][c]), dw, _mm512_set1_ps(rec[c].d));
+      for (int r = 0; r < G; ++r) {
+        const __m512 dw = src[r].scales(b);
+        for (int c = 0; c < C; ++c) {
+          for (int k = 1; k < kSplit; ++k) s[0][r][c] = _mm512_add_epi32(s[0][r][c], s[k][r][c]);
+          acc[r][c] = Order::apply(acc[r][c], _mm512_cvtepi32_ps(s[0][r][c]), dw, _mm512_set1_ps(rec[c].d));
+        }
       }
     }
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, acc[c]);
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask[r], acc[r][c]);
   }
 };
 

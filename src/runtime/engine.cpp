@@ -540,12 +540,11 @@ bool Engine::step() {
   }
   int32_t budget = options_.n_batch - static_cast<int32_t>(rows.size());
   std::vector<std::pair<Slot*, int32_t>> prefills;  // slot, tokens this step
-  // Abandoned prefills take what budget the requests of live clients leave.
-  std::vector<Slot*> prefill_order;
-  for (const bool abandoned : {false, true})
-    for (auto& s : slots_)
-      if (s->abandoned == abandoned) prefill_order.push_back(s.get());
-  for (Slot* s : prefill_order) {
+  // Two passes over the slots: live clients' prompts first, then abandoned prefills take what
+  // budget is left.
+  for (size_t k = 0; k < 2 * slots_.size(); ++k) {
+    Slot* s = slots_[k % slots_.size()].get();
+    if (s->abandoned != (k >= slots_.size())) continue;
     if (!s->req || !s->prefilling || budget <= 0) continue;
     const int32_t remaining = static_cast<int32_t>(s->req->prompt.size()) - s->prompt_done;
     const int32_t pos0 = memory_->seq_len(s->id);
