@@ -175,35 +175,46 @@ struct FloatFormat {
     }
   }
 
-  // The same arithmetic straight from a group's image, chunk after chunk (y kept in registers
-  // between chunks instead of stored and reloaded: the same values).
+  // The same arithmetic straight from G groups' images, chunk after chunk (y kept in registers
+  // between chunks instead of stored and reloaded: the same values). 3 · G · C accumulators.
   static constexpr bool kFusedImage = true;
-  template <int C>
-  static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
-    const GroupImage<kLayout> image(group, n_blocks, 0);
-    __m512 y[C];
-    for (int c = 0; c < C; ++c) y[c] = _mm512_setzero_ps();
+  static constexpr int image_groups(int cols) { return cols <= 1 ? 4 : (cols <= 4 ? 2 : 1); }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    GroupImage<kLayout> image[G];
+    for (int r = 0; r < G; ++r) image[r] = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    __m512 y[G][C];
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) y[r][c] = _mm512_setzero_ps();
     for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
       const int64_t b1 = n_blocks - b0 < kChunkBlocks ? n_blocks : b0 + kChunkBlocks;
-      __m512 p[2][C];
+      __m512 p[2][G][C];
 #pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) p[0][c] = p[1][c] = _mm512_setzero_ps();
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) p[0][r][c] = p[1][r][c] = _mm512_setzero_ps();
       for (int64_t b = b0; b < b1; ++b) {
-        image.prefetch(static_cast<int>(b));
-        const BlockImage<kLayout> block = image.block(static_cast<int>(b));
+        for (int r = 0; r < G; ++r) image[r].prefetch(static_cast<int>(b));
         const auto* rec =
             reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
 #pragma GCC unroll 16
         for (int k = 0; k < kStep; ++k) {
-          const __m512 w = S::element(block, k);
+          __m512 w[G];
+          for (int r = 0; r < G; ++r) w[r] = S::element(image[r].block(static_cast<int>(b)), k);
 #pragma GCC unroll 16
-          for (int c = 0; c < C; ++c) p[k % 2][c] = _mm512_fmadd_ps(w, _mm512_set1_ps(rec[c].a[k]), p[k % 2][c]);
+          for (int c = 0; c < C; ++c) {
+            const __m512 x = _mm512_set1_ps(rec[c].a[k]);
+            for (int r = 0; r < G; ++r) p[k % 2][r][c] = _mm512_fmadd_ps(w[r], x, p[k % 2][r][c]);
+          }
         }
       }
-      for (int c = 0; c < C; ++c) y[c] = _mm512_add_ps(y[c], _mm512_add_ps(p[0][c], p[1][c]));
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) y[r][c] = _mm512_add_ps(y[r][c], _mm512_add_ps(p[0][r][c], p[1][r][c]));
     }
-    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, y[c]);
+    for (int r = 0; r < G; ++r) {
+      const __mmask16 mask = static_cast<__mmask16>(lane_masks[r]);
+      for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask, y[r][c]);
+    }
   }
 };
 

@@ -124,11 +124,15 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
     compute_blocks<C, 1>(tile, {tile.lane_mask}, {PackedSource{reinterpret_cast<const PackedBlock32*>(packed)}},
                          n_blocks);
   }
-  // The same arithmetic straight from a group's image (all blocks of the row): no packed copy.
-  template <int C>
-  static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
-    compute_blocks<C, 1>(tile, {tile.lane_mask}, {ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}},
-                         static_cast<int>(n_blocks));
+  // The same arithmetic straight from G groups' images (all blocks of the rows): no packed copy.
+  // 2 · G · C accumulators (kSplit is 1 from G · C = 4 on) fit the registers up to G · C = 12.
+  static constexpr int image_groups(int cols) { return cols <= 2 ? 4 : (cols <= 6 ? 2 : 1); }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    ImageSource src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    compute_blocks<C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
   // Prefill: two row groups per pass (compute_blocks with G = 2); 2 · 2 · C accumulators fit the
   // 32 registers at C = 6.
@@ -245,6 +249,8 @@ struct FormatQ4_0 : Block32Format<FormatQ4_0, OrderQ4_0, 8, sizeof(BlockQ4_0), T
 // q5_0: element e < 16 is the low nibble of qs[e], e >= 16 the high nibble of qs[e − 16]; bit e of
 // the 32-bit qh is its fifth bit. Codes 0..31 = value + 16.
 struct FormatQ5_0 : Block32Format<FormatQ5_0, OrderQ5_0, 16, sizeof(BlockQ5_0), TensorType::kQ5_0> {
+  // Its fifth bits cost enough arithmetic that from 3 columns on one group at a time is faster.
+  static constexpr int image_groups(int cols) { return cols <= 2 ? 4 : 1; }
   // Bits first .. first+3 of each lane's qh as bit 4 of its 4 bytes: the multiply puts bit b at
   // bits b, b+7, b+14, b+21 (no carries), so byte b's bit 0 is bit b.
   static __m512i fifth_bits(__m512i qh, int first) {
@@ -345,45 +351,61 @@ struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1,
 
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_blocks<C>(tile, PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed)}, n_blocks);
+    compute_blocks<C, 1>(tile, {tile.lane_mask}, {PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed)}},
+                         n_blocks);
   }
-  template <int C>
-  static void compute_image(const ColumnTile<C>& tile, const uint8_t* group, int64_t n_blocks) {
-    compute_blocks<C>(tile, ImageSource{GroupImage<kLayout>(group, n_blocks, 0)}, static_cast<int>(n_blocks));
+  static constexpr int image_groups(int cols) { return cols <= 2 ? 4 : (cols <= 6 ? 2 : 1); }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    ImageSource src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    compute_blocks<C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 
-  template <int C, typename Source>
-  static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
-    constexpr int kSplit = C >= 4 ? 1 : (C >= 2 ? 2 : 4);
-    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
-    __m512 acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+  // G row groups at once, as Block32Format::compute_blocks: per lane the same operations.
+  template <int C, int G, typename Source>
+  static void compute_blocks(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const Source (&src)[G],
+                             int n_blocks) {
+    constexpr int kSplit = C * G >= 4 ? 1 : (C * G >= 2 ? 2 : 4);
+    __mmask16 mask[G];
+    __m512 acc[G][C];
+    for (int r = 0; r < G; ++r) {
+      mask[r] = static_cast<__mmask16>(lane_masks[r]);
+      for (int c = 0; c < C; ++c) acc[r][c] = load_or_zero(tile.y[c] + 16 * r, mask[r], tile.first_chunk);
+    }
     for (int b = 0; b < n_blocks; ++b) {
-      src.prefetch(b);
+      for (int r = 0; r < G; ++r) src[r].prefetch(b);
       const auto* rec =
           reinterpret_cast<const ActRecordQ8_1*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
-      __m512i s[kSplit][C];
-      for (int k = 0; k < kSplit; ++k) {
-        for (int c = 0; c < C; ++c) s[k][c] = _mm512_setzero_si512();
-      }
+      __m512i s[kSplit][G][C];
+      for (int k = 0; k < kSplit; ++k)
+        for (int r = 0; r < G; ++r)
+          for (int c = 0; c < C; ++c) s[k][r][c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
       for (int g = 0; g < 8; ++g) {
-        const __m512i wq = src.codes(b, g);
+        __m512i wq[G];
+        for (int r = 0; r < G; ++r) wq[r] = src[r].codes(b, g);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
-          s[g % kSplit][c] = _mm512_dpbusd_epi32(s[g % kSplit][c], wq, bcast_i32(rec[c].qs + 4 * g));
+          const __m512i x = bcast_i32(rec[c].qs + 4 * g);
+          for (int r = 0; r < G; ++r) s[g % kSplit][r][c] = _mm512_dpbusd_epi32(s[g % kSplit][r][c], wq[r], x);
         }
       }
-      const __m512 dw = src.scales(b);
-      const __m512 mw = src.mins(b);
-      for (int c = 0; c < C; ++c) {
-        for (int k = 1; k < kSplit; ++k) s[0][c] = _mm512_add_epi32(s[0][c], s[k][c]);
-        const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(rec[c].d)), _mm512_cvtepi32_ps(s[0][c]));
-        const __m512 offset = _mm512_mul_ps(mw, _mm512_set1_ps(rec[c].s));
-        acc[c] = _mm512_add_ps(acc[c], _mm512_add_ps(scaled, offset));
+      for (int r = 0; r < G; ++r) {
+        const __m512 dw = src[r].scales(b);
+        const __m512 mw = src[r].mins(b);
+        for (int c = 0; c < C; ++c) {
+          for (int k = 1; k < kSplit; ++k) s[0][r][c] = _mm512_add_epi32(s[0][r][c], s[k][r][c]);
+          const __m512 scaled =
+              _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(rec[c].d)), _mm512_cvtepi32_ps(s[0][r][c]));
+          const __m512 offset = _mm512_mul_ps(mw, _mm512_set1_ps(rec[c].s));
+          acc[r][c] = _mm512_add_ps(acc[r][c], _mm512_add_ps(scaled, offset));
+        }
       }
     }
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c], mask, acc[c]);
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask[r], acc[r][c]);
   }
 };
 

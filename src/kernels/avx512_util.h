@@ -134,8 +134,9 @@ struct BlockImage {
 // The image blocks b0 .. of one group: reader for block b (relative to b0).
 template <ImageLayout L>
 struct GroupImage {
-  const uint8_t* body;
-  const uint8_t* halves;
+  const uint8_t* body = nullptr;
+  const uint8_t* halves = nullptr;
+  GroupImage() = default;
   // group: the group's image; n_blocks: blocks per row.
   GroupImage(const uint8_t* group, int64_t n_blocks, int64_t b0)
       : body(group + static_cast<size_t>(b0) * 16 * L.body_bytes()),

@@ -43,8 +43,10 @@ namespace {
 // and optionally:
 //   kChunkedSums: compute's partial sums restart every chunk, so the chunk size is part of the
 //                 arithmetic (the float formats)
-//   kFusedImage + template <int C> static void compute_image(tile, const uint8_t* group, int64_t n_blocks):
-//                 compute<C> over all blocks straight from a group's image
+//   kFusedImage + template <int C, int G> static void compute_image(tile, const uint32_t (&lane_masks)[G],
+//                 const uint8_t* const (&groups)[G], int64_t n_blocks):
+//                 compute<C> over all blocks straight from the images of G row groups (group r's y at
+//                 tile.y[c] + r · kLanes), with image_groups(C): the largest G worth it for C columns
 //   kPairCols + template <int C> static void compute_pair(tile, uint32_t lane_mask_b, packed_a, packed_b, n_blocks):
 //                 compute<C> for two row groups at once (the second's y at tile.y[c] + kLanes), each
 //                 activation broadcast feeding both: half the activation loads per multiply
@@ -149,15 +151,37 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
     src.start_group(r0, rows);
     if constexpr (Rows::kImage && requires { F::kFusedImage; }) {
       // One column tile (decode, short verify batches): compute straight from the image, all
-      // blocks in one pass. The same operations as the chunked path (a chunk only stores y and
-      // reloads it unchanged), so the same bits.
+      // blocks in one pass, over up to 4 row groups at once. One core reaches the memory
+      // bandwidth only with several streams in flight; per lane the operations are those of one
+      // group, and of the chunked path (a chunk only stores y and reloads it unchanged), so the
+      // same bits.
       if (c_end - c_begin <= F::kMaxCols) {
-        with_column_tile<F::kMaxCols>(static_cast<int>(c_end - c_begin),
-                                      act + static_cast<size_t>(c_begin) * F::kActRecordBytes, act_block_stride,
-                                      y + static_cast<size_t>(c_begin) * ldy + r0, ldy, lane_mask, true,
-                                      [&]<int C>(const ColumnTile<C>& tile) {
-                                        F::template compute_image<C>(tile, src.group, n_blocks);
-                                      });
+        const int64_t groups_left = (n_rows - r0 + kLanes - 1) / kLanes;
+        int groups = 1;
+        with_column_tile<F::kMaxCols>(
+            static_cast<int>(c_end - c_begin), act + static_cast<size_t>(c_begin) * F::kActRecordBytes,
+            act_block_stride, y + static_cast<size_t>(c_begin) * ldy + r0, ldy, lane_mask, true,
+            [&]<int C>(const ColumnTile<C>& tile) {
+              const auto run = [&]<int G>() {
+                uint32_t masks[G];
+                const uint8_t* images[G];
+                for (int g = 0; g < G; ++g) {
+                  masks[g] = lanes_of(r0 + g * kLanes);
+                  images[g] = src.group + static_cast<size_t>(g) * src.group_bytes;
+                }
+                F::template compute_image<C, G>(tile, masks, images, n_blocks);
+                groups = G;
+              };
+              constexpr int kMaxGroups = F::image_groups(C);
+              if constexpr (kMaxGroups >= 4) {
+                if (groups_left >= 4) return run.template operator()<4>();
+              }
+              if constexpr (kMaxGroups >= 2) {
+                if (groups_left >= 2) return run.template operator()<2>();
+              }
+              run.template operator()<1>();
+            });
+        r0 += static_cast<int64_t>(groups - 1) * kLanes;
         continue;
       }
     }

@@ -4,8 +4,12 @@
 // resident) reported in GOPS (2 ops per multiply-add) and as % of the measured peak instruction.
 //   bench_matmul [--benchmark_filter=q4_K] [--benchmark_min_time=0.2s]
 #include <benchmark/benchmark.h>
+#include <sys/mman.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -60,6 +64,8 @@ std::vector<uint8_t> make_weights(TensorType t, int64_t rows, int64_t n) {
   switch (t) {
     case TensorType::kQ4_K:
     case TensorType::kQ5_K:
+    case TensorType::kQ4_1:
+    case TensorType::kQ5_1:
       fp16_fields = {0, 2};
       break;
     case TensorType::kQ6_K:
@@ -94,13 +100,64 @@ std::vector<uint8_t> make_activations(const MatmulKernel& k, int64_t cols, int64
   return xq;
 }
 
+// The pools decode streams through, in transparent huge pages as the engine's weight images are
+// (ops/weight_images.cpp): with 4 KiB pages a stream takes a TLB miss every 4 KiB.
+class HugePool {
+ public:
+  explicit HugePool(size_t bytes) : size_((bytes + kHuge - 1) / kHuge * kHuge) {
+    data_ = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size_));
+    if (data_ == nullptr) std::abort();
+    madvise(data_, size_, MADV_HUGEPAGE);
+  }
+  ~HugePool() { std::free(data_); }
+  HugePool(const HugePool&) = delete;
+  HugePool& operator=(const HugePool&) = delete;
+  uint8_t* data() { return data_; }
+
+ private:
+  static constexpr size_t kHuge = size_t{2} << 20;
+  size_t size_;
+  uint8_t* data_;
+};
+
+// Sums `bytes` (a multiple of 64) with plain loads: the roofline of one thread streaming them.
+uint64_t read_all(const uint8_t* data, size_t bytes) {
+  const auto* p = reinterpret_cast<const uint64_t*>(data);
+  uint64_t acc[8] = {};
+  for (size_t j = 0; j < bytes / 8; j += 8)
+    for (int u = 0; u < 8; ++u) acc[u] += p[j + u];
+  return acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+}
+
+// The decode kernel's rate as a fraction of the read rate of the same pool measured in the same
+// run: whole passes of the kernel and of the plain read alternate (this host's bandwidth drifts
+// between runs), and the median of the per-pair ratios is kept. `weight_bytes` are the matrix's
+// GGUF bytes per pass, `pool_bytes` what the read pass streams.
+template <typename Pass>
+double roofline_fraction(const uint8_t* pool, size_t pool_bytes, double weight_bytes, Pass&& kernel_pass) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> ratios;
+  for (int round = 0; round < 5; ++round) {
+    const auto t0 = Clock::now();
+    kernel_pass();
+    const auto t1 = Clock::now();
+    benchmark::DoNotOptimize(read_all(pool, pool_bytes));
+    const auto t2 = Clock::now();
+    const double kernel_rate = weight_bytes / std::chrono::duration<double>(t1 - t0).count();
+    const double read_rate = static_cast<double>(pool_bytes) / std::chrono::duration<double>(t2 - t1).count();
+    ratios.push_back(kernel_rate / read_rate);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  return ratios[ratios.size() / 2];
+}
+
 // Decode: each iteration multiplies the next copy of the matrix from a pool of >= 1 GiB, so the
 // weights always come from memory (the last-level cache here is a few hundred MB).
 void bench_decode(benchmark::State& state, const MatmulKernel* k, int64_t rows, int64_t n, int64_t cols) {
   const std::vector<uint8_t> one = make_weights(k->weight, rows, n);
   const size_t pool_bytes = size_t{1} << 30;
   const size_t copies = (pool_bytes + one.size() - 1) / one.size();
-  std::vector<uint8_t> pool(copies * one.size());
+  HugePool pool(copies * one.size());
   for (size_t i = 0; i < copies; ++i) std::memcpy(pool.data() + i * one.size(), one.data(), one.size());
   const std::vector<uint8_t> xq = make_activations(*k, cols, n);
   std::vector<float> y(rows * cols);
@@ -112,6 +169,14 @@ void bench_decode(benchmark::State& state, const MatmulKernel* k, int64_t rows, 
   }
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(one.size()) * state.iterations(),
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["%read"] =
+      100.0 * roofline_fraction(pool.data(), copies * one.size(), static_cast<double>(copies * one.size()), [&] {
+        for (size_t c = 0; c < copies; ++c) {
+          k->gemm(n, pool.data() + c * one.size(), row_bytes(k->weight, n), rows, xq.data(), row_bytes(k->act, n),
+                  cols, y.data(), rows);
+        }
+        benchmark::DoNotOptimize(y.data());
+      });
 }
 
 // Decode from the interleaved image (the load-time repack), same pool scheme.
@@ -119,9 +184,11 @@ void bench_decode_image(benchmark::State& state, const MatmulKernel* k, int64_t 
   const std::vector<uint8_t> one = make_weights(k->weight, rows, n);
   const ImageLayout& L = k->image;
   const size_t image_bytes = L.image_bytes(rows, n);
-  const size_t copies = ((size_t{1} << 30) + image_bytes - 1) / image_bytes;
-  std::vector<uint8_t> pool(copies * image_bytes + 64);
-  auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(pool.data()) + 63) / 64 * 64);
+  const char* pool_env = std::getenv("HYLO_BENCH_POOL_MB");
+  const size_t pool_target = pool_env ? std::strtoull(pool_env, nullptr, 10) << 20 : size_t{1} << 30;
+  const size_t copies = (pool_target + image_bytes - 1) / image_bytes;
+  HugePool pool(copies * image_bytes);
+  uint8_t* base = pool.data();
   for (size_t i = 0; i < copies; ++i) {
     build_image(L, one.data(), row_bytes(k->weight, n), row_bytes(k->weight, n), rows, n, 0, L.groups(rows),
                 base + i * image_bytes);
@@ -135,20 +202,23 @@ void bench_decode_image(benchmark::State& state, const MatmulKernel* k, int64_t 
   }
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(one.size()) * state.iterations(),
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["%read"] =
+      100.0 * roofline_fraction(base, copies * image_bytes, static_cast<double>(copies * one.size()), [&] {
+        for (size_t c = 0; c < copies; ++c)
+          k->gemm_image(n, base + c * image_bytes, rows, xq.data(), row_bytes(k->act, n), cols, y.data(), rows);
+        benchmark::DoNotOptimize(y.data());
+      });
 }
 
 // The roofline of the decode benchmarks: one thread summing the same pool with plain loads.
 void bench_read(benchmark::State& state) {
   const size_t bytes = size_t{1} << 30;
-  std::vector<uint64_t> pool(bytes / 8, 1);
+  HugePool pool(bytes);
+  std::memset(pool.data(), 1, bytes);
   constexpr size_t kChunk = size_t{32} << 20;
   size_t i = 0;
   for (auto _ : state) {
-    const uint64_t* p = pool.data() + (i++ % (bytes / kChunk)) * (kChunk / 8);
-    uint64_t acc[8] = {};
-    for (size_t j = 0; j < kChunk / 8; j += 8)
-      for (int u = 0; u < 8; ++u) acc[u] += p[j + u];
-    benchmark::DoNotOptimize(acc);
+    benchmark::DoNotOptimize(read_all(pool.data() + (i++ % (bytes / kChunk)) * kChunk, kChunk));
   }
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(kChunk) * state.iterations(),
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
@@ -176,8 +246,8 @@ void register_all() {
   benchmark::RegisterBenchmark("read/1GiB-pool", bench_read)->Unit(benchmark::kMicrosecond);
   const TensorType types[] = {TensorType::kQ8_0,   TensorType::kQ2_K,   TensorType::kQ3_K, TensorType::kQ5_0,
                               TensorType::kQ4_K,   TensorType::kQ5_K,   TensorType::kQ6_K, TensorType::kQ4_0,
-                              TensorType::kIQ4_XS, TensorType::kIQ4_NL, TensorType::kF32,  TensorType::kF16,
-                              TensorType::kBF16};
+                              TensorType::kIQ4_XS, TensorType::kIQ4_NL, TensorType::kQ4_1, TensorType::kQ5_1,
+                              TensorType::kF32,    TensorType::kF16,    TensorType::kBF16};
   for (TensorType t : types) {
     const MatmulKernel* k = matmul_kernel(t);
     if (k == nullptr) continue;
