@@ -13,7 +13,8 @@
 //
 // Decode (at most kMaxCols columns) from the interleaved image: the formats whose image already
 // holds the packed vectors (less a bias or a nibble split: F::kFusedImage) compute straight from
-// it, F::compute_image<C>, with no packed copy; the others pack one block at a time.
+// it, F::compute_image<C, G>, with no packed copy and up to 4 row groups per pass (one core keeps
+// more memory streams in flight); the others pack one block at a time.
 //
 // Batch invariance: a lane's arithmetic never mixes with another lane's, the chunk loop only
 // stores y and reloads it unchanged, and compute<C> performs for every column exactly the
