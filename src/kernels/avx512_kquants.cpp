@@ -155,24 +155,44 @@ struct KFormatBase : BlockPacker<Derived> {
 // The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart. G row groups at once
 // (G = 2: prefill, the second group's y at tile.y[c] + 16, each activation broadcast feeding a
 // multiply of both); per lane the same operations whatever G, so the same bits.
+// Where compute_k reads a super-block's codes, scales and mins: the packed blocks, or (q2_K's
+// decode) the image itself, unpacked in registers.
+template <int kSub>
+struct PackedK {
+  const PackedSuperBlock<kSub>* pb;
+  __m512i codes(int b, int k) const { return _mm512_load_si512(pb[b].codes[k]); }
+  __m512 dsc(int b, int j) const { return _mm512_load_ps(pb[b].dsc[j]); }
+  __m512i min_pair(int b, int p) const { return _mm512_load_si512(pb[b].min_pairs[p]); }
+  __m512 dmin(int b) const { return _mm512_load_ps(pb[b].dmin); }
+  void prefetch(int) const {}
+};
+
+template <typename P, int C, int G, typename Source>
+void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const Source (&src)[G], int n_blocks);
+
 template <typename P, int C, int G = 1>
 void compute_k(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const uint8_t* const (&packed)[G],
                int n_blocks) {
+  PackedK<P::kSubBlocks> src[G];
+  for (int r = 0; r < G; ++r) src[r].pb = reinterpret_cast<const PackedSuperBlock<P::kSubBlocks>*>(packed[r]);
+  compute_k_from<P, C, G>(tile, lane_masks, src, n_blocks);
+}
+
+template <typename P, int C, int G, typename Source>
+void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const Source (&src)[G], int n_blocks) {
   constexpr int kSub = P::kSubBlocks;
   constexpr int kGroups = kQKK / kSub / 4;  // dword groups per sub-block
   // vpdpbusd has a 5-cycle latency and 2 issue ports: with few columns, split each sub-block's
   // chain so that about 8 independent chains are in flight.
   constexpr int kSplit = C * G >= 4 ? 1 : (C * G >= 2 || kGroups < 8 ? 2 : 4);
-  using Packed = PackedSuperBlock<kSub>;
   __mmask16 mask[G];
-  const Packed* pb[G];
   __m512 y[G][C];
   for (int r = 0; r < G; ++r) {
     mask[r] = static_cast<__mmask16>(lane_masks[r]);
-    pb[r] = reinterpret_cast<const Packed*>(packed[r]);
     for (int c = 0; c < C; ++c) y[r][c] = load_or_zero(tile.y[c] + 16 * r, mask[r], tile.first_chunk);
   }
   for (int b = 0; b < n_blocks; ++b) {
+    for (int r = 0; r < G; ++r) src[r].prefetch(b);
     const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
     __m512 t[G][C];
     for (int r = 0; r < G; ++r)
@@ -188,7 +208,7 @@ void compute_k(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const
 #pragma GCC unroll 8
       for (int g = 0; g < kGroups; ++g) {  // columns innermost: C · G · kSplit independent chains
         __m512i w[G];
-        for (int r = 0; r < G; ++r) w[r] = _mm512_load_si512(pb[r][b].codes[kGroups * j + g]);
+        for (int r = 0; r < G; ++r) w[r] = src[r].codes(b, kGroups * j + g);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) {
           const __m512i x = bcast_i32(rec[c].qs + kGroups * 4 * j + 4 * g);
@@ -196,7 +216,7 @@ void compute_k(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const
         }
       }
       for (int r = 0; r < G; ++r) {
-        const __m512 dsc = _mm512_load_ps(pb[r][b].dsc[j]);
+        const __m512 dsc = src[r].dsc(b, j);
         for (int c = 0; c < C; ++c) {
           for (int k = 1; k < kSplit; ++k) s[0][r][c] = _mm512_add_epi32(s[0][r][c], s[k][r][c]);
           t[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][r][c]), dsc, t[r][c]);
@@ -205,11 +225,11 @@ void compute_k(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const
     }
     for (int r = 0; r < G; ++r) {
       if constexpr (P::kHasMin) {
-        const __m512 dmin = _mm512_load_ps(pb[r][b].dmin);
+        const __m512 dmin = src[r].dmin(b);
         for (int c = 0; c < C; ++c) {
           __m512i m = _mm512_setzero_si512();
           for (int p = 0; p < kSub / 2; ++p) {
-            m = _mm512_dpwssd_epi32(m, _mm512_load_si512(pb[r][b].min_pairs[p]), _mm512_set1_epi32(rec[c].side[p]));
+            m = _mm512_dpwssd_epi32(m, src[r].min_pair(b, p), _mm512_set1_epi32(rec[c].side[p]));
           }
           t[r][c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), dmin, t[r][c]);
         }
@@ -409,6 +429,44 @@ struct FormatQ2_K : KFormatBase<FormatQ2_K> {
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     compute_k<FormatQ2_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
+  }
+
+  // Decode straight from the image: pack_block's values, unpacked in registers as compute_k asks
+  // for them (the same integer codes and the same f32 products, so the same bits), with no
+  // stores of the 4 KiB unpacked block.
+  struct ImageSource {
+    GroupImage<kLayout> image;
+    static __m512i srl(__m512i v, int bits) { return _mm512_srl_epi32(v, _mm_cvtsi32_si128(bits)); }
+    __m512i codes(int b, int k) const {  // pack_quarter<k / 32, k / 8 % 4>, vector k % 8
+      const __m512i q = image.block(b).dword(offsetof(BlockQ2_K, qs) + 32 * (k / 32) + 4 * (k % 8));
+      return _mm512_and_si512(srl(q, 2 * (k / 8 % 4)), _mm512_set1_epi8(0x03));
+    }
+    __m512 dsc(int b, int j) const {
+      const BlockImage<kLayout> r = image.block(b);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, d))));
+      const __m512i sc = r.dword(offsetof(BlockQ2_K, scales) + 4 * (j / 4));
+      return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(srl(sc, 8 * (j % 4)), _mm512_set1_epi32(0x0F))));
+    }
+    __m512i min_pair(int b, int p) const {
+      const __m512i x = image.block(b).dword(offsetof(BlockQ2_K, scales) + 4 * (p / 2));
+      const int k = 2 * (p % 2);
+      const __m512i lo = srl(_mm512_and_si512(srl(x, 8 * k), _mm512_set1_epi32(0xFF)), 4);
+      const __m512i hi = srl(_mm512_and_si512(srl(x, 8 * (k + 1)), _mm512_set1_epi32(0xFF)), 4);
+      return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+    }
+    __m512 dmin(int b) const {
+      return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).half(offsetof(BlockQ2_K, dmin))));
+    }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }  // two groups at once measured slower
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    ImageSource src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    compute_k_from<FormatQ2_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 };
 

@@ -12,7 +12,7 @@
 //           compute<C>: y[c][rows] (a vector) += the chunk's contribution, block after block
 //
 // Decode (at most kMaxCols columns) from the interleaved image: the formats whose image already
-// holds the packed vectors (less a bias or a nibble split: F::kFusedImage) compute straight from
+// holds the packed vectors (less a bias or a bit-field split: F::kFusedImage) compute straight from
 // it, F::compute_image<C, G>, with no packed copy and up to 4 row groups per pass (one core keeps
 // more memory streams in flight); the others pack one block at a time.
 //
