@@ -79,6 +79,18 @@ struct Block32Shape : BlockPacker<Derived> {
   static constexpr int kActRecordBytes = sizeof(Act);
   static constexpr int kChunkBlocks = 16;
   static constexpr int kMaxCols = 12;
+
+  // Decode straight from G groups' images (all blocks of the rows, Derived's ImageSource and
+  // compute_blocks): no packed copy. 2 · G · C accumulators (kSplit is 1 from G · C = 4 on) fit
+  // the registers up to G · C = 12.
+  static constexpr int image_groups(int cols) { return cols <= 2 ? 4 : (cols <= 6 ? 2 : 1); }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    typename Derived::ImageSource src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<Derived::kLayout>(groups[r], n_blocks, 0);
+    Derived::template compute_blocks<C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
+  }
 };
 
 // Shared by the formats against q8_0 activations: everything but the packer, the bias and the
@@ -123,16 +135,6 @@ struct Block32Format : Block32Shape<Derived, PackedBlock32, ActRecord, kWeightBy
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     compute_blocks<C, 1>(tile, {tile.lane_mask}, {PackedSource{reinterpret_cast<const PackedBlock32*>(packed)}},
                          n_blocks);
-  }
-  // The same arithmetic straight from G groups' images (all blocks of the rows): no packed copy.
-  // 2 · G · C accumulators (kSplit is 1 from G · C = 4 on) fit the registers up to G · C = 12.
-  static constexpr int image_groups(int cols) { return cols <= 2 ? 4 : (cols <= 6 ? 2 : 1); }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
-                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
-    ImageSource src[G];
-    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_blocks<C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
   // Prefill: two row groups per pass (compute_blocks with G = 2); 2 · 2 · C accumulators fit the
   // 32 registers at C = 6.
@@ -353,14 +355,6 @@ struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1,
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     compute_blocks<C, 1>(tile, {tile.lane_mask}, {PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed)}},
                          n_blocks);
-  }
-  static constexpr int image_groups(int cols) { return cols <= 2 ? 4 : (cols <= 6 ? 2 : 1); }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
-                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
-    ImageSource src[G];
-    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_blocks<C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 
   // G row groups at once, as Block32Format::compute_blocks: per lane the same operations. (One
