@@ -171,6 +171,8 @@ void avx2_gemm_image_f32(int64_t n, const void* image, int64_t n_rows, const voi
   row_lane_gemm_image<FloatFormat<StorageF32, TensorType::kF32>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx2_records_f32 = row_lane_records_kernel<FloatFormat<StorageF32, TensorType::kF32>>();
+
 void avx2_gemm_f16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                    int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FloatFormat<StorageF16, TensorType::kF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -181,6 +183,8 @@ void avx2_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const voi
   row_lane_gemm_image<FloatFormat<StorageF16, TensorType::kF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx2_records_f16 = row_lane_records_kernel<FloatFormat<StorageF16, TensorType::kF16>>();
+
 void avx2_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FloatFormat<StorageBF16, TensorType::kBF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -190,5 +194,7 @@ void avx2_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const vo
                           float* y, size_t ldy) {
   row_lane_gemm_image<FloatFormat<StorageBF16, TensorType::kBF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx2_records_bf16 = row_lane_records_kernel<FloatFormat<StorageBF16, TensorType::kBF16>>();
 
 }  // namespace hylo::kernels

@@ -369,6 +369,8 @@ void avx2_gemm_image_q4_k(int64_t n, const void* image, int64_t n_rows, const vo
   row_lane_gemm_image<FormatQ4_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx2_records_q4_k = row_lane_records_kernel<FormatQ4_K>();
+
 void avx2_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ5_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -378,6 +380,8 @@ void avx2_gemm_image_q5_k(int64_t n, const void* image, int64_t n_rows, const vo
                           float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ5_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx2_records_q5_k = row_lane_records_kernel<FormatQ5_K>();
 
 void avx2_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
@@ -389,6 +393,8 @@ void avx2_gemm_image_q6_k(int64_t n, const void* image, int64_t n_rows, const vo
   row_lane_gemm_image<FormatQ6_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx2_records_q6_k = row_lane_records_kernel<FormatQ6_K>();
+
 void avx2_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -398,5 +404,7 @@ void avx2_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, const 
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Xs>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx2_records_iq4_xs = row_lane_records_kernel<FormatIq4Xs>();
 
 }  // namespace hylo::kernels

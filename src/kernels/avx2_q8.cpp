@@ -188,6 +188,8 @@ void avx2_gemm_image_q8_0(int64_t n, const void* image, int64_t n_rows, const vo
   row_lane_gemm_image<FormatQ8_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx2_records_q8_0 = row_lane_records_kernel<FormatQ8_0>();
+
 void avx2_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ4_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -198,6 +200,8 @@ void avx2_gemm_image_q4_0(int64_t n, const void* image, int64_t n_rows, const vo
   row_lane_gemm_image<FormatQ4_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx2_records_q4_0 = row_lane_records_kernel<FormatQ4_0>();
+
 void avx2_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Nl>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -207,5 +211,7 @@ void avx2_gemm_image_iq4_nl(int64_t n, const void* image, int64_t n_rows, const 
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Nl>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx2_records_iq4_nl = row_lane_records_kernel<FormatIq4Nl>();
 
 }  // namespace hylo::kernels

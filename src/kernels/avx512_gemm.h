@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/quant.h"
+
 namespace hylo::kernels {
 
 #define HYLO_AVX512_GEMM(name)                                                                                         \
@@ -47,6 +49,23 @@ HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q5_k);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q6_k);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_iq4_xs);
 #undef HYLO_AVX512_GEMM_IMAGE
+
+// The same products from shared activation records (MatmulKernel::records).
+extern const RecordsKernel avx512_records_q8_0;
+extern const RecordsKernel avx512_records_q4_0;
+extern const RecordsKernel avx512_records_q5_0;
+extern const RecordsKernel avx512_records_iq4_nl;
+extern const RecordsKernel avx512_records_q4_1;
+extern const RecordsKernel avx512_records_q5_1;
+extern const RecordsKernel avx512_records_q2_k;
+extern const RecordsKernel avx512_records_q3_k;
+extern const RecordsKernel avx512_records_q4_k;
+extern const RecordsKernel avx512_records_q5_k;
+extern const RecordsKernel avx512_records_q6_k;
+extern const RecordsKernel avx512_records_iq4_xs;
+extern const RecordsKernel avx512_records_f32;
+extern const RecordsKernel avx512_records_f16;
+extern const RecordsKernel avx512_records_bf16;
 
 // Activation quantizers (avx512_act.cpp), bit-identical to quantize_act_row.
 void avx512_quantize_q8_0(const float* x, void* dst, int64_t n);

@@ -594,6 +594,8 @@ void avx512_gemm_image_q2_k(int64_t n, const void* image, int64_t n_rows, const 
   row_lane_gemm_image<FormatQ2_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx512_records_q2_k = row_lane_records_kernel<FormatQ2_K>();
+
 void avx512_gemm_q3_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ3_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -603,6 +605,8 @@ void avx512_gemm_image_q3_k(int64_t n, const void* image, int64_t n_rows, const 
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ3_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx512_records_q3_k = row_lane_records_kernel<FormatQ3_K>();
 
 void avx512_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
@@ -614,6 +618,8 @@ void avx512_gemm_image_q4_k(int64_t n, const void* image, int64_t n_rows, const 
   row_lane_gemm_image<FormatQ4_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx512_records_q4_k = row_lane_records_kernel<FormatQ4_K>();
+
 void avx512_gemm_q5_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ5_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -623,6 +629,8 @@ void avx512_gemm_image_q5_k(int64_t n, const void* image, int64_t n_rows, const 
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ5_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx512_records_q5_k = row_lane_records_kernel<FormatQ5_K>();
 
 void avx512_gemm_q6_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
@@ -634,6 +642,8 @@ void avx512_gemm_image_q6_k(int64_t n, const void* image, int64_t n_rows, const 
   row_lane_gemm_image<FormatQ6_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx512_records_q6_k = row_lane_records_kernel<FormatQ6_K>();
+
 void avx512_gemm_iq4_xs(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                         int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Xs>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -643,5 +653,7 @@ void avx512_gemm_image_iq4_xs(int64_t n, const void* image, int64_t n_rows, cons
                               int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Xs>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx512_records_iq4_xs = row_lane_records_kernel<FormatIq4Xs>();
 
 }  // namespace hylo::kernels

@@ -448,6 +448,8 @@ void avx512_gemm_image_q8_0(int64_t n, const void* image, int64_t n_rows, const 
   row_lane_gemm_image<FormatQ8_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx512_records_q8_0 = row_lane_records_kernel<FormatQ8_0>();
+
 void avx512_gemm_q4_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ4_0>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -457,6 +459,8 @@ void avx512_gemm_image_q4_0(int64_t n, const void* image, int64_t n_rows, const 
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ4_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx512_records_q4_0 = row_lane_records_kernel<FormatQ4_0>();
 
 void avx512_gemm_q5_0(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
@@ -468,6 +472,8 @@ void avx512_gemm_image_q5_0(int64_t n, const void* image, int64_t n_rows, const 
   row_lane_gemm_image<FormatQ5_0>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx512_records_q5_0 = row_lane_records_kernel<FormatQ5_0>();
+
 void avx512_gemm_iq4_nl(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                         int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatIq4Nl>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -477,6 +483,8 @@ void avx512_gemm_image_iq4_nl(int64_t n, const void* image, int64_t n_rows, cons
                               int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatIq4Nl>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx512_records_iq4_nl = row_lane_records_kernel<FormatIq4Nl>();
 
 void avx512_gemm_q4_1(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
@@ -488,6 +496,8 @@ void avx512_gemm_image_q4_1(int64_t n, const void* image, int64_t n_rows, const 
   row_lane_gemm_image<FormatQ4_1>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
+constexpr RecordsKernel avx512_records_q4_1 = row_lane_records_kernel<FormatQ4_1>();
+
 void avx512_gemm_q5_1(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                       int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm<FormatQ5_1>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
@@ -497,5 +507,7 @@ void avx512_gemm_image_q5_1(int64_t n, const void* image, int64_t n_rows, const 
                             int64_t n_cols, float* y, size_t ldy) {
   row_lane_gemm_image<FormatQ5_1>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
+
+constexpr RecordsKernel avx512_records_q5_1 = row_lane_records_kernel<FormatQ5_1>();
 
 }  // namespace hylo::kernels

@@ -59,6 +59,23 @@ TensorType vec_dot_type(TensorType weight);
 // that the image has already done. The activations are re-laid once per call into a per-thread
 // scratch buffer (about 1.3 bytes per activation element for the integer formats, 4 for the float
 // ones). gemm may run concurrently on different threads.
+//
+// Prefill splits one product over many row ranges (and an expert's gate and up read the same
+// input): RecordsKernel lets the caller re-lay the activations once into records, shared by every
+// call that reads them, instead of once per call.
+struct RecordsKernel {
+  // Bytes of the records of n_cols activation columns of n elements.
+  size_t (*bytes)(int64_t n, int64_t n_cols);
+  // Columns [c0, c1) of X (as gemm's x: column c at x + c · x_stride) into the records of all
+  // n_cols columns, so that threads can share the work. `records` is 64-byte aligned.
+  void (*prepare)(int64_t n, const void* x, size_t x_stride, int64_t c0, int64_t c1, int64_t n_cols, void* records);
+  // MatmulKernel::gemm and gemm_image from prepared records: the same bits.
+  void (*gemm)(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records, int64_t n_cols, float* y,
+               size_t ldy);
+  void (*gemm_image)(int64_t n, const void* image, int64_t n_rows, const void* records, int64_t n_cols, float* y,
+                     size_t ldy);
+};
+
 struct MatmulKernel {
   TensorType weight;
   TensorType act;
@@ -81,6 +98,8 @@ struct MatmulKernel {
   ImageLayout image{};
   void (*gemm_image)(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
                      float* y, size_t ldy) = nullptr;
+  // The same products from shared activation records (the row-lane families; nullptr: none).
+  const RecordsKernel* records = nullptr;
 };
 
 // The kernel for `weight` in the given ISA family, or nullptr if that pair is not compiled in,

@@ -3,7 +3,8 @@
 // activation bytes into vpdpbusd (or its AVX2 equivalent) against 4 bytes of every row, or, for
 // the float formats, one activation value into an FMA.
 //
-//   prep: every activation column re-laid as records [block][column] (once per call)
+//   prep: every activation column re-laid as records [block][column] (once per call, or once
+//         for all the calls that read them: RecordsKernel)
 //   for each block of about 256 columns (their records stay in L2):
 //     for each group of kLanes weight rows (the last one repeats its final row in spare lanes):
 //       for each chunk of kChunkBlocks blocks along n:
@@ -27,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/quant.h"
 #include "kernels/scratch.h"
 
 namespace hylo::kernels {
@@ -235,20 +237,30 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
   }
 }
 
-template <typename F, typename Rows>
-void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, float* y,
-                        size_t ldy) {
+// The activation records of n_cols columns, [block][column]: what every call of a product reads.
+template <typename F>
+size_t row_lane_records_bytes(int64_t n, int64_t n_cols) {
   const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
-  const auto* xb = static_cast<const uint8_t*>(x);
+  return static_cast<size_t>(n_cols) * F::kActRecordBytes * static_cast<size_t>(n_blocks);
+}
 
-  // Activation records [block][column], once per call.
+// Columns [c0, c1) of X into the records of n_cols columns (threads may prepare disjoint ranges).
+template <typename F>
+void row_lane_prepare(int64_t n, const void* x, size_t x_stride, int64_t c0, int64_t c1, int64_t n_cols,
+                      void* records) {
   const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
-  auto* act = static_cast<uint8_t*>(thread_scratch(act_block_stride * static_cast<size_t>(n_blocks)));
-  for (int64_t c = 0; c < n_cols; ++c) {
-    F::prep(xb + static_cast<size_t>(c) * x_stride, n, act + static_cast<size_t>(c) * F::kActRecordBytes,
-            act_block_stride);
+  for (int64_t c = c0; c < c1; ++c) {
+    F::prep(static_cast<const uint8_t*>(x) + static_cast<size_t>(c) * x_stride, n,
+            static_cast<uint8_t*>(records) + static_cast<size_t>(c) * F::kActRecordBytes, act_block_stride);
   }
+}
 
+// The product of the rows with n_cols columns whose records are prepared.
+template <typename F, typename Rows>
+void row_lane_gemm_records(int64_t n, Rows& src, int64_t n_rows, const uint8_t* act, int64_t n_cols, float* y,
+                           size_t ldy) {
+  const int64_t n_blocks = (n + F::kBlockElems - 1) / F::kBlockElems;
+  const size_t act_block_stride = static_cast<size_t>(n_cols) * F::kActRecordBytes;
   // Columns in blocks whose activation records stay in L2 (about 256 columns, a multiple of
   // kMaxCols); the weights are packed again for every block, a small cost at that ratio.
   constexpr int64_t kColumnBlock = F::kMaxCols * (256 / F::kMaxCols);
@@ -257,6 +269,15 @@ void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, siz
     const int64_t cb_end = n_cols - cb < kColumnBlock ? n_cols : cb + kColumnBlock;
     row_lane_column_block<F>(n_blocks, n, src, n_rows, act, act_block_stride, cb, cb_end, y, ldy, packed);
   }
+}
+
+// One call with its own records (decode, and any call whose activations no other call reads).
+template <typename F, typename Rows>
+void row_lane_gemm_rows(int64_t n, Rows& src, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols, float* y,
+                        size_t ldy) {
+  auto* act = static_cast<uint8_t*>(thread_scratch(row_lane_records_bytes<F>(n, n_cols)));
+  row_lane_prepare<F>(n, x, x_stride, 0, n_cols, n_cols, act);
+  row_lane_gemm_records<F>(n, src, n_rows, act, n_cols, y, ldy);
 }
 
 template <typename F>
@@ -274,6 +295,28 @@ void row_lane_gemm_image(int64_t n, const void* image, int64_t n_rows, const voi
                          float* y, size_t ldy) {
   RowsImage<F> src{static_cast<const uint8_t*>(image), F::kLayout.group_bytes(n), F::kLayout.blocks(n)};
   row_lane_gemm_rows<F>(n, src, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+// The RecordsKernel of a format (quant.h): both readers of the rows from shared records.
+template <typename F>
+void row_lane_records_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records,
+                           int64_t n_cols, float* y, size_t ldy) {
+  RowsInPlace<F> src;
+  src.w = static_cast<const uint8_t*>(w);
+  src.w_stride = w_stride;
+  row_lane_gemm_records<F>(n, src, n_rows, static_cast<const uint8_t*>(records), n_cols, y, ldy);
+}
+
+template <typename F>
+void row_lane_records_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* records, int64_t n_cols,
+                                 float* y, size_t ldy) {
+  RowsImage<F> src{static_cast<const uint8_t*>(image), F::kLayout.group_bytes(n), F::kLayout.blocks(n)};
+  row_lane_gemm_records<F>(n, src, n_rows, static_cast<const uint8_t*>(records), n_cols, y, ldy);
+}
+
+template <typename F>
+constexpr RecordsKernel row_lane_records_kernel() {
+  return {&row_lane_records_bytes<F>, &row_lane_prepare<F>, &row_lane_records_gemm<F>, &row_lane_records_gemm_image<F>};
 }
 
 }  // namespace

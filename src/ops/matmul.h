@@ -26,12 +26,16 @@ struct ActRows {
 void convert_rows(ThreadPool& pool, const kernels::MatmulKernel& kernel, const float* x, int64_t rows, int64_t n,
                   int64_t x_stride, ActRows* out);
 
-// One product of a batched call: y[t * ldy + o] = W[o] · x[t], t < x.rows, o < W.n_out.
+// One product of a batched call: y[t * ldy + o] = W[o] · x[x_begin + t], t < x_end - x_begin,
+// o < W.n_out. The rows of x default to all of them; a range lets products share one buffer
+// (each routed expert reads its tokens' rows of one gathered batch).
 struct MatmulJob {
   const Weight* w;
   const ActRows* x;
   float* y;
   int64_t ldy;
+  int64_t x_begin = 0;
+  int64_t x_end = -1;  // -1: x->rows
 };
 
 // Runs all jobs in one parallel region (one barrier for e.g. the q, k, v projections).

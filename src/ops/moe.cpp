@@ -11,7 +11,7 @@
 namespace hylo::ops {
 namespace {
 
-// Copies the token rows of `slots` (slot = t·k + i) of src into dst (same activation format).
+// Gathers the token rows of `slots` (slot = t·k + i), in order, from src into dst (same format).
 void gather_rows(const ActRows& src, const int32_t* slots, int64_t n, int64_t k, ActRows* dst) {
   dst->type = src.type;
   dst->n = src.n;
@@ -78,9 +78,7 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   // Gate and up projections of every active expert (and the shared expert) in one parallel region.
   const kernels::MatmulKernel& in_kernel = *w.gate.first.kernel;
   convert_rows(pool, in_kernel, f, n_tokens, n_embd, n_embd, &s.tokens_q);
-  if (s.expert_in.size() < static_cast<size_t>(n_exp)) {
-    s.expert_in.resize(n_exp);
-    s.expert_hidden.resize(n_exp);
+  if (s.expert_gate.size() < static_cast<size_t>(n_exp)) {
     s.expert_gate.resize(n_exp);
     s.expert_up.resize(n_exp);
     s.expert_down.resize(n_exp);
@@ -90,14 +88,17 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   const int64_t n_ff_sh = shared ? w.shexp_gate.n_out : 0;
   s.gate_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
   s.up_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
+  // Every expert's input rows in one batch (expert after expert), each product reading its range.
+  gather_rows(s.tokens_q, s.slots.data(), routed_rows, k, &s.routed_in);
   s.jobs.clear();
   for (int32_t e : s.active) {
-    gather_rows(s.tokens_q, s.slots.data() + offset[e], offset[e + 1] - offset[e], k, &s.expert_in[e]);
     s.expert_gate[e] = w.gate.expert(e);
     s.expert_up[e] = w.up.expert(e);
     s.expert_down[e] = w.down.expert(e);
-    s.jobs.push_back({&s.expert_gate[e], &s.expert_in[e], s.gate_out.data() + offset[e] * n_ff, n_ff});
-    s.jobs.push_back({&s.expert_up[e], &s.expert_in[e], s.up_out.data() + offset[e] * n_ff, n_ff});
+    s.jobs.push_back(
+        {&s.expert_gate[e], &s.routed_in, s.gate_out.data() + offset[e] * n_ff, n_ff, offset[e], offset[e + 1]});
+    s.jobs.push_back(
+        {&s.expert_up[e], &s.routed_in, s.up_out.data() + offset[e] * n_ff, n_ff, offset[e], offset[e + 1]});
   }
   float* sh_gate = s.gate_out.data() + routed_rows * n_ff;
   float* sh_up = s.up_out.data() + routed_rows * n_ff;
@@ -117,10 +118,10 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   s.hidden.resize(routed_rows * n_embd);
   s.shared.resize(n_tokens * n_embd);
   s.jobs.clear();
+  convert_rows(pool, *w.down.first.kernel, s.gate_out.data(), routed_rows, n_ff, n_ff, &s.routed_hidden);
   for (int32_t e : s.active) {
-    convert_rows(pool, *w.down.first.kernel, s.gate_out.data() + offset[e] * n_ff, offset[e + 1] - offset[e], n_ff,
-                 n_ff, &s.expert_hidden[e]);
-    s.jobs.push_back({&s.expert_down[e], &s.expert_hidden[e], s.hidden.data() + offset[e] * n_embd, n_embd});
+    s.jobs.push_back(
+        {&s.expert_down[e], &s.routed_hidden, s.hidden.data() + offset[e] * n_embd, n_embd, offset[e], offset[e + 1]});
   }
   if (shared) {
     convert_rows(pool, *w.shexp_down.kernel, sh_gate, n_tokens, n_ff_sh, n_ff_sh, &s.shared_hidden_q);

@@ -32,10 +32,11 @@ struct MoeScratch {
   // Routing grouped by expert: the slots (t·k + i) of expert e are slots[offset[e] .. offset[e+1]).
   std::vector<int64_t> offset;
   std::vector<int32_t> slots, fill, active;
-  std::vector<ActRows> expert_in, expert_hidden;
   std::vector<Weight> expert_gate, expert_up, expert_down;
   std::vector<MatmulJob> jobs;
   ActRows router_in, tokens_q, shared_in, shared_hidden_q;
+  // The routed experts' inputs and hidden activations, rows grouped by expert (offset).
+  ActRows routed_in, routed_hidden;
 };
 
 // y = MoE(f); f, y: [n_tokens][n_embd]. `layer` names the dumps ("ffn_moe_logits-<layer>").

@@ -478,6 +478,64 @@ TEST(Matmul, ImageMatchesRowsInPlace) {
   }
 }
 
+// Shared activation records (RecordsKernel): prepared once, in uneven column ranges as threads
+// would, then read by calls over the rows in place and over the image, whole and from the second
+// group on: the same bits as the calls that prepare their own records, for many columns
+// (prefill tiles, several column blocks) and few.
+TEST(Matmul, SharedRecordsMatchPerCall) {
+  int checked = 0;
+  for (const Case& c : all_kernels()) {
+    const RecordsKernel* rk = c.kernel->records;
+    if (rk == nullptr) continue;
+    ASSERT_NE(c.kernel->gemm_image, nullptr) << c.name;
+    const ImageLayout& L = c.kernel->image;
+    const bool is_float = tensor_type_info(c.kernel->weight).block_elems == 1;
+    std::mt19937 rng(17);
+    const int64_t block = L.block_elems;
+    for (int64_t n : {block * 3, is_float ? block * 5 + 3 : block * 7}) {
+      for (int64_t n_cols : {int64_t{3}, int64_t{40}, int64_t{300}}) {
+        const int64_t n_rows = 37;
+        const Problem p = make_problem(*c.kernel, n, n_rows, n_cols, rng);
+        std::vector<uint8_t> image(L.image_bytes(n_rows, n) + 64);
+        auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(image.data()) + 63) / 64 * 64);
+        build_image(L, p.w.data(), p.w_stride, row_bytes(c.kernel->weight, n), n_rows, n, 0, L.groups(n_rows), aligned);
+        std::vector<uint8_t> store(rk->bytes(n, n_cols) + 64);
+        auto* records = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(store.data()) + 63) / 64 * 64);
+        const int64_t cut1 = n_cols / 3, cut2 = n_cols - 1;  // three ranges, the last one column
+        rk->prepare(n, p.xq.data(), p.x_stride, cut2, n_cols, n_cols, records);
+        rk->prepare(n, p.xq.data(), p.x_stride, 0, cut1, n_cols, records);
+        rk->prepare(n, p.xq.data(), p.x_stride, cut1, cut2, n_cols, records);
+        const auto compare = [&](const std::vector<float>& want, const std::vector<float>& got, const char* what) {
+          int diffs = 0;
+          for (size_t i = 0; i < want.size(); ++i) {
+            if (std::bit_cast<uint32_t>(want[i]) != std::bit_cast<uint32_t>(got[i]) && diffs++ < 3)
+              ADD_FAILURE() << c.name << " " << what << " n=" << n << " cols=" << n_cols << " at " << i << ": "
+                            << want[i] << " vs " << got[i];
+          }
+        };
+        const size_t size = static_cast<size_t>(n_cols * n_rows);
+        std::vector<float> want(size, std::nanf("")), got(size, std::nanf(""));
+        c.kernel->gemm(n, p.w.data(), p.w_stride, n_rows, p.xq.data(), p.x_stride, n_cols, want.data(), n_rows);
+        rk->gemm(n, p.w.data(), p.w_stride, n_rows, records, n_cols, got.data(), n_rows);
+        compare(want, got, "in place");
+        std::fill(got.begin(), got.end(), std::nanf(""));
+        rk->gemm_image(n, aligned, n_rows, records, n_cols, got.data(), n_rows);
+        compare(want, got, "image");
+        // A task's call: the rows from the second group on, into the same y positions.
+        std::copy(want.begin(), want.end(), got.begin());
+        for (int64_t col = 0; col < n_cols; ++col)
+          std::fill_n(got.begin() + col * n_rows + L.lanes, n_rows - L.lanes, std::nanf(""));
+        rk->gemm_image(n, aligned + L.group_bytes(n), n_rows - L.lanes, records, n_cols, got.data() + L.lanes, n_rows);
+        compare(want, got, "image from group 1");
+        ++checked;
+      }
+    }
+  }
+  if (isa_supported(Isa::kAvx512)) {
+    EXPECT_GT(checked, 0);
+  }
+}
+
 // The image is the rows' bytes rearranged: same size per group of rows, and the 4-byte unit at
 // byte off of block b of lane l's row sits at body + (b · body + (off − head) · lanes/4 + l) · 4.
 TEST(Matmul, ImageLayoutArithmetic) {
