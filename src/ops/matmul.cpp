@@ -12,8 +12,6 @@ namespace {
 
 // Tasks split the output rows only: the kernels block the columns themselves, and every call
 // re-packs its weight rows, so giving a call all columns amortises the packing best.
-constexpr int64_t kColBlock = 1 << 30;
-
 // Activations of at least this many columns (prefill, large batches) are re-laid into the
 // kernel's records once, shared by every task that reads them, when more than one does: the
 // row tasks of a product, and products of the same input (q/k/v, an expert's gate and up).
@@ -23,7 +21,7 @@ constexpr int64_t kPrepareCols = 16;  // columns per prepare task
 
 struct Task {
   int32_t job;
-  int64_t r0, r1, c0, c1;
+  int64_t r0, r1;  // output rows; all the job's columns
 };
 
 // The records of one input for one kernel, at `offset` in the arena.
@@ -64,7 +62,7 @@ size_t plan_shared_records(std::span<const MatmulJob> jobs, MatmulPlan& plan) {
     const MatmulJob& j = jobs[t.job];
     const kernels::RecordsKernel* k = j.w->kernel->records;
     const int64_t n_cols = job_cols(j);
-    if (k == nullptr || t.c0 != 0 || t.c1 != n_cols || n_cols < kSharedRecordsMinCols) continue;
+    if (k == nullptr || n_cols < kSharedRecordsMinCols) continue;
     int32_t& r = plan.job_records[t.job];
     if (r < 0) {
       for (size_t i = 0; i < plan.records.size() && r < 0; ++i) {
@@ -112,7 +110,7 @@ void convert_rows(ThreadPool& pool, const kernels::MatmulKernel& kernel, const f
 
 void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   PhaseTimer timer(Phase::kMatmul);
-  // Build tasks: row blocks sized so every thread gets several, column blocks of kColBlock.
+  // Build tasks: row blocks sized so every thread gets several.
   int64_t total_rows = 0;
   for (const auto& j : jobs) total_rows += j.w->n_out;
   const int nth = pool.size();
@@ -131,10 +129,9 @@ void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
                    n_cols >= 0 && j.x_begin + n_cols <= j.x->rows,
                "matmul {}: activation rows [{}, {}) of {} x {} do not fit weight {} x {}", j.w->name, j.x_begin,
                j.x_begin + n_cols, j.x->rows, j.x->n, j.w->n_out, j.w->n_in);
-    for (int64_t c0 = 0; c0 < n_cols; c0 += kColBlock)
-      for (int64_t r0 = 0; r0 < j.w->n_out; r0 += rows_per_task)
-        tasks.push_back({static_cast<int32_t>(ji), r0, std::min(j.w->n_out, r0 + rows_per_task), c0,
-                         std::min(n_cols, c0 + kColBlock)});
+    if (n_cols == 0) continue;
+    for (int64_t r0 = 0; r0 < j.w->n_out; r0 += rows_per_task)
+      tasks.push_back({static_cast<int32_t>(ji), r0, std::min(j.w->n_out, r0 + rows_per_task)});
   }
 
   // Shared records first, in one parallel region of column ranges.
@@ -161,10 +158,10 @@ void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     for (int64_t t = b; t < e; ++t) {
       const Task& task = tasks[t];
       const MatmulJob& j = jobs[task.job];
-      float* y = j.y + task.c0 * j.ldy + task.r0;
-      const int64_t rows = task.r1 - task.r0, cols = task.c1 - task.c0;
+      float* y = j.y + task.r0;
+      const int64_t rows = task.r1 - task.r0, cols = job_cols(j);
       const int32_t shared = plan.job_records[task.job];
-      if (shared >= 0) {  // all columns of the job (plan_shared_records)
+      if (shared >= 0) {
         const uint8_t* records = arena + plan.records[shared].offset;
         const kernels::RecordsKernel& k = *plan.records[shared].kernel;
         if (j.w->image != nullptr) {
@@ -173,11 +170,11 @@ void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs) {
           k.gemm(j.w->n_in, j.w->row(task.r0), j.w->row_stride, rows, records, cols, y, static_cast<size_t>(j.ldy));
         }
       } else if (j.w->image != nullptr) {  // task rows start at multiples of 16, the group size
-        j.w->kernel->gemm_image(j.w->n_in, j.w->image_group(task.r0), rows, j.x->row(j.x_begin + task.c0), j.x->stride,
-                                cols, y, static_cast<size_t>(j.ldy));
+        j.w->kernel->gemm_image(j.w->n_in, j.w->image_group(task.r0), rows, j.x->row(j.x_begin), j.x->stride, cols, y,
+                                static_cast<size_t>(j.ldy));
       } else {
-        j.w->kernel->gemm(j.w->n_in, j.w->row(task.r0), j.w->row_stride, rows, j.x->row(j.x_begin + task.c0),
-                          j.x->stride, cols, y, static_cast<size_t>(j.ldy));
+        j.w->kernel->gemm(j.w->n_in, j.w->row(task.r0), j.w->row_stride, rows, j.x->row(j.x_begin), j.x->stride, cols,
+                          y, static_cast<size_t>(j.ldy));
       }
     }
   };
