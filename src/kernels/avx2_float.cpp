@@ -1,9 +1,13 @@
 // AVX2 matmul for float weights: f32, f16 and bf16 (activations in the same type). Row-lane
 // kernels with 8 weight rows per ymm, widened to f32 at pack time.
 //
-// Per output the arithmetic is exactly the AVX-512 family's (see avx512_float.cpp): per chunk of
-// 256 elements, even and odd elements accumulate by fma in two partial sums, then
-// y = y + (p_even + p_odd). Both families return the same bits.
+// Per output the arithmetic is exactly the AVX-512 family's (see avx512_float.cpp), so both
+// families return the same bits:
+//   f32, f16: per chunk of 256 elements, even and odd elements accumulate by fma in two partial
+//             sums, then y = y + (p_even + p_odd);
+//   bf16:     vdpbf16ps's order, emulated: pairs of elements alternate between two partial sums,
+//             each pair as two fmas (odd element first), denormal inputs read as zero and every
+//             result's denormal flushed; then y = ftz(y + ftz(p_0 + p_1)).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -29,8 +33,17 @@ struct alignas(32) ActRecordF {
 inline void store(float* p, __m256 v) { _mm256_store_ps(p, v); }
 inline void store(float* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
 
+// A denormal as a zero of its sign (vdpbf16ps's treatment of its inputs and results).
+inline __m256 flush_denormals(__m256 v) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(0x1p-126f), _CMP_LT_OQ);
+  return _mm256_blendv_ps(v, _mm256_and_ps(v, sign), tiny);
+}
+inline __m256i flush_denormals(__m256i v) { return _mm256_castps_si256(flush_denormals(_mm256_castsi256_ps(v))); }
+
 struct StorageF32 {
   static constexpr int kBytes = 4;
+  static constexpr bool kPairs = false;  // the bf16 pair order
   template <typename R>
   static void widen16(const R& r, PackedFloatBlock* out) {
     __m256i t[16];
@@ -43,6 +56,7 @@ struct StorageF32 {
 
 struct StorageF16 {
   static constexpr int kBytes = 2;
+  static constexpr bool kPairs = false;
   template <typename R>
   static void widen16(const R& r, PackedFloatBlock* out) {
     __m256i t[8];  // dword g: elements 2g (low half) and 2g + 1 (high half)
@@ -63,21 +77,22 @@ struct StorageF16 {
 
 struct StorageBF16 {
   static constexpr int kBytes = 2;
+  static constexpr bool kPairs = true;
   template <typename R>
   static void widen16(const R& r, PackedFloatBlock* out) {
     __m256i t[8];
     r.template dwords<8>(0, t);
     const __m256i upper = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
     for (int g = 0; g < 8; ++g) {
-      store(out->w[2 * g], _mm256_slli_epi32(t[g], 16));
-      store(out->w[2 * g + 1], _mm256_and_si256(t[g], upper));
+      store(out->w[2 * g], flush_denormals(_mm256_slli_epi32(t[g], 16)));
+      store(out->w[2 * g + 1], flush_denormals(_mm256_and_si256(t[g], upper)));
     }
   }
   static void load_row(const uint8_t* p, int count, float* dst) {
     for (int i = 0; i < count; ++i) {
       uint16_t h;
       std::memcpy(&h, p + 2 * i, 2);
-      const uint32_t bits = static_cast<uint32_t>(h) << 16;
+      const uint32_t bits = (h & 0x7F80u) == 0 ? (h & 0x8000u) << 16 : static_cast<uint32_t>(h) << 16;  // denormal: 0
       std::memcpy(&dst[i], &bits, 4);
     }
   }
@@ -144,17 +159,32 @@ struct FloatFormat {
     const auto* pb = reinterpret_cast<const PackedFloatBlock*>(packed);
     for (int b = 0; b < n_blocks; ++b) {
       const auto* rec = reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
-#pragma GCC unroll 16
-      for (int k = 0; k < kStep; ++k) {
-        const __m256 w = _mm256_load_ps(pb[b].w[k]);
+      if constexpr (S::kPairs) {
 #pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) p[k % 2][c] = _mm256_fmadd_ps(w, _mm256_set1_ps(rec[c].a[k]), p[k % 2][c]);
+        for (int k = 0; k < kStep; k += 2) {  // pair k / 2 into p[k / 2 % 2], odd element first
+          const __m256 w_even = _mm256_load_ps(pb[b].w[k]), w_odd = _mm256_load_ps(pb[b].w[k + 1]);
+#pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) {
+            __m256& s = p[k / 2 % 2][c];
+            s = flush_denormals(_mm256_fmadd_ps(w_odd, _mm256_set1_ps(rec[c].a[k + 1]), s));
+            s = flush_denormals(_mm256_fmadd_ps(w_even, _mm256_set1_ps(rec[c].a[k]), s));
+          }
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int k = 0; k < kStep; ++k) {
+          const __m256 w = _mm256_load_ps(pb[b].w[k]);
+#pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) p[k % 2][c] = _mm256_fmadd_ps(w, _mm256_set1_ps(rec[c].a[k]), p[k % 2][c]);
+        }
       }
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       const __m256 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
-      store_masked(tile.y[c], mask, _mm256_add_ps(y, _mm256_add_ps(p[0][c], p[1][c])));
+      const __m256 sum = _mm256_add_ps(p[0][c], p[1][c]);
+      store_masked(tile.y[c], mask,
+                   S::kPairs ? flush_denormals(_mm256_add_ps(y, flush_denormals(sum))) : _mm256_add_ps(y, sum));
     }
   }
 };

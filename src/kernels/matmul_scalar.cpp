@@ -34,8 +34,11 @@ void gemm_vec_dot(int64_t n, const void* w, size_t w_stride, int64_t n_rows, con
 }
 
 // ---- Float weights ------------------------------------------------------------------------------
-// Per output, for each chunk of 256 elements: p_even, p_odd = 0; p = fma(w_k, x_k, p) into the
-// partial sum of k's parity, k in order; then y = y + (p_even + p_odd).
+// f32, f16: per output, for each chunk of 256 elements: p_even, p_odd = 0; p = fma(w_k, x_k, p)
+// into the partial sum of k's parity, k in order; then y = y + (p_even + p_odd).
+// bf16: vdpbf16ps's arithmetic (avx512_float.cpp): per chunk, pairs of elements alternate between
+// two partial sums, p = ftz(fma(w_2j, x_2j, ftz(fma(w_2j+1, x_2j+1, p)))) with denormal inputs
+// read as zero; then y = ftz(y + ftz(p_0 + p_1)).
 
 constexpr int64_t kFloatChunk = 256;
 
@@ -67,6 +70,28 @@ float dot_float_chunked(const float* w, const float* a, int64_t n) {
   return y;
 }
 
+// A denormal as a zero of its sign: vdpbf16ps's treatment of its inputs and of every result.
+float flush_denormal(float v) { return std::fpclassify(v) == FP_SUBNORMAL ? std::copysign(0.0f, v) : v; }
+
+// w and a hold n elements, already flushed. The SIMD kernels run to the end of their last block
+// of 16 on zeros (which can turn a partial sum's -0 into +0), so this does too.
+float dot_bf16_pairs_chunked(const float* w, const float* a, int64_t n) {
+  const auto at = [n](const float* v, int64_t k) { return k < n ? v[k] : 0.0f; };
+  const int64_t padded = (n + 15) / 16 * 16;
+  float y = 0;
+  for (int64_t k0 = 0; k0 < padded; k0 += kFloatChunk) {
+    float p[2] = {0, 0};
+    const int64_t k1 = padded - k0 < kFloatChunk ? padded : k0 + kFloatChunk;
+    for (int64_t k = k0; k < k1; k += 2) {
+      float& s = p[(k - k0) / 2 % 2];
+      s = flush_denormal(std::fma(at(w, k + 1), at(a, k + 1), s));
+      s = flush_denormal(std::fma(at(w, k), at(a, k), s));
+    }
+    y = flush_denormal(y + flush_denormal(p[0] + p[1]));
+  }
+  return y;
+}
+
 template <TensorType kWeight>
 void gemm_float(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                 int64_t n_cols, float* y, size_t ldy) {
@@ -77,11 +102,16 @@ void gemm_float(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const
     const auto* row = static_cast<const uint8_t*>(x) + static_cast<size_t>(c) * x_stride;
     for (int64_t i = 0; i < n; ++i) buf[c * n + i] = widen(kWeight, row, i);
   }
+  constexpr bool kPairs = kWeight == TensorType::kBF16;
+  if constexpr (kPairs) {
+    for (int64_t i = 0; i < n * n_cols; ++i) buf[i] = flush_denormal(buf[i]);
+  }
   for (int64_t r = 0; r < n_rows; ++r) {
     const auto* row = static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * w_stride;
-    for (int64_t i = 0; i < n; ++i) wrow[i] = widen(kWeight, row, i);
+    for (int64_t i = 0; i < n; ++i) wrow[i] = kPairs ? flush_denormal(widen(kWeight, row, i)) : widen(kWeight, row, i);
     for (int64_t c = 0; c < n_cols; ++c) {
-      y[static_cast<size_t>(c) * ldy + static_cast<size_t>(r)] = dot_float_chunked(wrow, buf + c * n, n);
+      y[static_cast<size_t>(c) * ldy + static_cast<size_t>(r)] =
+          kPairs ? dot_bf16_pairs_chunked(wrow, buf + c * n, n) : dot_float_chunked(wrow, buf + c * n, n);
     }
   }
 }

@@ -48,7 +48,9 @@ TensorType vec_dot_type(TensorType weight);
 //   K-quants, iq4_xs:   per super-block t = Σ_j fma(float(S_j), f32(d·scale_j), t) over the exact
 //                       integer sub-block sums S_j, minus fma(M, dmin) for q4_K/q5_K, then
 //                       y = fma(t, d_a, y);
-//   f32, f16, bf16:     per 256 elements, even and odd elements in two fma chains, y += (p0 + p1).
+//   f32, f16:           per 256 elements, even and odd elements in two fma chains, y += (p0 + p1);
+//   bf16:               vdpbf16ps's arithmetic (pairs of elements, odd one first, denormals
+//                       flushed), per 256 elements in two chains of pairs (avx512_float.cpp).
 // q5_0, q4_1, q5_1 (scalar and AVX-512 families) also use ggml's scalar vec_dot order in both;
 // q2_K, q3_K have an AVX-512 kernel in the K-quant order above and the scalar order otherwise
 // (they differ in rounding only). AVX2 runs these five with the scalar family.

@@ -50,6 +50,7 @@ namespace {
 //                 const uint8_t* const (&groups)[G], int64_t n_blocks):
 //                 compute<C> over all blocks straight from the images of G row groups (group r's y at
 //                 tile.y[c] + r · kLanes), with image_groups(C): the largest G worth it for C columns
+//   kImageIsPacked: the image's blocks are the packed blocks; prefill reads them in place
 //   kPairCols + template <int C> static void compute_pair(tile, uint32_t lane_mask_b, packed_a, packed_b, n_blocks):
 //                 compute<C> for two row groups at once (the second's y at tile.y[c] + kLanes), each
 //                 activation broadcast feeding both: half the activation loads per multiply
@@ -120,8 +121,10 @@ struct RowsInPlace {
     for (int l = 0; l < F::kLanes; ++l) offsets[l] = static_cast<int32_t>((l < rows ? l : rows - 1) * w_stride);
     group = w + static_cast<size_t>(r0) * w_stride;
   }
-  void pack(int64_t b0, int nb, int64_t n_left, uint8_t* packed) const {
+  // Blocks b0 .. b0 + nb of the group, packed into `packed`; returns where they are.
+  const uint8_t* pack(int64_t b0, int nb, int64_t n_left, uint8_t* packed) const {
     F::pack(group + static_cast<size_t>(b0) * F::kWeightBlockBytes, offsets, nb, n_left, packed);
+    return packed;
   }
 };
 
@@ -134,7 +137,16 @@ struct RowsImage {
   const uint8_t* group = nullptr;
 
   void start_group(int64_t r0, int) { group = image + static_cast<size_t>(r0 / F::kLanes) * group_bytes; }
-  void pack(int64_t b0, int nb, int64_t, uint8_t* packed) const { F::pack_image(group, n_blocks, b0, nb, packed); }
+  // The same from the image: a format whose image blocks are its packed blocks
+  // (F::kImageIsPacked) is read in place, with no copy.
+  const uint8_t* pack(int64_t b0, int nb, int64_t, uint8_t* packed) const {
+    if constexpr (requires { F::kImageIsPacked; }) {
+      return group + static_cast<size_t>(b0) * F::kPackedBlockBytes;
+    } else {
+      F::pack_image(group, n_blocks, b0, nb, packed);
+      return packed;
+    }
+  }
 };
 
 // Rows r0.. in groups of kLanes, against columns [c_begin, c_end).
@@ -198,16 +210,16 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
         uint8_t* packed_b = packed + F::kChunkBlocks * F::kPackedBlockBytes;
         for (int64_t b0 = 0; b0 < n_blocks; b0 += F::kChunkBlocks) {
           const int nb = n_blocks - b0 < F::kChunkBlocks ? static_cast<int>(n_blocks - b0) : F::kChunkBlocks;
-          src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
-          second.pack(b0, nb, n - b0 * F::kBlockElems, packed_b);
+          const uint8_t* chunk_a = src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
+          const uint8_t* chunk_b = second.pack(b0, nb, n - b0 * F::kBlockElems, packed_b);
           const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
           for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kPairCols) {
             const int cols = c_end - c0 < F::kPairCols ? static_cast<int>(c_end - c0) : F::kPairCols;
             with_column_tile<F::kPairCols>(cols, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
                                            act_block_stride,
-                                           y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0), ldy,
-                                           lane_mask, b0 == 0, [&]<int C>(const ColumnTile<C>& tile) {
-                                             F::template compute_pair<C>(tile, lane_mask_b, packed, packed_b, nb);
+                                           y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0), ldy, lane_mask,
+                                           b0 == 0, [&]<int C>(const ColumnTile<C>& tile) {
+                                             F::template compute_pair<C>(tile, lane_mask_b, chunk_a, chunk_b, nb);
                                            });
           }
         }
@@ -223,15 +235,14 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
     const int chunk = kChunkFree && Rows::kImage && c_end - c_begin <= F::kMaxCols ? 1 : F::kChunkBlocks;
     for (int64_t b0 = 0; b0 < n_blocks; b0 += chunk) {
       const int nb = n_blocks - b0 < chunk ? static_cast<int>(n_blocks - b0) : chunk;
-      src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
+      const uint8_t* chunk_w = src.pack(b0, nb, n - b0 * F::kBlockElems, packed);
       const uint8_t* act_chunk = act + static_cast<size_t>(b0) * act_block_stride;
       for (int64_t c0 = c_begin; c0 < c_end; c0 += F::kMaxCols) {
         const int cols = c_end - c0 < F::kMaxCols ? static_cast<int>(c_end - c0) : F::kMaxCols;
-        with_column_tile<F::kMaxCols>(cols, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes,
-                                      act_block_stride, y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0),
-                                      ldy, lane_mask, b0 == 0, [&]<int C>(const ColumnTile<C>& tile) {
-                                        F::template compute<C>(tile, packed, nb);
-                                      });
+        with_column_tile<F::kMaxCols>(
+            cols, act_chunk + static_cast<size_t>(c0) * F::kActRecordBytes, act_block_stride,
+            y + static_cast<size_t>(c0) * ldy + static_cast<size_t>(r0), ldy, lane_mask, b0 == 0,
+            [&]<int C>(const ColumnTile<C>& tile) { F::template compute<C>(tile, chunk_w, nb); });
       }
     }
   }

@@ -412,6 +412,54 @@ TEST(Matmul, FamiliesAgreeBitForBit) {
   }
 }
 
+// bf16 follows vdpbf16ps: denormal inputs read as zero and denormal results flushed, in every
+// family. Values near the bottom of the f32 range (products about 2^-126, some inputs denormal)
+// must give the same bits in every family, and the data must actually reach the flushing: the
+// same order without it gives other bits for some outputs.
+TEST(Matmul, Bf16FlushesDenormalsInEveryFamily) {
+  std::mt19937 rng(17);
+  const int64_t n = 300, n_rows = 21, n_cols = 5;  // two chunks, a partial block
+  std::uniform_int_distribution<int> mantissa(0, 127), sign(0, 1), exponent(-4, 4), one_in_8(0, 7);
+  const auto value = [&](int base) -> uint16_t {  // sign, biased exponent near base (or 0), mantissa
+    const int e = one_in_8(rng) == 0 ? 0 : base + exponent(rng);
+    return static_cast<uint16_t>((sign(rng) << 15) | (e << 7) | mantissa(rng));
+  };
+  std::vector<uint16_t> w(n_rows * n), x(n_cols * n);
+  for (uint16_t& v : w) v = value(127 - 60);  // about 2^-60, one in 8 denormal
+  for (uint16_t& v : x) v = value(127 - 66);  // about 2^-66: products about 2^-126
+  std::vector<std::vector<float>> results;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    const MatmulKernel* k = matmul_kernel(TensorType::kBF16, isa);
+    if (k == nullptr) continue;
+    std::vector<float> y(n_cols * n_rows, std::nanf(""));
+    k->gemm(n, w.data(), 2 * n, n_rows, x.data(), 2 * n, n_cols, y.data(), n_rows);
+    if (!results.empty()) {
+      for (size_t i = 0; i < y.size(); ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(results[0][i]))
+            << isa_name(isa) << " at " << i;
+    }
+    results.push_back(std::move(y));
+  }
+  // The same pair order with gradual underflow.
+  int differ = 0;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t c = 0; c < n_cols; ++c) {
+      float y = 0;
+      for (int64_t k0 = 0; k0 < n; k0 += 256) {
+        float p[2] = {0, 0};
+        for (int64_t k = k0; k < std::min(n, k0 + 256); k += 2) {
+          float& s = p[(k - k0) / 2 % 2];
+          s = std::fma(bf16_to_fp32(w[r * n + k + 1]), bf16_to_fp32(x[c * n + k + 1]), s);
+          s = std::fma(bf16_to_fp32(w[r * n + k]), bf16_to_fp32(x[c * n + k]), s);
+        }
+        y = y + (p[0] + p[1]);
+      }
+      differ += std::bit_cast<uint32_t>(y) != std::bit_cast<uint32_t>(results[0][c * n_rows + r]);
+    }
+  }
+  EXPECT_GT(differ, 0) << "the data never reached a denormal";
+}
+
 }  // namespace
 }  // namespace hylo::kernels
 
