@@ -140,23 +140,46 @@ struct FloatFormat {
   // only one column.
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    const __mmask16 mask = static_cast<__mmask16>(tile.lane_mask);
-    __m512 p[2][C];  // (the unroll pragmas keep these in registers: k % 2 must be a constant)
+    compute_groups<C, 1>(tile, {tile.lane_mask}, {packed}, n_blocks);
+  }
+
+  // Prefill: two row groups per pass, each activation broadcast feeding both (half the loads per
+  // FMA). 2 · 2 · C partial sums; C = 5 leaves GCC registers to spare.
+  static constexpr int kPairCols = 5;
+  template <int C>
+  static void compute_pair(const ColumnTile<C>& tile, uint32_t lane_mask_b, const uint8_t* packed_a,
+                           const uint8_t* packed_b, int n_blocks) {
+    compute_groups<C, 2>(tile, {tile.lane_mask, lane_mask_b}, {packed_a, packed_b}, n_blocks);
+  }
+
+  // One chunk of G packed row groups (group r's y at tile.y[c] + 16 r); per lane the same
+  // operations whatever G.
+  template <int C, int G>
+  static void compute_groups(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                             const uint8_t* const (&packed)[G], int n_blocks) {
+    __m512 p[2][G][C];  // (the unroll pragmas keep these in registers: k % 2 must be a constant)
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) p[0][c] = p[1][c] = _mm512_setzero_ps();
-    const auto* pb = reinterpret_cast<const PackedFloatBlock*>(packed);
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) p[0][r][c] = p[1][r][c] = _mm512_setzero_ps();
     for (int b = 0; b < n_blocks; ++b) {
       const auto* rec = reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
 #pragma GCC unroll 16
-      for (int k = 0; k < kStep; ++k) {  // columns innermost: 2C independent chains
-        const __m512 w = _mm512_load_ps(pb[b].w[k]);
+      for (int k = 0; k < kStep; ++k) {  // columns innermost: 2 · G · C independent chains
+        __m512 w[G];
+        for (int r = 0; r < G; ++r) w[r] = _mm512_load_ps(reinterpret_cast<const PackedFloatBlock*>(packed[r])[b].w[k]);
 #pragma GCC unroll 16
-        for (int c = 0; c < C; ++c) p[k % 2][c] = _mm512_fmadd_ps(w, _mm512_set1_ps(rec[c].a[k]), p[k % 2][c]);
+        for (int c = 0; c < C; ++c) {
+          const __m512 x = _mm512_set1_ps(rec[c].a[k]);
+          for (int r = 0; r < G; ++r) p[k % 2][r][c] = _mm512_fmadd_ps(w[r], x, p[k % 2][r][c]);
+        }
       }
     }
-    for (int c = 0; c < C; ++c) {
-      const __m512 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
-      _mm512_mask_storeu_ps(tile.y[c], mask, _mm512_add_ps(y, _mm512_add_ps(p[0][c], p[1][c])));
+    for (int r = 0; r < G; ++r) {
+      const __mmask16 mask = static_cast<__mmask16>(lane_masks[r]);
+      for (int c = 0; c < C; ++c) {
+        const __m512 y = load_or_zero(tile.y[c] + 16 * r, mask, tile.first_chunk);
+        _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask, _mm512_add_ps(y, _mm512_add_ps(p[0][r][c], p[1][r][c])));
+      }
     }
   }
 
