@@ -82,6 +82,34 @@ struct StorageF16 {
   }
 };
 
+// Blocks of 16 elements of 16 rows at w + offsets[l] (n_left elements of the rows from w on)
+// through block(reader, b): full blocks in place, the last, partial one from zero-padded copies
+// (the rows may end right after n).
+template <ImageLayout L, int kElemBytes, typename Block>
+void pack_rows(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t n_left, Block&& block) {
+  for (int b = 0; b < n_blocks; ++b) {
+    const int64_t left = n_left - static_cast<int64_t>(b) * kStep;
+    const uint8_t* base = w + static_cast<size_t>(b) * L.block_bytes;
+    if (left >= kStep) {
+      block(BlockInPlace<L>{base, offsets}, b);
+      continue;
+    }
+    alignas(64) uint8_t padded[16][L.block_bytes];
+    int32_t padded_offsets[16];
+    for (int l = 0; l < 16; ++l) {
+      std::memset(padded[l], 0, L.block_bytes);
+      std::memcpy(padded[l], base + offsets[l], static_cast<size_t>(left) * kElemBytes);
+      padded_offsets[l] = l * L.block_bytes;
+    }
+    block(BlockInPlace<L>{padded[0], padded_offsets}, b);
+  }
+}
+
+// The first `left` of 16 elements (all 16 if left >= 16).
+inline __mmask16 first_elements(int64_t left) {
+  return left >= kStep ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+
 template <typename S, TensorType kType>
 struct FloatFormat {
   static constexpr int kLanes = 16;
@@ -97,32 +125,14 @@ struct FloatFormat {
 
   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
     for (int64_t b = 0; b * kStep < n; ++b) {
-      const int64_t left = n - b * kStep;
-      const __mmask16 m = left >= kStep ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
       auto* rec = reinterpret_cast<ActRecordF*>(records + static_cast<size_t>(b) * block_stride);
-      _mm512_store_ps(rec->a, S::load16(act_row + b * kStep * S::kBytes, m));
+      _mm512_store_ps(rec->a, S::load16(act_row + b * kStep * S::kBytes, first_elements(n - b * kStep)));
     }
   }
 
   static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t n_left, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedFloatBlock*>(packed);
-    for (int b = 0; b < n_blocks; ++b) {
-      const int64_t left = n_left - static_cast<int64_t>(b) * kStep;
-      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBlockBytes;
-      if (left >= kStep) {
-        S::widen16(BlockInPlace<kLayout>{base, offsets}, &out[b]);
-        continue;
-      }
-      // The last, partial block: copy the rows zero-padded (the rows may end right after n).
-      alignas(64) uint8_t padded[16][kWeightBlockBytes];
-      int32_t padded_offsets[16];
-      for (int l = 0; l < 16; ++l) {
-        std::memset(padded[l], 0, kWeightBlockBytes);
-        std::memcpy(padded[l], base + offsets[l], static_cast<size_t>(left) * S::kBytes);
-        padded_offsets[l] = l * kWeightBlockBytes;
-      }
-      S::widen16(BlockInPlace<kLayout>{padded[0], padded_offsets}, &out[b]);
-    }
+    pack_rows<kLayout, S::kBytes>(w, offsets, n_blocks, n_left, [&](const auto& r, int b) { S::widen16(r, &out[b]); });
   }
 
   // The image is zero past the end of the rows: no partial block to treat apart.
@@ -258,10 +268,9 @@ struct FormatBF16 {
 
   static void prep(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
     for (int64_t b = 0; b * kStep < n; ++b) {
-      const int64_t left = n - b * kStep;
-      const __mmask16 m = left >= kStep ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
       auto* rec = reinterpret_cast<ActRecordBF*>(records + static_cast<size_t>(b) * block_stride);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(rec->pairs), _mm256_maskz_loadu_epi16(m, act_row + b * kStep * 2));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rec->pairs),
+                         _mm256_maskz_loadu_epi16(first_elements(n - b * kStep), act_row + b * kStep * 2));
     }
   }
 
@@ -274,23 +283,7 @@ struct FormatBF16 {
 
   static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t n_left, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedPairBlock*>(packed);
-    for (int b = 0; b < n_blocks; ++b) {
-      const int64_t left = n_left - static_cast<int64_t>(b) * kStep;
-      const uint8_t* base = w + static_cast<size_t>(b) * kWeightBlockBytes;
-      if (left >= kStep) {
-        copy_pairs(BlockInPlace<kLayout>{base, offsets}, &out[b]);
-        continue;
-      }
-      // The last, partial block: copy the rows zero-padded (the rows may end right after n).
-      alignas(64) uint8_t padded[16][kWeightBlockBytes];
-      int32_t padded_offsets[16];
-      for (int l = 0; l < 16; ++l) {
-        std::memset(padded[l], 0, kWeightBlockBytes);
-        std::memcpy(padded[l], base + offsets[l], static_cast<size_t>(left) * 2);
-        padded_offsets[l] = l * kWeightBlockBytes;
-      }
-      copy_pairs(BlockInPlace<kLayout>{padded[0], padded_offsets}, &out[b]);
-    }
+    pack_rows<kLayout, 2>(w, offsets, n_blocks, n_left, [&](const auto& r, int b) { copy_pairs(r, &out[b]); });
   }
 
   // An image block is a PackedPairBlock (the image is zero past the end of the rows): prefill
