@@ -1,9 +1,10 @@
 // Per-thread scratch buffer (see scratch.h).
 #include "kernels/scratch.h"
 
-#include <cstdlib>
+#include <new>
 
 #include "base/check.h"
+#include "base/huge_pages.h"
 
 namespace hylo::kernels {
 namespace {
@@ -11,7 +12,7 @@ namespace {
 struct ScratchBuffer {
   void* data = nullptr;
   size_t size = 0;
-  ~ScratchBuffer() { std::free(data); }
+  ~ScratchBuffer() { deallocate_large(data, size); }
 };
 
 }  // namespace
@@ -19,9 +20,13 @@ struct ScratchBuffer {
 void* thread_scratch(size_t bytes) {
   thread_local ScratchBuffer buffer;
   if (bytes > buffer.size) {
-    std::free(buffer.data);
+    if (buffer.data != nullptr) deallocate_large(buffer.data, buffer.size);
+    buffer.data = nullptr;
     const size_t size = (bytes + 4095) / 4096 * 4096;
-    buffer.data = std::aligned_alloc(64, size);
+    try {
+      buffer.data = allocate_large(size);  // huge pages when large: prefill records are MiBs
+    } catch (const std::bad_alloc&) {
+    }
     HYLO_CHECK(buffer.data != nullptr, "thread_scratch: out of memory ({} bytes)", size);
     buffer.size = size;
   }

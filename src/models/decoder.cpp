@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "base/check.h"
+#include "base/huge_pages.h"
 #include "base/log.h"
 #include "kernels/vec.h"
 #include "ops/attention.h"
@@ -16,8 +17,8 @@ namespace hylo::models {
 
 // Activation buffers, grown to the largest batch seen and reused.
 struct Workspace {
-  std::vector<float> x, a, mixed, f, ffn_out, normed;  // [n_rows][n_embd]
-  std::vector<float> proj_q, proj_k, proj_v, q, gate, attn_out, cos, sin;
+  LargeVector<float> x, a, mixed, f, ffn_out, normed;  // [n_rows][n_embd]
+  LargeVector<float> proj_q, proj_k, proj_v, q, gate, attn_out, cos, sin;
   ops::ActRows act, act2;
   ops::MoeScratch moe;
 };

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "base/check.h"
+#include "base/huge_pages.h"
 #include "base/log.h"
 #include "kernels/vec.h"
 #include "models/decoder.h"
@@ -330,7 +331,8 @@ class Qwen3Next final : public DecoderModel {
   std::vector<AttentionWeights> attn_;
   std::vector<DeltaNetWeights> delta_;
   // Work buffers of the DeltaNet mixer.
-  std::vector<float> mixed_, z_, ba_, legacy_, beta_, decay_, conv_out_, qk_, core_, conv_next_;
+  LargeVector<float> mixed_, z_, ba_, legacy_, beta_, decay_, conv_out_, qk_, core_;
+  LargeVector<float> conv_next_;     // swapped with a sequence's conv state
   std::vector<float*> state_after_;  // [rows of checkpointed runs] where the delta rule saves S
   ops::ActRows act_;
 };

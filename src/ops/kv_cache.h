@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/huge_pages.h"
 #include "base/tensor_type.h"
 
 namespace hylo::ops {
@@ -70,8 +71,8 @@ struct RecurrentSeqState {
   uint64_t bytes() const { return (conv.size() + ssm.size()) * sizeof(float); }
 
   int conv_window, conv_dim, n_heads, d_k, d_v;
-  std::vector<float> conv;  // [conv_window][conv_dim]: the last raw projections, oldest first
-  std::vector<float> ssm;   // [n_heads][d_k][d_v]: S per value head, rows by key index
+  LargeVector<float> conv;  // [conv_window][conv_dim]: the last raw projections, oldest first
+  LargeVector<float> ssm;   // [n_heads][d_k][d_v]: S per value head, rows by key index
 };
 
 }  // namespace hylo::ops

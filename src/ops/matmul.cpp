@@ -44,7 +44,7 @@ struct MatmulPlan {
   std::vector<SharedRecords> records;
   std::vector<int32_t> job_records;  // index into records, or -1
   std::vector<PrepareTask> prepare;
-  std::vector<uint8_t> arena;
+  LargeVector<uint8_t> arena;
   uint8_t* arena_base(size_t bytes) {
     if (arena.size() < bytes + 64) arena.resize(bytes + 64);
     return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(arena.data()) + 63) / 64 * 64);

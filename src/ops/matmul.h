@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "base/huge_pages.h"
 #include "base/thread_pool.h"
 #include "ops/weights.h"
 
@@ -18,7 +19,7 @@ struct ActRows {
   int64_t n = 0;      // elements per row
   int64_t rows = 0;
   size_t stride = 0;  // bytes per row
-  std::vector<uint8_t> data;
+  LargeVector<uint8_t> data;
   const uint8_t* row(int64_t r) const { return data.data() + static_cast<size_t>(r) * stride; }
 };
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/huge_pages.h"
 #include "base/thread_pool.h"
 #include "ops/matmul.h"
 #include "ops/weights.h"
@@ -26,7 +27,7 @@ struct MoeWeights {
 // Reused buffers; grow to the largest batch seen.
 // Reused buffers; grow to the largest batch seen, so steady-state decode allocates nothing.
 struct MoeScratch {
-  std::vector<float> logits, probs, weights, hidden, gate_out, up_out, shared;
+  LargeVector<float> logits, probs, weights, hidden, gate_out, up_out, shared;
   std::vector<int32_t> selected, order;
   std::vector<int64_t> slot_row;
   // Routing grouped by expert: the slots (t·k + i) of expert e are slots[offset[e] .. offset[e+1]).

@@ -1,13 +1,12 @@
 #include "ops/weight_images.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
 
 #include "base/cpu.h"
+#include "base/huge_pages.h"
 #include "base/mapped_file.h"
 #include "base/timer.h"
 
@@ -37,27 +36,18 @@ void build_into(const Weight& w, uint8_t* dst, bool parallel) {
 
 }  // namespace
 
-// Images live in anonymous mappings of whole 2 MiB pages where the kernel gives them (transparent
-// huge pages): decode streams every byte once per token, and with 4 KiB pages that is a TLB miss
-// every 4 KiB; building the image also takes 512 times fewer page faults.
-constexpr size_t kHugePage = size_t{2} << 20;
-
+// Images live in whole 2 MiB pages where the kernel gives them (base/huge_pages.h): decode streams
+// every byte once per token, and with 4 KiB pages that is a TLB miss every 4 KiB; building the
+// image also takes 512 times fewer page faults.
 void WeightImages::Mapping::release() {
-  if (base != nullptr) munmap(base, size);
+  unmap_huge(base, size);
   base = nullptr;
 }
 
 uint8_t* WeightImages::allocate(uint64_t bytes) {
-  const size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  // Over-allocate by one huge page to align the start, then trim.
-  void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  auto* start = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) / kHugePage * kHugePage);
-  auto* end = start + size;
-  if (start != raw) munmap(raw, static_cast<size_t>(start - static_cast<uint8_t*>(raw)));
-  if (auto* raw_end = static_cast<uint8_t*>(raw) + size + kHugePage; raw_end != end)
-    munmap(end, static_cast<size_t>(raw_end - end));
-  madvise(start, size, MADV_HUGEPAGE);
+  size_t size = 0;
+  auto* start = static_cast<uint8_t*>(map_huge(bytes, &size));
+  if (start == nullptr) return nullptr;
   mappings_.push_back(Mapping{start, size});
   bytes_ += bytes;
   return start;

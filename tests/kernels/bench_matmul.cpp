@@ -298,8 +298,10 @@ void register_all() {
             ->Unit(benchmark::kMicrosecond);
       }
     }
-    // 768 x 2048 x 32: one routed expert's gate in a 512-token prefill of the qwen3moe bench model.
-    for (Shape s : {Shape{768, 2048, 32}, Shape{512, 2048, 64}, Shape{4096, 2048, 64}, Shape{4096, 2048, 512}}) {
+    // 768 x 2048 x 32: one routed expert's gate in a 512-token prefill of the qwen3moe bench model;
+    // 512 x 2048 x 80 and 2048 x 512 x 80: a qwen3next bench expert's gate and down (64 experts, top-10).
+    for (Shape s : {Shape{768, 2048, 32}, Shape{512, 2048, 80}, Shape{2048, 512, 80}, Shape{512, 2048, 64},
+                    Shape{4096, 2048, 64}, Shape{4096, 2048, 512}}) {
       const std::string shape = std::to_string(s.rows) + "x" + std::to_string(s.n) + "/cols:" + std::to_string(s.cols);
       benchmark::RegisterBenchmark(("prefill/" + name + "/" + shape).c_str(), bench_prefill, k, s.rows, s.n, s.cols,
                                    false)
