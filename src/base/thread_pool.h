@@ -11,6 +11,10 @@
 
 namespace hylo {
 
+// A grain for element-wise work: chunks start at multiples of every vector width, so they end where
+// one call's vectors would and the bits do not depend on the thread count.
+inline constexpr int64_t kElementGrain = 16384;
+
 class ThreadPool {
  public:
   explicit ThreadPool(int n_threads);
@@ -28,20 +32,27 @@ class ThreadPool {
   }
 
   // Splits [0, n) into chunks of `grain` taken dynamically by the threads: fn(begin, end).
+  // Ranges start at multiples of `grain`.
   template <typename F>
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
+    parallel_for_threads(n, grain, [&fn](int, int64_t b, int64_t e) { fn(b, e); });
+  }
+
+  // The same, fn(ith, begin, end) also told which thread runs it (for per-thread scratch).
+  template <typename F>
+  void parallel_for_threads(int64_t n, int64_t grain, F&& fn) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (n_threads_ == 1 || n <= grain) {
-      fn(int64_t{0}, n);
+      fn(0, int64_t{0}, n);
       return;
     }
     std::atomic<int64_t> next{0};
-    run([&](int, int) {
+    run([&](int ith, int) {
       for (;;) {
         const int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
         if (b >= n) break;
-        fn(b, std::min(n, b + grain));
+        fn(ith, b, std::min(n, b + grain));
       }
     });
   }

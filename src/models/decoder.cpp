@@ -217,6 +217,13 @@ Status DecoderModel::forward(std::span<const BatchRow> rows, Memory& memory, Thr
     kernels::dequantize_row(token_embd_.type, token_embd_.row(rows[t].token), w.x.data() + t * E, E);
   ops::dump("embd", w.x.data(), {T, E});
 
+  // x += d, split over threads at multiples of every vector width.
+  auto add_rows = [&](const float* d) {
+    pool.parallel_for(T * E, kElementGrain, [&](int64_t b, int64_t e) {
+      float* x = w.x.data();
+      for (int64_t i = b; i < e; ++i) x[i] += d[i];
+    });
+  };
   auto norm_rows = [&](const float* in, const float* weight, float* out) {
     pool.parallel_for(T, 16, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) K.rms_norm(in + t * E, weight, out + t * E, E, norm_eps_);
@@ -228,12 +235,12 @@ Status DecoderModel::forward(std::span<const BatchRow> rows, Memory& memory, Thr
     norm_rows(w.x.data(), L.attn_norm.data(), w.a.data());
     ops::dump(ops::layer_name("attn_norm", il), w.a.data(), {T, E});
     mix(il, w.a.data(), w.mixed.data(), runs, rows, memory, pool);
-    for (int64_t i = 0; i < T * E; ++i) w.x[i] += w.mixed[i];  // h = x + mixer
+    add_rows(w.mixed.data());  // h = x + mixer
     ops::dump(ops::layer_name("attn_residual", il), w.x.data(), {T, E});
     norm_rows(w.x.data(), L.ffn_norm.data(), w.f.data());
     ops::dump(ops::layer_name("attn_post_norm", il), w.f.data(), {T, E});
     ops::moe_forward(pool, L.moe, w.f.data(), T, w.ffn_out.data(), w.moe, il);
-    for (int64_t i = 0; i < T * E; ++i) w.x[i] += w.ffn_out[i];  // x' = h + MoE
+    add_rows(w.ffn_out.data());  // x' = h + MoE
     ops::dump(ops::layer_name("l_out", il), w.x.data(), {T, E});
   }
   for (const SeqRun& r : runs) memory.set_seq_len(r.seq, r.pos0 + static_cast<int32_t>(r.n));
@@ -353,23 +360,28 @@ void DecoderModel::attention(int il, const AttentionWeights& aw, const Attention
   // Split query / gate, QK-norm (before RoPE), RoPE, then store K and V.
   w.q.resize(T * nq);
   w.gate.resize(aw.gated ? T * nq : 0);
-  w.cos.resize(rope_.n_rot / 2);
-  w.sin.resize(rope_.n_rot / 2);
-  for (int64_t t = 0; t < T; ++t) {
-    rope_tables(rope_, rows[t].pos, w.cos.data(), w.sin.data());
-    for (int h = 0; h < d.n_head; ++h) {
-      const float* src = w.proj_q.data() + t * pw + (aw.gated ? 2 * h * hd : h * hd);
-      float* q = w.q.data() + t * nq + h * hd;
-      K.rms_norm(src, aw.q_norm.data(), q, hd, norm_eps_);
-      K.rope_neox(q, w.cos.data(), w.sin.data(), rope_.n_rot);
-      if (aw.gated) std::memcpy(w.gate.data() + t * nq + h * hd, src + hd, sizeof(float) * hd);
+  const int64_t half_rot = rope_.n_rot / 2;
+  w.cos.resize(pool.size() * half_rot);  // one table per thread
+  w.sin.resize(pool.size() * half_rot);
+  pool.parallel_for_threads(T, 4, [&](int ith, int64_t b, int64_t e) {
+    float* cos = w.cos.data() + ith * half_rot;
+    float* sin = w.sin.data() + ith * half_rot;
+    for (int64_t t = b; t < e; ++t) {
+      rope_tables(rope_, rows[t].pos, cos, sin);
+      for (int h = 0; h < d.n_head; ++h) {
+        const float* src = w.proj_q.data() + t * pw + (aw.gated ? 2 * h * hd : h * hd);
+        float* q = w.q.data() + t * nq + h * hd;
+        K.rms_norm(src, aw.q_norm.data(), q, hd, norm_eps_);
+        K.rope_neox(q, cos, sin, rope_.n_rot);
+        if (aw.gated) std::memcpy(w.gate.data() + t * nq + h * hd, src + hd, sizeof(float) * hd);
+      }
+      for (int h = 0; h < d.n_kv_head; ++h) {
+        float* k = w.proj_k.data() + t * nkv + h * hd;
+        K.rms_norm(k, aw.k_norm.data(), k, hd, norm_eps_);
+        K.rope_neox(k, cos, sin, rope_.n_rot);
+      }
     }
-    for (int h = 0; h < d.n_kv_head; ++h) {
-      float* k = w.proj_k.data() + t * nkv + h * hd;
-      K.rms_norm(k, aw.k_norm.data(), k, hd, norm_eps_);
-      K.rope_neox(k, w.cos.data(), w.sin.data(), rope_.n_rot);
-    }
-  }
+  });
   ops::dump(ops::layer_name("Qcur", il), w.q.data(), {T, d.n_head, hd});
   ops::dump(ops::layer_name("Kcur", il), w.proj_k.data(), {T, d.n_kv_head, hd});
   std::vector<ops::AttentionRun> attn_runs;
@@ -385,7 +397,9 @@ void DecoderModel::attention(int il, const AttentionWeights& aw, const Attention
   ops::attention(pool, attn_runs, {d.n_head, d.n_kv_head, d.head_dim, d.scale});
   ops::dump(ops::layer_name("attn_pregate", il), w.attn_out.data(), {T, nq});
   if (aw.gated) {
-    K.mul_sigmoid(w.attn_out.data(), w.gate.data(), w.attn_out.data(), T * nq);
+    pool.parallel_for(T * nq, kElementGrain, [&](int64_t b, int64_t e) {
+      K.mul_sigmoid(w.attn_out.data() + b, w.gate.data() + b, w.attn_out.data() + b, e - b);
+    });
     ops::dump(ops::layer_name("attn_gated", il), w.attn_out.data(), {T, nq});
   }
   ops::matmul(pool, aw.out, w.attn_out.data(), T, out, &w.act);

@@ -12,14 +12,16 @@ namespace hylo::ops {
 namespace {
 
 // Gathers the token rows of `slots` (slot = t·k + i), in order, from src into dst (same format).
-void gather_rows(const ActRows& src, const int32_t* slots, int64_t n, int64_t k, ActRows* dst) {
+void gather_rows(ThreadPool& pool, const ActRows& src, const int32_t* slots, int64_t n, int64_t k, ActRows* dst) {
   dst->type = src.type;
   dst->n = src.n;
   dst->stride = src.stride;
   dst->rows = n;
   const size_t need = src.stride * static_cast<size_t>(n);
   if (dst->data.size() < need) dst->data.resize(need);
-  for (int64_t i = 0; i < n; ++i) std::memcpy(dst->data.data() + i * src.stride, src.row(slots[i] / k), src.stride);
+  pool.parallel_for(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) std::memcpy(dst->data.data() + i * src.stride, src.row(slots[i] / k), src.stride);
+  });
 }
 
 }  // namespace
@@ -89,7 +91,7 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   s.gate_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
   s.up_out.resize(routed_rows * n_ff + n_tokens * n_ff_sh);
   // Every expert's input rows in one batch (expert after expert), each product reading its range.
-  gather_rows(s.tokens_q, s.slots.data(), routed_rows, k, &s.routed_in);
+  gather_rows(pool, s.tokens_q, s.slots.data(), routed_rows, k, &s.routed_in);
   s.jobs.clear();
   for (int32_t e : s.active) {
     s.expert_gate[e] = w.gate.expert(e);
@@ -114,7 +116,9 @@ void moe_forward(ThreadPool& pool, const MoeWeights& w, const float* f, int64_t 
   matmul(pool, s.jobs);
 
   // SwiGLU, then the down projections.
-  K.swiglu(s.gate_out.data(), s.up_out.data(), s.gate_out.data(), routed_rows * n_ff + n_tokens * n_ff_sh);
+  pool.parallel_for(routed_rows * n_ff + n_tokens * n_ff_sh, kElementGrain, [&](int64_t b, int64_t e) {
+    K.swiglu(s.gate_out.data() + b, s.up_out.data() + b, s.gate_out.data() + b, e - b);
+  });
   s.hidden.resize(routed_rows * n_embd);
   s.shared.resize(n_tokens * n_embd);
   s.jobs.clear();

@@ -36,6 +36,23 @@ TEST(ThreadPool, ParallelForCoversTheRangeOnce) {
   }
 }
 
+TEST(ThreadPool, ParallelForThreadsStartsRangesAtGrainMultiplesAndNamesTheThread) {
+  ThreadPool pool(3);
+  const int64_t n = 1000, grain = 64;
+  std::vector<std::atomic<int>> hits(n);
+  std::vector<std::atomic<int>> by_thread(3);
+  pool.parallel_for_threads(n, grain, [&](int ith, int64_t b, int64_t e) {
+    EXPECT_EQ(b % grain, 0);
+    EXPECT_TRUE(e == n || e - b == grain);
+    ASSERT_GE(ith, 0);
+    ASSERT_LT(ith, 3);
+    by_thread[ith].fetch_add(1);
+    for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+  });
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+  EXPECT_EQ(by_thread[0] + by_thread[1] + by_thread[2], (n + grain - 1) / grain);
+}
+
 TEST(ThreadPool, SplitRangeIsBalanced) {
   int64_t b = 0, e = 0, total = 0;
   for (int ith = 0; ith < 3; ++ith) {
