@@ -87,8 +87,8 @@ void Memory::snapshot(int seq) {
   s.conv.resize(rs_.size());
   s.ssm.resize(rs_.size());
   for (size_t i = 0; i < rs_.size(); ++i) {
-    s.conv[i].assign(rs_[i][seq]->conv.begin(), rs_[i][seq]->conv.end());
-    s.ssm[i].assign(rs_[i][seq]->ssm.begin(), rs_[i][seq]->ssm.end());
+    s.conv[i] = rs_[i][seq]->conv;
+    s.ssm[i] = rs_[i][seq]->ssm;
   }
 }
 
@@ -109,8 +109,8 @@ Status Memory::truncate(int seq, int32_t n) {
           "[memory] truncate sequence {} to {}: recurrent layers cannot be rewound without a snapshot at that length",
           seq, n);
     for (size_t i = 0; i < rs_.size(); ++i) {
-      rs_[i][seq]->conv.assign(s.conv[i].begin(), s.conv[i].end());
-      rs_[i][seq]->ssm.assign(s.ssm[i].begin(), s.ssm[i].end());
+      rs_[i][seq]->conv = s.conv[i];
+      rs_[i][seq]->ssm = s.ssm[i];
     }
   }
   for (auto& layer : kv_) layer[seq]->truncate(n);
@@ -147,8 +147,8 @@ Status Memory::save_segment(int seq, int32_t begin, bool with_recurrent, SeqSegm
   s.recurrent = with_recurrent && has_recurrent();
   if (s.recurrent) {
     for (const auto& layer : rs_) {
-      s.conv.emplace_back(layer[seq]->conv.begin(), layer[seq]->conv.end());
-      s.ssm.emplace_back(layer[seq]->ssm.begin(), layer[seq]->ssm.end());
+      s.conv.push_back(layer[seq]->conv);
+      s.ssm.push_back(layer[seq]->ssm);
     }
   }
   return ok_status();
@@ -185,8 +185,8 @@ Status Memory::append_segment(int seq, const SeqSegment& s, bool with_recurrent)
   }
   if (with_recurrent) {
     for (size_t i = 0; i < rs_.size(); ++i) {
-      rs_[i][seq]->conv.assign(s.conv[i].begin(), s.conv[i].end());
-      rs_[i][seq]->ssm.assign(s.ssm[i].begin(), s.ssm[i].end());
+      rs_[i][seq]->conv = s.conv[i];
+      rs_[i][seq]->ssm = s.ssm[i];
     }
   }
   snapshots_[seq] = Snapshot{};

@@ -332,7 +332,7 @@ class Qwen3Next final : public DecoderModel {
   std::vector<DeltaNetWeights> delta_;
   // Work buffers of the DeltaNet mixer.
   LargeVector<float> mixed_, z_, ba_, legacy_, beta_, decay_, conv_out_, qk_, core_;
-  LargeVector<float> conv_next_;     // swapped with a sequence's conv state
+  std::vector<float> conv_next_;     // swapped with a sequence's conv state (same type)
   std::vector<float*> state_after_;  // [rows of checkpointed runs] where the delta rule saves S
   ops::ActRows act_;
 };

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "base/huge_pages.h"
 #include "base/tensor_type.h"
 
 namespace hylo::ops {
@@ -71,8 +70,8 @@ struct RecurrentSeqState {
   uint64_t bytes() const { return (conv.size() + ssm.size()) * sizeof(float); }
 
   int conv_window, conv_dim, n_heads, d_k, d_v;
-  LargeVector<float> conv;  // [conv_window][conv_dim]: the last raw projections, oldest first
-  LargeVector<float> ssm;   // [n_heads][d_k][d_v]: S per value head, rows by key index
+  std::vector<float> conv;  // [conv_window][conv_dim]: the last raw projections, oldest first
+  std::vector<float> ssm;   // [n_heads][d_k][d_v]: S per value head, rows by key index
 };
 
 }  // namespace hylo::ops
