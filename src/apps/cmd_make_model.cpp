@@ -32,9 +32,7 @@ CommandRegistrar reg("make-model", "Write a deterministic random-weight model (r
                        auto o = std::make_shared<Options>();
                        app.add_option("--arch", o->spec.arch, "qwen3next or qwen3moe")->required();
                        app.add_option("--preset", o->spec.preset, "tiny, small or bench")->required();
-                       app.add_option("--type", o->spec.type,
-                                      "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m or q5_k_m")
-                           ->capture_default_str();
+                       app.add_option("--type", o->spec.type, models::weight_format_names())->capture_default_str();
                        app.add_option("--seed", o->spec.seed, "Random seed")->capture_default_str();
                        app.add_option("--layout", o->spec.layout, "qwen3next DeltaNet input: split or legacy")
                            ->capture_default_str();

@@ -31,24 +31,9 @@ bool keep_as_is(const gguf::TensorInfo& t) {
   return false;
 }
 
-uint32_t file_type_of(const std::string& type) {
-  // llama_ftype values (general.file_type).
-  static const std::map<std::string, uint32_t> m = {{"f32", 0},   {"f16", 1},     {"q4_0", 2},  {"q8_0", 7},
-                                                    {"q4_k", 15}, {"q4_k_m", 15}, {"q5_k", 17}, {"q5_k_m", 17},
-                                                    {"q6_k", 18}, {"bf16", 32}};
-  auto it = m.find(type);
-  return it == m.end() ? 0 : it->second;
-}
-
 int run(const Options& o) {
-  static const char* kTypes[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m", "q5_k_m"};
-  bool known = false;
-  for (const char* t : kTypes) known = known || o.type == t;
-  if (!known)
-    return fail(
-        make_error("[quantize] --type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m or "
-                   "q5_k_m",
-                   o.type));
+  if (!models::is_weight_format(o.type))
+    return fail(make_error("[quantize] --type {}: expected {}", o.type, models::weight_format_names()));
   if (o.in == o.out) return fail(make_error("[quantize] the output file must differ from the input {}", o.in));
   auto file = gguf::File::open(o.in);
   if (!file.ok()) return fail(file.error());
@@ -57,7 +42,7 @@ int run(const Options& o) {
 
   gguf::Writer w(f.alignment());
   for (const auto& [key, value] : f.metadata()) w.set(key, value);
-  w.set_u32("general.file_type", file_type_of(o.type));
+  w.set_u32("general.file_type", models::llama_file_type(o.type));
   const bool tied = f.find_tensor("output.weight") == nullptr;
   uint64_t in_bytes = 0;
   for (const gguf::TensorInfo& t : f.tensors()) {
@@ -101,7 +86,7 @@ CommandRegistrar reg("quantize", "Rewrite a GGUF with its weight matrices in ano
   auto o = std::make_shared<Options>();
   app.add_option("input", o->in, "Input GGUF file")->required();
   app.add_option("output", o->out, "Output GGUF file")->required();
-  app.add_option("--type", o->type, "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m or q5_k_m")->required();
+  app.add_option("--type", o->type, models::weight_format_names())->required();
   app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   return [o] { return run(*o); };
 });

@@ -6,10 +6,11 @@
 // elements, S_j the exact integer dot of sub-block j, dsc_j = f32(d_w · scale_j) and d_a the
 // activation's f32 scale, the operations are, in this order:
 //   t = 0;  t = fma(float(S_j), dsc_j, t) for j = 0, 1, ...
-//   q2_K, q4_K, q5_K: t = fnmadd(float(M), dmin_w, t)   with M = Σ_j m_j · Σ_{i in j} q_a[i] (exact)
+//   q4_K, q5_K: t = fnmadd(float(M), dmin_w, t)   with M = Σ_j m_j · Σ_{i in j} q_a[i] (exact)
 //   y = fma(t, d_a, y)
-// (y starts at 0 and carries over super-blocks). This differs from ggml's scalar order only in
-// rounding; see the tolerance derivation in the tests.
+// (y starts at 0 and carries over super-blocks). q2_K applies its scales in integers instead (see
+// FormatQ2_K). This differs from ggml's scalar order only in rounding; see the tolerance
+// derivation in the tests.
 //
 // Signed weight values are biased to u8 for vpdpbusd and the bias is removed exactly by starting
 // S_j at -bias · Σ_{i in j} q_a[i]: q6_K stores q + 32 (bias 32), q3_K q + 4 (bias 4), iq4_xs the
@@ -155,8 +156,7 @@ struct KFormatBase : BlockPacker<Derived> {
 // The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart. G row groups at once
 // (G = 2: prefill, the second group's y at tile.y[c] + 16, each activation broadcast feeding a
 // multiply of both); per lane the same operations whatever G, so the same bits.
-// Where compute_k reads a super-block's codes, scales and mins: the packed blocks, or (q2_K's
-// decode) the image itself, unpacked in registers.
+// Where compute_k reads a super-block's codes, scales and mins: the packed blocks.
 template <int kSub>
 struct PackedK {
   const PackedSuperBlock<kSub>* pb;
@@ -377,11 +377,42 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
 
 // q2_K element 128h + 32s + l: bits 2s, 2s+1 of qs[32h + l]; sub-block j (16 elements) has the
 // 4-bit scale scales[j] & 15 and the 4-bit min scales[j] >> 4; d and dmin close the block.
-struct FormatQ2_K : KFormatBase<FormatQ2_K> {
-  static constexpr int kSubBlocks = 16;
-  static constexpr bool kHasMin = true, kHasStart = false;
+//
+// Its own arithmetic, in every path: per super-block the scales are applied in integers,
+//   A = Σ_j sc_j · S_j,  M = Σ_j m_j · Σ_{i in j} q_a[i]   (exact int32, sub-blocks in pairs
+//   through vpdpwssd: |S_j| <= 16 · 3 · 128 fits int16),
+//   t = float(A) · d_w;  t = fnmadd(float(M), dmin_w, t);  y = fma(t, d_a, y).
+// Two float conversions per super-block instead of one per sub-block: q2_K has the least bytes per
+// multiply of all formats, so decode is bound by these instructions, not by memory.
+struct alignas(64) PackedQ2K {
+  uint8_t codes[64][64];       // codes[k] lane l = elements 4k .. 4k+3 of row l (0..3)
+  int32_t scale_pairs[8][16];  // (sc_2p, sc_2p+1) as two int16
+  int32_t min_pairs[8][16];    // (m_2p, m_2p+1) as two int16
+  float d[16], dmin[16];
+};
+
+// Bytes k and k + 1 of every dword of v as the two 16-bit words of the dword (zero-extended).
+template <int kByte>
+inline __m512i byte_pair_words(__m512i v) {
+  constexpr auto ctrl = [](int i) {
+    return static_cast<int>(0x80008000u | static_cast<uint32_t>(4 * i + kByte) |
+                            static_cast<uint32_t>(4 * i + kByte + 1) << 16);
+  };
+  return _mm512_shuffle_epi8(v, _mm512_set4_epi32(ctrl(3), ctrl(2), ctrl(1), ctrl(0)));
+}
+
+// From two scale bytes as words (byte_pair_words): the two scales, or the two mins, as int16.
+inline __m512i q2_k_scale_pair(__m512i words) { return _mm512_and_si512(words, _mm512_set1_epi16(0x0F)); }
+inline __m512i q2_k_min_pair(__m512i words) { return _mm512_srli_epi16(words, 4); }
+
+struct FormatQ2_K {
+  static constexpr int kLanes = 16;
+  static constexpr int kBlockElems = kQKK;
+  static constexpr int kActRecordBytes = sizeof(ActRecordK);
+  static constexpr int kChunkBlocks = 4;
+  static constexpr int kMaxCols = 8;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ2_K);
-  static constexpr int kPackedBlockBytes = sizeof(PackedSuperBlock<16>);
+  static constexpr int kPackedBlockBytes = sizeof(PackedQ2K);
   static constexpr ImageLayout kLayout = image_layout(TensorType::kQ2_K, 16);
   static_assert(kLayout.block_bytes == sizeof(BlockQ2_K) && kLayout.tail_bytes == 4);  // d, dmin last
 
@@ -398,7 +429,7 @@ struct FormatQ2_K : KFormatBase<FormatQ2_K> {
 
   template <typename R>
   static void pack_block(const R& r, uint8_t* packed) {
-    auto* out = reinterpret_cast<PackedSuperBlock<16>*>(packed);
+    auto* out = reinterpret_cast<PackedQ2K*>(packed);
     __m512i qs[16], sc[4];
     r.template dwords<8>(offsetof(BlockQ2_K, qs), qs);
     r.template dwords<8>(offsetof(BlockQ2_K, qs) + 32, qs + 8);
@@ -411,62 +442,169 @@ struct FormatQ2_K : KFormatBase<FormatQ2_K> {
     pack_quarter<1, 2>(qs, out->codes);
     pack_quarter<1, 3>(qs, out->codes);
     r.template dwords<4>(offsetof(BlockQ2_K, scales), sc);
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, d))));
+    for (int q = 0; q < 4; ++q) {  // pairs 2q and 2q + 1 from scale bytes 4q .. 4q + 3
+      const __m512i even = byte_pair_words<0>(sc[q]), odd = byte_pair_words<2>(sc[q]);
+      _mm512_store_si512(out->scale_pairs[2 * q], q2_k_scale_pair(even));
+      _mm512_store_si512(out->min_pairs[2 * q], q2_k_min_pair(even));
+      _mm512_store_si512(out->scale_pairs[2 * q + 1], q2_k_scale_pair(odd));
+      _mm512_store_si512(out->min_pairs[2 * q + 1], q2_k_min_pair(odd));
+    }
+    _mm512_store_ps(out->d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, d)))));
     _mm512_store_ps(out->dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, dmin)))));
-    const __m512i low4 = _mm512_set1_epi32(0x0F);
-    for (int j = 0; j < 16; ++j) {
-      const __m512i s = _mm512_and_si512(byte_of(sc[j / 4], j % 4), low4);
-      _mm512_store_ps(out->dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(s)));
-    }
-    for (int p = 0; p < 8; ++p) {  // (m_2p, m_2p+1) as two int16
-      const __m512i x = sc[p / 2];
-      const int k = 2 * (p % 2);
-      const __m512i lo = _mm512_srli_epi32(byte_of(x, k), 4), hi = _mm512_srli_epi32(byte_of(x, k + 1), 4);
-      _mm512_store_si512(out->min_pairs[p], _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-    }
+  }
+  static void pack(const uint8_t* w, const int32_t* offsets, int n_blocks, int64_t n_left, uint8_t* packed) {
+    BlockPacker<FormatQ2_K>::pack(w, offsets, n_blocks, n_left, packed);
+  }
+  static void pack_image(const uint8_t* group, int64_t n_blocks, int64_t b0, int nb, uint8_t* packed) {
+    BlockPacker<FormatQ2_K>::pack_image(group, n_blocks, b0, nb, packed);
   }
 
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ2_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
-  }
+  // The packed blocks: codes 0..3.
+  struct PackedSource {
+    const PackedQ2K* pb;
+    static constexpr bool kScaledCodes = false;
+    __m512i codes(int b, int k) const { return _mm512_load_si512(pb[b].codes[k]); }
+    __m512i scale_pair(int b, int p) const { return _mm512_load_si512(pb[b].scale_pairs[p]); }
+    __m512i min_pair(int b, int p) const { return _mm512_load_si512(pb[b].min_pairs[p]); }
+    __m512 d(int b) const { return _mm512_load_ps(pb[b].d); }
+    __m512 dmin(int b) const { return _mm512_load_ps(pb[b].dmin); }
+    void prefetch(int) const {}
+  };
 
-  // Decode straight from the image: pack_block's values, unpacked in registers as compute_k asks
-  // for them (the same integer codes and the same f32 products, so the same bits), with no
-  // stores of the 4 KiB unpacked block.
+  // Decode straight from the image, unpacked in registers. The codes of sub-blocks 8h + 2s and
+  // 8h + 2s + 1 are masked in place, code · 4^s (at most 192, still u8), so their S_j come out
+  // 4^s times too large and are shifted back before the pairs are formed: the same exact integers.
   struct ImageSource {
     GroupImage<kLayout> image;
-    static __m512i srl(__m512i v, int bits) { return _mm512_srl_epi32(v, _mm_cvtsi32_si128(bits)); }
-    __m512i codes(int b, int k) const {  // pack_quarter<k / 32, k / 8 % 4>, vector k % 8
+    static constexpr bool kScaledCodes = true;
+    __m512i codes(int b, int k) const {
       const __m512i q = image.block(b).dword(offsetof(BlockQ2_K, qs) + 32 * (k / 32) + 4 * (k % 8));
-      return _mm512_and_si512(srl(q, 2 * (k / 8 % 4)), _mm512_set1_epi8(0x03));
+      return _mm512_and_si512(q, _mm512_set1_epi8(static_cast<char>(3 << (2 * (k / 8 % 4)))));
     }
-    __m512 dsc(int b, int j) const {
-      const BlockImage<kLayout> r = image.block(b);
-      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ2_K, d))));
-      const __m512i sc = r.dword(offsetof(BlockQ2_K, scales) + 4 * (j / 4));
-      return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(srl(sc, 8 * (j % 4)), _mm512_set1_epi32(0x0F))));
-    }
-    __m512i min_pair(int b, int p) const {
+    __m512i pair_words(int b, int p) const {
       const __m512i x = image.block(b).dword(offsetof(BlockQ2_K, scales) + 4 * (p / 2));
-      const int k = 2 * (p % 2);
-      const __m512i lo = srl(_mm512_and_si512(srl(x, 8 * k), _mm512_set1_epi32(0xFF)), 4);
-      const __m512i hi = srl(_mm512_and_si512(srl(x, 8 * (k + 1)), _mm512_set1_epi32(0xFF)), 4);
-      return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+      return p % 2 == 0 ? byte_pair_words<0>(x) : byte_pair_words<2>(x);
+    }
+    __m512i scale_pair(int b, int p) const { return q2_k_scale_pair(pair_words(b, p)); }
+    __m512i min_pair(int b, int p) const { return q2_k_min_pair(pair_words(b, p)); }
+    __m512 d(int b) const {
+      return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).half(offsetof(BlockQ2_K, d))));
     }
     __m512 dmin(int b) const {
       return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).half(offsetof(BlockQ2_K, dmin))));
     }
     void prefetch(int b) const { image.prefetch(b); }
   };
+
+  // G row groups at once (prefill: G = 2, the second group's y at tile.y[c] + 16); per lane the
+  // same operations whatever G and C, so the same bits.
+  template <int C, int G, typename Source>
+  static void compute_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const Source (&src)[G],
+                           int n_blocks) {
+    // vpdpbusd has a 5-cycle latency: with one column, two chains per sub-block. The min terms
+    // (exact integers: their order changes no bits) join the loop only where registers allow.
+    constexpr int kSplit = C * G >= 2 ? 1 : 2;
+    constexpr bool kMinsInLoop = G == 1;
+    __mmask16 mask[G];
+    __m512 y[G][C];
+    for (int r = 0; r < G; ++r) {
+      mask[r] = static_cast<__mmask16>(lane_masks[r]);
+      for (int c = 0; c < C; ++c) y[r][c] = load_or_zero(tile.y[c] + 16 * r, mask[r], tile.first_chunk);
+    }
+    for (int b = 0; b < n_blocks; ++b) {
+      for (int r = 0; r < G; ++r) src[r].prefetch(b);
+      const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+      __m512i acc[G][C], mins[G][C];
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) acc[r][c] = mins[r][c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {  // sub-blocks 2p and 2p + 1
+        __m512i s[2][kSplit][G][C];
+        for (int h = 0; h < 2; ++h)
+          for (int k = 0; k < kSplit; ++k)
+            for (int r = 0; r < G; ++r)
+              for (int c = 0; c < C; ++c) s[h][k][r][c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {  // dword groups of both sub-blocks; columns innermost
+          const int j = 2 * p + g / 4;
+          __m512i w[G];
+          for (int r = 0; r < G; ++r) w[r] = src[r].codes(b, 4 * j + g % 4);
+#pragma GCC unroll 16
+          for (int c = 0; c < C; ++c) {
+            const __m512i x = bcast_i32(rec[c].qs + 16 * j + 4 * (g % 4));
+            for (int r = 0; r < G; ++r)
+              s[g / 4][g % kSplit][r][c] = _mm512_dpbusd_epi32(s[g / 4][g % kSplit][r][c], w[r], x);
+          }
+        }
+        for (int r = 0; r < G; ++r) {
+          const __m512i scale_pair = src[r].scale_pair(b, p);
+          for (int c = 0; c < C; ++c) {
+            __m512i lo = s[0][0][r][c], hi = s[1][0][r][c];
+            if constexpr (kSplit == 2) {
+              lo = _mm512_add_epi32(lo, s[0][1][r][c]);
+              hi = _mm512_add_epi32(hi, s[1][1][r][c]);
+            }
+            // (S_2p, S_2p+1) as two int16: S_2p in the low word, S_2p+1 · 2^16 in the high one.
+            if constexpr (Source::kScaledCodes) {
+              const int shift = 2 * (p % 4);
+              lo = _mm512_sra_epi32(lo, _mm_cvtsi32_si128(shift));
+              hi = _mm512_sll_epi32(hi, _mm_cvtsi32_si128(16 - shift));
+            } else {
+              hi = _mm512_slli_epi32(hi, 16);
+            }
+            acc[r][c] = _mm512_dpwssd_epi32(acc[r][c], _mm512_mask_blend_epi16(0xAAAAAAAA, lo, hi), scale_pair);
+          }
+          if constexpr (kMinsInLoop) {
+            const __m512i min_pair = src[r].min_pair(b, p);
+            for (int c = 0; c < C; ++c)
+              mins[r][c] = _mm512_dpwssd_epi32(mins[r][c], min_pair, _mm512_set1_epi32(rec[c].side[p]));
+          }
+        }
+      }
+      if constexpr (!kMinsInLoop) {  // after the codes: fewer registers live in the loop above
+        for (int r = 0; r < G; ++r)
+          for (int p = 0; p < 8; ++p) {
+            const __m512i min_pair = src[r].min_pair(b, p);
+            for (int c = 0; c < C; ++c)
+              mins[r][c] = _mm512_dpwssd_epi32(mins[r][c], min_pair, _mm512_set1_epi32(rec[c].side[p]));
+          }
+      }
+      for (int r = 0; r < G; ++r) {
+        const __m512 d = src[r].d(b), dmin = src[r].dmin(b);
+        for (int c = 0; c < C; ++c) {
+          __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][c]), d);
+          t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins[r][c]), dmin, t);
+          y[r][c] = _mm512_fmadd_ps(t, _mm512_set1_ps(rec[c].d), y[r][c]);
+        }
+      }
+    }
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask[r], y[r][c]);
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    const PackedSource src[1] = {{reinterpret_cast<const PackedQ2K*>(packed)}};
+    compute_from<C, 1>(tile, {tile.lane_mask}, src, n_blocks);
+  }
+  // Prefill: two row groups per pass; 2 · 2 · C accumulators plus the sub-block sums fit at C = 4.
+  static constexpr int kPairCols = 4;
+  template <int C>
+  static void compute_pair(const ColumnTile<C>& tile, uint32_t lane_mask_b, const uint8_t* packed_a,
+                           const uint8_t* packed_b, int n_blocks) {
+    const PackedSource src[2] = {{reinterpret_cast<const PackedQ2K*>(packed_a)},
+                                 {reinterpret_cast<const PackedQ2K*>(packed_b)}};
+    compute_from<C, 2>(tile, {tile.lane_mask, lane_mask_b}, src, n_blocks);
+  }
+
   static constexpr bool kFusedImage = true;
-  static constexpr int image_groups(int) { return 1; }  // two groups at once measured slower
+  static constexpr int image_groups(int) { return 1; }
   template <int C, int G>
   static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
                             const uint8_t* const (&groups)[G], int64_t n_blocks) {
     ImageSource src[G];
     for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_k_from<FormatQ2_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
+    compute_from<C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 };
 

@@ -19,6 +19,8 @@ void quantize_row_f32(const float* x, void* dst, int64_t n);
 
 // Writer quantizers (quant_writer.cpp).
 void quantize_row_q4_0_ref(const float* x, void* dst, int64_t n);
+void quantize_row_q2_k_ref(const float* x, void* dst, int64_t n);
+void quantize_row_q3_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q4_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q5_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q6_k_ref(const float* x, void* dst, int64_t n);

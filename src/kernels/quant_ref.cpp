@@ -321,6 +321,8 @@ bool can_quantize(TensorType type) {
     case TensorType::kQ8_1:
     case TensorType::kQ8_K:
     case TensorType::kQ4_0:
+    case TensorType::kQ2_K:
+    case TensorType::kQ3_K:
     case TensorType::kQ4_K:
     case TensorType::kQ5_K:
     case TensorType::kQ6_K:
@@ -354,6 +356,10 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       return quantize_row_q8_k(src, dst, n);
     case TensorType::kQ4_0:
       return quantize_row_q4_0_ref(src, dst, n);
+    case TensorType::kQ2_K:
+      return quantize_row_q2_k_ref(src, dst, n);
+    case TensorType::kQ3_K:
+      return quantize_row_q3_k_ref(src, dst, n);
     case TensorType::kQ4_K:
       return quantize_row_q4_k_ref(src, dst, n);
     case TensorType::kQ5_K:

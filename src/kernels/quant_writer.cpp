@@ -1,7 +1,7 @@
-// Weight quantizers for writing files (hylo make-model): q4_0 and the K-quants q4_K, q5_K, q6_K
-// with the semantics of ggml's reference quantizers (no importance matrix). Not used at inference.
-// Compiled with -ffp-contract=off: the search below compares rounded float errors, so the exact
-// operation order decides which scale wins, and ggml-base (the reference) has no FMA.
+// Weight quantizers for writing files (hylo make-model, hylo quantize): q4_0 and the K-quants
+// q2_K, q3_K, q4_K, q5_K, q6_K with the semantics of ggml's reference quantizers (no importance matrix). Not used at
+// inference. Compiled with -ffp-contract=off: the search below compares rounded float errors, so the exact operation
+// order decides which scale wins, and ggml-base (the reference) has no FMA.
 #include <cmath>
 #include <cstring>
 
@@ -30,9 +30,11 @@ int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 // Start from the plain min/max grid, then try `nstep + 1` stretched grids
 // iscale = (nmax + rmin + rdelta * is) / (max - min); for each, solve the weighted least-squares
 // problem for (scale, min) with the codes fixed and keep it if its error is lower. This is the
-// search of ggml's make_qkx2_quants (squared error). Returns scale; *neg_min receives -min.
+// search of ggml's make_qkx2_quants; the error is squared, or absolute with `absolute_error` (q2_K).
+// Returns scale; *neg_min receives -min.
 float fit_scale_and_min(int n, int nmax, const float* x, const float* w, uint8_t* codes, float* neg_min, float rmin,
-                        float rdelta, int nstep) {
+                        float rdelta, int nstep, bool absolute_error = false) {
+  auto error_of = [absolute_error](float diff) { return absolute_error ? std::fabs(diff) : diff * diff; };
   float min = x[0], max = x[0];
   float sum_w = w[0];
   float sum_x = sum_w * x[0];
@@ -54,7 +56,7 @@ float fit_scale_and_min(int n, int nmax, const float* x, const float* w, uint8_t
   for (int i = 0; i < n; ++i) {
     codes[i] = static_cast<uint8_t>(clamp_int(nearest_int(iscale * (x[i] - min)), 0, nmax));
     const float diff = scale * static_cast<float>(codes[i]) + min - x[i];
-    best_error += w[i] * (diff * diff);
+    best_error += w[i] * error_of(diff);
   }
   uint8_t trial[32];
   HYLO_CHECK(n <= 32);
@@ -80,7 +82,7 @@ float fit_scale_and_min(int n, int nmax, const float* x, const float* w, uint8_t
     float error = 0;
     for (int i = 0; i < n; ++i) {
       const float diff = trial_scale * static_cast<float>(trial[i]) + trial_min - x[i];
-      error += w[i] * (diff * diff);
+      error += w[i] * error_of(diff);
     }
     if (error < best_error) {
       std::memcpy(codes, trial, static_cast<size_t>(n));
@@ -138,6 +140,67 @@ float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* codes) {
     }
   }
   return scale;
+}
+
+// Symmetric fit x ≈ scale * (L - nmax), L - nmax in -nmax..nmax-1, weights x² (ggml's
+// make_q3_quants with rmse): the grid through the largest-magnitude value, then up to five sweeps
+// that move single codes to their least-squares value while that raises (Σ w x l)² / Σ w l².
+// Returns the least-squares scale Σ w x l / Σ w l².
+float fit_symmetric_scale_sweeps(int n, int nmax, const float* x, int8_t* codes) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::memset(codes, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  const float iscale = static_cast<float>(-nmax) / max;
+  float sum_lx = 0, sum_l2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+    codes[i] = static_cast<int8_t>(l);
+    const float w = x[i] * x[i];
+    sum_lx += w * x[i] * static_cast<float>(l);
+    sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      const float l = static_cast<float>(codes[i]);
+      float lx = sum_lx - w * x[i] * l;
+      if (!(lx > 0)) continue;
+      float l2 = sum_l2 - w * l * l;
+      const int new_l = clamp_int(nearest_int(x[i] * l2 / lx), -nmax, nmax - 1);
+      if (new_l == codes[i]) continue;
+      lx += w * x[i] * static_cast<float>(new_l);
+      l2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
+      if (l2 > 0 && lx * lx * sum_l2 > sum_lx * sum_lx * l2) {
+        codes[i] = static_cast<int8_t>(new_l);
+        sum_lx = lx;
+        sum_l2 = l2;
+        ++changed;
+      }
+    }
+    if (changed == 0) break;
+  }
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<int8_t>(codes[i] + nmax);
+  return sum_lx / sum_l2;
+}
+
+// The 2-bit codes of q2_K / q3_K: element 128h + 32s + l at bits 2s, 2s + 1 of qs[32h + l].
+void pack_2bit_codes(const uint8_t* codes, uint8_t* qs) {
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* q = codes + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      qs[32 * h + l] = static_cast<uint8_t>(q[l] | q[l + 32] << 2 | q[l + 64] << 4 | q[l + 96] << 6);
+    }
+  }
 }
 
 // Packs eight 6-bit (scale, min) pairs into the 12 bytes of q4_K / q5_K (inverse of
@@ -221,6 +284,98 @@ void quantize_row_q4_0_ref(const float* x, void* dst, int64_t n) {
       const int q1 = static_cast<int8_t>(x[j + 16] * id + 8.5f);
       y[i].qs[j] = static_cast<uint8_t>((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
     }
+  }
+}
+
+// Per 16-element sub-block an affine fit with weights |x| and absolute error, then 4-bit scales
+// and mins relative to the largest of each, then the codes re-derived from the quantized ones.
+void quantize_row_q2_k_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQKK == 0);
+  BlockQ2_K* y = static_cast<BlockQ2_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    uint8_t codes[kQKK];
+    float scales[16], mins[16];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 16; ++j) {
+      float weights[16];
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = fit_scale_and_min(16, 3, x + 16 * j, weights, codes + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    std::memset(y[i].scales, 0, sizeof(y[i].scales));
+    y[i].d = fp32_to_fp16(0.0f);
+    y[i].dmin = fp32_to_fp16(0.0f);
+    if (max_scale > 0) {
+      const float iscale = 15.0f / max_scale;
+      for (int j = 0; j < 16; ++j) y[i].scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
+      y[i].d = fp32_to_fp16(max_scale / 15.0f);
+    }
+    if (max_min > 0) {
+      const float iscale = 15.0f / max_min;
+      for (int j = 0; j < 16; ++j) y[i].scales[j] |= static_cast<uint8_t>(nearest_int(iscale * mins[j]) << 4);
+      y[i].dmin = fp32_to_fp16(max_min / 15.0f);
+    }
+    const float d = fp16_to_fp32(y[i].d), dmin = fp16_to_fp32(y[i].dmin);
+    for (int j = 0; j < 16; ++j) {
+      const float dl = d * static_cast<float>(y[i].scales[j] & 0x0F);
+      if (dl == 0) continue;  // keep the codes of the fit
+      const float ml = dmin * static_cast<float>(y[i].scales[j] >> 4);
+      for (int l = 0; l < 16; ++l) {
+        codes[16 * j + l] = static_cast<uint8_t>(clamp_int(nearest_int((x[16 * j + l] + ml) / dl), 0, 3));
+      }
+    }
+    pack_2bit_codes(codes, y[i].qs);
+  }
+}
+
+// Per 16-element sub-block a symmetric fit with sweeps, then signed 6-bit scales relative to the
+// largest magnitude, then the codes (-4..3, stored + 4) re-derived from the quantized scales.
+void quantize_row_q3_k_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQKK == 0);
+  BlockQ3_K* y = static_cast<BlockQ3_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    int8_t codes[kQKK];  // 0..7 (value + 4)
+    float scales[16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int j = 0; j < 16; ++j) {
+      scales[j] = fit_symmetric_scale_sweeps(16, 4, x + 16 * j, codes + 16 * j);
+      if (std::fabs(scales[j]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[j]);
+        max_scale = scales[j];
+      }
+    }
+    // Scale j (stored + 32, 6 bits): low nibble in scales[j % 8] (high nibble for j >= 8), the two
+    // high bits at bits 2 (j / 4) of scales[8 + j % 4].
+    std::memset(y[i].scales, 0, sizeof(y[i].scales));
+    y[i].d = fp32_to_fp16(0.0f);
+    if (max_scale != 0) {
+      const float iscale = -32.0f / max_scale;
+      for (int j = 0; j < 16; ++j) {
+        const int l = clamp_int(static_cast<int8_t>(nearest_int(iscale * scales[j])), -32, 31) + 32;
+        y[i].scales[j % 8] |= static_cast<uint8_t>((l & 0x0F) << (j < 8 ? 0 : 4));
+        y[i].scales[8 + j % 4] |= static_cast<uint8_t>((l >> 4) << (2 * (j / 4)));
+      }
+      y[i].d = fp32_to_fp16(1 / iscale);
+    }
+    const float d = fp16_to_fp32(y[i].d);
+    for (int j = 0; j < 16; ++j) {
+      const int low = (j < 8 ? y[i].scales[j] : y[i].scales[j - 8] >> 4) & 0x0F;
+      const int sc = (low | ((y[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+      const float dl = d * static_cast<float>(sc);
+      if (dl == 0) continue;  // keep the codes of the fit
+      for (int l = 0; l < 16; ++l) {
+        codes[16 * j + l] = static_cast<int8_t>(clamp_int(nearest_int(x[16 * j + l] / dl), -4, 3) + 4);
+      }
+    }
+    // The high bit of element e at bit e / 32 of hmask[e % 32]; the low two bits as q2_K.
+    uint8_t low_bits[kQKK];
+    std::memset(y[i].hmask, 0, sizeof(y[i].hmask));
+    for (int e = 0; e < kQKK; ++e) {
+      if (codes[e] > 3) y[i].hmask[e % 32] |= static_cast<uint8_t>(1u << (e / 32));
+      low_bits[e] = static_cast<uint8_t>(codes[e] & 3);
+    }
+    pack_2bit_codes(low_bits, y[i].qs);
   }
 }
 

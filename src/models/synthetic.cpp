@@ -83,23 +83,39 @@ struct TensorDef {
 
 bool is_k_family(const std::string& t) { return t.size() >= 4 && t[0] == 'q' && t[2] == '_' && t[3] == 'k'; }
 
-TensorType parse_weight_type(const std::string& t) {
-  static const std::map<std::string, TensorType> m = {
-      {"f32", TensorType::kF32},   {"f16", TensorType::kF16},   {"bf16", TensorType::kBF16},
-      {"q8_0", TensorType::kQ8_0}, {"q4_0", TensorType::kQ4_0}, {"q4_k", TensorType::kQ4_K},
-      {"q5_k", TensorType::kQ5_K}, {"q6_k", TensorType::kQ6_K}, {"q4_k_m", TensorType::kQ4_K},
-      {"q5_k_m", TensorType::kQ5_K}};
-  return m.at(t);
+// The weight formats: name, storage type of the plain matrices, llama_ftype (general.file_type).
+struct WeightFormat {
+  const char* name;
+  TensorType type;
+  uint32_t file_type;
+};
+constexpr WeightFormat kWeightFormats[] = {
+    {"f32", TensorType::kF32, 0},     {"f16", TensorType::kF16, 1},      {"bf16", TensorType::kBF16, 32},
+    {"q8_0", TensorType::kQ8_0, 7},   {"q4_0", TensorType::kQ4_0, 2},    {"q2_k", TensorType::kQ2_K, 10},
+    {"q3_k", TensorType::kQ3_K, 11},  {"q4_k", TensorType::kQ4_K, 14},   {"q5_k", TensorType::kQ5_K, 16},
+    {"q6_k", TensorType::kQ6_K, 18},  {"q3_k_m", TensorType::kQ3_K, 12}, {"q4_k_m", TensorType::kQ4_K, 15},
+    {"q5_k_m", TensorType::kQ5_K, 17}};
+
+const WeightFormat* find_weight_format(const std::string& t) {
+  for (const WeightFormat& f : kWeightFormats)
+    if (t == f.name) return &f;
+  return nullptr;
 }
 
-// The type of one weight matrix: the mixes keep the most sensitive matrices in q6_K (as
-// llama.cpp's _M mixes do), and rows that do not fill a block fall back to q8_0 / f16.
+TensorType parse_weight_type(const std::string& t) { return find_weight_format(t)->type; }
+
+// The type of one weight matrix: the mixes keep the most sensitive matrices in more bits (as
+// llama.cpp's _M mixes do: q6_K for q4_k_m and q5_k_m; q4_K for q3_k_m, whose LM head is q6_K), and
+// rows that do not fill a block fall back to q8_0 / f16.
 TensorType weight_type(const SyntheticSpec& spec, const std::string& name, int64_t ne0) {
   TensorType t = parse_weight_type(spec.type);
-  const bool mix = spec.type == "q4_k_m" || spec.type == "q5_k_m";
-  if (mix && (name.find("ffn_down") != std::string::npos || name.find("attn_v.") != std::string::npos ||
-              name.find("ssm_out") != std::string::npos || name == "output.weight"))
+  const bool mix = spec.type.ends_with("_k_m");
+  const bool sensitive = name.find("ffn_down") != std::string::npos || name.find("attn_v.") != std::string::npos ||
+                         name.find("ssm_out") != std::string::npos;
+  if (mix && name == "output.weight")
     t = TensorType::kQ6_K;
+  else if (mix && sensitive)
+    t = spec.type == "q3_k_m" ? TensorType::kQ4_K : TensorType::kQ6_K;
   const TensorTypeInfo& info = tensor_type_info(t);
   if (ne0 % info.block_elems != 0) t = ne0 % 32 == 0 ? TensorType::kQ8_0 : TensorType::kF16;
   return t;
@@ -135,18 +151,30 @@ class Builder {
 
 }  // namespace
 
+std::string weight_format_names() {
+  std::string out;
+  const size_t n = std::size(kWeightFormats);
+  for (size_t i = 0; i < n; ++i)
+    out += fmt::format("{}{}", i == 0 ? "" : (i + 1 == n ? " or " : ", "), kWeightFormats[i].name);
+  return out;
+}
+
+bool is_weight_format(const std::string& type) { return find_weight_format(type) != nullptr; }
+
+uint32_t llama_file_type(const std::string& type) {
+  const WeightFormat* f = find_weight_format(type);
+  return f == nullptr ? 0 : f->file_type;
+}
+
 Status validate(const SyntheticSpec& s) {
   if (s.arch != "qwen3next" && s.arch != "qwen3moe")
     return make_error("[make-model] --arch {}: expected qwen3next or qwen3moe", s.arch);
   if (!presets(s.arch).count(s.preset))
     return make_error("[make-model] --preset {}: expected tiny, small or bench", s.preset);
-  static const char* kTypes[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m", "q5_k_m"};
-  bool known = false;
-  for (const char* t : kTypes) known = known || s.type == t;
-  if (!known)
-    return make_error("[make-model] --type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m or q5_k_m",
-                      s.type);
-  for (TensorType t : {parse_weight_type(s.type), is_k_family(s.type) ? TensorType::kQ6_K : TensorType::kF32})
+  if (find_weight_format(s.type) == nullptr)
+    return make_error("[make-model] --type {}: expected {}", s.type, weight_format_names());
+  for (TensorType t : {parse_weight_type(s.type), is_k_family(s.type) ? TensorType::kQ6_K : TensorType::kF32,
+                       is_k_family(s.type) ? TensorType::kQ4_K : TensorType::kF32})
     if (!kernels::can_quantize(t))
       return make_error("[make-model] --type {}: this build cannot write {} tensors", s.type, tensor_type_name(t));
   if (s.layout != "split" && s.layout != "legacy")
@@ -181,11 +209,7 @@ Result<uint64_t> write_synthetic_model(const SyntheticSpec& spec, const std::str
   w.set_string("general.description",
                "Random weights written by hylo make-model: real tensor layout, meaningless output.");
   w.set_bool("hylo.random_weights", true);
-  static const std::map<std::string, uint32_t> kFileType = {{"f32", 0},  {"f16", 1},  {"q8_0", 7},
-                                                            {"q4_0", 2}, {"q4_k", 15}, {"q4_k_m", 15},
-                                                            {"q5_k", 17}, {"q5_k_m", 17}, {"q6_k", 18},
-                                                            {"bf16", 32}};
-  w.set_u32("general.file_type", kFileType.at(spec.type));
+  w.set_u32("general.file_type", llama_file_type(spec.type));
   w.set_u32("general.quantization_version", 2);
   w.set_u32(a + "vocab_size", kVocab);
   w.set_u32(a + "block_count", static_cast<uint32_t>(L + (mtp ? 1 : 0)));

@@ -122,6 +122,29 @@ TEST(MakeModel, EveryArchitectureAndTypeRuns) {
     }
 }
 
+// The mixes keep the sensitive matrices in more bits, as llama.cpp's _M files do, and
+// general.file_type names the llama.cpp file type.
+TEST(MakeModel, WeightFormatsAndMixes) {
+  auto type = [](const char* format, const char* name) { return *models::matrix_type(format, name, 2048); };
+  EXPECT_EQ(type("q3_k_m", "blk.0.ffn_up_exps.weight"), TensorType::kQ3_K);
+  EXPECT_EQ(type("q3_k_m", "blk.0.ffn_down_exps.weight"), TensorType::kQ4_K);
+  EXPECT_EQ(type("q3_k_m", "blk.0.ssm_out.weight"), TensorType::kQ4_K);
+  EXPECT_EQ(type("q3_k_m", "output.weight"), TensorType::kQ6_K);
+  EXPECT_EQ(type("q4_k_m", "blk.0.ffn_down_exps.weight"), TensorType::kQ6_K);
+  EXPECT_EQ(type("q2_k", "blk.0.ffn_down_exps.weight"), TensorType::kQ2_K);
+  EXPECT_EQ(type("q2_k", "output.weight"), TensorType::kQ2_K);
+  // Rows that do not fill a block: q8_0, or f16 where not even that.
+  EXPECT_EQ(*models::matrix_type("q2_k", "blk.0.attn_q.weight", 96), TensorType::kQ8_0);
+  EXPECT_EQ(*models::matrix_type("q2_k", "blk.0.attn_q.weight", 100), TensorType::kF16);
+  EXPECT_EQ(models::llama_file_type("q2_k"), 10u);
+  EXPECT_EQ(models::llama_file_type("q3_k_m"), 12u);
+  EXPECT_EQ(models::llama_file_type("q4_k_m"), 15u);
+  const std::string names = models::weight_format_names();
+  EXPECT_EQ(names.substr(0, 5), "f32, ");
+  EXPECT_NE(names.find(", q3_k_m, "), std::string::npos);
+  EXPECT_EQ(names.substr(names.size() - 10), " or q5_k_m");
+}
+
 TEST(MakeModel, BadSpecsAreRefusedByName) {
   models::SyntheticSpec spec;
   spec.arch = "llama";
@@ -130,8 +153,8 @@ TEST(MakeModel, BadSpecsAreRefusedByName) {
   spec.preset = "huge";
   EXPECT_NE(models::validate(spec).message().find("--preset huge"), std::string::npos);
   spec = {};
-  spec.type = "q3_k";
-  EXPECT_NE(models::validate(spec).message().find("--type q3_k"), std::string::npos);
+  spec.type = "q7_k";
+  EXPECT_NE(models::validate(spec).message().find("--type q7_k"), std::string::npos);
   spec = {};
   spec.arch = "qwen3moe";
   spec.layout = "legacy";
