@@ -1,10 +1,11 @@
-// AVX2 matmul for the 256-element super-block formats against q8_K activations: q4_K, q5_K, q6_K,
-// iq4_xs. Row-lane kernels with 8 weight rows per ymm; the 4-element dots are vpmaddubsw pairs
+// AVX2 matmul for the 256-element super-block formats against q8_K activations: q2_K, q3_K, q4_K,
+// q5_K, q6_K, iq4_xs. Row-lane kernels with 8 weight rows per ymm; the 4-element dots are vpmaddubsw pairs
 // summed in s16 as far as the code range allows, then widened to s32 with vpmaddwd.
 //
 // Per output the arithmetic is exactly the AVX-512 family's (see avx512_kquants.cpp): exact integer
 // sub-block sums S_j, then t = fma(float(S_j), dsc_j, t) over the sub-blocks, the q4_K/q5_K min
-// term t = fnmadd(float(M), dmin, t), and y = fma(t, d_a, y). Both families return the same bits.
+// term t = fnmadd(float(M), dmin, t), and y = fma(t, d_a, y); q2_K and q3_K apply their scales in
+// integers (FormatQ2_K there). Both families return the same bits.
 //
 // How far s16 sums reach (vpmaddubsw pairs are 2 u8·s8 products, |q_a| <= 127):
 //   q4_K codes <= 15: 8 groups (32 products, <= 30480); q5_K <= 31: 4 groups (<= 31496);
@@ -26,11 +27,12 @@ struct ActRecordK {
   int8_t qs[kQKK];
   float d;
   // q4_K/q5_K: 4 int16 pairs (B_2p, B_2p+1), B_j = Σ of sub-block j's 32 codes;
-  // q6_K: 16 start values -32 · Σ of each 16 codes; iq4_xs: none.
+  // q2_K/q3_K: 8 int16 pairs of the 16-code sums; q6_K: 16 start values -32 · Σ of each 16 codes;
+  // iq4_xs: none.
   int32_t side[16];
 };
 
-enum class Side { kNone, kMinPairs, kStart16 };
+enum class Side { kNone, kMinPairs, kMinPairs16, kStart16 };
 
 template <Side kSide>
 void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block_stride) {
@@ -44,7 +46,11 @@ void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block
       sum16[k] = 0;
       for (int i = 0; i < 16; ++i) sum16[k] += a[b].qs[16 * k + i];
     }
-    if constexpr (kSide == Side::kMinPairs) {
+    if constexpr (kSide == Side::kMinPairs16) {
+      for (int p = 0; p < 8; ++p)
+        rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(sum16[2 * p] & 0xFFFF) |
+                                            static_cast<uint32_t>(sum16[2 * p + 1]) << 16);
+    } else if constexpr (kSide == Side::kMinPairs) {
       for (int p = 0; p < 4; ++p) {
         const int32_t lo = sum16[4 * p] + sum16[4 * p + 1], hi = sum16[4 * p + 2] + sum16[4 * p + 3];
         rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(lo & 0xFFFF) | static_cast<uint32_t>(hi) << 16);
@@ -315,6 +321,191 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
   }
 };
 
+// q2_K and q3_K: the AVX-512 family's integer-scale arithmetic (avx512_kquants.cpp), A and M
+// exact int32. Here each sub-block's dot is summed in s16 (codes <= 7, 16 products: <= 7168) and
+// multiplied by its scale with vpmaddwd, the scale in both words of the row's dword; q3_K's codes
+// are value + 4, so A = Σ_j sc_j · (S_j + 4 B_j) - 4 · Σ_j sc_j · B_j, the second sum from the
+// scale pairs and the records' pairs of 16-code sums.
+struct alignas(32) PackedPairScales {
+  uint8_t codes[64][32];       // codes[k] lane l = elements 4k .. 4k+3 of row l
+  int32_t scale_words[16][8];  // sc_j in both 16-bit words
+  int32_t pairs[8][8];         // q2_K: mins (m_2p, m_2p+1); q3_K: scales (sc_2p, sc_2p+1); int16
+  float d[8], dmin[8];
+};
+
+// Bytes k and k + 1 of every dword of v as the two 16-bit words of the dword (zero-extended).
+template <int kByte>
+inline __m256i byte_pair_words(__m256i v) {
+  constexpr auto ctrl = [](int i) {
+    return static_cast<int>(0x80008000u | static_cast<uint32_t>(4 * i + kByte) |
+                            static_cast<uint32_t>(4 * i + kByte + 1) << 16);
+  };
+  const __m256i c = _mm256_setr_epi32(ctrl(0), ctrl(1), ctrl(2), ctrl(3), ctrl(0), ctrl(1), ctrl(2), ctrl(3));
+  return _mm256_shuffle_epi8(v, c);
+}
+
+// An int32 per lane into both 16-bit words of the lane.
+inline __m256i both_words(__m256i v) {
+  return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
+}
+
+// The 2-bit codes of q2_K / q3_K: quarter (h, s) of 16 qs dword vectors into codes[32h + 8s + g].
+template <int kH, int kS>
+[[gnu::always_inline]] inline void pack_2bit_quarter(const __m256i qs[16], uint8_t (*codes)[32]) {
+  for (int g = 0; g < 8; ++g)
+    store(codes[32 * kH + 8 * kS + g], _mm256_and_si256(shift_bits<-2 * kS>(qs[8 * kH + g]), _mm256_set1_epi8(3)));
+}
+
+template <typename R>
+void pack_2bit_codes(const R& r, int offset, uint8_t (*codes)[32]) {
+  __m256i qs[16];
+  r.template dwords<8>(offset, qs);
+  r.template dwords<8>(offset + 32, qs + 8);
+  pack_2bit_quarter<0, 0>(qs, codes);
+  pack_2bit_quarter<0, 1>(qs, codes);
+  pack_2bit_quarter<0, 2>(qs, codes);
+  pack_2bit_quarter<0, 3>(qs, codes);
+  pack_2bit_quarter<1, 0>(qs, codes);
+  pack_2bit_quarter<1, 1>(qs, codes);
+  pack_2bit_quarter<1, 2>(qs, codes);
+  pack_2bit_quarter<1, 3>(qs, codes);
+}
+
+template <typename P, int C>
+void compute_pair_scales(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+  const __m256i mask = lane_mask_vector(tile.lane_mask);
+  __m256 y[C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) y[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
+  const auto* pb = reinterpret_cast<const PackedPairScales*>(packed);
+  for (int b = 0; b < n_blocks; ++b) {
+    const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+    __m256i acc[C], side[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[c] = side[c] = _mm256_setzero_si256();
+    for (int j = 0; j < 16; ++j) {
+      __m256i s16[C];
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) s16[c] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) {
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[4 * j + g]));
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c)
+          s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(w, bcast_i32(rec[c].qs + 16 * j + 4 * g)));
+      }
+      const __m256i sw = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].scale_words[j]));
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s16[c], sw));
+    }
+    for (int p = 0; p < 8; ++p) {
+      const __m256i pairs = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].pairs[p]));
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c)
+        side[c] = _mm256_add_epi32(side[c], _mm256_madd_epi16(pairs, _mm256_set1_epi32(rec[c].side[p])));
+    }
+    const __m256 d = _mm256_load_ps(pb[b].d);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      if constexpr (!P::kHasMin) acc[c] = _mm256_sub_epi32(acc[c], _mm256_slli_epi32(side[c], 2));  // q3_K bias
+      __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[c]), d);
+      if constexpr (P::kHasMin) t = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(side[c]), _mm256_load_ps(pb[b].dmin), t);
+      y[c] = _mm256_fmadd_ps(t, _mm256_set1_ps(rec[c].d), y[c]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, y[c]);
+}
+
+struct FormatQ2_K : KFormatBase<FormatQ2_K> {
+  static constexpr bool kHasMin = true;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ2_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedPairScales);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ2_K, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs16>(a, n, rec, stride);
+  }
+
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedPairScales*>(packed);
+    pack_2bit_codes(r, offsetof(BlockQ2_K, qs), out->codes);
+    __m256i sc[4];  // scale bytes 4q .. 4q + 3 (scale | min << 4)
+    r.template dwords<4>(offsetof(BlockQ2_K, scales), sc);
+    for (int j = 0; j < 16; ++j)
+      store(out->scale_words[j], both_words(_mm256_and_si256(byte_of(sc[j / 4], j % 4), _mm256_set1_epi32(0x0F))));
+    for (int q = 0; q < 4; ++q) {
+      store(out->pairs[2 * q], _mm256_srli_epi16(byte_pair_words<0>(sc[q]), 4));
+      store(out->pairs[2 * q + 1], _mm256_srli_epi16(byte_pair_words<2>(sc[q]), 4));
+    }
+    _mm256_store_ps(out->d, widen_fp16(r.half(offsetof(BlockQ2_K, d))));
+    _mm256_store_ps(out->dmin, widen_fp16(r.half(offsetof(BlockQ2_K, dmin))));
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_pair_scales<FormatQ2_K, C>(tile, packed, n_blocks);
+  }
+};
+
+struct FormatQ3_K : KFormatBase<FormatQ3_K> {
+  static constexpr bool kHasMin = false;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ3_K);
+  static constexpr int kPackedBlockBytes = sizeof(PackedPairScales);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ3_K, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes);
+
+  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
+    prep_q8_k<Side::kMinPairs16>(a, n, rec, stride);
+  }
+
+  // Codes value + 4: the low bits as q2_K, bit 2 from bit 4h + s of hmask[l].
+  template <typename R>
+  static void pack_block(const R& r, uint8_t* packed) {
+    auto* out = reinterpret_cast<PackedPairScales*>(packed);
+    pack_2bit_codes(r, offsetof(BlockQ3_K, qs), out->codes);
+    __m256i hm[8];
+    r.template dwords<8>(offsetof(BlockQ3_K, hmask), hm);
+    const __m256i bit2 = _mm256_set1_epi8(0x04);
+    for (int k = 0; k < 64; ++k) {  // k = 32h + 8s + g
+      const int h = k / 32, s = k / 8 % 4, g = k % 8;
+      const __m256i* codes = reinterpret_cast<const __m256i*>(out->codes[k]);
+      const int up = 2 - (4 * h + s);
+      const __m256i high =
+          up >= 0 ? _mm256_sll_epi32(hm[g], _mm_cvtsi32_si128(up)) : _mm256_srl_epi32(hm[g], _mm_cvtsi32_si128(-up));
+      store(out->codes[k], or_masked(_mm256_load_si256(codes), high, bit2));
+    }
+    // The 6-bit scales as ggml's dequantize_row_q3_K unpacks them, stored + 32.
+    const __m256i aux0 = r.dword(offsetof(BlockQ3_K, scales)), aux1 = r.dword(offsetof(BlockQ3_K, scales) + 4);
+    const __m256i tmp = r.dword(offsetof(BlockQ3_K, scales) + 8);
+    const __m256i m4 = _mm256_set1_epi32(0x0f0f0f0f), m2 = _mm256_set1_epi32(0x03030303);
+    const auto high = [&](int shift) {
+      return _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(tmp, _mm_cvtsi32_si128(shift)), m2), 4);
+    };
+    const __m256i sc[4] = {
+        _mm256_or_si256(_mm256_and_si256(aux0, m4), high(0)),
+        _mm256_or_si256(_mm256_and_si256(aux1, m4), high(2)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(aux0, 4), m4), high(4)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(aux1, 4), m4), high(6)),
+    };
+    for (int j = 0; j < 16; ++j)
+      store(out->scale_words[j], both_words(_mm256_sub_epi32(byte_of(sc[j / 4], j % 4), _mm256_set1_epi32(32))));
+    const __m256i bias = _mm256_set1_epi16(32);
+    for (int q = 0; q < 4; ++q) {
+      store(out->pairs[2 * q], _mm256_sub_epi16(byte_pair_words<0>(sc[q]), bias));
+      store(out->pairs[2 * q + 1], _mm256_sub_epi16(byte_pair_words<2>(sc[q]), bias));
+    }
+    _mm256_store_ps(out->d, widen_fp16(r.half(offsetof(BlockQ3_K, d))));
+  }
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_pair_scales<FormatQ3_K, C>(tile, packed, n_blocks);
+  }
+};
+
 struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
   static constexpr int kSubBlocks = 8, kS16Groups = 1;
   static constexpr bool kHasMin = false, kHasStart = false, kSigned = true;
@@ -358,6 +549,30 @@ struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
 };
 
 }  // namespace
+
+void avx2_gemm_q2_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ2_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_q2_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                          float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ2_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+constexpr RecordsKernel avx2_records_q2_k = row_lane_records_kernel<FormatQ2_K>();
+
+void avx2_gemm_q3_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                    int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatQ3_K>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx2_gemm_image_q3_k(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
+                          float* y, size_t ldy) {
+  row_lane_gemm_image<FormatQ3_K>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+constexpr RecordsKernel avx2_records_q3_k = row_lane_records_kernel<FormatQ3_K>();
 
 void avx2_gemm_q4_k(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {

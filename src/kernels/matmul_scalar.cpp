@@ -1,11 +1,12 @@
 // The scalar matmul family: portable C++, the fallback on any CPU and the readable model of the
 // SIMD families' arithmetic. For every type the SIMD families implement, it performs per output
 // exactly their operation sequence (see the per-type comments below), so all families return the
-// same bits; the other types (q2_K, q3_K, q4_1, q5_0, q5_1) use vec_dot_reference, ggml's scalar
-// order. Compiled with -ffp-contract=off: every fused multiply-add is an explicit std::fma.
+// same bits; the other types (q4_1, q5_0, q5_1) use vec_dot_reference, ggml's scalar order. Compiled with
+// -ffp-contract=off: every fused multiply-add is an explicit std::fma.
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "base/half.h"
 #include "kernels/blocks.h"
@@ -234,6 +235,62 @@ void gemm_super_blocks(int64_t n, const void* w, size_t w_stride, int64_t n_rows
   }
 }
 
+// ---- q2_K and q3_K: scales applied in integers ---------------------------------------------------
+// Per output and super-block (see avx512_kquants.cpp): S_j = exact integer dot of sub-block j (16
+// elements, signed values), A = Σ_j sc_j * S_j and, for q2_K, M = Σ_j m_j * Σ_{i in j} q_a[i], both
+// exact; t = float(A) * d_w; q2_K: t = fma(-float(M), dmin_w, t); y = fma(t, d_a, y).
+
+struct PairScalesTerms {
+  int32_t a = 0, m = 0;
+};
+
+PairScalesTerms pair_scales_terms(const BlockQ2_K& w, const BlockQ8_K& act) {
+  PairScalesTerms out;
+  for (int j = 0; j < 16; ++j) {
+    int32_t s = 0, sum = 0;
+    for (int e = 16 * j; e < 16 * j + 16; ++e) {
+      s += q2k_code(w, e) * act.qs[e];
+      sum += act.qs[e];
+    }
+    out.a += (w.scales[j] & 0x0F) * s;
+    out.m += (w.scales[j] >> 4) * sum;
+  }
+  return out;
+}
+
+PairScalesTerms pair_scales_terms(const BlockQ3_K& w, const BlockQ8_K& act) {
+  PairScalesTerms out;
+  for (int j = 0; j < 16; ++j) {
+    int32_t s = 0;
+    for (int e = 16 * j; e < 16 * j + 16; ++e) s += q3k_code(w, e) * act.qs[e];
+    out.a += unpack_scale_q3_k(j, w.scales) * s;
+  }
+  return out;
+}
+
+template <typename Block>
+void gemm_pair_scales(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                      int64_t n_cols, float* y, size_t ldy) {
+  constexpr bool kHasMin = std::is_same_v<Block, BlockQ2_K>;
+  const int64_t nb = n / kQKK;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blocks =
+        reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * w_stride);
+    for (int64_t c = 0; c < n_cols; ++c) {
+      const auto* act =
+          reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(x) + static_cast<size_t>(c) * x_stride);
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const PairScalesTerms terms = pair_scales_terms(blocks[b], act[b]);
+        float t = static_cast<float>(terms.a) * fp16_to_fp32(blocks[b].d);
+        if constexpr (kHasMin) t = std::fma(-static_cast<float>(terms.m), fp16_to_fp32(blocks[b].dmin), t);
+        acc = std::fma(t, act[b].d, acc);
+      }
+      y[static_cast<size_t>(c) * ldy + static_cast<size_t>(r)] = acc;
+    }
+  }
+}
+
 // ---- The table ----------------------------------------------------------------------------------
 
 using T = TensorType;
@@ -255,12 +312,12 @@ constexpr MatmulKernel kKernels[] = {
     entry(T::kQ5_K, T::kQ8_K, quantize_row_q8_k, gemm_super_blocks<BlockQ5_K, true>),
     entry(T::kQ6_K, T::kQ8_K, quantize_row_q8_k, gemm_super_blocks<BlockQ6_K, false>),
     entry(T::kIQ4_XS, T::kQ8_K, quantize_row_q8_k, gemm_super_blocks<BlockIQ4_XS, false>),
+    entry(T::kQ2_K, T::kQ8_K, quantize_row_q8_k, gemm_pair_scales<BlockQ2_K>),
+    entry(T::kQ3_K, T::kQ8_K, quantize_row_q8_k, gemm_pair_scales<BlockQ3_K>),
     // No SIMD kernels: ggml's scalar order.
     entry(T::kQ5_0, T::kQ8_0, quantize_row_q8_0_x86, gemm_vec_dot<T::kQ5_0>),
     entry(T::kQ4_1, T::kQ8_1, quantize_row_q8_1_x86, gemm_vec_dot<T::kQ4_1>),
     entry(T::kQ5_1, T::kQ8_1, quantize_row_q8_1_x86, gemm_vec_dot<T::kQ5_1>),
-    entry(T::kQ2_K, T::kQ8_K, quantize_row_q8_k, gemm_vec_dot<T::kQ2_K>),
-    entry(T::kQ3_K, T::kQ8_K, quantize_row_q8_k, gemm_vec_dot<T::kQ3_K>),
 };
 
 }  // namespace
