@@ -156,7 +156,8 @@ struct KFormatBase : BlockPacker<Derived> {
 // The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart. G row groups at once
 // (G = 2: prefill, the second group's y at tile.y[c] + 16, each activation broadcast feeding a
 // multiply of both); per lane the same operations whatever G, so the same bits.
-// Where compute_k reads a super-block's codes, scales and mins: the packed blocks.
+// Where compute_k reads a super-block's codes, scales and mins: the packed blocks, or (q4_K and
+// q5_K decode) the image itself, unpacked in registers (K4ImageSource).
 template <int kSub>
 struct PackedK {
   const PackedSuperBlock<kSub>* pb;
@@ -241,6 +242,51 @@ void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], 
     for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(tile.y[c] + 16 * r, mask[r], y[r][c]);
 }
 
+// q4_K / q5_K decode straight from the image: pack_block's values computed in registers as
+// compute_k asks for them (the same integers and the same f32 scales, so the same bits), with no
+// stores of the 4 KiB unpacked block. kQh < 0: no fifth bit (q4_K).
+template <ImageLayout L, int kQs, int kQh>
+struct K4ImageSource {
+  GroupImage<L> image;
+  static __m512i shift_left(__m512i v, int bits) {
+    return bits >= 0 ? _mm512_sll_epi32(v, _mm_cvtsi32_si128(bits)) : _mm512_srl_epi32(v, _mm_cvtsi32_si128(-bits));
+  }
+  // Vector k = 8j + g of sub-block j: nibble (j odd: high) of qs chunk j / 2; q5_K's bit 4 = bit j
+  // of qh.
+  __m512i codes(int b, int k) const {
+    const BlockImage<L> r = image.block(b);
+    const int j = k / 8, g = k % 8;
+    __m512i q = r.dword(kQs + 32 * (j / 2) + 4 * g);
+    if (j % 2 == 1) q = _mm512_srli_epi32(q, 4);
+    q = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
+    if constexpr (kQh < 0) return q;
+    const __m512i high = shift_left(r.dword(kQh + 4 * g), 4 - j);
+    return or_masked(q, high, _mm512_set1_epi8(0x10));
+  }
+  // pack_k4_header's values, one at a time.
+  __m512i scale_bytes(int b, int j, bool mins) const {
+    const BlockImage<L> r = image.block(b);
+    const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    const __m512i h1 = r.dword(4), h2 = r.dword(8), h3 = r.dword(12);
+    if (j < 4) return _mm512_and_si512(mins ? h2 : h1, m6);
+    return mins ? or_masked(_mm512_and_si512(_mm512_srli_epi32(h3, 4), m4), _mm512_srli_epi32(h2, 2), hi2)
+                : or_masked(_mm512_and_si512(h3, m4), _mm512_srli_epi32(h1, 2), hi2);
+  }
+  __m512 dsc(int b, int j) const {
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).dword(0)));
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_of(scale_bytes(b, j, false), j % 4)));
+  }
+  __m512i min_pair(int b, int p) const {
+    const __m512i mn = scale_bytes(b, 4 * (p / 2), true);
+    const int k = 2 * (p % 2);
+    return _mm512_or_si512(byte_of(mn, k), _mm512_slli_epi32(byte_of(mn, k + 1), 16));
+  }
+  __m512 dmin(int b) const {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(image.block(b).dword(0), 16)));
+  }
+  void prefetch(int b) const { image.prefetch(b); }
+};
+
 struct FormatQ4_K : KFormatBase<FormatQ4_K> {
   static constexpr int kSubBlocks = 8;
   static constexpr bool kHasMin = true, kHasStart = false;
@@ -272,6 +318,16 @@ struct FormatQ4_K : KFormatBase<FormatQ4_K> {
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     compute_k<FormatQ4_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
+  }
+
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    K4ImageSource<kLayout, offsetof(BlockQ4_K, qs), -1> src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    compute_k_from<FormatQ4_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 };
 
@@ -332,6 +388,16 @@ struct FormatQ5_K : KFormatBase<FormatQ5_K> {
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     compute_k<FormatQ5_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
+  }
+
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    K4ImageSource<kLayout, offsetof(BlockQ5_K, qs), offsetof(BlockQ5_K, qh)> src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    compute_k_from<FormatQ5_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 };
 
