@@ -336,12 +336,9 @@ struct alignas(32) PackedPairScales {
 // Bytes k and k + 1 of every dword of v as the two 16-bit words of the dword (zero-extended).
 template <int kByte>
 inline __m256i byte_pair_words(__m256i v) {
-  constexpr auto ctrl = [](int i) {
-    return static_cast<int>(0x80008000u | static_cast<uint32_t>(4 * i + kByte) |
-                            static_cast<uint32_t>(4 * i + kByte + 1) << 16);
-  };
-  const __m256i c = _mm256_setr_epi32(ctrl(0), ctrl(1), ctrl(2), ctrl(3), ctrl(0), ctrl(1), ctrl(2), ctrl(3));
-  return _mm256_shuffle_epi8(v, c);
+  const __m128i lane = _mm_setr_epi32(byte_pair_control(0, kByte), byte_pair_control(1, kByte),
+                                      byte_pair_control(2, kByte), byte_pair_control(3, kByte));
+  return _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(lane));
 }
 
 // An int32 per lane into both 16-bit words of the lane.

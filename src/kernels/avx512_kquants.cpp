@@ -461,11 +461,8 @@ struct alignas(64) PackedPairScales {
 // Bytes k and k + 1 of every dword of v as the two 16-bit words of the dword (zero-extended).
 template <int kByte>
 inline __m512i byte_pair_words(__m512i v) {
-  constexpr auto ctrl = [](int i) {
-    return static_cast<int>(0x80008000u | static_cast<uint32_t>(4 * i + kByte) |
-                            static_cast<uint32_t>(4 * i + kByte + 1) << 16);
-  };
-  return _mm512_shuffle_epi8(v, _mm512_set4_epi32(ctrl(3), ctrl(2), ctrl(1), ctrl(0)));
+  return _mm512_shuffle_epi8(v, _mm512_set4_epi32(byte_pair_control(3, kByte), byte_pair_control(2, kByte),
+                                                  byte_pair_control(1, kByte), byte_pair_control(0, kByte)));
 }
 
 // The packed blocks.

@@ -110,6 +110,13 @@ static_assert(sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136);
 // The non-linear 4-bit grid of iq4_nl / iq4_xs (ggml-common.h kvalues_iq4nl).
 inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
+// The (v)pshufb control of dword i of a 128-bit lane that turns bytes k and k + 1 of the dword into
+// its two 16-bit words, zero-extended (the q2_K / q3_K kernels' scale pairs).
+constexpr int32_t byte_pair_control(int i, int k) {
+  return static_cast<int32_t>(0x80008000u | static_cast<uint32_t>(4 * i + k) |
+                              static_cast<uint32_t>(4 * i + k + 1) << 16);
+}
+
 // q4_K / q5_K: 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes b:
 // j < 4: sc = b[j] & 63, m = b[j+4] & 63;
 // j >= 4: sc = (b[j+4] & 15) | (b[j-4] >> 6) << 4, m = (b[j+4] >> 4) | (b[j] >> 6) << 4.

@@ -1,7 +1,8 @@
 // The scalar matmul family: portable C++, the fallback on any CPU and the readable model of the
 // SIMD families' arithmetic. For every type the SIMD families implement, it performs per output
 // exactly their operation sequence (see the per-type comments below), so all families return the
-// same bits; the other types (q4_1, q5_0, q5_1) use vec_dot_reference, ggml's scalar order. Compiled with
+// same bits; for the 32-element block formats that sequence is ggml's scalar order
+// (vec_dot_reference). Compiled with
 // -ffp-contract=off: every fused multiply-add is an explicit std::fma.
 #include <cmath>
 #include <cstddef>
@@ -18,7 +19,7 @@ namespace hylo::kernels {
 namespace {
 
 // ---- ggml's scalar order: one vec_dot_reference per output -------------------------------------
-// (q8_0, q4_0 and iq4_nl included: the SIMD families use ggml's order for them too.)
+// (the SIMD families use ggml's order for every 32-element block format.)
 
 template <TensorType kWeight>
 void gemm_vec_dot(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
@@ -314,7 +315,6 @@ constexpr MatmulKernel kKernels[] = {
     entry(T::kIQ4_XS, T::kQ8_K, quantize_row_q8_k, gemm_super_blocks<BlockIQ4_XS, false>),
     entry(T::kQ2_K, T::kQ8_K, quantize_row_q8_k, gemm_pair_scales<BlockQ2_K>),
     entry(T::kQ3_K, T::kQ8_K, quantize_row_q8_k, gemm_pair_scales<BlockQ3_K>),
-    // No SIMD kernels: ggml's scalar order.
     entry(T::kQ5_0, T::kQ8_0, quantize_row_q8_0_x86, gemm_vec_dot<T::kQ5_0>),
     entry(T::kQ4_1, T::kQ8_1, quantize_row_q8_1_x86, gemm_vec_dot<T::kQ4_1>),
     entry(T::kQ5_1, T::kQ8_1, quantize_row_q8_1_x86, gemm_vec_dot<T::kQ5_1>),

@@ -95,19 +95,27 @@ float fit_scale_and_min(int n, int nmax, const float* x, const float* w, uint8_t
   return scale;
 }
 
+// The first value of the largest magnitude (0 if all are zero); *amax receives the magnitude.
+float largest_magnitude(int n, const float* x, float* amax) {
+  float max = 0;
+  *amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > *amax) {
+      *amax = ax;
+      max = x[i];
+    }
+  }
+  return max;
+}
+
 // Symmetric fit x ≈ scale * (L - nmax) with L - nmax in -nmax..nmax-1, weights x² (ggml's
 // make_qx_quants with rmse_type 1): the grid through the largest-magnitude value, then 18 stretched
 // grids iscale = -(nmax + 0.1 is) / max; keep the one maximising (Σ w x l)² / Σ w l², which is the
 // least-squares error reduction. Returns the least-squares scale of the winner.
 float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* codes) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax;
+  const float max = largest_magnitude(n, x, &amax);
   if (amax < kGroupMaxEps) {
     std::memset(codes, 0, static_cast<size_t>(n));
     return 0.0f;
@@ -147,14 +155,8 @@ float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* codes) {
 // that move single codes to their least-squares value while that raises (Σ w x l)² / Σ w l².
 // Returns the least-squares scale Σ w x l / Σ w l².
 float fit_symmetric_scale_sweeps(int n, int nmax, const float* x, int8_t* codes) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax;
+  const float max = largest_magnitude(n, x, &amax);
   if (amax < kGroupMaxEps) {
     std::memset(codes, 0, static_cast<size_t>(n));
     return 0.0f;
@@ -268,13 +270,8 @@ void quantize_row_q4_0_ref(const float* x, void* dst, int64_t n) {
   HYLO_CHECK(n % kQK == 0);
   BlockQ4_0* y = static_cast<BlockQ4_0*>(dst);
   for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-    float amax = 0, max = 0;  // signed value of the first element of largest magnitude
-    for (int j = 0; j < kQK; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = largest_magnitude(kQK, x, &amax);
     const float d = max / -8;  // the largest magnitude maps to code 0 (value -8)
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
@@ -337,14 +334,9 @@ void quantize_row_q3_k_ref(const float* x, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
     int8_t codes[kQKK];  // 0..7 (value + 4)
     float scales[16];
-    float max_scale = 0, max_abs_scale = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = fit_symmetric_scale_sweeps(16, 4, x + 16 * j, codes + 16 * j);
-      if (std::fabs(scales[j]) > max_abs_scale) {
-        max_abs_scale = std::fabs(scales[j]);
-        max_scale = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric_scale_sweeps(16, 4, x + 16 * j, codes + 16 * j);
+    float max_abs_scale;
+    const float max_scale = largest_magnitude(16, scales, &max_abs_scale);
     // Scale j (stored + 32, 6 bits): low nibble in scales[j % 8] (high nibble for j >= 8), the two
     // high bits at bits 2 (j / 4) of scales[8 + j % 4].
     std::memset(y[i].scales, 0, sizeof(y[i].scales));
@@ -416,14 +408,9 @@ void quantize_row_q6_k_ref(const float* x, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
     int8_t codes[kQKK];  // 0..63 (value + 32)
     float scales[16];
-    float max_scale = 0, max_abs_scale = 0;
-    for (int k = 0; k < 16; ++k) {
-      scales[k] = fit_symmetric_scale(16, 32, x + 16 * k, codes + 16 * k);
-      if (std::fabs(scales[k]) > max_abs_scale) {
-        max_abs_scale = std::fabs(scales[k]);
-        max_scale = scales[k];
-      }
-    }
+    for (int k = 0; k < 16; ++k) scales[k] = fit_symmetric_scale(16, 32, x + 16 * k, codes + 16 * k);
+    float max_abs_scale;
+    const float max_scale = largest_magnitude(16, scales, &max_abs_scale);
     if (max_abs_scale < kGroupMaxEps) {
       std::memset(&y[i], 0, sizeof(y[i]));
       continue;
