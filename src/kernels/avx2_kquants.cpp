@@ -414,16 +414,25 @@ void compute_pair_scales(const ColumnTile<C>& tile, const uint8_t* packed, int n
   for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, y[c]);
 }
 
-struct FormatQ2_K : KFormatBase<FormatQ2_K> {
-  static constexpr bool kHasMin = true;
-  static constexpr int kWeightBlockBytes = sizeof(BlockQ2_K);
+// What q2_K and q3_K share: Derived provides kHasMin, kWeightBlockBytes, kLayout and
+// pack_block(reader, packed block) filling a PackedPairScales.
+template <typename Derived>
+struct PairScalesFormat : KFormatBase<Derived> {
   static constexpr int kPackedBlockBytes = sizeof(PackedPairScales);
-  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ2_K, 8);
-  static_assert(kLayout.block_bytes == kWeightBlockBytes);
-
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kMinPairs16>(a, n, rec, stride);
   }
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    compute_pair_scales<Derived, C>(tile, packed, n_blocks);
+  }
+};
+
+struct FormatQ2_K : PairScalesFormat<FormatQ2_K> {
+  static constexpr bool kHasMin = true;
+  static constexpr int kWeightBlockBytes = sizeof(BlockQ2_K);
+  static constexpr ImageLayout kLayout = image_layout(TensorType::kQ2_K, 8);
+  static_assert(kLayout.block_bytes == kWeightBlockBytes);
 
   template <typename R>
   static void pack_block(const R& r, uint8_t* packed) {
@@ -440,23 +449,13 @@ struct FormatQ2_K : KFormatBase<FormatQ2_K> {
     _mm256_store_ps(out->d, widen_fp16(r.half(offsetof(BlockQ2_K, d))));
     _mm256_store_ps(out->dmin, widen_fp16(r.half(offsetof(BlockQ2_K, dmin))));
   }
-
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_pair_scales<FormatQ2_K, C>(tile, packed, n_blocks);
-  }
 };
 
-struct FormatQ3_K : KFormatBase<FormatQ3_K> {
+struct FormatQ3_K : PairScalesFormat<FormatQ3_K> {
   static constexpr bool kHasMin = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ3_K);
-  static constexpr int kPackedBlockBytes = sizeof(PackedPairScales);
   static constexpr ImageLayout kLayout = image_layout(TensorType::kQ3_K, 8);
   static_assert(kLayout.block_bytes == kWeightBlockBytes);
-
-  static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
-    prep_q8_k<Side::kMinPairs16>(a, n, rec, stride);
-  }
 
   // Codes value + 4: the low bits as q2_K, bit 2 from bit 4h + s of hmask[l].
   template <typename R>
@@ -495,11 +494,6 @@ struct FormatQ3_K : KFormatBase<FormatQ3_K> {
       store(out->pairs[2 * q + 1], _mm256_sub_epi16(byte_pair_words<2>(sc[q]), bias));
     }
     _mm256_store_ps(out->d, widen_fp16(r.half(offsetof(BlockQ3_K, d))));
-  }
-
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_pair_scales<FormatQ3_K, C>(tile, packed, n_blocks);
   }
 };
 
