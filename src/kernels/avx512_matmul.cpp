@@ -1,5 +1,7 @@
-// The AVX-512 matmul family table (AVX-512 F/BW/VL/DQ + VNNI + BF16): which gemm and activation
-// quantizer serve each weight type. The kernels themselves live in avx512_*.cpp by quant family.
+// The AVX-512 matmul family table (AVX-512 F/BW/VL/DQ + VNNI): which gemm and activation quantizer
+// serve each weight type. bf16 also needs AVX512-BF16; without it the type falls to the AVX2
+// family, whose kernel computes the same bits. The kernels themselves live in avx512_*.cpp by quant family.
+#include "base/cpu.h"
 #include "kernels/avx512_gemm.h"
 #include "kernels/quant_internal.h"
 
@@ -43,6 +45,7 @@ constexpr MatmulKernel kKernels[] = {
 }  // namespace
 
 const MatmulKernel* avx512_matmul_kernel(TensorType weight) {
+  if (weight == T::kBF16 && !cpu_features().avx512bf16) return nullptr;
   for (const MatmulKernel& k : kKernels) {
     if (k.weight == weight) return &k;
   }

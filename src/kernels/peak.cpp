@@ -21,7 +21,7 @@ double measure_int8_peak_gops(int threads) {
 double measure_bf16_peak_gflops(int threads) {
   double per_core = 0;
 #if defined(__x86_64__)
-  if (best_isa() == Isa::kAvx512) per_core = avx512_bf16_peak_gflops();
+  if (best_isa() == Isa::kAvx512 && cpu_features().avx512bf16) per_core = avx512_bf16_peak_gflops();
 #endif
   return per_core * threads;
 }

@@ -1,4 +1,4 @@
-// Peak loops in AVX-512: vpdpbusd, vdpbf16ps and vfmadd231ps on zmm registers.
+// Peak loops in AVX-512: vpdpbusd and vfmadd231ps on zmm registers (vdpbf16ps: avx512_bf16.cpp).
 #include "kernels/peak_internal.h"
 #include "kernels/peak_loop.h"
 #include "kernels/simd.h"
@@ -11,14 +11,6 @@ double avx512_int8_peak_gops() {
   const double ips =
       peak_instructions_per_second(_mm512_setzero_si512(), [&](__m512i acc) { return _mm512_dpbusd_epi32(acc, a, b); });
   return ips * 64 * 2 / 1e9;
-}
-
-double avx512_bf16_peak_gflops() {
-  __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi16(0x3f80)), b = a;
-  __asm__ volatile("" : "+v"(a), "+v"(b));
-  const double ips =
-      peak_instructions_per_second(_mm512_setzero_ps(), [&](__m512 acc) { return _mm512_dpbf16_ps(acc, a, b); });
-  return ips * 32 * 2 / 1e9;
 }
 
 double avx512_fma_peak_gflops() {

@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "base/cpu.h"
 #include "base/half.h"
+#include "kernels/peak.h"
 #include "kernels/quant.h"
 #include "kernels/quant_fixture.h"
 
@@ -215,6 +217,19 @@ TEST(Matmul, KernelTable) {
     EXPECT_TRUE(isa_supported(c.kernel->isa)) << c.name;
   }
   EXPECT_EQ(matmul_kernel(TensorType::kIQ2_XXS), nullptr);
+}
+
+// The AVX-512 family runs without AVX512-BF16 (Ice Lake, Cascade Lake): there its table has no bf16
+// kernel (vdpbf16ps would fault) and bf16 falls to AVX2, while every other type stays AVX-512.
+TEST(Matmul, Bf16NeedsItsExtension) {
+  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 family on this CPU";
+  const bool bf16 = cpu_features().avx512bf16;
+  EXPECT_EQ(matmul_kernel(TensorType::kBF16, Isa::kAvx512) != nullptr, bf16);
+  if (best_isa() == Isa::kAvx512) {
+    EXPECT_EQ(matmul_kernel(TensorType::kBF16)->isa, bf16 ? Isa::kAvx512 : Isa::kAvx2);
+    EXPECT_EQ(matmul_kernel(TensorType::kQ8_0)->isa, Isa::kAvx512);
+    EXPECT_EQ(measure_bf16_peak_gflops() > 0, bf16);
+  }
 }
 
 // quantize_act of every family writes the bytes of quantize_act_row (so all families see the same
