@@ -1,7 +1,5 @@
 #include "base/bandwidth.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/huge_pages.h"
 #include "base/timer.h"
 
 #if defined(__SSE2__)
@@ -21,33 +20,46 @@ namespace {
 constexpr uint64_t kLine = 64;  // every load below covers one whole cache line
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMinBytes = uint64_t{4} << 20;
+constexpr int kManyStreams = 8;
 
 // Where the folded loads go, so the compiler must perform them.
 volatile uint64_t g_bandwidth_sink = 0;
 
-// Loads every byte of [p, p + n) (n a multiple of 64) and folds them into one value, so the
-// compiler cannot drop a load: the result is published through a volatile sink by the caller.
+// Loads every byte of [p, p + n) (n a multiple of 64 · kStreams) and folds them into one value, so
+// the compiler cannot drop a load: the result is published through a volatile sink by the caller.
+// The range is read as kStreams equal parts side by side, as a decode kernel reads several row
+// groups at once: one stream alone can leave a core's line-fill buffers idle while the
+// prefetcher ramps up (on the Ice Lake cores measured, 1 stream read 20-35% less than 8).
+template <int kStreams>
 uint64_t read_lines(const uint8_t* p, uint64_t n) {
+  const uint64_t part = n / kStreams;
 #if defined(__SSE2__)
-  // Four independent accumulators keep enough loads in flight to saturate a memory channel.
-  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-  for (uint64_t i = 0; i < n; i += kLine) {
-    a0 = _mm_xor_si128(a0, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i)));
-    a1 = _mm_xor_si128(a1, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 16)));
-    a2 = _mm_xor_si128(a2, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 32)));
-    a3 = _mm_xor_si128(a3, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 48)));
+  // Four accumulators per stream keep enough loads in flight.
+  __m128i acc[kStreams][4];
+  for (auto& a : acc)
+    for (__m128i& v : a) v = _mm_setzero_si128();
+  for (uint64_t i = 0; i < part; i += kLine) {
+    for (int s = 0; s < kStreams; ++s) {
+      const uint8_t* line = p + s * part + i;
+      for (int j = 0; j < 4; ++j)
+        acc[s][j] = _mm_xor_si128(acc[s][j], _mm_load_si128(reinterpret_cast<const __m128i*>(line + 16 * j)));
+    }
   }
-  const __m128i x = _mm_xor_si128(_mm_xor_si128(a0, a1), _mm_xor_si128(a2, a3));
+  __m128i x = _mm_setzero_si128();
+  for (const auto& a : acc)
+    for (const __m128i& v : a) x = _mm_xor_si128(x, v);
   uint64_t lanes[2];
   _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), x);
   return lanes[0] ^ lanes[1];
 #else
   uint64_t acc[8] = {};
-  for (uint64_t i = 0; i < n; i += kLine) {
-    for (int j = 0; j < 8; ++j) {
-      uint64_t v;
-      std::memcpy(&v, p + i + 8 * j, sizeof v);
-      acc[j] ^= v;
+  for (uint64_t i = 0; i < part; i += kLine) {
+    for (int s = 0; s < kStreams; ++s) {
+      for (int j = 0; j < 8; ++j) {
+        uint64_t v;
+        std::memcpy(&v, p + s * part + i + 8 * j, sizeof v);
+        acc[j] ^= v;
+      }
     }
   }
   uint64_t r = 0;
@@ -56,17 +68,14 @@ uint64_t read_lines(const uint8_t* p, uint64_t n) {
 #endif
 }
 
-// Anonymous mapping, released to the OS as soon as the measurement ends.
+// On transparent huge pages, as the weight images decode streams (huge_pages.h): with 4 KiB pages
+// the read would also pay a TLB miss every page, a two-level walk under virtualisation, and the
+// ceiling would sit below what decode reaches. Released to the OS as soon as the measurement ends.
 struct Buffer {
   uint8_t* data = nullptr;
-  uint64_t size = 0;
-  explicit Buffer(uint64_t bytes) : size(bytes) {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    data = p == MAP_FAILED ? nullptr : static_cast<uint8_t*>(p);
-  }
-  ~Buffer() {
-    if (data) munmap(data, size);
-  }
+  size_t mapped = 0;
+  explicit Buffer(uint64_t bytes) : data(static_cast<uint8_t*>(map_huge(bytes, &mapped))) {}
+  ~Buffer() { unmap_huge(data, mapped); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 };
@@ -84,24 +93,30 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, uint64_t bytes, int repetiti
   // them on that thread's NUMA node.
   pool.run([&](int ith, int nth) {
     int64_t b, e;
-    split_range(n_lines, ith, nth, &b, &e);
-    std::memset(buf.data + b * kLine, 0x5a + ith, static_cast<size_t>((e - b) * kLine));
+    split_range(n_lines / kManyStreams, ith, nth, &b, &e);  // the parts the thread reads below
+    std::memset(buf.data + b * kManyStreams * kLine, 0x5a + ith, static_cast<size_t>((e - b) * kManyStreams * kLine));
   });
 
   std::vector<uint64_t> partial(static_cast<size_t>(pool.size()) * 8);  // one cache line apart
   double best = 0.0;
-  for (int rep = 0; rep < repetitions; ++rep) {
-    Timer timer;
-    pool.run([&](int ith, int nth) {
-      int64_t b, e;
-      split_range(n_lines, ith, nth, &b, &e);
-      partial[static_cast<size_t>(ith) * 8] = read_lines(buf.data + b * kLine, static_cast<uint64_t>(e - b) * kLine);
-    });
-    const double s = timer.seconds();
-    uint64_t folded = 0;
-    for (size_t i = 0; i < partial.size(); i += 8) folded ^= partial[i];
-    g_bandwidth_sink = folded;
-    if (s > 0) best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+  // The ceiling is the better of one stream and kManyStreams per thread, each at its best pass.
+  for (int streams : {1, kManyStreams}) {
+    for (int rep = 0; rep < repetitions; ++rep) {
+      Timer timer;
+      pool.run([&](int ith, int nth) {
+        int64_t b, e;
+        split_range(n_lines / kManyStreams, ith, nth, &b, &e);  // whole lines for every stream
+        const uint8_t* p = buf.data + b * kManyStreams * kLine;
+        const uint64_t n = static_cast<uint64_t>(e - b) * kManyStreams * kLine;
+        partial[static_cast<size_t>(ith) * 8] = streams == 1 ? read_lines<1>(p, n) : read_lines<kManyStreams>(p, n);
+      });
+      const double s = timer.seconds();
+      uint64_t folded = 0;
+      for (size_t i = 0; i < partial.size(); i += 8) folded ^= partial[i];
+      g_bandwidth_sink = folded;
+      const uint64_t read = static_cast<uint64_t>(n_lines / kManyStreams) * kManyStreams * kLine;
+      if (s > 0) best = std::max(best, static_cast<double>(read) / s / 1e9);
+    }
   }
   return best;
 }
