@@ -18,6 +18,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "kernels/avx512_gemm.h"
 #include "kernels/avx512_util.h"
@@ -89,6 +91,10 @@ struct KFormatBase : BlockPacker<Derived> {
 // q5_K decode) the image itself, unpacked in registers (K4ImageSource).
 template <int kSub>
 struct PackedK {
+  // Whether compute_k unrolls the sub-blocks, so that the source's offsets and shifts are
+  // constants: worth it where codes() unpacks in registers (decode from the image), not for
+  // loads of packed codes (prefill), whose unrolled body would be 16 times larger.
+  static constexpr bool kUnrollSubBlocks = false;
   const PackedSuperBlock<kSub>* pb;
   __m512i codes(int b, int k) const { return _mm512_load_si512(pb[b].codes[k]); }
   __m512 dsc(int b, int j) const { return _mm512_load_ps(pb[b].dsc[j]); }
@@ -127,7 +133,8 @@ void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], 
     __m512 t[G][C];
     for (int r = 0; r < G; ++r)
       for (int c = 0; c < C; ++c) t[r][c] = _mm512_setzero_ps();
-    for (int j = 0; j < kSub; ++j) {
+    // Sub-block j (an int, or a constant where the source unrolls them, see kUnrollSubBlocks).
+    const auto sub_block = [&](auto j) __attribute__((always_inline)) {
       // S_j as kSplit partial sums (exact integers, so the split changes nothing but latency).
       __m512i s[kSplit][G][C];
       for (int r = 0; r < G; ++r)
@@ -152,6 +159,14 @@ void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], 
           t[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0][r][c]), dsc, t[r][c]);
         }
       }
+    };
+    if constexpr (Source::kUnrollSubBlocks) {
+      [&]<int... J>(std::integer_sequence<int, J...>) __attribute__((always_inline)) {
+        (sub_block(std::integral_constant<int, J>{}), ...);
+      }
+      (std::make_integer_sequence<int, kSub>{});
+    } else {
+      for (int j = 0; j < kSub; ++j) sub_block(j);
     }
     for (int r = 0; r < G; ++r) {
       if constexpr (P::kHasMin) {
@@ -176,6 +191,7 @@ void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], 
 // stores of the 4 KiB unpacked block. kQh < 0: no fifth bit (q4_K).
 template <ImageLayout L, int kQs, int kQh>
 struct K4ImageSource {
+  static constexpr bool kUnrollSubBlocks = true;
   GroupImage<L> image;
   static __m512i shift_left(__m512i v, int bits) {
     return bits >= 0 ? _mm512_sll_epi32(v, _mm_cvtsi32_si128(bits)) : _mm512_srl_epi32(v, _mm_cvtsi32_si128(-bits));
@@ -367,6 +383,45 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
   template <int C>
   static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
     compute_k<FormatQ6_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
+  }
+
+  // Decode straight from the image: pack_block's codes and scales computed in registers as
+  // compute_k asks for them (the same integers and f32 scales, so the same bits), with no stores
+  // of the 4 KiB unpacked block and no reloads. The LM head of most q4_K/q5_K files is q6_K.
+  struct ImageSource {
+    static constexpr bool kUnrollSubBlocks = true;
+    GroupImage<kLayout> image;
+    // Vector k = 32h + 8t + g: quarter t of half h (pack_block's order).
+    __m512i codes(int b, int k) const {
+      const BlockImage<kLayout> r = image.block(b);
+      const int h = k / 32, t = (k / 8) % 4, g = k % 8;
+      __m512i q = r.dword(offsetof(BlockQ6_K, ql) + 64 * h + 32 * (t % 2) + 4 * g);
+      if (t >= 2) q = _mm512_srli_epi32(q, 4);
+      q = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
+      const __m512i qh = r.dword(offsetof(BlockQ6_K, qh) + 32 * h + 4 * g);
+      const int shift = 4 - 2 * t;  // bits 2t, 2t+1 of qh to bits 4-5
+      const __m512i high =
+          shift >= 0 ? _mm512_sll_epi32(qh, _mm_cvtsi32_si128(shift)) : _mm512_srl_epi32(qh, _mm_cvtsi32_si128(-shift));
+      return or_masked(q, high, _mm512_set1_epi8(0x30));
+    }
+    __m512 dsc(int b, int j) const {
+      const BlockImage<kLayout> r = image.block(b);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r.half(offsetof(BlockQ6_K, d))));
+      const __m512i sc = r.dword(offsetof(BlockQ6_K, scales) + 4 * (j / 4));
+      const __m512i s = _mm512_srai_epi32(_mm512_sll_epi32(sc, _mm_cvtsi32_si128(24 - 8 * (j % 4))), 24);
+      return _mm512_mul_ps(d, _mm512_cvtepi32_ps(s));
+    }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
+
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    ImageSource src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    compute_k_from<FormatQ6_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
   }
 };
 
