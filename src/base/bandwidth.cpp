@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/huge_pages.h"
@@ -87,14 +88,20 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, uint64_t bytes, int repetiti
   repetitions = std::max(1, repetitions);
   Buffer buf(bytes);
   if (buf.data == nullptr) return 0.0;
-  const int64_t n_lines = static_cast<int64_t>(bytes / kLine);
 
+  // Thread ith's part: whole units of kManyStreams lines, so every stream of it has whole lines.
+  constexpr uint64_t kUnit = kManyStreams * kLine;
+  const int64_t n_units = static_cast<int64_t>(bytes / kUnit);
+  const auto part = [&](int ith, int nth) {
+    int64_t b, e;
+    split_range(n_units, ith, nth, &b, &e);
+    return std::pair<uint8_t*, uint64_t>(buf.data + b * kUnit, static_cast<uint64_t>(e - b) * kUnit);
+  };
   // First touch by the reading thread: faults the pages in (no zero-page sharing) and places
   // them on that thread's NUMA node.
   pool.run([&](int ith, int nth) {
-    int64_t b, e;
-    split_range(n_lines / kManyStreams, ith, nth, &b, &e);  // the parts the thread reads below
-    std::memset(buf.data + b * kManyStreams * kLine, 0x5a + ith, static_cast<size_t>((e - b) * kManyStreams * kLine));
+    const auto [p, n] = part(ith, nth);
+    std::memset(p, 0x5a + ith, n);
   });
 
   std::vector<uint64_t> partial(static_cast<size_t>(pool.size()) * 8);  // one cache line apart
@@ -104,18 +111,14 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, uint64_t bytes, int repetiti
     for (int rep = 0; rep < repetitions; ++rep) {
       Timer timer;
       pool.run([&](int ith, int nth) {
-        int64_t b, e;
-        split_range(n_lines / kManyStreams, ith, nth, &b, &e);  // whole lines for every stream
-        const uint8_t* p = buf.data + b * kManyStreams * kLine;
-        const uint64_t n = static_cast<uint64_t>(e - b) * kManyStreams * kLine;
+        const auto [p, n] = part(ith, nth);
         partial[static_cast<size_t>(ith) * 8] = streams == 1 ? read_lines<1>(p, n) : read_lines<kManyStreams>(p, n);
       });
       const double s = timer.seconds();
       uint64_t folded = 0;
       for (size_t i = 0; i < partial.size(); i += 8) folded ^= partial[i];
       g_bandwidth_sink = folded;
-      const uint64_t read = static_cast<uint64_t>(n_lines / kManyStreams) * kManyStreams * kLine;
-      if (s > 0) best = std::max(best, static_cast<double>(read) / s / 1e9);
+      if (s > 0) best = std::max(best, static_cast<double>(n_units * kUnit) / s / 1e9);
     }
   }
   return best;

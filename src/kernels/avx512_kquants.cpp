@@ -193,9 +193,6 @@ template <ImageLayout L, int kQs, int kQh>
 struct K4ImageSource {
   static constexpr bool kUnrollSubBlocks = true;
   GroupImage<L> image;
-  static __m512i shift_left(__m512i v, int bits) {
-    return bits >= 0 ? _mm512_sll_epi32(v, _mm_cvtsi32_si128(bits)) : _mm512_srl_epi32(v, _mm_cvtsi32_si128(-bits));
-  }
   // Vector k = 8j + g of sub-block j: nibble (j odd: high) of qs chunk j / 2; q5_K's bit 4 = bit j
   // of qh.
   __m512i codes(int b, int k) const {

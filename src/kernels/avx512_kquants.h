@@ -77,6 +77,12 @@ inline void split_nibbles(const __m512i t[8], __m512i lo[8], __m512i hi[8]) {
 // b | (a & mask), one vpternlogd.
 inline __m512i or_masked(__m512i b, __m512i a, __m512i mask) { return _mm512_ternarylogic_epi32(b, a, mask, 0xF8); }
 
+// Shift every dword left (bits > 0) or right (bits < 0) by |bits|: an immediate shift where bits
+// is a constant after inlining (the decode sources unroll their sub-blocks for that).
+inline __m512i shift_left(__m512i v, int bits) {
+  return bits >= 0 ? _mm512_sll_epi32(v, _mm_cvtsi32_si128(bits)) : _mm512_srl_epi32(v, _mm_cvtsi32_si128(-bits));
+}
+
 // Shift every dword left (kShift > 0) or right (kShift < 0) by |kShift| bits (immediate form).
 template <int kShift>
 inline __m512i shift_bits(__m512i v) {
