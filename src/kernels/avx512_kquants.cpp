@@ -32,7 +32,7 @@ namespace {
 
 // One super-block of 16 rows, packed: codes[k] lane l = elements 4k .. 4k+3 of row l (u8),
 // dsc[j] lane l = f32(d · scale_j) of row l; for the formats with a min term, min_pairs[p] holds
-// the int16 pair (m_2p, m_2p+1) and dmin the f32 dmin.
+// the int16 pair (m_j, m_j+2), j = 0, 1, 4, 5 (min_pair_of), and dmin the f32 dmin.
 template <int kSubBlocks>
 struct alignas(64) PackedSuperBlock {
   uint8_t codes[64][64];
@@ -40,6 +40,13 @@ struct alignas(64) PackedSuperBlock {
   int32_t min_pairs[kSubBlocks / 2][16];
   float dmin[16];
 };
+
+// Min pair p of a dword of four 6-bit mins m_4q .. m_4q+3 (q = p / 2): (m_4q, m_4q+2) for even p,
+// (m_4q+1, m_4q+3) for odd p, as two int16: one AND (and a shift), where adjacent bytes would take
+// two shifts and an OR. The activation record pairs its sums in the same order.
+inline __m512i min_pair_of(__m512i mins, int p) {
+  return _mm512_and_si512(p % 2 ? _mm512_srli_epi32(mins, 8) : mins, _mm512_set1_epi32(0x00FF00FF));
+}
 
 // q4_K / q5_K header: d, dmin and the eight 6-bit (scale, min) pairs of 16 rows.
 template <typename R>
@@ -58,12 +65,7 @@ void pack_k4_header(const R& r, PackedSuperBlock<8>* out) {
     const __m512i sc = byte_of(j < 4 ? sc_lo : sc_hi, j % 4);
     _mm512_store_ps(out->dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
   }
-  for (int p = 0; p < 4; ++p) {  // (m_2p, m_2p+1) as two int16
-    const __m512i mn = p < 2 ? mn_lo : mn_hi;
-    const int k = 2 * (p % 2);
-    const __m512i pair = _mm512_or_si512(byte_of(mn, k), _mm512_slli_epi32(byte_of(mn, k + 1), 16));
-    _mm512_store_si512(out->min_pairs[p], pair);
-  }
+  for (int p = 0; p < 4; ++p) _mm512_store_si512(out->min_pairs[p], min_pair_of(p < 2 ? mn_lo : mn_hi, p));
 }
 
 // What the K formats share. Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout and
@@ -189,9 +191,16 @@ void compute_k_from(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], 
 // q4_K / q5_K decode straight from the image: pack_block's values computed in registers as
 // compute_k asks for them (the same integers and the same f32 scales, so the same bits), with no
 // stores of the 4 KiB unpacked block. kQh < 0: no fifth bit (q4_K).
+//
+// q4_K's odd sub-blocks (the high nibbles) are masked in place, not shifted: their codes are 16 q,
+// so S_j comes out as 16 S_j (exact: |16 S_j| ≤ 16 · 32 · 15 · 128 < 2^24, so float(16 S_j) is
+// exact too) and their scale as dsc_j / 16 (a power of two: exact, d ≥ 2^-24 stays normal).
+// fma(float(16 S_j), dsc_j / 16, t) rounds the same exact product as fma(float(S_j), dsc_j, t):
+// the same bits, one instruction fewer per code vector.
 template <ImageLayout L, int kQs, int kQh>
 struct K4ImageSource {
   static constexpr bool kUnrollSubBlocks = true;
+  static constexpr bool kHighInPlace = kQh < 0;
   GroupImage<L> image;
   // Vector k = 8j + g of sub-block j: nibble (j odd: high) of qs chunk j / 2; q5_K's bit 4 = bit j
   // of qh.
@@ -199,11 +208,14 @@ struct K4ImageSource {
     const BlockImage<L> r = image.block(b);
     const int j = k / 8, g = k % 8;
     __m512i q = r.dword(kQs + 32 * (j / 2) + 4 * g);
-    if (j % 2 == 1) q = _mm512_srli_epi32(q, 4);
-    q = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
-    if constexpr (kQh < 0) return q;
-    const __m512i high = shift_left(r.dword(kQh + 4 * g), 4 - j);
-    return or_masked(q, high, _mm512_set1_epi8(0x10));
+    if constexpr (kHighInPlace) {
+      return _mm512_and_si512(q, _mm512_set1_epi8(static_cast<char>(j % 2 == 1 ? 0xF0 : 0x0F)));
+    } else {
+      if (j % 2 == 1) q = _mm512_srli_epi32(q, 4);
+      q = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
+      const __m512i high = shift_left(r.dword(kQh + 4 * g), 4 - j);
+      return or_masked(q, high, _mm512_set1_epi8(0x10));
+    }
   }
   // pack_k4_header's values, one at a time.
   __m512i scale_bytes(int b, int j, bool mins) const {
@@ -215,14 +227,11 @@ struct K4ImageSource {
                 : or_masked(_mm512_and_si512(h3, m4), _mm512_srli_epi32(h1, 2), hi2);
   }
   __m512 dsc(int b, int j) const {
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).dword(0)));
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(image.block(b).dword(0)));
+    if (kHighInPlace && j % 2 == 1) d = _mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16));
     return _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_of(scale_bytes(b, j, false), j % 4)));
   }
-  __m512i min_pair(int b, int p) const {
-    const __m512i mn = scale_bytes(b, 4 * (p / 2), true);
-    const int k = 2 * (p % 2);
-    return _mm512_or_si512(byte_of(mn, k), _mm512_slli_epi32(byte_of(mn, k + 1), 16));
-  }
+  __m512i min_pair(int b, int p) const { return min_pair_of(scale_bytes(b, 4 * (p / 2), true), p); }
   __m512 dmin(int b) const {
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(image.block(b).dword(0), 16)));
   }

@@ -18,7 +18,8 @@ namespace {
 struct ActRecordK {
   int8_t qs[kQKK];
   float d;
-  // q4_K/q5_K: 4 int16 pairs (B_2p, B_2p+1), B_j = Σ of sub-block j's 32 codes; q2_K: 8 int16
+  // q4_K/q5_K: 4 int16 pairs (B_0, B_2), (B_1, B_3), (B_4, B_6), (B_5, B_7), B_j = Σ of sub-block
+  // j's 32 codes (the order of the scale bytes, see min_pair_of); q2_K: 8 int16
   // pairs of the 16-code sums; q3_K and q6_K: 16 start values -4 / -32 · Σ of each 16 codes;
   // iq4_xs: 8 start values -128 · B_j.
   int32_t side[16];
@@ -48,7 +49,8 @@ void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block
                                             static_cast<uint32_t>(sum16[2 * p + 1]) << 16);
     } else if constexpr (kSide == Side::kMinPairs) {
       for (int p = 0; p < 4; ++p) {
-        const int32_t lo = sum16[4 * p] + sum16[4 * p + 1], hi = sum16[4 * p + 2] + sum16[4 * p + 3];
+        const int j = 4 * (p / 2) + p % 2;  // pair p: sub-blocks j and j + 2
+        const int32_t lo = sum16[2 * j] + sum16[2 * j + 1], hi = sum16[2 * j + 4] + sum16[2 * j + 5];
         rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(lo & 0xFFFF) | static_cast<uint32_t>(hi) << 16);
       }
     } else if constexpr (kSide == Side::kStart16) {

@@ -195,7 +195,8 @@ void bench_decode_image(benchmark::State& state, const MatmulKernel* k, int64_t 
   const size_t image_bytes = L.image_bytes(rows, n);
   const char* pool_env = std::getenv("HYLO_BENCH_POOL_MB");
   const size_t pool_target = pool_env ? std::strtoull(pool_env, nullptr, 10) << 20 : size_t{1} << 30;
-  const size_t copies = (pool_target + image_bytes - 1) / image_bytes;
+  // HYLO_BENCH_POOL_MB=0: one copy, cache-resident for the small shapes (the kernel's compute ceiling).
+  const size_t copies = std::max<size_t>(1, (pool_target + image_bytes - 1) / image_bytes);
   HugePool pool(copies * image_bytes);
   uint8_t* base = pool.data();
   for (size_t i = 0; i < copies; ++i) {
