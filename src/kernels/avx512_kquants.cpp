@@ -405,10 +405,7 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
       if (t >= 2) q = _mm512_srli_epi32(q, 4);
       q = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
       const __m512i qh = r.dword(offsetof(BlockQ6_K, qh) + 32 * h + 4 * g);
-      const int shift = 4 - 2 * t;  // bits 2t, 2t+1 of qh to bits 4-5
-      const __m512i high =
-          shift >= 0 ? _mm512_sll_epi32(qh, _mm_cvtsi32_si128(shift)) : _mm512_srl_epi32(qh, _mm_cvtsi32_si128(-shift));
-      return or_masked(q, high, _mm512_set1_epi8(0x30));
+      return or_masked(q, shift_left(qh, 4 - 2 * t), _mm512_set1_epi8(0x30));  // bits 2t, 2t+1 of qh to 4-5
     }
     __m512 dsc(int b, int j) const {
       const BlockImage<kLayout> r = image.block(b);

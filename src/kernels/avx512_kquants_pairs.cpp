@@ -326,8 +326,7 @@ struct FormatQ3_K : PairScalesFormat<FormatQ3_K> {
       if (qs == 3) q = _mm512_srli_epi32(q, 2);
       const __m512i hm = r.dword(offsetof(BlockQ3_K, hmask) + 4 * (k % 8));
       const int up = t + 2 - (4 * h + qs);  // where the high bit goes, from bit 4h + s
-      const __m512i high =
-          up >= 0 ? _mm512_sll_epi32(hm, _mm_cvtsi32_si128(up)) : _mm512_srl_epi32(hm, _mm_cvtsi32_si128(-up));
+      const __m512i high = shift_left(hm, up);
       const __m512i low = _mm512_and_si512(q, _mm512_set1_epi8(static_cast<char>(3 << t)));
       return or_masked(low, high, _mm512_set1_epi8(static_cast<char>(4 << t)));
     }
