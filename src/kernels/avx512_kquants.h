@@ -23,6 +23,7 @@ struct ActRecordK {
   // pairs of the 16-code sums; q3_K and q6_K: 16 start values -4 / -32 · Σ of each 16 codes;
   // iq4_xs: 8 start values -128 · B_j.
   int32_t side[16];
+  int32_t scaled_start;  // q3_K's scaled codes (prefill): -124 · Σ of the 256 codes
 };
 
 // Σ of 16 consecutive int8 codes.
@@ -54,7 +55,12 @@ void prep_q8_k(const uint8_t* act_row, int64_t n, uint8_t* records, size_t block
         rec->side[p] = static_cast<int32_t>(static_cast<uint32_t>(lo & 0xFFFF) | static_cast<uint32_t>(hi) << 16);
       }
     } else if constexpr (kSide == Side::kStart16) {
-      for (int k = 0; k < 16; ++k) rec->side[k] = -kBias * sum16[k];
+      int32_t sum = 0;
+      for (int k = 0; k < 16; ++k) {
+        rec->side[k] = -kBias * sum16[k];
+        sum += sum16[k];
+      }
+      rec->scaled_start = -124 * sum;
     } else {
       for (int j = 0; j < 8; ++j) rec->side[j] = -kBias * (sum16[2 * j] + sum16[2 * j + 1]);
     }

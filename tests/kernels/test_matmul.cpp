@@ -427,6 +427,55 @@ TEST(Matmul, FamiliesAgreeBitForBit) {
   }
 }
 
+// q2_K and q3_K prefill multiplies each code by its sub-block's scale into one byte (q3_K value ·
+// scale + 124: -4 · -32 = 128 is its top), decode does not: on raw random bytes (every code and
+// scale, both signs), rows at the extremes (q3_K values -4 with scales -32, q2_K codes 3 with scales
+// and mins 15) and activations at ±127, every family matches the exact dot and the others bit for
+// bit, for one column (decode) and many (prefill, with an odd row group).
+TEST(Matmul, LowBitFormatsExtremeCodes) {
+  for (TensorType t : {TensorType::kQ2_K, TensorType::kQ3_K}) {
+    const size_t block_bytes = tensor_type_info(t).block_bytes;
+    const int64_t n = 512, n_rows = 33;
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::vector<uint8_t> w(row_bytes(t, n) * n_rows);
+    for (uint8_t& b : w) b = static_cast<uint8_t>(byte(rng));
+    for (size_t off = 0; off < w.size(); off += block_bytes) {
+      const bool extreme = off / row_bytes(t, n) % 4 == 0;  // rows 0, 4, ..: the extreme block
+      if (t == TensorType::kQ3_K) {                         // hmask[32], qs[64], scales[12], d
+        if (extreme) std::memset(&w[off], 0, 108);          // value -4, stored scale 0 (-32)
+      } else if (extreme) {                                 // scales[16], qs[64], d, dmin
+        std::memset(&w[off], 0xFF, 80);
+      }
+      for (size_t f : t == TensorType::kQ3_K ? std::vector<size_t>{108} : std::vector<size_t>{80, 82}) {
+        const uint16_t h = fp32_to_fp16(0.01f);
+        std::memcpy(&w[off + f], &h, 2);
+      }
+    }
+    std::vector<float> x = random_activations(13, n, rng);
+    for (size_t i = 0; i < x.size(); ++i)
+      if (i / 256 % 2 == 0) x[i] = i % 3 == 0 ? -1.0f : 1.0f;  // every other q8_K block all ±127
+    std::vector<float> first_1, first_13;
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      const MatmulKernel* k = matmul_kernel(t, isa);
+      if (k == nullptr) continue;
+      for (int64_t n_cols : {1, 13}) {
+        Problem p{n, n_rows, n_cols, w, {}, row_bytes(t, n), row_bytes(k->act, n)};
+        p.xq.resize(p.x_stride * n_cols);
+        for (int64_t c = 0; c < n_cols; ++c) k->quantize_act(x.data() + c * n, p.xq.data() + c * p.x_stride, n);
+        const std::vector<float> y = run(*k, p);
+        const std::string what =
+            std::string(tensor_type_name(t)) + " " + isa_name(isa) + " cols=" + std::to_string(n_cols);
+        expect_close(*k, p, y, what);
+        std::vector<float>& first = n_cols == 1 ? first_1 : first_13;
+        if (first.empty()) first = y;
+        for (size_t e = 0; e < y.size(); ++e)
+          ASSERT_EQ(std::bit_cast<uint32_t>(first[e]), std::bit_cast<uint32_t>(y[e])) << what << " at " << e;
+      }
+    }
+  }
+}
+
 // bf16 follows vdpbf16ps: denormal inputs read as zero and denormal results flushed, in every
 // family. Values near the bottom of the f32 range (products about 2^-126, some inputs denormal)
 // must give the same bits in every family, and the data must actually reach the flushing: the
