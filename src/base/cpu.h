@@ -14,8 +14,8 @@ struct CpuFeatures {
 };
 
 // Kernel families compiled into the binary, best last. The scalar family is always present.
-// kAvx512 needs F/BW/VL/DQ and VNNI (Ice Lake, Cascade Lake, Zen 4/5); its bf16 kernel also needs
-// AVX512-BF16 and, without it, bf16 weights use the AVX2 kernel (same arithmetic).
+// kAvx512 needs F/BW/VL/DQ and VNNI (Ice Lake, Cascade Lake, Zen 4/5); its bf16 kernel multiplies
+// with vdpbf16ps where the CPU has AVX512-BF16 and with FMAs elsewhere (same arithmetic).
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 const CpuFeatures& cpu_features();

@@ -5,15 +5,17 @@
 // families return the same bits:
 //   f32, f16: per chunk of 256 elements, even and odd elements accumulate by fma in two partial
 //             sums, then y = y + (p_even + p_odd);
-//   bf16:     vdpbf16ps's order, emulated: pairs of elements alternate between two partial sums,
-//             each pair as two fmas (odd element first), denormal inputs read as zero and every
-//             result's denormal flushed; then y = ftz(y + ftz(p_0 + p_1)).
+//   bf16:     vdpbf16ps's order: pairs of elements alternate between two partial sums, each pair
+//             as two fmas (odd element first), denormal inputs read as zero and every result's
+//             denormal flushed (the MXCSR modes DAZ and FTZ, set for the call); then
+//             y = ftz(y + ftz(p_0 + p_1)).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/avx2_gemm.h"
 #include "kernels/avx2_util.h"
+#include "kernels/denormals.h"
 #include "kernels/row_lane_gemm.h"
 #include "kernels/simd.h"
 
@@ -32,14 +34,6 @@ struct alignas(32) ActRecordF {
 
 inline void store(float* p, __m256 v) { _mm256_store_ps(p, v); }
 inline void store(float* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
-
-// A denormal as a zero of its sign (vdpbf16ps's treatment of its inputs and results).
-inline __m256 flush_denormals(__m256 v) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(0x1p-126f), _CMP_LT_OQ);
-  return _mm256_blendv_ps(v, _mm256_and_ps(v, sign), tiny);
-}
-inline __m256i flush_denormals(__m256i v) { return _mm256_castps_si256(flush_denormals(_mm256_castsi256_ps(v))); }
 
 struct StorageF32 {
   static constexpr int kBytes = 4;
@@ -84,8 +78,8 @@ struct StorageBF16 {
     r.template dwords<8>(0, t);
     const __m256i upper = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
     for (int g = 0; g < 8; ++g) {
-      store(out->w[2 * g], flush_denormals(_mm256_slli_epi32(t[g], 16)));
-      store(out->w[2 * g + 1], flush_denormals(_mm256_and_si256(t[g], upper)));
+      store(out->w[2 * g], _mm256_slli_epi32(t[g], 16));  // denormals: DAZ reads them as zeros
+      store(out->w[2 * g + 1], _mm256_and_si256(t[g], upper));
     }
   }
   static void load_row(const uint8_t* p, int count, float* dst) {
@@ -166,8 +160,8 @@ struct FloatFormat {
 #pragma GCC unroll 8
           for (int c = 0; c < C; ++c) {
             __m256& s = p[k / 2 % 2][c];
-            s = flush_denormals(_mm256_fmadd_ps(w_odd, _mm256_set1_ps(rec[c].a[k + 1]), s));
-            s = flush_denormals(_mm256_fmadd_ps(w_even, _mm256_set1_ps(rec[c].a[k]), s));
+            s = _mm256_fmadd_ps(w_odd, _mm256_set1_ps(rec[c].a[k + 1]), s);  // flushed by FTZ
+            s = _mm256_fmadd_ps(w_even, _mm256_set1_ps(rec[c].a[k]), s);
           }
         }
       } else {
@@ -182,9 +176,7 @@ struct FloatFormat {
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       const __m256 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
-      const __m256 sum = _mm256_add_ps(p[0][c], p[1][c]);
-      store_masked(tile.y[c], mask,
-                   S::kPairs ? flush_denormals(_mm256_add_ps(y, flush_denormals(sum))) : _mm256_add_ps(y, sum));
+      store_masked(tile.y[c], mask, _mm256_add_ps(y, _mm256_add_ps(p[0][c], p[1][c])));
     }
   }
 };
@@ -215,16 +207,54 @@ void avx2_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const voi
 
 constexpr RecordsKernel avx2_records_f16 = row_lane_records_kernel<FloatFormat<StorageF16, TensorType::kF16>>();
 
+namespace {
+
+using FormatBf16 = FloatFormat<StorageBF16, TensorType::kBF16>;
+
+// The bf16 arithmetic under DAZ and FTZ (denormals.h), in functions that are not inlined.
+[[gnu::noinline]] void bf16_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x,
+                                 size_t x_stride, int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatBf16>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+[[gnu::noinline]] void bf16_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                                       int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatBf16>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+[[gnu::noinline]] void bf16_records_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records,
+                                         int64_t n_cols, float* y, size_t ldy) {
+  row_lane_records_gemm<FormatBf16>(n, w, w_stride, n_rows, records, n_cols, y, ldy);
+}
+[[gnu::noinline]] void bf16_records_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* records,
+                                               int64_t n_cols, float* y, size_t ldy) {
+  row_lane_records_gemm_image<FormatBf16>(n, image, n_rows, records, n_cols, y, ldy);
+}
+
+void records_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records, int64_t n_cols,
+                       float* y, size_t ldy) {
+  const DenormalsAsZero modes;
+  bf16_records_gemm(n, w, w_stride, n_rows, records, n_cols, y, ldy);
+}
+void records_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* records, int64_t n_cols,
+                             float* y, size_t ldy) {
+  const DenormalsAsZero modes;
+  bf16_records_gemm_image(n, image, n_rows, records, n_cols, y, ldy);
+}
+
+}  // namespace
+
 void avx2_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm<FloatFormat<StorageBF16, TensorType::kBF16>>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+  const DenormalsAsZero modes;
+  bf16_gemm(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx2_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
                           float* y, size_t ldy) {
-  row_lane_gemm_image<FloatFormat<StorageBF16, TensorType::kBF16>>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+  const DenormalsAsZero modes;
+  bf16_gemm_image(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
-constexpr RecordsKernel avx2_records_bf16 = row_lane_records_kernel<FloatFormat<StorageBF16, TensorType::kBF16>>();
+constexpr RecordsKernel avx2_records_bf16 = {&row_lane_records_bytes<FormatBf16>, &row_lane_prepare<FormatBf16>,
+                                             &records_gemm_bf16, &records_gemm_image_bf16};
 
 }  // namespace hylo::kernels

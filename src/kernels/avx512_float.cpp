@@ -1,6 +1,6 @@
-// AVX-512 matmul for float weights: f32 (f32 activations) and f16 (f16 activations); bf16 lives in
-// avx512_bf16.cpp, built with AVX512-BF16. Row-lane kernels like the integer ones (row_lane_gemm.h):
-// lane l of a vector is weight row l.
+// AVX-512 matmul for float weights: f32 (f32 activations), f16 (f16 activations) and, on CPUs
+// without AVX512-BF16, bf16 (bf16 activations; with the extension, avx512_bf16.cpp). Row-lane
+// kernels like the integer ones (row_lane_gemm.h): lane l of a vector is weight row l.
 //
 // f32 and f16: 16 weight rows widened to f32 and transposed per chunk, so that one vfmadd231ps
 // with a broadcast activation value advances 16 outputs of a column by one element. Per output
@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/avx512_bf16_format.h"
 #include "kernels/avx512_gemm.h"
 #include "kernels/avx512_util.h"
+#include "kernels/denormals.h"
 #include "kernels/row_lane_gemm.h"
 #include "kernels/simd.h"
 
@@ -197,6 +199,60 @@ struct FloatFormat {
   }
 };
 
+// bf16 without AVX512-BF16: a pair as two FMAs, odd element first (avx512_bf16_format.h's order).
+// The elements widen exactly (a bf16 is the top half of its f32), and the denormal rule of
+// vdpbf16ps is the MXCSR's: DAZ reads denormal inputs as zeros of their sign, FTZ flushes denormal
+// results to zeros of their sign. So plain FMAs give its bits, with no instruction per product to
+// flush (the AVX2 family emulates the flush, four instructions per FMA).
+struct PairsFma {
+  using Record = ActRecordF;  // the activations widened to f32 once, broadcast from memory
+  struct Weights {
+    __m512 even, odd;
+  };
+  static void prep_block(const uint8_t* bf16, __mmask16 elements, Record* rec) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(elements, bf16));
+    _mm512_store_si512(rec->a, _mm512_slli_epi32(wide, 16));
+  }
+  static Weights weights(__m512i pairs) {
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)),
+            _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))))};
+  }
+  static __m512 dot(__m512 acc, const Weights& w, const Record& rec, int g) {
+    acc = _mm512_fmadd_ps(w.odd, _mm512_set1_ps(rec.a[2 * g + 1]), acc);
+    return _mm512_fmadd_ps(w.even, _mm512_set1_ps(rec.a[2 * g]), acc);
+  }
+  static __m512 close(__m512 y, __m512 p0, __m512 p1) { return _mm512_add_ps(y, _mm512_add_ps(p0, p1)); }
+};
+using FormatBF16Fma = FormatBF16<PairsFma>;
+
+[[gnu::noinline]] void bf16_fma_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x,
+                                     size_t x_stride, int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm<FormatBF16Fma>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+[[gnu::noinline]] void bf16_fma_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                                           int64_t n_cols, float* y, size_t ldy) {
+  row_lane_gemm_image<FormatBF16Fma>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+[[gnu::noinline]] void bf16_fma_records_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                             const void* records, int64_t n_cols, float* y, size_t ldy) {
+  row_lane_records_gemm<FormatBF16Fma>(n, w, w_stride, n_rows, records, n_cols, y, ldy);
+}
+[[gnu::noinline]] void bf16_fma_records_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* records,
+                                                   int64_t n_cols, float* y, size_t ldy) {
+  row_lane_records_gemm_image<FormatBF16Fma>(n, image, n_rows, records, n_cols, y, ldy);
+}
+
+void records_gemm_bf16_fma(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records,
+                           int64_t n_cols, float* y, size_t ldy) {
+  const DenormalsAsZero modes;
+  bf16_fma_records_gemm(n, w, w_stride, n_rows, records, n_cols, y, ldy);
+}
+void records_gemm_image_bf16_fma(int64_t n, const void* image, int64_t n_rows, const void* records, int64_t n_cols,
+                                 float* y, size_t ldy) {
+  const DenormalsAsZero modes;
+  bf16_fma_records_gemm_image(n, image, n_rows, records, n_cols, y, ldy);
+}
+
 }  // namespace
 
 void avx512_gemm_f32(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
@@ -222,5 +278,25 @@ void avx512_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const v
 }
 
 constexpr RecordsKernel avx512_records_f16 = row_lane_records_kernel<FloatFormat<StorageF16, TensorType::kF16>>();
+
+}  // namespace hylo::kernels
+
+namespace hylo::kernels {
+
+void avx512_gemm_bf16_fma(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
+                          int64_t n_cols, float* y, size_t ldy) {
+  const DenormalsAsZero modes;
+  bf16_fma_gemm(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+void avx512_gemm_image_bf16_fma(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
+                                int64_t n_cols, float* y, size_t ldy) {
+  const DenormalsAsZero modes;
+  bf16_fma_gemm_image(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+}
+
+constexpr RecordsKernel avx512_records_bf16_fma = {&row_lane_records_bytes<FormatBF16Fma>,
+                                                   &row_lane_prepare<FormatBF16Fma>, &records_gemm_bf16_fma,
+                                                   &records_gemm_image_bf16_fma};
 
 }  // namespace hylo::kernels

@@ -15,6 +15,7 @@ namespace hylo::kernels {
 HYLO_AVX512_GEMM(avx512_gemm_f32);
 HYLO_AVX512_GEMM(avx512_gemm_f16);
 HYLO_AVX512_GEMM(avx512_gemm_bf16);
+HYLO_AVX512_GEMM(avx512_gemm_bf16_fma);  // without AVX512-BF16
 HYLO_AVX512_GEMM(avx512_gemm_q8_0);
 HYLO_AVX512_GEMM(avx512_gemm_q4_0);
 HYLO_AVX512_GEMM(avx512_gemm_iq4_nl);
@@ -36,6 +37,7 @@ HYLO_AVX512_GEMM(avx512_gemm_iq4_xs);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_f32);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_f16);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_bf16);
+HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_bf16_fma);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q8_0);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_q4_0);
 HYLO_AVX512_GEMM_IMAGE(avx512_gemm_image_iq4_nl);
@@ -66,6 +68,7 @@ extern const RecordsKernel avx512_records_iq4_xs;
 extern const RecordsKernel avx512_records_f32;
 extern const RecordsKernel avx512_records_f16;
 extern const RecordsKernel avx512_records_bf16;
+extern const RecordsKernel avx512_records_bf16_fma;
 
 // Activation quantizers (avx512_act.cpp), bit-identical to quantize_act_row.
 void avx512_quantize_q8_0(const float* x, void* dst, int64_t n);

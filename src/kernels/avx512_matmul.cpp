@@ -1,6 +1,6 @@
 // The AVX-512 matmul family table (AVX-512 F/BW/VL/DQ + VNNI): which gemm and activation quantizer
-// serve each weight type. bf16 also needs AVX512-BF16; without it the type falls to the AVX2
-// family, whose kernel computes the same bits. The kernels themselves live in avx512_*.cpp by quant family.
+// serve each weight type. bf16 multiplies with vdpbf16ps where the CPU has AVX512-BF16 and with
+// FMAs elsewhere (the same bits). The kernels themselves live in avx512_*.cpp by quant family.
 #include "base/cpu.h"
 #include "kernels/avx512_gemm.h"
 #include "kernels/quant_internal.h"
@@ -42,10 +42,21 @@ constexpr MatmulKernel kKernels[] = {
      avx512_gemm_image_iq4_xs, &avx512_records_iq4_xs},
 };
 
+constexpr MatmulKernel kBf16Fma = {T::kBF16,
+                                   T::kBF16,
+                                   Isa::kAvx512,
+                                   avx512_quantize_bf16,
+                                   avx512_gemm_bf16_fma,
+                                   image_layout(T::kBF16, 16),
+                                   avx512_gemm_image_bf16_fma,
+                                   &avx512_records_bf16_fma};
+
 }  // namespace
 
+const MatmulKernel* avx512_bf16_fma_kernel() { return isa_supported(Isa::kAvx512) ? &kBf16Fma : nullptr; }
+
 const MatmulKernel* avx512_matmul_kernel(TensorType weight) {
-  if (weight == T::kBF16 && !cpu_features().avx512bf16) return nullptr;
+  if (weight == T::kBF16 && !cpu_features().avx512bf16) return &kBf16Fma;
   for (const MatmulKernel& k : kKernels) {
     if (k.weight == weight) return &k;
   }

@@ -111,6 +111,9 @@ struct MatmulKernel {
 const MatmulKernel* matmul_kernel(TensorType weight, Isa isa);
 const MatmulKernel* matmul_kernel(TensorType weight);
 bool has_matmul(TensorType weight);
+// The AVX-512 family's bf16 kernel for CPUs without AVX512-BF16 (FMAs), on any CPU that runs the
+// family, so that tests cover it where the table picks vdpbf16ps; nullptr without the family.
+const MatmulKernel* avx512_bf16_fma_kernel();
 
 // ---- Test oracle -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // activation bytes in every family, and batch invariance (bit-identical outputs however the
 // matrix is split into row ranges and column sets).
 #include <gtest/gtest.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <bit>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/cpu.h"
@@ -31,7 +33,13 @@ struct Case {
   std::string name;
 };
 
-// Every (type, family) pair compiled in and runnable here.
+// The bf16 kernel of the AVX-512 family without AVX512-BF16, where the table holds the other one.
+const MatmulKernel* other_bf16_kernel() {
+  const MatmulKernel* k = avx512_bf16_fma_kernel();
+  return k != matmul_kernel(TensorType::kBF16, Isa::kAvx512) ? k : nullptr;
+}
+
+// Every (type, family) pair compiled in and runnable here, and both AVX-512 bf16 kernels.
 std::vector<Case> all_kernels() {
   std::vector<Case> cases;
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
@@ -41,6 +49,7 @@ std::vector<Case> all_kernels() {
       }
     }
   }
+  if (const MatmulKernel* k = other_bf16_kernel()) cases.push_back({k, "avx512-fma/bf16"});
   return cases;
 }
 
@@ -219,15 +228,16 @@ TEST(Matmul, KernelTable) {
   EXPECT_EQ(matmul_kernel(TensorType::kIQ2_XXS), nullptr);
 }
 
-// The AVX-512 family runs without AVX512-BF16 (Ice Lake, Cascade Lake): there its table has no bf16
-// kernel (vdpbf16ps would fault) and bf16 falls to AVX2, while every other type stays AVX-512.
-TEST(Matmul, Bf16NeedsItsExtension) {
+// The AVX-512 family runs without AVX512-BF16 (Ice Lake, Cascade Lake): there its bf16 kernel
+// multiplies with FMAs (vdpbf16ps would fault), and only CPUs with the extension measure a bf16
+// peak.
+TEST(Matmul, Bf16WithAndWithoutItsExtension) {
   if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 family on this CPU";
   const bool bf16 = cpu_features().avx512bf16;
-  EXPECT_EQ(matmul_kernel(TensorType::kBF16, Isa::kAvx512) != nullptr, bf16);
+  ASSERT_NE(matmul_kernel(TensorType::kBF16, Isa::kAvx512), nullptr);
+  EXPECT_EQ(matmul_kernel(TensorType::kBF16, Isa::kAvx512) == avx512_bf16_fma_kernel(), !bf16);
   if (best_isa() == Isa::kAvx512) {
-    EXPECT_EQ(matmul_kernel(TensorType::kBF16)->isa, bf16 ? Isa::kAvx512 : Isa::kAvx2);
-    EXPECT_EQ(matmul_kernel(TensorType::kQ8_0)->isa, Isa::kAvx512);
+    EXPECT_EQ(matmul_kernel(TensorType::kBF16)->isa, Isa::kAvx512);
     EXPECT_EQ(measure_bf16_peak_gflops() > 0, bf16);
   }
 }
@@ -406,6 +416,7 @@ TEST(Matmul, FamiliesAgreeBitForBit) {
       const MatmulKernel* k = matmul_kernel(t, isa);
       if (k != nullptr && (isa != Isa::kScalar || shares_simd_numerics(t))) kernels.push_back(k);
     }
+    if (t == TensorType::kBF16 && other_bf16_kernel() != nullptr) kernels.push_back(other_bf16_kernel());
     if (kernels.size() < 2) continue;
     std::mt19937 rng(11);
     const int64_t block = std::max<int64_t>(32, tensor_type_info(t).block_elems);
@@ -477,9 +488,9 @@ TEST(Matmul, LowBitFormatsExtremeCodes) {
 }
 
 // bf16 follows vdpbf16ps: denormal inputs read as zero and denormal results flushed, in every
-// family. Values near the bottom of the f32 range (products about 2^-126, some inputs denormal)
-// must give the same bits in every family, and the data must actually reach the flushing: the
-// same order without it gives other bits for some outputs.
+// family (the SIMD ones without vdpbf16ps set DAZ and FTZ for the call, and restore the modes). Values near the bottom
+// of the f32 range (products about 2^-126, some inputs denormal) must give the same bits in every family, and the data
+// must actually reach the flushing: the same order without it gives other bits for some outputs.
 TEST(Matmul, Bf16FlushesDenormalsInEveryFamily) {
   std::mt19937 rng(17);
   const int64_t n = 300, n_rows = 21, n_cols = 5;  // two chunks, a partial block
@@ -492,15 +503,19 @@ TEST(Matmul, Bf16FlushesDenormalsInEveryFamily) {
   for (uint16_t& v : w) v = value(127 - 60);  // about 2^-60, one in 8 denormal
   for (uint16_t& v : x) v = value(127 - 66);  // about 2^-66: products about 2^-126
   std::vector<std::vector<float>> results;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-    const MatmulKernel* k = matmul_kernel(TensorType::kBF16, isa);
+  for (const MatmulKernel* k :
+       {matmul_kernel(TensorType::kBF16, Isa::kScalar), matmul_kernel(TensorType::kBF16, Isa::kAvx2),
+        matmul_kernel(TensorType::kBF16, Isa::kAvx512), other_bf16_kernel()}) {
     if (k == nullptr) continue;
+    const std::string_view name = k == other_bf16_kernel() ? "avx512-fma" : isa_name(k->isa);
     std::vector<float> y(n_cols * n_rows, std::nanf(""));
+    const auto modes = [] { return _mm_getcsr() & ~0x3Fu; };  // MXCSR less its sticky exception flags
+    const unsigned before = modes();
     k->gemm(n, w.data(), 2 * n, n_rows, x.data(), 2 * n, n_cols, y.data(), n_rows);
+    EXPECT_EQ(modes(), before) << name << ": the caller's floating-point modes come back";
     if (!results.empty()) {
       for (size_t i = 0; i < y.size(); ++i)
-        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(results[0][i]))
-            << isa_name(isa) << " at " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(results[0][i])) << name << " at " << i;
     }
     results.push_back(std::move(y));
   }
