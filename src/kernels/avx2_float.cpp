@@ -208,53 +208,19 @@ void avx2_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const voi
 constexpr RecordsKernel avx2_records_f16 = row_lane_records_kernel<FloatFormat<StorageF16, TensorType::kF16>>();
 
 namespace {
-
-using FormatBf16 = FloatFormat<StorageBF16, TensorType::kBF16>;
-
-// The bf16 arithmetic under DAZ and FTZ (denormals.h), in functions that are not inlined.
-[[gnu::noinline]] void bf16_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x,
-                                 size_t x_stride, int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm<FormatBf16>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
-}
-[[gnu::noinline]] void bf16_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                                       int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm_image<FormatBf16>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
-}
-[[gnu::noinline]] void bf16_records_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records,
-                                         int64_t n_cols, float* y, size_t ldy) {
-  row_lane_records_gemm<FormatBf16>(n, w, w_stride, n_rows, records, n_cols, y, ldy);
-}
-[[gnu::noinline]] void bf16_records_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* records,
-                                               int64_t n_cols, float* y, size_t ldy) {
-  row_lane_records_gemm_image<FormatBf16>(n, image, n_rows, records, n_cols, y, ldy);
-}
-
-void records_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records, int64_t n_cols,
-                       float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_records_gemm(n, w, w_stride, n_rows, records, n_cols, y, ldy);
-}
-void records_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* records, int64_t n_cols,
-                             float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_records_gemm_image(n, image, n_rows, records, n_cols, y, ldy);
-}
-
+using Bf16 = DenormalsAsZeroKernel<FloatFormat<StorageBF16, TensorType::kBF16>>;
 }  // namespace
 
 void avx2_gemm_bf16(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                     int64_t n_cols, float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_gemm(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+  Bf16::gemm(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx2_gemm_image_bf16(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride, int64_t n_cols,
                           float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_gemm_image(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+  Bf16::gemm_image(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
-constexpr RecordsKernel avx2_records_bf16 = {&row_lane_records_bytes<FormatBf16>, &row_lane_prepare<FormatBf16>,
-                                             &records_gemm_bf16, &records_gemm_image_bf16};
+constexpr RecordsKernel avx2_records_bf16 = Bf16::records();
 
 }  // namespace hylo::kernels

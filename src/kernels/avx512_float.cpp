@@ -223,35 +223,7 @@ struct PairsFma {
   }
   static __m512 close(__m512 y, __m512 p0, __m512 p1) { return _mm512_add_ps(y, _mm512_add_ps(p0, p1)); }
 };
-using FormatBF16Fma = FormatBF16<PairsFma>;
-
-[[gnu::noinline]] void bf16_fma_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x,
-                                     size_t x_stride, int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm<FormatBF16Fma>(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
-}
-[[gnu::noinline]] void bf16_fma_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
-                                           int64_t n_cols, float* y, size_t ldy) {
-  row_lane_gemm_image<FormatBF16Fma>(n, image, n_rows, x, x_stride, n_cols, y, ldy);
-}
-[[gnu::noinline]] void bf16_fma_records_gemm(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
-                                             const void* records, int64_t n_cols, float* y, size_t ldy) {
-  row_lane_records_gemm<FormatBF16Fma>(n, w, w_stride, n_rows, records, n_cols, y, ldy);
-}
-[[gnu::noinline]] void bf16_fma_records_gemm_image(int64_t n, const void* image, int64_t n_rows, const void* records,
-                                                   int64_t n_cols, float* y, size_t ldy) {
-  row_lane_records_gemm_image<FormatBF16Fma>(n, image, n_rows, records, n_cols, y, ldy);
-}
-
-void records_gemm_bf16_fma(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* records,
-                           int64_t n_cols, float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_fma_records_gemm(n, w, w_stride, n_rows, records, n_cols, y, ldy);
-}
-void records_gemm_image_bf16_fma(int64_t n, const void* image, int64_t n_rows, const void* records, int64_t n_cols,
-                                 float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_fma_records_gemm_image(n, image, n_rows, records, n_cols, y, ldy);
-}
+using Bf16Fma = DenormalsAsZeroKernel<FormatBF16<PairsFma>>;
 
 }  // namespace
 
@@ -279,24 +251,16 @@ void avx512_gemm_image_f16(int64_t n, const void* image, int64_t n_rows, const v
 
 constexpr RecordsKernel avx512_records_f16 = row_lane_records_kernel<FloatFormat<StorageF16, TensorType::kF16>>();
 
-}  // namespace hylo::kernels
-
-namespace hylo::kernels {
-
 void avx512_gemm_bf16_fma(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* x, size_t x_stride,
                           int64_t n_cols, float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_fma_gemm(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
+  Bf16Fma::gemm(n, w, w_stride, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
 void avx512_gemm_image_bf16_fma(int64_t n, const void* image, int64_t n_rows, const void* x, size_t x_stride,
                                 int64_t n_cols, float* y, size_t ldy) {
-  const DenormalsAsZero modes;
-  bf16_fma_gemm_image(n, image, n_rows, x, x_stride, n_cols, y, ldy);
+  Bf16Fma::gemm_image(n, image, n_rows, x, x_stride, n_cols, y, ldy);
 }
 
-constexpr RecordsKernel avx512_records_bf16_fma = {&row_lane_records_bytes<FormatBF16Fma>,
-                                                   &row_lane_prepare<FormatBF16Fma>, &records_gemm_bf16_fma,
-                                                   &records_gemm_image_bf16_fma};
+constexpr RecordsKernel avx512_records_bf16_fma = Bf16Fma::records();
 
 }  // namespace hylo::kernels
