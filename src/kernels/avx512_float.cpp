@@ -203,7 +203,7 @@ struct FloatFormat {
 // The elements widen exactly (a bf16 is the top half of its f32), and the denormal rule of
 // vdpbf16ps is the MXCSR's: DAZ reads denormal inputs as zeros of their sign, FTZ flushes denormal
 // results to zeros of their sign. So plain FMAs give its bits, with no instruction per product to
-// flush (the AVX2 family emulates the flush, four instructions per FMA).
+// flush (denormals.h sets the modes for each call).
 struct PairsFma {
   using Record = ActRecordF;  // the activations widened to f32 once, broadcast from memory
   struct Weights {
