@@ -19,11 +19,16 @@ void quantize_row_f32(const float* x, void* dst, int64_t n);
 
 // Writer quantizers (quant_writer.cpp).
 void quantize_row_q4_0_ref(const float* x, void* dst, int64_t n);
+void quantize_row_q4_1_ref(const float* x, void* dst, int64_t n);
+void quantize_row_q5_0_ref(const float* x, void* dst, int64_t n);
+void quantize_row_q5_1_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q2_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q3_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q4_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q5_k_ref(const float* x, void* dst, int64_t n);
 void quantize_row_q6_k_ref(const float* x, void* dst, int64_t n);
+void quantize_row_iq4_nl_ref(const float* x, void* dst, int64_t n);
+void quantize_row_iq4_xs_ref(const float* x, void* dst, int64_t n);
 
 // The scalar dot of vec_dot_reference for one weight type (picked once, called per row).
 using VecDotFn = float (*)(int64_t n, const void* w, const void* x);

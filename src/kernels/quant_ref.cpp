@@ -321,11 +321,16 @@ bool can_quantize(TensorType type) {
     case TensorType::kQ8_1:
     case TensorType::kQ8_K:
     case TensorType::kQ4_0:
+    case TensorType::kQ4_1:
+    case TensorType::kQ5_0:
+    case TensorType::kQ5_1:
     case TensorType::kQ2_K:
     case TensorType::kQ3_K:
     case TensorType::kQ4_K:
     case TensorType::kQ5_K:
     case TensorType::kQ6_K:
+    case TensorType::kIQ4_NL:
+    case TensorType::kIQ4_XS:
       return true;
     default:
       return false;
@@ -356,6 +361,12 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       return quantize_row_q8_k(src, dst, n);
     case TensorType::kQ4_0:
       return quantize_row_q4_0_ref(src, dst, n);
+    case TensorType::kQ4_1:
+      return quantize_row_q4_1_ref(src, dst, n);
+    case TensorType::kQ5_0:
+      return quantize_row_q5_0_ref(src, dst, n);
+    case TensorType::kQ5_1:
+      return quantize_row_q5_1_ref(src, dst, n);
     case TensorType::kQ2_K:
       return quantize_row_q2_k_ref(src, dst, n);
     case TensorType::kQ3_K:
@@ -366,6 +377,10 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       return quantize_row_q5_k_ref(src, dst, n);
     case TensorType::kQ6_K:
       return quantize_row_q6_k_ref(src, dst, n);
+    case TensorType::kIQ4_NL:
+      return quantize_row_iq4_nl_ref(src, dst, n);
+    case TensorType::kIQ4_XS:
+      return quantize_row_iq4_xs_ref(src, dst, n);
     default:
       HYLO_CHECK(false, "quantize_row: type {} unsupported", tensor_type_name(type));
   }

@@ -1,7 +1,8 @@
-// Weight quantizers for writing files (hylo make-model, hylo quantize): q4_0 and the K-quants
-// q2_K, q3_K, q4_K, q5_K, q6_K with the semantics of ggml's reference quantizers (no importance matrix). Not used at
-// inference. Compiled with -ffp-contract=off: the search below compares rounded float errors, so the exact operation
-// order decides which scale wins, and ggml-base (the reference) has no FMA.
+// Weight quantizers for writing files (hylo make-model, hylo quantize): q4_0, q4_1, q5_0, q5_1, the K-quants
+// q2_K, q3_K, q4_K, q5_K, q6_K and the non-linear iq4_nl, iq4_xs with the semantics of ggml's reference quantizers (no
+// importance matrix). Not used at inference. Compiled with -ffp-contract=off: the search below compares rounded float
+// errors, so the exact operation order decides which scale wins, and ggml-base (the reference) has no FMA.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -264,6 +265,67 @@ void quantize_k4_super_block(const float* x, int nmax, float rmin, int nstep, ui
   }
 }
 
+// Affine 32-element block for q4_1 / q5_1: d = (max - min) / nmax, codes rounded half up from
+// (x - min) / d. Returns d; *min receives the offset.
+float affine_block(const float* x, int nmax, float* min) {
+  float lo = x[0], hi = x[0];
+  for (int j = 1; j < kQK; ++j) {
+    if (x[j] < lo) lo = x[j];
+    if (x[j] > hi) hi = x[j];
+  }
+  *min = lo;
+  return (hi - lo) / static_cast<float>(nmax);
+}
+
+// The index of the iq4_nl grid value nearest to v, ties to the upper one: ggml's best_index_int8
+// (a binary search, then v - lo < hi - v), as a count of the grid gaps whose midpoint v has
+// reached by that same float test. Branch-free, so the 16 scale trials of a block vectorize.
+int nearest_grid_index(float v) {
+  int index = 0;
+  for (int k = 0; k < 15; ++k)
+    index += v - static_cast<float>(kIq4nlValues[k]) >= static_cast<float>(kIq4nlValues[k + 1]) - v;
+  return index;
+}
+
+// Weighted least-squares scale of one 32-element block on the iq4_nl grid, weights x²: start from
+// the grid through the largest-magnitude value, then try 15 stretched grids (the search of ggml's
+// quantize_row_iq4_nl_impl with ntry 7). Returns 0 for an all-zero block.
+float fit_iq4_block(const float* x) {
+  constexpr int kTries = 7;
+  float amax;
+  const float max = largest_magnitude(kQK, x, &amax);
+  if (amax < kGroupMaxEps) return 0.0f;
+  auto sums_for = [x](float inv_scale, float* sum_qx, float* sum_q2) {
+    *sum_qx = 0;
+    *sum_q2 = 0;
+    for (int j = 0; j < kQK; ++j) {
+      const float q = kIq4nlValues[nearest_grid_index(inv_scale * x[j])];
+      const float w = x[j] * x[j];
+      *sum_qx += w * q * x[j];
+      *sum_q2 += w * q * q;
+    }
+  };
+  float sum_qx, sum_q2;
+  sums_for(1 / (-max / kIq4nlValues[0]), &sum_qx, &sum_q2);
+  float d = sum_qx / sum_q2;
+  float best = d * sum_qx;
+  for (int t = -kTries; t <= kTries; ++t) {
+    sums_for(static_cast<float>(t + kIq4nlValues[0]) / max, &sum_qx, &sum_q2);
+    if (sum_q2 > 0 && sum_qx * sum_qx > best * sum_q2) {
+      d = sum_qx / sum_q2;
+      best = d * sum_qx;
+    }
+  }
+  return d;
+}
+
+// Grid indices of 32 elements for scale d (index of the value nearest 0 when d is 0), nibble packed.
+void pack_iq4_block(const float* x, float d, uint8_t* qs) {
+  const float id = d != 0 ? 1 / d : 0.0f;
+  uint8_t codes[kQK];
+  for (int j = 0; j < kQK; ++j) codes[j] = static_cast<uint8_t>(nearest_grid_index(id * x[j]));
+  for (int j = 0; j < kQK / 2; ++j) qs[j] = static_cast<uint8_t>(codes[j] | codes[j + kQK / 2] << 4);
+}
 }  // namespace
 
 void quantize_row_q4_0_ref(const float* x, void* dst, int64_t n) {
@@ -437,6 +499,105 @@ void quantize_row_q6_k_ref(const float* x, void* dst, int64_t n) {
         y[i].qh[32 * h + l] =
             static_cast<uint8_t>((q[l] >> 4) | (q[l + 32] >> 4) << 2 | (q[l + 64] >> 4) << 4 | (q[l + 96] >> 4) << 6);
       }
+    }
+  }
+}
+
+void quantize_row_q4_1_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQK == 0);
+  BlockQ4_1* y = static_cast<BlockQ4_1*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    float min;
+    const float d = affine_block(x, 15, &min);
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(min);
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int q0 = static_cast<int8_t>((x[j] - min) * id + 0.5f);
+      const int q1 = static_cast<int8_t>((x[j + 16] - min) * id + 0.5f);
+      y[i].qs[j] = static_cast<uint8_t>((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
+    }
+  }
+}
+
+void quantize_row_q5_0_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQK == 0);
+  BlockQ5_0* y = static_cast<BlockQ5_0*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    float amax;
+    const float d = largest_magnitude(kQK, x, &amax) / -16;  // the largest magnitude maps to code 0
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int q0 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f)));
+      const int q1 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f)));
+      y[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | (q1 & 0x0F) << 4);
+      qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
+    }
+    std::memcpy(y[i].qh, &qh, 4);
+  }
+}
+
+void quantize_row_q5_1_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQK == 0);
+  BlockQ5_1* y = static_cast<BlockQ5_1*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    float min;
+    const float d = affine_block(x, 31, &min);
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].m = fp32_to_fp16(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+      // No clamp: (max - min) / d rounds to 31 at most.
+      const int q0 = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
+      const int q1 = static_cast<uint8_t>((x[j + 16] - min) * id + 0.5f);
+      y[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | (q1 & 0x0F) << 4);
+      qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
+    }
+    std::memcpy(y[i].qh, &qh, 4);
+  }
+}
+
+// Per 32-element block the fitted scale, stored as fp16; the codes follow the fitted (unrounded)
+// scale, as ggml's do.
+void quantize_row_iq4_nl_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQK == 0);
+  BlockIQ4_NL* y = static_cast<BlockIQ4_NL*>(dst);
+  for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    const float d = fit_iq4_block(x);
+    y[i].d = fp32_to_fp16(d);
+    pack_iq4_block(x, d, y[i].qs);
+  }
+}
+
+// Per 32-element sub-block the fitted scale, then 6-bit scales relative to the super-block scale
+// d = -(the fitted scale of largest magnitude) / 32, and the codes re-derived from the quantized
+// scales.
+void quantize_row_iq4_xs_ref(const float* x, void* dst, int64_t n) {
+  HYLO_CHECK(n % kQKK == 0);
+  BlockIQ4_XS* y = static_cast<BlockIQ4_XS*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    float scales[kQKK / kQK];
+    float max_scale = 0, amax_scale = 0;
+    for (int b = 0; b < kQKK / kQK; ++b) {
+      scales[b] = fit_iq4_block(x + kQK * b);
+      if (std::fabs(scales[b]) > amax_scale) {
+        amax_scale = std::fabs(scales[b]);
+        max_scale = scales[b];
+      }
+    }
+    const float d = -max_scale / 32;
+    const float id = d != 0 ? 1 / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    y[i].scales_h = 0;
+    std::memset(y[i].scales_l, 0, sizeof(y[i].scales_l));
+    for (int b = 0; b < kQKK / kQK; ++b) {
+      const int l = clamp_int(nearest_int(id * scales[b]), -32, 31);
+      pack_iq4_block(x + kQK * b, d * static_cast<float>(l), y[i].qs + 16 * b);
+      y[i].scales_l[b / 2] |= static_cast<uint8_t>(((l + 32) & 0x0F) << (4 * (b & 1)));
+      y[i].scales_h |= static_cast<uint16_t>(((l + 32) >> 4) << (2 * b));
     }
   }
 }

@@ -90,11 +90,12 @@ struct WeightFormat {
   uint32_t file_type;
 };
 constexpr WeightFormat kWeightFormats[] = {
-    {"f32", TensorType::kF32, 0},     {"f16", TensorType::kF16, 1},      {"bf16", TensorType::kBF16, 32},
-    {"q8_0", TensorType::kQ8_0, 7},   {"q4_0", TensorType::kQ4_0, 2},    {"q2_k", TensorType::kQ2_K, 10},
-    {"q3_k", TensorType::kQ3_K, 11},  {"q4_k", TensorType::kQ4_K, 14},   {"q5_k", TensorType::kQ5_K, 16},
-    {"q6_k", TensorType::kQ6_K, 18},  {"q3_k_m", TensorType::kQ3_K, 12}, {"q4_k_m", TensorType::kQ4_K, 15},
-    {"q5_k_m", TensorType::kQ5_K, 17}};
+    {"f32", TensorType::kF32, 0},        {"f16", TensorType::kF16, 1},      {"bf16", TensorType::kBF16, 32},
+    {"q8_0", TensorType::kQ8_0, 7},      {"q4_0", TensorType::kQ4_0, 2},    {"q4_1", TensorType::kQ4_1, 3},
+    {"q5_0", TensorType::kQ5_0, 8},      {"q5_1", TensorType::kQ5_1, 9},    {"iq4_nl", TensorType::kIQ4_NL, 25},
+    {"iq4_xs", TensorType::kIQ4_XS, 30}, {"q2_k", TensorType::kQ2_K, 10},   {"q3_k", TensorType::kQ3_K, 11},
+    {"q4_k", TensorType::kQ4_K, 14},     {"q5_k", TensorType::kQ5_K, 16},   {"q6_k", TensorType::kQ6_K, 18},
+    {"q3_k_m", TensorType::kQ3_K, 12},   {"q4_k_m", TensorType::kQ4_K, 15}, {"q5_k_m", TensorType::kQ5_K, 17}};
 
 const WeightFormat* find_weight_format(const std::string& t) {
   for (const WeightFormat& f : kWeightFormats)

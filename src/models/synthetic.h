@@ -17,7 +17,8 @@ namespace hylo::models {
 struct SyntheticSpec {
   std::string arch = "qwen3next";  // qwen3next | qwen3moe
   std::string preset = "tiny";     // tiny | small | bench
-  // Weight format (weight_format_names()): "f32", "f16", "bf16", "q8_0", "q4_0", "q2_k" … "q6_k",
+  // Weight format (weight_format_names()): "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
+  // "iq4_nl", "iq4_xs", "q2_k" … "q6_k",
   // or the llama.cpp style mixes "q3_k_m", "q4_k_m", "q5_k_m" (weight_type in synthetic.cpp).
   std::string type = "q8_0";
   uint64_t seed = 42;

@@ -55,12 +55,15 @@ std::vector<Case> all_kernels() {
 
 // Weights and activations ------------------------------------------------------------------------
 
-// n_rows random rows of `type`: quantized from N(0, 1) (with per-row scale variety) where a writer
-// quantizer exists, otherwise random code bytes with small positive fp16 block scales.
+// n_rows random rows of `type`: quantized from N(0, 1) (with per-row scale variety) for q4_0 and the
+// K-quants, otherwise random code bytes with small positive fp16 block scales (every code, and every
+// sub-block scale of iq4_xs, is then reached, which quantized normal data would not do).
 std::vector<uint8_t> random_weights(TensorType type, int64_t n_rows, int64_t n, std::mt19937& rng) {
   const size_t rb = row_bytes(type, n);
   std::vector<uint8_t> w(rb * n_rows);
-  if (can_quantize(type)) {
+  const bool random_codes = type == TensorType::kQ4_1 || type == TensorType::kQ5_0 || type == TensorType::kQ5_1 ||
+                            type == TensorType::kIQ4_NL || type == TensorType::kIQ4_XS;
+  if (can_quantize(type) && !random_codes) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> row(n);
     for (int64_t r = 0; r < n_rows; ++r) {

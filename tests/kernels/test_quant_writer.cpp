@@ -1,5 +1,5 @@
-// The writer quantizers (q4_0, q2_K, q3_K, q4_K, q5_K, q6_K) against the blocks ggml's reference quantizers
-// produced from the same source rows, and their round-trip error on random data.
+// The writer quantizers (q4_0, q4_1, q5_0, q5_1, q2_K … q6_K, iq4_nl, iq4_xs) against the blocks ggml's reference
+// quantizers produced from the same source rows, and their round-trip error on random data.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,7 +13,8 @@ namespace {
 
 TEST(QuantWriter, BitExactWithGgmlReference) {
   const std::vector<float> source = test::load_quant_source();
-  for (const char* name : {"q4_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"}) {
+  for (const char* name :
+       {"q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs"}) {
     const auto f = test::load_quant_fixture(name);
     ASSERT_TRUE(can_quantize(f.type)) << name;
     for (int64_t r = 0; r < f.n_rows; ++r) {
@@ -26,15 +27,25 @@ TEST(QuantWriter, BitExactWithGgmlReference) {
 }
 
 // Round trip on N(0, 1) rows: the RMS error relative to the RMS of the data stays below what each
-// format's bits allow (measured: q2_K 0.29, q3_K 0.15, q4_0 0.084, q4_K 0.071, q5_K 0.036, q6_K 0.018).
+// format's bits allow (measured: q2_K 0.29, q3_K 0.15, q4_0 0.084, q4_1 0.077, iq4_nl 0.075, iq4_xs 0.075,
+// q4_K 0.071, q5_0 0.042, q5_1 0.037, q5_K 0.036, q6_K 0.018).
 TEST(QuantWriter, RoundTripError) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int64_t n = 4096;
   std::vector<float> x(n), back(n);
   for (float& v : x) v = normal(rng);
-  for (auto [name, bound] :
-       {std::pair{"q2_K", 0.33}, {"q3_K", 0.17}, {"q4_0", 0.10}, {"q4_K", 0.085}, {"q5_K", 0.045}, {"q6_K", 0.022}}) {
+  for (auto [name, bound] : {std::pair{"q2_K", 0.33},
+                             {"q3_K", 0.17},
+                             {"q4_0", 0.10},
+                             {"q4_1", 0.09},
+                             {"q5_0", 0.05},
+                             {"q5_1", 0.045},
+                             {"iq4_nl", 0.09},
+                             {"iq4_xs", 0.09},
+                             {"q4_K", 0.085},
+                             {"q5_K", 0.045},
+                             {"q6_K", 0.022}}) {
     const TensorType t = *tensor_type_from_name(name);
     std::vector<uint8_t> q(row_bytes(t, n));
     quantize_row(t, x.data(), q.data(), n);

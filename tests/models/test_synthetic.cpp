@@ -105,7 +105,7 @@ TEST(MakeModel, LegacyAndSplitLayoutsGiveTheSameLogits) {
 TEST(MakeModel, EveryArchitectureAndTypeRuns) {
   ThreadPool pool(2);
   for (const char* arch : {"qwen3next", "qwen3moe"})
-    for (const char* type : {"f16", "bf16", "q4_k_m"}) {
+    for (const char* type : {"f16", "bf16", "q4_k_m", "iq4_xs"}) {
       models::SyntheticSpec spec;
       spec.arch = arch;
       spec.preset = "tiny";
@@ -139,6 +139,12 @@ TEST(MakeModel, WeightFormatsAndMixes) {
   EXPECT_EQ(models::llama_file_type("q2_k"), 10u);
   EXPECT_EQ(models::llama_file_type("q3_k_m"), 12u);
   EXPECT_EQ(models::llama_file_type("q4_k_m"), 15u);
+  EXPECT_EQ(models::llama_file_type("q5_1"), 9u);
+  EXPECT_EQ(models::llama_file_type("iq4_nl"), 25u);
+  EXPECT_EQ(models::llama_file_type("iq4_xs"), 30u);
+  EXPECT_EQ(type("iq4_xs", "output.weight"), TensorType::kIQ4_XS);
+  // iq4_xs blocks are 256 wide: narrower rows fall back to q8_0.
+  EXPECT_EQ(*models::matrix_type("iq4_xs", "blk.0.attn_q.weight", 96), TensorType::kQ8_0);
   const std::string names = models::weight_format_names();
   EXPECT_EQ(names.substr(0, 5), "f32, ");
   EXPECT_NE(names.find(", q3_k_m, "), std::string::npos);
