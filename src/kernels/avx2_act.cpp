@@ -1,8 +1,9 @@
-// AVX2 activation quantizers (MatmulKernel::quantize_act of the AVX2 family): q8_0 (ggml's x86
-// variant), q8_K, f16 and bf16, writing exactly the bytes of quantize_act_row's scalar code (see
+// AVX2 activation quantizers (MatmulKernel::quantize_act of the AVX2 family): q8_0 and q8_1 (ggml's
+// x86 variant), q8_K, f16 and bf16, writing exactly the bytes of quantize_act_row's scalar code (see
 // avx512_act.cpp for why the vectorized operations give the same results).
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/avx2_gemm.h"
 #include "kernels/avx2_util.h"
@@ -39,10 +40,9 @@ inline void store_i8x32(int8_t* dst, __m256i a, __m256i b, __m256i c, __m256i d)
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), order);
 }
 
-}  // namespace
-
-void avx2_quantize_q8_0(const float* x, void* dst, int64_t n) {
-  auto* y = static_cast<BlockQ8_0*>(dst);
+// d = amax / 127 (fp16), q = round-half-even(x * (127 / amax)); q8_1 also stores s = fp16(d · Σ q).
+template <typename Block>
+void quantize_q8_blocks(const float* x, Block* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     __m256 v[4];
     __m256 m = _mm256_setzero_ps();
@@ -58,7 +58,21 @@ void avx2_quantize_q8_0(const float* x, void* dst, int64_t n) {
     __m256i q[4];
     for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], s));
     store_i8x32(y[b].qs, q[0], q[1], q[2], q[3]);
+    if constexpr (std::is_same_v<Block, BlockQ8_1>) {
+      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+      y[b].s = fp16_bits(d * static_cast<float>(hsum(sum)));
+    }
   }
+}
+
+}  // namespace
+
+void avx2_quantize_q8_0(const float* x, void* dst, int64_t n) {
+  quantize_q8_blocks(x, static_cast<BlockQ8_0*>(dst), n);
+}
+
+void avx2_quantize_q8_1(const float* x, void* dst, int64_t n) {
+  quantize_q8_blocks(x, static_cast<BlockQ8_1*>(dst), n);
 }
 
 void avx2_quantize_q8_k(const float* x, void* dst, int64_t n) {

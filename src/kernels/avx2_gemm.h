@@ -69,6 +69,7 @@ extern const RecordsKernel avx2_records_bf16;
 
 // Activation quantizers (avx2_act.cpp), bit-identical to quantize_act_row.
 void avx2_quantize_q8_0(const float* x, void* dst, int64_t n);
+void avx2_quantize_q8_1(const float* x, void* dst, int64_t n);
 void avx2_quantize_q8_k(const float* x, void* dst, int64_t n);
 void avx2_quantize_f16(const float* x, void* dst, int64_t n);
 void avx2_quantize_bf16(const float* x, void* dst, int64_t n);

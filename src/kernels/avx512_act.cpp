@@ -1,9 +1,10 @@
-// AVX-512 activation quantizers (MatmulKernel::quantize_act of the AVX-512 family): q8_0 (ggml's
-// x86 variant), q8_K, f16 and bf16. They write exactly the bytes of quantize_act_row's scalar
+// AVX-512 activation quantizers (MatmulKernel::quantize_act of the AVX-512 family): q8_0 and q8_1
+// (ggml's x86 variant), q8_K, f16 and bf16. They write exactly the bytes of quantize_act_row's scalar
 // code: the same f32 operations (the block maximum is exact in any order, the divisions and the
 // products are single IEEE operations, conversions round to nearest even), only vectorized.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/avx512_gemm.h"
 #include "kernels/avx512_util.h"
@@ -17,11 +18,9 @@ inline __m512 abs_ps(__m512 v) {
   return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
 }
 
-}  // namespace
-
-// d = amax / 127 (fp16), q = round-half-even(x * (127 / amax)).
-void avx512_quantize_q8_0(const float* x, void* dst, int64_t n) {
-  auto* y = static_cast<BlockQ8_0*>(dst);
+// d = amax / 127 (fp16), q = round-half-even(x * (127 / amax)); q8_1 also stores s = fp16(d · Σ q).
+template <typename Block>
+void quantize_q8_blocks(const float* x, Block* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs_ps(v0), abs_ps(v1)));
@@ -29,11 +28,22 @@ void avx512_quantize_q8_0(const float* x, void* dst, int64_t n) {
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     y[b].d = fp16_bits(d);
     const __m512 s = _mm512_set1_ps(id);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs),
-                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, s))));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs + 16),
-                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, s))));
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, s)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, s));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs + 16), _mm512_cvtsepi32_epi8(q1));
+    if constexpr (std::is_same_v<Block, BlockQ8_1>)
+      y[b].s = fp16_bits(d * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1))));
   }
+}
+
+}  // namespace
+
+void avx512_quantize_q8_0(const float* x, void* dst, int64_t n) {
+  quantize_q8_blocks(x, static_cast<BlockQ8_0*>(dst), n);
+}
+
+void avx512_quantize_q8_1(const float* x, void* dst, int64_t n) {
+  quantize_q8_blocks(x, static_cast<BlockQ8_1*>(dst), n);
 }
 
 // max = the first element of largest magnitude, iscale = -127 / max, q = min(127, rne(iscale * x)),

@@ -72,6 +72,7 @@ extern const RecordsKernel avx512_records_bf16_fma;
 
 // Activation quantizers (avx512_act.cpp), bit-identical to quantize_act_row.
 void avx512_quantize_q8_0(const float* x, void* dst, int64_t n);
+void avx512_quantize_q8_1(const float* x, void* dst, int64_t n);
 void avx512_quantize_q8_k(const float* x, void* dst, int64_t n);
 void avx512_quantize_f16(const float* x, void* dst, int64_t n);
 void avx512_quantize_bf16(const float* x, void* dst, int64_t n);

@@ -356,6 +356,18 @@ struct Block32MinFormat : Block32Shape<Derived, PackedBlock32Min, ActRecordQ8_1,
     compute_blocks<C, 1>(tile, {tile.lane_mask}, {PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed)}},
                          n_blocks);
   }
+  // Prefill: two row groups per pass, as Block32Format (one group at a time ran at two thirds of
+  // q4_0's rate, each activation broadcast feeding a single multiply). 5 columns: the mins and the
+  // second scale product need registers that q4_0 does not.
+  static constexpr int kPairCols = 5;
+  template <int C>
+  static void compute_pair(const ColumnTile<C>& tile, uint32_t lane_mask_b, const uint8_t* packed_a,
+                           const uint8_t* packed_b, int n_blocks) {
+    compute_blocks<C, 2>(tile, {tile.lane_mask, lane_mask_b},
+                         {PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed_a)},
+                          PackedSource{reinterpret_cast<const PackedBlock32Min*>(packed_b)}},
+                         n_blocks);
+  }
 
   // G row groups at once, as Block32Format::compute_blocks: per lane the same operations. (One
   // template for both loops was tried: the compiler's code for it ran 4-column decode about a
