@@ -84,6 +84,18 @@ struct KFormatBase : BlockPacker<Derived> {
                            const uint8_t* packed_b, int n_blocks) {
     compute_k<Derived, C, 2>(tile, {tile.lane_mask, lane_mask_b}, {packed_a, packed_b}, n_blocks);
   }
+  // Decode straight from the image through Derived::ImageSource, which computes pack_block's
+  // values in registers as compute_k asks for them: no 4 KiB unpacked super-block stored and read
+  // back. One row group per pass: two or four were slower for these formats.
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    typename Derived::ImageSource src[G];
+    for (int r = 0; r < G; ++r) src[r].image = GroupImage<Derived::kLayout>(groups[r], n_blocks, 0);
+    compute_k_from<Derived, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
+  }
 };
 
 // The shared column kernel. P: kSubBlocks (8 or 16), kHasMin, kHasStart. G row groups at once
@@ -271,15 +283,7 @@ struct FormatQ4_K : KFormatBase<FormatQ4_K> {
     compute_k<FormatQ4_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 
-  static constexpr bool kFusedImage = true;
-  static constexpr int image_groups(int) { return 1; }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
-                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
-    K4ImageSource<kLayout, offsetof(BlockQ4_K, qs), -1> src[G];
-    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_k_from<FormatQ4_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
-  }
+  using ImageSource = K4ImageSource<kLayout, offsetof(BlockQ4_K, qs), -1>;
 };
 
 // q5_K chunk c (qs[32c .. 32c+31]): low nibbles get bit 2c of qh, high nibbles bit 2c + 1, moved
@@ -341,15 +345,7 @@ struct FormatQ5_K : KFormatBase<FormatQ5_K> {
     compute_k<FormatQ5_K, C>(tile, {tile.lane_mask}, {packed}, n_blocks);
   }
 
-  static constexpr bool kFusedImage = true;
-  static constexpr int image_groups(int) { return 1; }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
-                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
-    K4ImageSource<kLayout, offsetof(BlockQ5_K, qs), offsetof(BlockQ5_K, qh)> src[G];
-    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_k_from<FormatQ5_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
-  }
+  using ImageSource = K4ImageSource<kLayout, offsetof(BlockQ5_K, qs), offsetof(BlockQ5_K, qh)>;
 };
 
 struct FormatQ6_K : KFormatBase<FormatQ6_K> {
@@ -416,16 +412,6 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
     }
     void prefetch(int b) const { image.prefetch(b); }
   };
-
-  static constexpr bool kFusedImage = true;
-  static constexpr int image_groups(int) { return 1; }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
-                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
-    ImageSource src[G];
-    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_k_from<FormatQ6_K, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
-  }
 };
 
 struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
@@ -504,16 +490,6 @@ struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
     }
     void prefetch(int b) const { image.prefetch(b); }
   };
-
-  static constexpr bool kFusedImage = true;
-  static constexpr int image_groups(int) { return 1; }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
-                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
-    ImageSource src[G];
-    for (int r = 0; r < G; ++r) src[r].image = GroupImage<kLayout>(groups[r], n_blocks, 0);
-    compute_k_from<FormatIq4Xs, C, G>(tile, lane_masks, src, static_cast<int>(n_blocks));
-  }
 };
 
 }  // namespace

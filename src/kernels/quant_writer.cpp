@@ -277,6 +277,13 @@ float affine_block(const float* x, int nmax, float* min) {
   return (hi - lo) / static_cast<float>(nmax);
 }
 
+// The 5-bit codes of elements j and j + 16 of a q5_0 / q5_1 block: low nibbles into qs[j], fifth
+// bits into bits j and j + 16 of qh.
+void store_5bit_codes(int j, int q0, int q1, uint8_t* qs, uint32_t* qh) {
+  qs[j] = static_cast<uint8_t>((q0 & 0x0F) | (q1 & 0x0F) << 4);
+  *qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
+}
+
 // The index of the iq4_nl grid value nearest to v, ties to the upper one: ggml's best_index_int8
 // (a binary search, then v - lo < hi - v), as a count of the grid gaps whose midpoint v has
 // reached by that same float test. Branch-free, so the 16 scale trials of a block vectorize.
@@ -532,8 +539,7 @@ void quantize_row_q5_0_ref(const float* x, void* dst, int64_t n) {
     for (int j = 0; j < kQK / 2; ++j) {
       const int q0 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f)));
       const int q1 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f)));
-      y[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | (q1 & 0x0F) << 4);
-      qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
+      store_5bit_codes(j, q0, q1, y[i].qs, &qh);
     }
     std::memcpy(y[i].qh, &qh, 4);
   }
@@ -553,8 +559,7 @@ void quantize_row_q5_1_ref(const float* x, void* dst, int64_t n) {
       // No clamp: (max - min) / d rounds to 31 at most.
       const int q0 = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
       const int q1 = static_cast<uint8_t>((x[j + 16] - min) * id + 0.5f);
-      y[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | (q1 & 0x0F) << 4);
-      qh |= static_cast<uint32_t>(q0 >> 4 & 1) << j | static_cast<uint32_t>(q1 >> 4 & 1) << (j + 16);
+      store_5bit_codes(j, q0, q1, y[i].qs, &qh);
     }
     std::memcpy(y[i].qh, &qh, 4);
   }
