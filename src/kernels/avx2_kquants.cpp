@@ -93,35 +93,41 @@ inline __m256i shift_bits(__m256i v) {
 
 inline void store(void* p, __m256i v) { _mm256_store_si256(static_cast<__m256i*>(p), v); }
 
-// q4_K / q5_K header of 8 rows (see avx512_kquants.cpp pack_k4_header).
+// q4_K / q5_K header of 8 rows (see avx512_kquants.cpp pack_k4_header), one value at a time so
+// that the packer and the image sources compute them alike. h0: d | dmin << 16; h1..h3: the 12
+// bytes of 6-bit scales and mins.
+inline __m256 k4_d(__m256i h0) { return widen_fp16(h0); }
+inline __m256 k4_dmin(__m256i h0) { return widen_fp16(_mm256_srli_epi32(h0, 16)); }
+// Bytes j of: scales 0..3 (j < 4) or 4..7 (mins: the mins instead).
+inline __m256i k4_scale_bytes(__m256i h1, __m256i h2, __m256i h3, bool high, bool mins) {
+  const __m256i m6 = _mm256_set1_epi8(0x3F), m4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
+  if (!high) return _mm256_and_si256(mins ? h2 : h1, m6);
+  return mins ? or_masked(_mm256_and_si256(_mm256_srli_epi32(h3, 4), m4), _mm256_srli_epi32(h2, 2), hi2)
+              : or_masked(_mm256_and_si256(h3, m4), _mm256_srli_epi32(h1, 2), hi2);
+}
+inline __m256 k4_dsc(__m256 d, __m256i scale_bytes, int j) {
+  return _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_of(scale_bytes, j % 4)));
+}
+// Min pair p (m_2p', m_2p'+1 of the four mins in min_bytes, p' = p % 2) as two int16.
+inline __m256i k4_min_pair(__m256i min_bytes, int p) {
+  const int k = 2 * (p % 2);
+  return _mm256_or_si256(byte_of(min_bytes, k), _mm256_slli_epi32(byte_of(min_bytes, k + 1), 16));
+}
+
 template <typename R>
 void pack_k4_header(const R& r, PackedSuperBlock<8>* out) {
   __m256i h[4];
   r.template dwords<4>(0, h);
-  const __m256i lo16 = _mm256_and_si256(h[0], _mm256_set1_epi32(0xFFFF));
-  const __m256i hi16 = _mm256_srli_epi32(h[0], 16);
-  const auto widen = [](__m256i v) {  // 8 dwords holding fp16 bits -> f32
-    const __m256i p = _mm256_packus_epi32(v, v);
-    return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
-  };
-  const __m256 d = widen(lo16);
-  _mm256_store_ps(out->dmin, widen(hi16));
-  const __m256i m6 = _mm256_set1_epi8(0x3F), m4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
-  const __m256i sc_lo = _mm256_and_si256(h[1], m6);
-  const __m256i mn_lo = _mm256_and_si256(h[2], m6);
-  const __m256i sc_hi = or_masked(_mm256_and_si256(h[3], m4), _mm256_srli_epi32(h[1], 2), hi2);
-  const __m256i mn_hi = or_masked(_mm256_and_si256(_mm256_srli_epi32(h[3], 4), m4), _mm256_srli_epi32(h[2], 2), hi2);
-  for (int j = 0; j < 8; ++j) {
-    _mm256_store_ps(out->dsc[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(byte_of(j < 4 ? sc_lo : sc_hi, j % 4))));
-  }
-  for (int p = 0; p < 4; ++p) {
-    const __m256i mn = p < 2 ? mn_lo : mn_hi;
-    const int k = 2 * (p % 2);
-    store(out->min_pairs[p], _mm256_or_si256(byte_of(mn, k), _mm256_slli_epi32(byte_of(mn, k + 1), 16)));
-  }
+  const __m256 d = k4_d(h[0]);
+  _mm256_store_ps(out->dmin, k4_dmin(h[0]));
+  for (int j = 0; j < 8; ++j)
+    _mm256_store_ps(out->dsc[j], k4_dsc(d, k4_scale_bytes(h[1], h[2], h[3], j >= 4, false), j));
+  for (int p = 0; p < 4; ++p) store(out->min_pairs[p], k4_min_pair(k4_scale_bytes(h[1], h[2], h[3], p >= 2, true), p));
 }
 
-// Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout and pack_block(reader, packed).
+// Derived provides kWeightBlockBytes, kPackedBlockBytes, kLayout, pack_block(reader, packed),
+// PackedSource (reads packed blocks), ImageSource (computes the same vectors in registers from the
+// image) and compute_from<C>(tile, source, n_blocks).
 template <typename Derived>
 struct KFormatBase : BlockPacker<Derived> {
   static constexpr int kLanes = 8;
@@ -129,27 +135,73 @@ struct KFormatBase : BlockPacker<Derived> {
   static constexpr int kActRecordBytes = sizeof(ActRecordK);
   static constexpr int kChunkBlocks = 4;
   static constexpr int kMaxCols = 4;
+
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    using Source = typename Derived::PackedSource;
+    Derived::template compute_from<C>(tile, Source{reinterpret_cast<const typename Source::Block*>(packed)}, n_blocks);
+  }
+  // Decode straight from the image: no unpacked super-block stored and read back per block.
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&)[G], const uint8_t* const (&groups)[G],
+                            int64_t n_blocks) {
+    static_assert(G == 1);
+    Derived::template compute_from<C>(
+        tile, typename Derived::ImageSource{GroupImage<Derived::kLayout>(groups[0], n_blocks, 0)},
+        static_cast<int>(n_blocks));
+  }
+};
+
+// Calls body(j) for j = 0 .. N - 1: as integral constants where the source unrolls the sub-blocks
+// (its offsets and shifts then fold into immediates), as a plain loop otherwise (packed loads,
+// whose unrolled body would only be larger).
+template <bool kUnroll, int N, typename Body>
+[[gnu::always_inline]] inline void for_sub_blocks(Body&& body) {
+  if constexpr (kUnroll) {
+    [&]<int... J>(std::integer_sequence<int, J...>) __attribute__((always_inline)) {
+      (body(std::integral_constant<int, J>{}), ...);
+    }
+    (std::make_integer_sequence<int, N>{});
+  } else {
+    for (int j = 0; j < N; ++j) body(j);
+  }
+}
+
+// compute_k's reads of packed super-blocks.
+template <int kSub>
+struct PackedK {
+  using Block = PackedSuperBlock<kSub>;
+  static constexpr bool kUnrollSubBlocks = false;
+  const Block* pb;
+  __m256i codes(int b, int k) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[k])); }
+  __m256 dsc(int b, int j) const { return _mm256_load_ps(pb[b].dsc[j]); }
+  __m256i min_pair(int b, int p) const {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].min_pairs[p]));
+  }
+  __m256 dmin(int b) const { return _mm256_load_ps(pb[b].dmin); }
+  void prefetch(int) const {}
 };
 
 // P: kSubBlocks, kHasMin, kHasStart, kSigned, kS16Groups (groups summed in s16 before widening).
-template <typename P, int C>
-void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+template <typename P, int C, typename Source>
+void compute_k_from(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
   constexpr int kSub = P::kSubBlocks;
   constexpr int kGroups = kQKK / kSub / 4;
   constexpr int kRun = P::kS16Groups < kGroups ? P::kS16Groups : kGroups;
-  using Packed = PackedSuperBlock<kSub>;
   const __m256i mask = lane_mask_vector(tile.lane_mask);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 y[C];
 #pragma GCC unroll 8
   for (int c = 0; c < C; ++c) y[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
-  const auto* pb = reinterpret_cast<const Packed*>(packed);
   for (int b = 0; b < n_blocks; ++b) {
+    src.prefetch(b);
     const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
     __m256 t[C];
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) t[c] = _mm256_setzero_ps();
-    for (int j = 0; j < kSub; ++j) {
+    for_sub_blocks<Source::kUnrollSubBlocks, kSub>([&](auto j) __attribute__((always_inline)) {
       __m256i s[C];
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) s[c] = P::kHasStart ? _mm256_set1_epi32(rec[c].side[j]) : _mm256_setzero_si256();
@@ -160,7 +212,7 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
         for (int c = 0; c < C; ++c) s16[c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int g = g0; g < g0 + kRun; ++g) {
-          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[kGroups * j + g]));
+          const __m256i w = src.codes(b, kGroups * j + g);
           const __m256i wu = P::kSigned ? _mm256_abs_epi8(w) : w;
 #pragma GCC unroll 8
           for (int c = 0; c < C; ++c) {
@@ -172,19 +224,18 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(s16[c], ones));
       }
-      const __m256 dsc = _mm256_load_ps(pb[b].dsc[j]);
+      const __m256 dsc = src.dsc(b, j);
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) t[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]), dsc, t[c]);
-    }
+    });
     if constexpr (P::kHasMin) {
-      const __m256 dmin = _mm256_load_ps(pb[b].dmin);
+      const __m256 dmin = src.dmin(b);
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) {
         __m256i m = _mm256_setzero_si256();
-        for (int p = 0; p < 4; ++p) {
-          const __m256i pairs = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].min_pairs[p]));
-          m = _mm256_add_epi32(m, _mm256_madd_epi16(pairs, _mm256_set1_epi32(rec[c].side[p])));
-        }
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; ++p)
+          m = _mm256_add_epi32(m, _mm256_madd_epi16(src.min_pair(b, p), _mm256_set1_epi32(rec[c].side[p])));
         t[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), dmin, t[c]);
       }
     }
@@ -195,7 +246,54 @@ void compute_k(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
   for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, y[c]);
 }
 
-struct FormatQ4_K : KFormatBase<FormatQ4_K> {
+// The formats computed by compute_k.
+template <typename Derived, int kSub>
+struct SubBlockFormat : KFormatBase<Derived> {
+  using PackedSource = PackedK<kSub>;
+  // From the image up to 2 columns: at 3 and 4 the unrolled body spills (16 ymm registers), and
+  // packing costs these formats little.
+  static constexpr int kFusedImageMaxCols = 2;
+  template <int C, typename Source>
+  static void compute_from(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
+    compute_k_from<Derived, C>(tile, src, n_blocks);
+  }
+};
+
+// A shift of every dword by bits (left) or -bits (right); constant after unrolling.
+inline __m256i shift_left(__m256i v, int bits) {
+  return bits >= 0 ? _mm256_slli_epi32(v, bits) : _mm256_srli_epi32(v, -bits);
+}
+
+// q4_K / q5_K decode from the image: pack_block's vectors computed in registers (the same
+// integers and f32 scales, so the same bits). kQh < 0: no fifth bit (q4_K).
+template <ImageLayout L, int kQs, int kQh>
+struct K4ImageSource {
+  static constexpr bool kUnrollSubBlocks = true;
+  GroupImage<L> image;
+  // Vector k = 8j + g of sub-block j: nibble (j odd: high) of qs chunk j / 2; q5_K's bit 4 = bit j
+  // of qh.
+  __m256i codes(int b, int k) const {
+    const BlockImage<L> r = image.block(b);
+    const int j = k / 8, g = k % 8;
+    __m256i q = r.dword(kQs + 32 * (j / 2) + 4 * g);
+    if (j % 2 == 1) q = _mm256_srli_epi16(q, 4);
+    q = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+    if constexpr (kQh >= 0) q = or_masked(q, shift_left(r.dword(kQh + 4 * g), 4 - j), _mm256_set1_epi8(0x10));
+    return q;
+  }
+  __m256 dsc(int b, int j) const {
+    const BlockImage<L> r = image.block(b);
+    return k4_dsc(k4_d(r.dword(0)), k4_scale_bytes(r.dword(4), r.dword(8), r.dword(12), j >= 4, false), j);
+  }
+  __m256i min_pair(int b, int p) const {
+    const BlockImage<L> r = image.block(b);
+    return k4_min_pair(k4_scale_bytes(r.dword(4), r.dword(8), r.dword(12), p >= 2, true), p);
+  }
+  __m256 dmin(int b) const { return k4_dmin(image.block(b).dword(0)); }
+  void prefetch(int b) const { image.prefetch(b); }
+};
+
+struct FormatQ4_K : SubBlockFormat<FormatQ4_K, 8> {
   static constexpr int kSubBlocks = 8, kS16Groups = 8;
   static constexpr bool kHasMin = true, kHasStart = false, kSigned = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ4_K);
@@ -222,10 +320,7 @@ struct FormatQ4_K : KFormatBase<FormatQ4_K> {
     }
   }
 
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ4_K, C>(tile, packed, n_blocks);
-  }
+  using ImageSource = K4ImageSource<kLayout, offsetof(BlockQ4_K, qs), -1>;
 };
 
 template <int kChunk, typename R>
@@ -239,7 +334,7 @@ template <int kChunk, typename R>
   }
 }
 
-struct FormatQ5_K : KFormatBase<FormatQ5_K> {
+struct FormatQ5_K : SubBlockFormat<FormatQ5_K, 8> {
   static constexpr int kSubBlocks = 8, kS16Groups = 4;
   static constexpr bool kHasMin = true, kHasStart = false, kSigned = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ5_K);
@@ -264,10 +359,7 @@ struct FormatQ5_K : KFormatBase<FormatQ5_K> {
     pack_q5_chunk<3>(r, qh, bit4, out->codes);
   }
 
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ5_K, C>(tile, packed, n_blocks);
-  }
+  using ImageSource = K4ImageSource<kLayout, offsetof(BlockQ5_K, qs), offsetof(BlockQ5_K, qh)>;
 };
 
 template <int kHalf, typename R>
@@ -283,7 +375,7 @@ template <int kHalf, typename R>
   }
 }
 
-struct FormatQ6_K : KFormatBase<FormatQ6_K> {
+struct FormatQ6_K : SubBlockFormat<FormatQ6_K, 16> {
   static constexpr int kSubBlocks = 16, kS16Groups = 2;
   static constexpr bool kHasMin = false, kHasStart = true, kSigned = false;
   static constexpr int kWeightBlockBytes = sizeof(BlockQ6_K);
@@ -315,10 +407,28 @@ struct FormatQ6_K : KFormatBase<FormatQ6_K> {
     }
   }
 
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatQ6_K, C>(tile, packed, n_blocks);
-  }
+  // Decode from the image: pack_block's vectors in registers (the same bits).
+  struct ImageSource {
+    static constexpr bool kUnrollSubBlocks = true;
+    GroupImage<kLayout> image;
+    // Vector k = 32h + 8t + g: quarter t of half h (pack_block's order).
+    __m256i codes(int b, int k) const {
+      const BlockImage<kLayout> r = image.block(b);
+      const int h = k / 32, t = (k / 8) % 4, g = k % 8;
+      __m256i q = r.dword(offsetof(BlockQ6_K, ql) + 64 * h + 32 * (t % 2) + 4 * g);
+      if (t >= 2) q = _mm256_srli_epi16(q, 4);
+      q = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+      const __m256i qh = r.dword(offsetof(BlockQ6_K, qh) + 32 * h + 4 * g);
+      return or_masked(q, shift_left(qh, 4 - 2 * t), _mm256_set1_epi8(0x30));
+    }
+    __m256 dsc(int b, int j) const {
+      const BlockImage<kLayout> r = image.block(b);
+      const __m256i sc = r.dword(offsetof(BlockQ6_K, scales) + 4 * (j / 4));
+      const __m256i s = _mm256_srai_epi32(_mm256_slli_epi32(sc, 24 - 8 * (j % 4)), 24);
+      return _mm256_mul_ps(widen_fp16(r.half(offsetof(BlockQ6_K, d))), _mm256_cvtepi32_ps(s));
+    }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
 };
 
 // q2_K and q3_K: the AVX-512 family's integer-scale arithmetic (avx512_kquants.cpp), A and M
@@ -368,45 +478,61 @@ void pack_2bit_codes(const R& r, int offset, uint8_t (*codes)[32]) {
   pack_2bit_quarter<1, 3>(qs, codes);
 }
 
-template <typename P, int C>
-void compute_pair_scales(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+// compute_pair_scales's reads of packed super-blocks.
+struct PackedPairSource {
+  using Block = PackedPairScales;
+  static constexpr bool kUnrollSubBlocks = false;
+  const Block* pb;
+  __m256i codes(int b, int k) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[k])); }
+  __m256i scale_words(int b, int j) const {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].scale_words[j]));
+  }
+  __m256i pairs(int b, int p) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].pairs[p])); }
+  __m256 d(int b) const { return _mm256_load_ps(pb[b].d); }
+  __m256 dmin(int b) const { return _mm256_load_ps(pb[b].dmin); }
+  void prefetch(int) const {}
+};
+
+template <typename P, int C, typename Source>
+void compute_pair_scales(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
   const __m256i mask = lane_mask_vector(tile.lane_mask);
   __m256 y[C];
 #pragma GCC unroll 8
   for (int c = 0; c < C; ++c) y[c] = load_or_zero(tile.y[c], mask, tile.first_chunk);
-  const auto* pb = reinterpret_cast<const PackedPairScales*>(packed);
   for (int b = 0; b < n_blocks; ++b) {
+    src.prefetch(b);
     const auto* rec = reinterpret_cast<const ActRecordK*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
     __m256i acc[C], side[C];
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[c] = side[c] = _mm256_setzero_si256();
-    for (int j = 0; j < 16; ++j) {
+    for_sub_blocks<Source::kUnrollSubBlocks, 16>([&](auto j) __attribute__((always_inline)) {
       __m256i s16[C];
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) s16[c] = _mm256_setzero_si256();
 #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {
-        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[4 * j + g]));
+        const __m256i w = src.codes(b, 4 * j + g);
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c)
           s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(w, bcast_i32(rec[c].qs + 16 * j + 4 * g)));
       }
-      const __m256i sw = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].scale_words[j]));
+      const __m256i sw = src.scale_words(b, j);
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s16[c], sw));
-    }
+    });
+#pragma GCC unroll 8
     for (int p = 0; p < 8; ++p) {
-      const __m256i pairs = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].pairs[p]));
+      const __m256i pairs = src.pairs(b, p);
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c)
         side[c] = _mm256_add_epi32(side[c], _mm256_madd_epi16(pairs, _mm256_set1_epi32(rec[c].side[p])));
     }
-    const __m256 d = _mm256_load_ps(pb[b].d);
+    const __m256 d = src.d(b);
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       if constexpr (!P::kHasMin) acc[c] = _mm256_sub_epi32(acc[c], _mm256_slli_epi32(side[c], 2));  // q3_K bias
       __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[c]), d);
-      if constexpr (P::kHasMin) t = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(side[c]), _mm256_load_ps(pb[b].dmin), t);
+      if constexpr (P::kHasMin) t = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(side[c]), src.dmin(b), t);
       y[c] = _mm256_fmadd_ps(t, _mm256_set1_ps(rec[c].d), y[c]);
     }
   }
@@ -414,19 +540,26 @@ void compute_pair_scales(const ColumnTile<C>& tile, const uint8_t* packed, int n
   for (int c = 0; c < C; ++c) store_masked(tile.y[c], mask, y[c]);
 }
 
-// What q2_K and q3_K share: Derived provides kHasMin, kWeightBlockBytes, kLayout and
-// pack_block(reader, packed block) filling a PackedPairScales.
+// What q2_K and q3_K share: Derived provides kHasMin, kWeightBlockBytes, kLayout,
+// pack_block(reader, packed block) filling a PackedPairScales, and an ImageSource with
+// PackedPairSource's reads.
 template <typename Derived>
 struct PairScalesFormat : KFormatBase<Derived> {
   static constexpr int kPackedBlockBytes = sizeof(PackedPairScales);
+  using PackedSource = PackedPairSource;
   static void prep(const uint8_t* a, int64_t n, uint8_t* rec, size_t stride) {
     prep_q8_k<Side::kMinPairs16>(a, n, rec, stride);
   }
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_pair_scales<Derived, C>(tile, packed, n_blocks);
+  template <int C, typename Source>
+  static void compute_from(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
+    compute_pair_scales<Derived, C>(tile, src, n_blocks);
   }
 };
+
+// Code vector k = 32h + 8s + g of pack_2bit_codes, from the qs dword vector of (h, g).
+inline __m256i code_2bit(__m256i qs, int s) { return _mm256_and_si256(shift_left(qs, -2 * s), _mm256_set1_epi8(3)); }
+// The int16 pair (p even: bytes 0, 1; odd: bytes 2, 3) of every dword.
+inline __m256i byte_pair_words(__m256i v, int p) { return p % 2 ? byte_pair_words<2>(v) : byte_pair_words<0>(v); }
 
 struct FormatQ2_K : PairScalesFormat<FormatQ2_K> {
   static constexpr bool kHasMin = true;
@@ -440,15 +573,35 @@ struct FormatQ2_K : PairScalesFormat<FormatQ2_K> {
     pack_2bit_codes(r, offsetof(BlockQ2_K, qs), out->codes);
     __m256i sc[4];  // scale bytes 4q .. 4q + 3 (scale | min << 4)
     r.template dwords<4>(offsetof(BlockQ2_K, scales), sc);
-    for (int j = 0; j < 16; ++j)
-      store(out->scale_words[j], both_words(_mm256_and_si256(byte_of(sc[j / 4], j % 4), _mm256_set1_epi32(0x0F))));
-    for (int q = 0; q < 4; ++q) {
-      store(out->pairs[2 * q], _mm256_srli_epi16(byte_pair_words<0>(sc[q]), 4));
-      store(out->pairs[2 * q + 1], _mm256_srli_epi16(byte_pair_words<2>(sc[q]), 4));
-    }
+    for (int j = 0; j < 16; ++j) store(out->scale_words[j], scale_words_of(sc[j / 4], j));
+    for (int p = 0; p < 8; ++p) store(out->pairs[p], pairs_of(sc[p / 2], p));
     _mm256_store_ps(out->d, widen_fp16(r.half(offsetof(BlockQ2_K, d))));
     _mm256_store_ps(out->dmin, widen_fp16(r.half(offsetof(BlockQ2_K, dmin))));
   }
+  // From the scale dword holding sub-blocks j (4 per dword): the scale in both words, the mins
+  // of pair p.
+  static __m256i scale_words_of(__m256i sc, int j) {
+    return both_words(_mm256_and_si256(byte_of(sc, j % 4), _mm256_set1_epi32(0x0F)));
+  }
+  static __m256i pairs_of(__m256i sc, int p) { return _mm256_srli_epi16(byte_pair_words(sc, p), 4); }
+
+  struct ImageSource {
+    static constexpr bool kUnrollSubBlocks = true;
+    GroupImage<kLayout> image;
+    __m256i codes(int b, int k) const {
+      const int h = k / 32, s = (k / 8) % 4, g = k % 8;
+      return code_2bit(image.block(b).dword(offsetof(BlockQ2_K, qs) + 32 * h + 4 * g), s);
+    }
+    __m256i scale_words(int b, int j) const {
+      return scale_words_of(image.block(b).dword(offsetof(BlockQ2_K, scales) + 4 * (j / 4)), j);
+    }
+    __m256i pairs(int b, int p) const {
+      return pairs_of(image.block(b).dword(offsetof(BlockQ2_K, scales) + 4 * (p / 2)), p);
+    }
+    __m256 d(int b) const { return widen_fp16(image.block(b).half(offsetof(BlockQ2_K, d))); }
+    __m256 dmin(int b) const { return widen_fp16(image.block(b).half(offsetof(BlockQ2_K, dmin))); }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
 };
 
 struct FormatQ3_K : PairScalesFormat<FormatQ3_K> {
@@ -464,40 +617,57 @@ struct FormatQ3_K : PairScalesFormat<FormatQ3_K> {
     pack_2bit_codes(r, offsetof(BlockQ3_K, qs), out->codes);
     __m256i hm[8];
     r.template dwords<8>(offsetof(BlockQ3_K, hmask), hm);
-    const __m256i bit2 = _mm256_set1_epi8(0x04);
     for (int k = 0; k < 64; ++k) {  // k = 32h + 8s + g
-      const int h = k / 32, s = k / 8 % 4, g = k % 8;
       const __m256i* codes = reinterpret_cast<const __m256i*>(out->codes[k]);
-      const int up = 2 - (4 * h + s);
-      const __m256i high =
-          up >= 0 ? _mm256_sll_epi32(hm[g], _mm_cvtsi32_si128(up)) : _mm256_srl_epi32(hm[g], _mm_cvtsi32_si128(-up));
-      store(out->codes[k], or_masked(_mm256_load_si256(codes), high, bit2));
+      store(out->codes[k], with_bit2(_mm256_load_si256(codes), hm[k % 8], k));
     }
-    // The 6-bit scales as ggml's dequantize_row_q3_K unpacks them, stored + 32.
     const __m256i aux0 = r.dword(offsetof(BlockQ3_K, scales)), aux1 = r.dword(offsetof(BlockQ3_K, scales) + 4);
     const __m256i tmp = r.dword(offsetof(BlockQ3_K, scales) + 8);
-    const __m256i m4 = _mm256_set1_epi32(0x0f0f0f0f), m2 = _mm256_set1_epi32(0x03030303);
-    const auto high = [&](int shift) {
-      return _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(tmp, _mm_cvtsi32_si128(shift)), m2), 4);
-    };
-    const __m256i sc[4] = {
-        _mm256_or_si256(_mm256_and_si256(aux0, m4), high(0)),
-        _mm256_or_si256(_mm256_and_si256(aux1, m4), high(2)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(aux0, 4), m4), high(4)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(aux1, 4), m4), high(6)),
-    };
-    for (int j = 0; j < 16; ++j)
-      store(out->scale_words[j], both_words(_mm256_sub_epi32(byte_of(sc[j / 4], j % 4), _mm256_set1_epi32(32))));
-    const __m256i bias = _mm256_set1_epi16(32);
-    for (int q = 0; q < 4; ++q) {
-      store(out->pairs[2 * q], _mm256_sub_epi16(byte_pair_words<0>(sc[q]), bias));
-      store(out->pairs[2 * q + 1], _mm256_sub_epi16(byte_pair_words<2>(sc[q]), bias));
-    }
+    for (int j = 0; j < 16; ++j) store(out->scale_words[j], scale_words_of(scales_of(aux0, aux1, tmp, j / 4), j));
+    for (int p = 0; p < 8; ++p) store(out->pairs[p], pairs_of(scales_of(aux0, aux1, tmp, p / 2), p));
     _mm256_store_ps(out->d, widen_fp16(r.half(offsetof(BlockQ3_K, d))));
   }
+  // Code vector k = 32h + 8s + g with bit 2 from bit 4h + s of the hmask dword vector g.
+  static __m256i with_bit2(__m256i code, __m256i hm, int k) {
+    const int h = k / 32, s = (k / 8) % 4;
+    return or_masked(code, shift_left(hm, 2 - (4 * h + s)), _mm256_set1_epi8(0x04));
+  }
+  // The 6-bit scales 4q .. 4q + 3, stored + 32, as ggml's dequantize_row_q3_K unpacks them from
+  // the 12 scale bytes (aux0, aux1, tmp).
+  static __m256i scales_of(__m256i aux0, __m256i aux1, __m256i tmp, int q) {
+    const __m256i m4 = _mm256_set1_epi32(0x0f0f0f0f), m2 = _mm256_set1_epi32(0x03030303);
+    const __m256i high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(tmp, 2 * q), m2), 4);
+    const __m256i low = q % 2 ? aux1 : aux0;
+    return _mm256_or_si256(_mm256_and_si256(q >= 2 ? _mm256_srli_epi32(low, 4) : low, m4), high);
+  }
+  static __m256i scale_words_of(__m256i sc, int j) {
+    return both_words(_mm256_sub_epi32(byte_of(sc, j % 4), _mm256_set1_epi32(32)));
+  }
+  static __m256i pairs_of(__m256i sc, int p) { return _mm256_sub_epi16(byte_pair_words(sc, p), _mm256_set1_epi16(32)); }
+
+  struct ImageSource {
+    static constexpr bool kUnrollSubBlocks = true;
+    GroupImage<kLayout> image;
+    __m256i codes(int b, int k) const {
+      const BlockImage<kLayout> r = image.block(b);
+      const int h = k / 32, s = (k / 8) % 4, g = k % 8;
+      const __m256i code = code_2bit(r.dword(offsetof(BlockQ3_K, qs) + 32 * h + 4 * g), s);
+      return with_bit2(code, r.dword(offsetof(BlockQ3_K, hmask) + 4 * g), k);
+    }
+    __m256i scales(int b, int q) const {
+      const BlockImage<kLayout> r = image.block(b);
+      constexpr int kSc = offsetof(BlockQ3_K, scales);
+      return scales_of(r.dword(kSc), r.dword(kSc + 4), r.dword(kSc + 8), q);
+    }
+    __m256i scale_words(int b, int j) const { return scale_words_of(scales(b, j / 4), j); }
+    __m256i pairs(int b, int p) const { return pairs_of(scales(b, p / 2), p); }
+    __m256 d(int b) const { return widen_fp16(image.block(b).half(offsetof(BlockQ3_K, d))); }
+    __m256 dmin(int) const { return _mm256_setzero_ps(); }  // no min term
+    void prefetch(int b) const { image.prefetch(b); }
+  };
 };
 
-struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
+struct FormatIq4Xs : SubBlockFormat<FormatIq4Xs, 8> {
   static constexpr int kSubBlocks = 8, kS16Groups = 1;
   static constexpr bool kHasMin = false, kHasStart = false, kSigned = true;
   static constexpr int kWeightBlockBytes = sizeof(BlockIQ4_XS);
@@ -512,7 +682,7 @@ struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
   template <typename R>
   static void pack_block(const R& r, uint8_t* packed) {
     auto* out = reinterpret_cast<PackedSuperBlock<8>*>(packed);
-    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    const __m256i lut = grid_lut();
     for (int c = 0; c < 4; ++c) {  // 32 bytes of qs = sub-blocks 2c, 2c + 1
       __m256i t[8], lo[8], hi[8];
       r.template dwords<8>(offsetof(BlockIQ4_XS, qs) + 32 * c, t);
@@ -524,19 +694,38 @@ struct FormatIq4Xs : KFormatBase<FormatIq4Xs> {
       }
     }
     const __m256i h0 = r.dword(0), h1 = r.dword(4);
-    const __m256 d = widen_fp16(_mm256_and_si256(h0, _mm256_set1_epi32(0xFFFF)));
-    for (int s = 0; s < 8; ++s) {
-      const __m256i low = _mm256_and_si256(_mm256_srli_epi32(h1, 4 * s), _mm256_set1_epi32(0x0F));
-      const __m256i high = _mm256_and_si256(_mm256_srli_epi32(h0, 16 + 2 * s), _mm256_set1_epi32(3));
-      const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
-      _mm256_store_ps(out->dsc[s], _mm256_mul_ps(d, _mm256_cvtepi32_ps(ls)));
-    }
+    for (int s = 0; s < 8; ++s) _mm256_store_ps(out->dsc[s], dsc_of(h0, h1, s));
   }
 
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    compute_k<FormatIq4Xs, C>(tile, packed, n_blocks);
+  static __m256i grid_lut() {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
   }
+  // f32(d · (scale of sub-block s - 32)); h0: d | scales_h << 16, h1: scales_l[0..3].
+  static __m256 dsc_of(__m256i h0, __m256i h1, int s) {
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi32(h1, 4 * s), _mm256_set1_epi32(0x0F));
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi32(h0, 16 + 2 * s), _mm256_set1_epi32(3));
+    const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+    return _mm256_mul_ps(widen_fp16(h0), _mm256_cvtepi32_ps(ls));
+  }
+
+  // Decode from the image: pack_block's vectors in registers (the same bits). Vector k = 8s + g
+  // of sub-block s: the low nibbles of qs dword 4s + g for g < 4, the high nibbles of dword
+  // 4s + g - 4 otherwise, through the grid.
+  struct ImageSource {
+    static constexpr bool kUnrollSubBlocks = true;
+    GroupImage<kLayout> image;
+    __m256i codes(int b, int k) const {
+      const int s = k / 8, g = k % 8;
+      __m256i q = image.block(b).dword(offsetof(BlockIQ4_XS, qs) + 16 * s + 4 * (g % 4));
+      if (g >= 4) q = _mm256_srli_epi16(q, 4);
+      return _mm256_shuffle_epi8(grid_lut(), _mm256_and_si256(q, _mm256_set1_epi8(0x0F)));
+    }
+    __m256 dsc(int b, int s) const {
+      const BlockImage<kLayout> r = image.block(b);
+      return dsc_of(r.dword(0), r.dword(4), s);
+    }
+    void prefetch(int b) const { image.prefetch(b); }
+  };
 };
 
 }  // namespace

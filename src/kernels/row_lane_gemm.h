@@ -50,6 +50,8 @@ namespace {
 //                 const uint8_t* const (&groups)[G], int64_t n_blocks):
 //                 compute<C> over all blocks straight from the images of G row groups (group r's y at
 //                 tile.y[c] + r · kLanes), with image_groups(C): the largest G worth it for C columns
+//   kFusedImageMaxCols: the most columns compute_image takes (default kMaxCols); tiles of more
+//                 columns pack (for formats whose fused body spills registers at kMaxCols)
 //   kImageIsPacked: the image's blocks are the packed blocks; prefill reads them in place
 //   kPairCols + template <int C> static void compute_pair(tile, uint32_t lane_mask_b, packed_a, packed_b, n_blocks):
 //                 compute<C> for two row groups at once (the second's y at tile.y[c] + kLanes), each
@@ -68,6 +70,15 @@ struct ColumnTile {
 };
 
 // Calls fn.template operator()<C>(tile) with the ColumnTile of `cols` columns (1 <= cols <= C).
+template <typename F>
+constexpr int fused_image_max_cols() {
+  if constexpr (requires { F::kFusedImageMaxCols; }) {
+    return F::kFusedImageMaxCols;
+  } else {
+    return F::kMaxCols;
+  }
+}
+
 template <int C, typename Fn>
 void with_column_tile(int cols, const uint8_t* act, size_t act_block_stride, float* y, size_t ldy, uint32_t lane_mask,
                       bool first, Fn&& fn) {
@@ -170,10 +181,10 @@ void row_lane_column_block(int64_t n_blocks, int64_t n, Rows& src, int64_t n_row
       // bandwidth only with several streams in flight; per lane the operations are those of one
       // group, and of the chunked path (a chunk only stores y and reloads it unchanged), so the
       // same bits.
-      if (c_end - c_begin <= F::kMaxCols) {
+      if (c_end - c_begin <= fused_image_max_cols<F>()) {
         const int64_t groups_left = (n_rows - r0 + kLanes - 1) / kLanes;
         int groups = 1;
-        with_column_tile<F::kMaxCols>(
+        with_column_tile<fused_image_max_cols<F>()>(
             static_cast<int>(c_end - c_begin), act + static_cast<size_t>(c_begin) * F::kActRecordBytes,
             act_block_stride, y + static_cast<size_t>(c_begin) * ldy + r0, ldy, lane_mask, true,
             [&]<int C>(const ColumnTile<C>& tile) {

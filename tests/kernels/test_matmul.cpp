@@ -552,7 +552,8 @@ namespace {
 // an image returns the same bits from it, for odd row counts (a padded last group), float lengths
 // that end in a partial block, several chunks along n, one column (decode) and many, and calls
 // that start at any group of the image. 101 rows (7 groups) with 1, 2 and 5 columns take the
-// decode path over 4, 2 and 1 groups at once, the last one padded.
+// decode path over 4, 2 and 1 groups at once, the last one padded; 3, 4 and 8 columns reach the
+// edges of the families' fused and packed decode tiles (kFusedImageMaxCols, kMaxCols).
 TEST(Matmul, ImageMatchesRowsInPlace) {
   int checked = 0;
   for (const Case& c : all_kernels()) {
@@ -577,7 +578,7 @@ TEST(Matmul, ImageMatchesRowsInPlace) {
         std::vector<uint8_t> image(L.image_bytes(n_rows, n) + 64);
         auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(image.data()) + 63) / 64 * 64);
         build_image(L, p.w.data(), p.w_stride, used, n_rows, n, 0, L.groups(n_rows), aligned);
-        for (int64_t cols : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{13}}) {
+        for (int64_t cols : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{8}, int64_t{13}}) {
           std::vector<float> in_place(cols * n_rows, std::nanf("")), imaged(cols * n_rows, std::nanf(""));
           c.kernel->gemm(n, p.w.data(), p.w_stride, n_rows, p.xq.data(), p.x_stride, cols, in_place.data(), n_rows);
           c.kernel->gemm_image(n, aligned, n_rows, p.xq.data(), p.x_stride, cols, imaged.data(), n_rows);
