@@ -45,6 +45,11 @@ struct StorageF32 {
     r.template dwords<8>(32, t + 8);
     for (int k = 0; k < 16; ++k) store(out->w[k], t[k]);
   }
+  // Element k of the 8 rows of an image block, as widen16 stores it.
+  template <ImageLayout L>
+  static __m256 element(const BlockImage<L>& r, int k) {
+    return _mm256_castsi256_ps(r.dword(4 * k));
+  }
   static void load_row(const uint8_t* p, int count, float* dst) { std::memcpy(dst, p, static_cast<size_t>(count) * 4); }
 };
 
@@ -59,6 +64,11 @@ struct StorageF16 {
       store(out->w[2 * g], widen_fp16(t[g]));
       store(out->w[2 * g + 1], widen_fp16(_mm256_srli_epi32(t[g], 16)));
     }
+  }
+  template <ImageLayout L>
+  static __m256 element(const BlockImage<L>& r, int k) {
+    const __m256i t = r.dword(4 * (k / 2));
+    return widen_fp16(k % 2 == 0 ? t : _mm256_srli_epi32(t, 16));
   }
   static void load_row(const uint8_t* p, int count, float* dst) {
     for (int i = 0; i < count; ++i) {
@@ -81,6 +91,12 @@ struct StorageBF16 {
       store(out->w[2 * g], _mm256_slli_epi32(t[g], 16));  // denormals: DAZ reads them as zeros
       store(out->w[2 * g + 1], _mm256_and_si256(t[g], upper));
     }
+  }
+  template <ImageLayout L>
+  static __m256 element(const BlockImage<L>& r, int k) {
+    const __m256i t = r.dword(4 * (k / 2));
+    return _mm256_castsi256_ps(k % 2 == 0 ? _mm256_slli_epi32(t, 16)
+                                          : _mm256_and_si256(t, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
   }
   static void load_row(const uint8_t* p, int count, float* dst) {
     for (int i = 0; i < count; ++i) {
@@ -177,6 +193,69 @@ struct FloatFormat {
     for (int c = 0; c < C; ++c) {
       const __m256 y = load_or_zero(tile.y[c], mask, tile.first_chunk);
       store_masked(tile.y[c], mask, _mm256_add_ps(y, _mm256_add_ps(p[0][c], p[1][c])));
+    }
+  }
+
+  // Decode: compute's arithmetic straight from G groups' images, chunk after chunk (y kept in
+  // registers between chunks instead of stored and reloaded: the same values), with no widened
+  // copy of each block. 3 · G · C accumulators of the 16 registers: two groups for one column,
+  // one for up to 4.
+  static constexpr bool kFusedImage = true;
+  static constexpr int kFusedImageMaxCols = 4;
+  static constexpr int image_groups(int cols) { return cols <= 1 ? 2 : 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G],
+                            const uint8_t* const (&groups)[G], int64_t n_blocks) {
+    GroupImage<kLayout> image[G];
+    for (int r = 0; r < G; ++r) image[r] = GroupImage<kLayout>(groups[r], n_blocks, 0);
+    __m256 y[G][C];
+    for (int r = 0; r < G; ++r)
+      for (int c = 0; c < C; ++c) y[r][c] = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
+      const int64_t b1 = n_blocks - b0 < kChunkBlocks ? n_blocks : b0 + kChunkBlocks;
+      __m256 p[2][G][C];
+#pragma GCC unroll 8
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) p[0][r][c] = p[1][r][c] = _mm256_setzero_ps();
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int r = 0; r < G; ++r) image[r].prefetch(static_cast<int>(b));
+        const auto* rec =
+            reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
+        if constexpr (S::kPairs) {
+#pragma GCC unroll 8
+          for (int k = 0; k < kStep; k += 2) {  // pair k / 2 into p[k / 2 % 2], odd element first
+            __m256 w_even[G], w_odd[G];
+            for (int r = 0; r < G; ++r) {
+              w_even[r] = S::element(image[r].block(static_cast<int>(b)), k);
+              w_odd[r] = S::element(image[r].block(static_cast<int>(b)), k + 1);
+            }
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c)
+              for (int r = 0; r < G; ++r) {
+                __m256& s = p[k / 2 % 2][r][c];
+                s = _mm256_fmadd_ps(w_odd[r], _mm256_set1_ps(rec[c].a[k + 1]), s);
+                s = _mm256_fmadd_ps(w_even[r], _mm256_set1_ps(rec[c].a[k]), s);
+              }
+          }
+        } else {
+#pragma GCC unroll 16
+          for (int k = 0; k < kStep; ++k) {
+            __m256 w[G];
+            for (int r = 0; r < G; ++r) w[r] = S::element(image[r].block(static_cast<int>(b)), k);
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) {
+              const __m256 x = _mm256_set1_ps(rec[c].a[k]);
+              for (int r = 0; r < G; ++r) p[k % 2][r][c] = _mm256_fmadd_ps(w[r], x, p[k % 2][r][c]);
+            }
+          }
+        }
+      }
+      for (int r = 0; r < G; ++r)
+        for (int c = 0; c < C; ++c) y[r][c] = _mm256_add_ps(y[r][c], _mm256_add_ps(p[0][r][c], p[1][r][c]));
+    }
+    for (int r = 0; r < G; ++r) {
+      const __m256i mask = lane_mask_vector(lane_masks[r]);
+      for (int c = 0; c < C; ++c) store_masked(tile.y[c] + 8 * r, mask, y[r][c]);
     }
   }
 };

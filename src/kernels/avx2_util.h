@@ -120,8 +120,9 @@ struct BlockImage {
 
 template <ImageLayout L>
 struct GroupImage {
-  const uint8_t* body;
-  const uint8_t* halves;
+  const uint8_t* body = nullptr;
+  const uint8_t* halves = nullptr;
+  GroupImage() = default;
   GroupImage(const uint8_t* group, int64_t n_blocks, int64_t b0)
       : body(group + static_cast<size_t>(b0) * 8 * L.body_bytes()),
         halves(group + static_cast<size_t>(n_blocks) * 8 * L.body_bytes() +
