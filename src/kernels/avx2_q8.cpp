@@ -81,13 +81,14 @@ inline __m256i unsigned_block_sum(const Source& src, int b, const int8_t* qs, __
   return s;
 }
 
-// What both 32-element layouts share: where Derived::compute_blocks reads a block's codes, scale
+// What both 32-element layouts share: where Derived::compute_from reads a block's codes, scale
 // (and min): the packed buffer, or (decode) the image itself, Derived::image_codes computing
 // pack_codes' vectors in registers (the same values, so the same bits) with no packed block stored
 // and read back. Packed: PackedBlock32, or PackedBlock32Min (mins() only for that one).
 template <typename Derived, typename Packed>
-struct Block32Sources : BlockPacker<Derived> {
+struct Block32Sources : BlockPacker<Derived>, SourcedCompute<Derived> {
   struct PackedSource {
+    using Block = Packed;
     const Packed* pb;
     __m256i codes(int b, int g) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(pb[b].codes[g])); }
     __m256 scales(int b) const { return _mm256_load_ps(pb[b].d); }
@@ -101,20 +102,6 @@ struct Block32Sources : BlockPacker<Derived> {
     __m256 mins(int b) const { return widen_fp16(image.block(b).half(2)); }  // q4_1 / q5_1: m follows d
     void prefetch(int b) const { image.prefetch(b); }
   };
-
-  template <int C>
-  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
-    Derived::template compute_blocks<C>(tile, PackedSource{reinterpret_cast<const Packed*>(packed)}, n_blocks);
-  }
-  static constexpr bool kFusedImage = true;
-  static constexpr int image_groups(int) { return 1; }
-  template <int C, int G>
-  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&)[G], const uint8_t* const (&groups)[G],
-                            int64_t n_blocks) {
-    static_assert(G == 1);
-    Derived::template compute_blocks<C>(tile, ImageSource{GroupImage<Derived::kLayout>(groups[0], n_blocks, 0)},
-                                        static_cast<int>(n_blocks));
-  }
 };
 
 // kSigned: codes are signed values (sign moved to the activation); otherwise unsigned codes
@@ -152,7 +139,7 @@ struct Block32Format : Block32Sources<Derived, PackedBlock32> {
     _mm256_store_ps(out->d, widen_fp16(r.half(0)));  // d is the first field of all three
   }
   template <int C, typename Source>
-  static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
+  static void compute_from(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
     const __m256i mask = lane_mask_vector(tile.lane_mask);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[C];
@@ -324,7 +311,7 @@ struct Block32MinFormat : Block32Sources<Derived, PackedBlock32Min> {
 
   // acc += (d_w · d_a) · float(S) + m_w · s_a, as the AVX-512 family.
   template <int C, typename Source>
-  static void compute_blocks(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
+  static void compute_from(const ColumnTile<C>& tile, const Source& src, int n_blocks) {
     const __m256i mask = lane_mask_vector(tile.lane_mask);
     __m256 acc[C];
 #pragma GCC unroll 8

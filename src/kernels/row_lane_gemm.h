@@ -116,6 +116,29 @@ struct BlockPacker {
   }
 };
 
+// compute<C> and the fused decode of a format that computes through a source, one row group per
+// pass: Derived::compute_from<C>(tile, source, n_blocks) with Derived::PackedSource{packed blocks}
+// (its Block the packed block type) or Derived::ImageSource{the group's GroupImage}, which computes
+// the packer's vectors in registers from the image (the same values, so the same bits).
+template <typename Derived>
+struct SourcedCompute {
+  template <int C>
+  static void compute(const ColumnTile<C>& tile, const uint8_t* packed, int n_blocks) {
+    using Source = typename Derived::PackedSource;
+    Derived::template compute_from<C>(tile, Source{reinterpret_cast<const typename Source::Block*>(packed)}, n_blocks);
+  }
+  static constexpr bool kFusedImage = true;
+  static constexpr int image_groups(int) { return 1; }
+  template <int C, int G>
+  static void compute_image(const ColumnTile<C>& tile, const uint32_t (&)[G], const uint8_t* const (&groups)[G],
+                            int64_t n_blocks) {
+    static_assert(G == 1);
+    Derived::template compute_from<C>(
+        tile, typename Derived::ImageSource{GroupImage<Derived::kLayout>(groups[0], n_blocks, 0)},
+        static_cast<int>(n_blocks));
+  }
+};
+
 // Where a call's weight rows come from: the GGUF rows in place, or the interleaved image built
 // once at load (interleave.h). Both hand the packer the same values, so the results are the same
 // bits either way; the image only spares the transposing loads and keeps a group's bytes
