@@ -92,6 +92,7 @@ struct FormatBF16 {
       for (int c = 0; c < C; ++c) p[0][r][c] = p[1][r][c] = _mm512_setzero_ps();
     for (int64_t b = b0; b < b1; ++b) {
       for (int r = 0; r < G; ++r) src[r].prefetch(b);
+      tile.prefetch_records(b + 2, sizeof(Record));
       const auto* rec = reinterpret_cast<const Record*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
 #pragma GCC unroll 8
       for (int g = 0; g < kStep / 2; ++g) {  // columns innermost: 2 · G · C independent chains
@@ -109,6 +110,7 @@ struct FormatBF16 {
   static void compute_packed(const ColumnTile<C>& tile, const uint32_t (&lane_masks)[G], const PackedSource (&src)[G],
                              int n_blocks) {
     __m512 p[2][G][C];
+    tile.prefetch_y(G);
     chunk_sums<C, G>(tile, src, 0, n_blocks, p);
     for (int r = 0; r < G; ++r) {
       const __mmask16 mask = static_cast<__mmask16>(lane_masks[r]);

@@ -134,7 +134,9 @@ struct FloatFormat {
 #pragma GCC unroll 16
     for (int r = 0; r < G; ++r)
       for (int c = 0; c < C; ++c) p[0][r][c] = p[1][r][c] = _mm512_setzero_ps();
+    tile.prefetch_y(G);
     for (int b = 0; b < n_blocks; ++b) {
+      tile.prefetch_records(b + 2, sizeof(ActRecordF));
       const auto* rec = reinterpret_cast<const ActRecordF*>(tile.act + static_cast<size_t>(b) * tile.act_block_stride);
 #pragma GCC unroll 16
       for (int k = 0; k < kStep; ++k) {  // columns innermost: 2 · G · C independent chains

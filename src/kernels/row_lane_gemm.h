@@ -67,6 +67,21 @@ struct ColumnTile {
   float* y[C];              // y + c * ldy + first row of the group
   uint32_t lane_mask;       // valid rows of the group
   bool first_chunk;         // start from 0 instead of loading y
+
+  // Prefill with many columns: one block's records lie act_block_stride (n_cols records) from the
+  // last, too far for the hardware prefetcher, and y is [column][row], a line per column and
+  // group; with a few hundred columns neither stays in L2 between tiles. Asking ahead keeps the
+  // float kernels' FMAs fed (5-15% at 512 columns; the integer kernels measured no gain).
+  void prefetch_records(int64_t b, int record_bytes) const {
+    const char* p = reinterpret_cast<const char*>(act) + static_cast<size_t>(b) * act_block_stride;
+    for (int i = 0; i < C * record_bytes; i += 64) __builtin_prefetch(p + i);
+    if ((C * record_bytes) % 64 != 0) __builtin_prefetch(p + C * record_bytes - 1);  // records need not start a line
+  }
+  void prefetch_y(int groups) const {
+    if (first_chunk) return;
+    for (int c = 0; c < C; ++c)
+      for (int r = 0; r < groups; ++r) __builtin_prefetch(y[c] + 16 * r);
+  }
 };
 
 // Calls fn.template operator()<C>(tile) with the ColumnTile of `cols` columns (1 <= cols <= C).
