@@ -33,6 +33,11 @@ struct VecKernels {
   void (*swiglu)(const float* g, const float* u, float* y, int64_t n);
   // y = e^x (in place allowed).
   void (*exp)(const float* x, float* y, int64_t n);
+  // max of x[0..n), −∞ when n = 0 (an attention row's scores).
+  float (*max)(const float* x, int64_t n);
+  // x = e^(x − shift) in place; returns Σ x over the n results in a fixed lane order (an attention
+  // row's weights and their sum).
+  float (*exp_sum)(float* x, int64_t n, float shift);
   // y = silu(x), y = σ(x); in place allowed.
   void (*silu)(const float* x, float* y, int64_t n);
   void (*sigmoid)(const float* x, float* y, int64_t n);

@@ -66,6 +66,21 @@ void exp_(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
+float max_(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::fmax(m, x[i]);
+  return m;
+}
+
+float exp_sum(float* x, int64_t n, float shift) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    s += x[i];
+  }
+  return s;
+}
+
 void swiglu(const float* g, const float* u, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = silu1(g[i]) * u[i];
 }
@@ -142,9 +157,9 @@ void delta_step(float* s, int64_t dk, int64_t dv, const float* k, const float* q
 float softplus_ref(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)); }
 
 constinit extern const VecKernels kVecScalar = {
-    Isa::kScalar, dot,     dot_f16,     axpy,     axpy_f16,  scale,      rms_norm,   l2_norm,
-    softmax,      swiglu,  exp_, silu,        sigmoid,  mul_sigmoid, mul_silu, rope_neox,  conv1d, f16_to_f32,
-    f32_to_f16,   gemm,    delta_step,
+    Isa::kScalar, dot,       dot_f16, axpy,       axpy_f16,   scale, rms_norm,   l2_norm,
+    softmax,      swiglu,    exp_,    max_,       exp_sum,    silu,  sigmoid,    mul_sigmoid,
+    mul_silu,     rope_neox, conv1d,  f16_to_f32, f32_to_f16, gemm,  delta_step,
 };
 
 }  // namespace hylo::kernels

@@ -140,6 +140,29 @@ struct VecImpl {
   }
   static void silu(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return silu_v(v); }); }
   static void exp_(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return V::exp(v); }); }
+  static float max_(const float* x, int64_t n) {
+    F m = V::set1(-INFINITY);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) m = V::max(m, V::load(x + i));
+    if (i < n) m = V::max(m, load_tail(x + i, n - i, -INFINITY));
+    return V::hmax(m);
+  }
+  // One accumulator per lane, then hsum's fixed order.
+  static float exp_sum(float* x, int64_t n, float shift) {
+    const F sh = V::set1(shift);
+    F s = V::zero();
+    int64_t i = 0;
+    for (; i + N <= n; i += N) {
+      const F e = V::exp(V::sub(V::load(x + i), sh));
+      V::store(x + i, e);
+      s = V::add(s, e);
+    }
+    if (i < n) {
+      store_tail(x + i, V::exp(V::sub(load_tail(x + i, n - i), sh)), n - i);
+      s = V::add(s, load_tail(x + i, n - i));  // the lanes past n add +0
+    }
+    return V::hsum(s);
+  }
   static void sigmoid(const float* x, float* y, int64_t n) { map(x, y, n, [](F v) { return sigmoid_v(v); }); }
   static void mul_sigmoid(const float* x, const float* g, float* y, int64_t n) {
     map2(x, g, y, n, [](F a, F b) { return V::mul(a, sigmoid_v(b)); });
@@ -193,17 +216,17 @@ struct VecImpl {
     }
   }
 
-  // C tile of R rows × 2N columns per step; each element accumulates over k in order.
+  // One C tile of R rows × w ≤ 2N columns (two registers when w = 2N, else one register at a
+  // time with partial loads); each element accumulates over k in order, then store_scaled.
   template <int R>
-  static void gemm_rows(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+  static void gemm_tile(int64_t w, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
                         float beta, float* c, int64_t ldc) {
-    int64_t j = 0;
-    for (; j + 2 * N <= n; j += 2 * N) {
+    if (w == 2 * N) {
       F acc0[R], acc1[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V::zero();
       for (int64_t p = 0; p < k; ++p) {
-        const F b0 = V::load(b + p * ldb + j), b1 = V::load(b + p * ldb + j + N);
+        const F b0 = V::load(b + p * ldb), b1 = V::load(b + p * ldb + N);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const F av = V::set1(a[r * lda + p]);
@@ -213,21 +236,22 @@ struct VecImpl {
       }
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        store_scaled(c + r * ldc + j, acc0[r], alpha, beta, N);
-        store_scaled(c + r * ldc + j + N, acc1[r], alpha, beta, N);
+        store_scaled(c + r * ldc, acc0[r], alpha, beta, N);
+        store_scaled(c + r * ldc + N, acc1[r], alpha, beta, N);
       }
+      return;
     }
-    for (; j < n; j += N) {  // column tail: one register, partial loads
-      const int64_t w = std::min<int64_t>(N, n - j);
+    for (int64_t j = 0; j < w; j += N) {
+      const int64_t wj = std::min<int64_t>(N, w - j);
       F acc[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[r] = V::zero();
       for (int64_t p = 0; p < k; ++p) {
-        const F bv = w == N ? V::load(b + p * ldb + j) : load_tail(b + p * ldb + j, w);
+        const F bv = wj == N ? V::load(b + p * ldb + j) : load_tail(b + p * ldb + j, wj);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) acc[r] = V::fmadd(V::set1(a[r * lda + p]), bv, acc[r]);
       }
-      for (int r = 0; r < R; ++r) store_scaled(c + r * ldc + j, acc[r], alpha, beta, w);
+      for (int r = 0; r < R; ++r) store_scaled(c + r * ldc + j, acc[r], alpha, beta, wj);
     }
   }
   static void store_scaled(float* c, F acc, float alpha, float beta, int64_t w) {
@@ -239,13 +263,18 @@ struct VecImpl {
       store_tail(c, out, w);
     }
   }
+  // Column stripes of 2N outermost: a stripe of B (k × 2N floats, 16-32 KiB for attention's
+  // k = 128-256) stays in L1 while every row block reuses it, where rows outermost streamed all
+  // of B from L2 once per 6 rows. 6 rows × 2 registers: 12 accumulators cover the FMA latency.
   static void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
                    int64_t ldb, float beta, float* c, int64_t ldc) {
-    int64_t i = 0;
-    // 6 rows × 2 registers: 12 accumulators cover the FMA latency on two ports.
-    for (; i + 6 <= m; i += 6) gemm_rows<6>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
-    for (; i + 4 <= m; i += 4) gemm_rows<4>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
-    for (; i < m; ++i) gemm_rows<1>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+    for (int64_t j = 0; j < n; j += 2 * N) {
+      const int64_t w = std::min<int64_t>(2 * N, n - j);
+      int64_t i = 0;
+      for (; i + 6 <= m; i += 6) gemm_tile<6>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
+      for (; i + 4 <= m; i += 4) gemm_tile<4>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
+      for (; i < m; ++i) gemm_tile<1>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
+    }
   }
 
   // Columns in blocks of kDeltaRegs registers: e and the output stay in registers while the rows
@@ -302,9 +331,9 @@ struct VecImpl {
   }
 
   static constexpr VecKernels table(Isa isa) {
-    return VecKernels{isa,      dot,     dot_f16, axpy,        axpy_f16, scale,     rms_norm,   l2_norm,   softmax,
-                      swiglu,   exp_,    silu,    sigmoid, mul_sigmoid, mul_silu, rope_neox, conv1d,     f16_to_f32, f32_to_f16,
-                      gemm,     delta_step};
+    return VecKernels{isa,      dot,       dot_f16, axpy,       axpy_f16,   scale, rms_norm,  l2_norm,
+                      softmax,  swiglu,    exp_,    max_,       exp_sum,    silu,  sigmoid,   mul_sigmoid,
+                      mul_silu, rope_neox, conv1d,  f16_to_f32, f32_to_f16, gemm,  delta_step};
   }
 };
 

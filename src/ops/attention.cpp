@@ -60,18 +60,39 @@ void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
     kernels::dequantize_row(type, src, dst, n);
 }
 
-// The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][n].
+// Row strides of the pages' keys (transposed) and values as the products read them: a page, plus
+// 16 floats. A product keeps a stripe of 32 columns of them in L1; at a stride of exactly 512 B or
+// 1 KiB its rows would fall in 8 or 4 of the 64 sets and evict each other.
+constexpr int64_t kKeyStride = KvSeqCache::kPageTokens + 16;
+int64_t value_stride(int64_t d) { return d + 16; }
+
+// The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][kKeyStride].
 void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
-  if (type == TensorType::kF32) {
-    const auto* k32 = static_cast<const float*>(src);
+  const float* k = static_cast<const float*>(src);
+  if (type != TensorType::kF32) {
+    w.k.resize(n * d);
+    load_rows(type, src, w.k.data(), n * d);
+    k = w.k.data();
+  }
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t c = 0; c < d; ++c) w.kt[c * kKeyStride + j] = k[j * d + c];
+}
+
+// The page's first n values of one head, [n][d] in `type`, into w.v: [n][value_stride(d)].
+void load_values(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
+  const int64_t ld = value_stride(d);
+  if (type == TensorType::kF16) {
     for (int64_t j = 0; j < n; ++j)
-      for (int64_t c = 0; c < d; ++c) w.kt[c * n + j] = k32[j * d + c];
+      kernels::vec().f16_to_f32(static_cast<const uint16_t*>(src) + j * d, w.v.data() + j * ld, d);
     return;
   }
-  w.k.resize(n * d);
-  load_rows(type, src, w.k.data(), n * d);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t c = 0; c < d; ++c) w.kt[c * n + j] = w.k[j * d + c];
+  const float* v = static_cast<const float*>(src);
+  if (type != TensorType::kF32) {
+    w.k.resize(n * d);
+    load_rows(type, src, w.k.data(), n * d);
+    v = w.k.data();
+  }
+  for (int64_t j = 0; j < n; ++j) std::memcpy(w.v.data() + j * ld, v + j * d, sizeof(float) * d);
 }
 
 // Online softmax of the block's rows over the keys of split `split` into `out`.
@@ -83,8 +104,8 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
   const int64_t n_tok = b.t1 - b.t0, rows = n_tok * group;
   out.reset(rows, d);
   w.q.resize(rows * d);
-  w.kt.resize(d * P);
-  w.v.resize(P * d);
+  w.kt.resize(d * kKeyStride);
+  w.v.resize(P * value_stride(d));
   w.s.resize(rows * P);
   // Row i·group + g is the query of token t0 + i, head kv_head·group + g.
   for (int64_t i = 0; i < n_tok; ++i)
@@ -98,29 +119,25 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
     const void* kp = r.cache->k_page(page, b.kv_head);
     const void* vp = r.cache->v_page(page, b.kv_head);
     load_keys(r.cache->type_k(), kp, n, d, w);
-    load_rows(r.cache->type_v(), vp, w.v.data(), n * d);
-    K.gemm(rows, n, d, s.scale, w.q.data(), d, w.kt.data(), n, 0.0f, w.s.data(), n);
+    load_values(r.cache->type_v(), vp, n, d, w);
+    K.gemm(rows, n, d, s.scale, w.q.data(), d, w.kt.data(), kKeyStride, 0.0f, w.s.data(), n);
     for (int64_t row = 0; row < rows; ++row) {
       float* sr = w.s.data() + row * n;
       const int64_t pos = r.pos0 + b.t0 + row / group;
       const int64_t visible = std::clamp<int64_t>(pos + 1 - base, 0, n);
-      float mx = out.m[row];
-      for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, sr[j]);
+      const float mx = std::max(out.m[row], K.max(sr, visible));
       if (mx == -INFINITY) {  // no key of this split is visible to the row yet: weights stay 0
         std::fill(sr, sr + n, 0.0f);
         continue;
       }
-      std::fill(sr + visible, sr + n, -INFINITY);
-      for (int64_t j = 0; j < n; ++j) sr[j] -= mx;
-      K.exp(sr, sr, n);  // masked keys: exp(-inf) = 0
-      float sum = 0.0f;
-      for (int64_t j = 0; j < visible; ++j) sum += sr[j];
+      const float sum = K.exp_sum(sr, visible, mx);
+      std::fill(sr + visible, sr + n, 0.0f);  // keys past the row's position: weight exactly 0
       const float corr = std::exp(out.m[row] - mx);
       out.l[row] = out.l[row] * corr + sum;
       out.m[row] = mx;
       K.scale(out.o.data() + row * d, corr, out.o.data() + row * d, d);
     }
-    K.gemm(rows, d, n, 1.0f, w.s.data(), n, w.v.data(), d, 1.0f, out.o.data(), d);
+    K.gemm(rows, d, n, 1.0f, w.s.data(), n, w.v.data(), value_stride(d), 1.0f, out.o.data(), d);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -127,6 +128,73 @@ TEST(VecKernels, ActivationsAndSoftmaxMatchScalar) {
       double s = 0;
       for (float v : a1) s += v;
       EXPECT_NEAR(s, 1.0, 1e-5);
+    }
+  }
+}
+
+// An attention row: the max of its visible scores, then e^(x − max) and their sum.
+TEST(VecKernels, MaxAndExpSumMatchScalar) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  for (Isa isa : simd_families()) {
+    const VecKernels& k = *vec_kernels(isa);
+    EXPECT_EQ(k.max(nullptr, 0), -INFINITY) << isa_name(isa);
+    EXPECT_EQ(k.exp_sum(nullptr, 0, 1.0f), 0.0f) << isa_name(isa);
+    for (int64_t n : kSizes) {
+      auto x = randn(n, 17, 3.0f);
+      x[n / 2] = 20.0f;  // the max anywhere, tails included
+      EXPECT_EQ(k.max(x.data(), n), ref.max(x.data(), n)) << isa_name(isa) << " n=" << n;
+      EXPECT_EQ(k.max(x.data(), n), 20.0f) << isa_name(isa) << " n=" << n;
+      auto a1 = x, a2 = x;
+      a1.push_back(123.0f);  // past the end: untouched
+      const float s1 = k.exp_sum(a1.data(), n, 20.0f), s2 = ref.exp_sum(a2.data(), n, 20.0f);
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(a1[i], a2[i], 2e-6f * a2[i] + 1e-30f) << isa_name(isa) << " i=" << i;
+        s += a2[i];
+      }
+      EXPECT_EQ(a1[n], 123.0f);
+      EXPECT_NEAR(s1, s, 1e-6 * n * s) << isa_name(isa) << " n=" << n;
+      EXPECT_NEAR(s2, s, 1e-6 * n * s) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
+// C = alpha·A·B + beta·C against the scalar product, on odd sizes and strides (row and column
+// tails, k not a multiple of anything). Each element sums over k in order whatever the tiling, so
+// a row computed alone has the same bits as in a block of rows: attention's rows (one token or a
+// block of 64) and the DeltaNet chunk rely on it.
+TEST(VecKernels, GemmMatchesScalarAndRowsAreIndependent) {
+  const VecKernels& ref = *vec_kernels(Isa::kScalar);
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (Isa isa : simd_families()) {
+    const VecKernels& g = *vec_kernels(isa);
+    for (Shape sh : {Shape{1, 1, 1}, Shape{7, 33, 5}, Shape{13, 64, 128}, Shape{11, 200, 37}, Shape{6, 17, 256},
+                     Shape{64, 128, 64}}) {
+      const int64_t lda = sh.k + 3, ldb = sh.n + 16, ldc = sh.n + 5;
+      const auto a = randn(sh.m * lda, 18), b = randn(sh.k * ldb, 19), c0 = randn(sh.m * ldc, 20);
+      for (float beta : {0.0f, 1.0f}) {
+        auto c1 = c0, c2 = c0, c3 = c0;
+        g.gemm(sh.m, sh.n, sh.k, 0.5f, a.data(), lda, b.data(), ldb, beta, c1.data(), ldc);
+        ref.gemm(sh.m, sh.n, sh.k, 0.5f, a.data(), lda, b.data(), ldb, beta, c2.data(), ldc);
+        for (int64_t i = 0; i < sh.m; ++i)
+          g.gemm(1, sh.n, sh.k, 0.5f, a.data() + i * lda, lda, b.data(), ldb, beta, c3.data() + i * ldc, ldc);
+        EXPECT_EQ(0, std::memcmp(c1.data(), c3.data(), c1.size() * sizeof(float)))
+            << isa_name(isa) << " m=" << sh.m << " n=" << sh.n << " k=" << sh.k;
+        for (int64_t i = 0; i < sh.m; ++i)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const float want = c2[i * ldc + j];
+            if (j >= sh.n) {  // the stride's padding is not written
+              EXPECT_EQ(c1[i * ldc + j], c0[i * ldc + j]);
+              continue;
+            }
+            double mag = beta * std::fabs(c0[i * ldc + j]);
+            for (int64_t p = 0; p < sh.k; ++p) mag += 0.5 * std::fabs(a[i * lda + p] * b[p * ldb + j]);
+            EXPECT_NEAR(c1[i * ldc + j], want, 2.0 * (sh.k + 2) * 6e-8 * mag + 1e-30)
+                << isa_name(isa) << " i=" << i << " j=" << j;
+          }
+      }
     }
   }
 }
