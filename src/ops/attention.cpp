@@ -60,11 +60,10 @@ void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
     kernels::dequantize_row(type, src, dst, n);
 }
 
-// Row strides of the pages' keys (transposed) and values as the products read them: a page, plus
-// 16 floats. A product keeps a stripe of 32 columns of them in L1; at a stride of exactly 512 B or
-// 1 KiB its rows would fall in 8 or 4 of the 64 sets and evict each other.
+// The transposed keys' row stride: a page plus 16 floats. The product keeps a stripe of 32 of
+// their columns in L1; at a stride of exactly 1 KiB its rows would fall in 4 of the 64 sets and
+// evict each other.
 constexpr int64_t kKeyStride = KvSeqCache::kPageTokens + 16;
-int64_t value_stride(int64_t d) { return d + 16; }
 
 // The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][kKeyStride].
 void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
@@ -78,21 +77,30 @@ void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& 
     for (int64_t c = 0; c < d; ++c) w.kt[c * kKeyStride + j] = k[j * d + c];
 }
 
-// The page's first n values of one head, [n][d] in `type`, into w.v: [n][value_stride(d)].
+// Values are multiplied in stripes of kValueStripe columns, each stored contiguous: stripe s of
+// the page is [n][width(s)] at w.v + s · kValueStripe · P. The product then streams one stripe in
+// order from L1 (63% of the FMA peak in a microbenchmark against 45% from [n][d] rows).
+constexpr int64_t kValueStripe = 32;
+
+// The page's first n values of one head, [n][d] in `type`, into those stripes.
 void load_values(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
-  const int64_t ld = value_stride(d);
-  if (type == TensorType::kF16) {
-    for (int64_t j = 0; j < n; ++j)
-      kernels::vec().f16_to_f32(static_cast<const uint16_t*>(src) + j * d, w.v.data() + j * ld, d);
-    return;
-  }
+  const int64_t P = KvSeqCache::kPageTokens;
   const float* v = static_cast<const float*>(src);
-  if (type != TensorType::kF32) {
+  if (type != TensorType::kF32 && type != TensorType::kF16) {
     w.k.resize(n * d);
     load_rows(type, src, w.k.data(), n * d);
     v = w.k.data();
   }
-  for (int64_t j = 0; j < n; ++j) std::memcpy(w.v.data() + j * ld, v + j * d, sizeof(float) * d);
+  for (int64_t c0 = 0; c0 < d; c0 += kValueStripe) {
+    const int64_t width = std::min(kValueStripe, d - c0);
+    float* stripe = w.v.data() + c0 * P;
+    for (int64_t j = 0; j < n; ++j) {
+      if (type == TensorType::kF16)
+        kernels::vec().f16_to_f32(static_cast<const uint16_t*>(src) + j * d + c0, stripe + j * width, width);
+      else
+        std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
+    }
+  }
 }
 
 // Online softmax of the block's rows over the keys of split `split` into `out`.
@@ -105,7 +113,7 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
   out.reset(rows, d);
   w.q.resize(rows * d);
   w.kt.resize(d * kKeyStride);
-  w.v.resize(P * value_stride(d));
+  w.v.resize(P * d);
   w.s.resize(rows * P);
   // Row i·group + g is the query of token t0 + i, head kv_head·group + g.
   for (int64_t i = 0; i < n_tok; ++i)
@@ -137,7 +145,10 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
       out.m[row] = mx;
       K.scale(out.o.data() + row * d, corr, out.o.data() + row * d, d);
     }
-    K.gemm(rows, d, n, 1.0f, w.s.data(), n, w.v.data(), value_stride(d), 1.0f, out.o.data(), d);
+    for (int64_t c0 = 0; c0 < d; c0 += kValueStripe) {
+      const int64_t width = std::min(kValueStripe, d - c0);
+      K.gemm(rows, width, n, 1.0f, w.s.data(), n, w.v.data() + c0 * P, width, 1.0f, out.o.data() + c0, d);
+    }
   }
 }
 
