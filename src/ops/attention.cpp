@@ -79,7 +79,7 @@ void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& 
 
 // Values are multiplied in stripes of kValueStripe columns, each stored contiguous: stripe s of
 // the page is [n][width(s)] at w.v + s · kValueStripe · P. The product then streams one stripe in
-// order from L1 (63% of the FMA peak in a microbenchmark against 45% from [n][d] rows).
+// order from L1 (60–62% of the FMA peak in a microbenchmark against 35–43% from [n][d] rows).
 constexpr int64_t kValueStripe = 32;
 
 // The page's first n values of one head, [n][d] in `type`, into those stripes.
