@@ -37,6 +37,7 @@ struct Options {
   std::string model;
   int32_t n_prompt = 512;
   int32_t n_gen = 128;
+  int32_t n_depth = 0;  // positions already in the context before each test (llama-bench's -d)
   int threads = 0;
   int reps = 3;
   int32_t batch = 2048;
@@ -190,7 +191,7 @@ int run(const Options& o) {
 
   models::MemoryOptions mo;
   mo.n_seq = 1;
-  mo.n_ctx = o.n_prompt + o.n_gen + 1;
+  mo.n_ctx = o.n_depth + o.n_prompt + o.n_gen + 1;
   auto kv = o.kv.resolve(m.memory_layout(), TensorType::kF16);
   if (!kv.ok()) return fail(kv.error());
   mo.kv_type = kv->first;
@@ -202,27 +203,33 @@ int run(const Options& o) {
   std::vector<float> logits(n_vocab);
   const int32_t chunk = std::max<int32_t>(64, o.batch / 64 * 64);
 
+  // Positions [from, from + n) of random tokens, in chunks; logits of the last one only.
+  auto prefill = [&](int32_t from, int32_t n_tokens) -> Status {
+    for (int32_t done = 0; done < n_tokens; done += chunk) {
+      const int32_t n = std::min(chunk, n_tokens - done);
+      std::vector<models::BatchRow> rows(n);
+      for (int32_t i = 0; i < n; ++i) rows[i] = {0, from + done + i, tok(rng), done + i == n_tokens - 1};
+      if (auto st = m.forward(rows, mem, pool, logits.data()); !st.ok()) return st;
+    }
+    return ok_status();
+  };
+  const int32_t depth = o.n_depth;
   std::vector<double> pp, tg;
   for (int rep = 0; rep < o.reps + 1; ++rep) {  // repetition 0 warms up and is not counted
     if (o.n_prompt > 0) {
       mem.clear(0);
-      std::vector<int32_t> prompt(o.n_prompt);
-      for (auto& t : prompt) t = tok(rng);
+      if (auto st = prefill(0, depth); !st.ok()) return fail(st.error());
       Timer t;
-      for (int32_t done = 0; done < o.n_prompt; done += chunk) {
-        const int32_t n = std::min(chunk, o.n_prompt - done);
-        std::vector<models::BatchRow> rows(n);
-        for (int32_t i = 0; i < n; ++i) rows[i] = {0, done + i, prompt[done + i], done + i == o.n_prompt - 1};
-        if (auto st = m.forward(rows, mem, pool, logits.data()); !st.ok()) return fail(st.error());
-      }
+      if (auto st = prefill(depth, o.n_prompt); !st.ok()) return fail(st.error());
       if (rep > 0) pp.push_back(o.n_prompt / t.seconds());
     }
     if (o.n_gen > 0) {
       mem.clear(0);
+      if (auto st = prefill(0, depth); !st.ok()) return fail(st.error());
       Timer t;
       // Random input tokens: like real text they route each step to other experts, so the
       // weights really stream from memory instead of repeating a cached working set.
-      for (int32_t i = 0; i < o.n_gen; ++i) {
+      for (int32_t i = depth; i < depth + o.n_gen; ++i) {
         const models::BatchRow row{0, i, tok(rng), true};
         if (auto st = m.forward(std::span<const models::BatchRow>(&row, 1), mem, pool, logits.data()); !st.ok())
           return fail(st.error());
@@ -249,12 +256,14 @@ int run(const Options& o) {
          : models::SpecEstimate{};
   // Decode roofline: bytes read per token (routed experts, KV cache, recurrent state; the mean
   // over the tg positions) over the bandwidth.
-  const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.type_k(), mo.type_v());
+  const models::DecodeBytes decode =
+      depth == 0 ? models::decode_bytes_mean(m, o.n_gen, mo.type_k(), mo.type_v())
+                 : models::decode_bytes(m, depth + (o.n_gen - 1) / 2.0, mo.type_k(), mo.type_v());
   const double bytes_per_token = decode.total();
   const double decode_frac = bandwidth > 0 ? bytes_per_token * tgs.mean / (bandwidth * 1e9) : 0;
   // Prefill: the prompt's FLOPs (the LM head once, for the last row) per prompt token.
   const double flops_per_token =
-      o.n_prompt > 0 ? models::prefill_flops(info, o.n_prompt) / static_cast<double>(o.n_prompt) : 0.0;
+      o.n_prompt > 0 ? models::prefill_flops(info, o.n_prompt, depth) / static_cast<double>(o.n_prompt) : 0.0;
   const double prefill_frac = peak.gops > 0 ? flops_per_token * pps.mean / (peak.gops * 1e9) : 0;
 
   std::map<std::string, uint64_t> by_type;
@@ -277,6 +286,7 @@ int run(const Options& o) {
                         {"isa", isa_name(best_isa())},
                         {"n_prompt", o.n_prompt},
                         {"n_gen", o.n_gen},
+                        {"n_depth", o.n_depth},
                         {"reps", o.reps},
                         {"pp_tps", pps.mean},
                         {"pp_tps_stdev", pps.stdev},
@@ -318,17 +328,20 @@ int run(const Options& o) {
               std::string(10, '-').c_str(), std::string(9, '-').c_str(), std::string(9, '-').c_str(),
               std::string(20, '-').c_str(), std::string(42, '-').c_str());
   const std::string name = fmt::format("{} {}", info.arch, types);
+  const std::string at_depth = depth > 0 ? fmt::format(" @ d{}", depth) : "";  // llama-bench's label
   const std::string params = fmt::format("{:.2f} B", static_cast<double>(info.active_params) / 1e9);
   if (o.n_prompt > 0)
     std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
                 format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
-                fmt::format("pp{}", o.n_prompt).c_str(), fmt::format("{:.2f} ± {:.2f}", pps.mean, pps.stdev).c_str(),
+                (fmt::format("pp{}", o.n_prompt) + at_depth).c_str(),
+                fmt::format("{:.2f} ± {:.2f}", pps.mean, pps.stdev).c_str(),
                 fmt::format("{:.1f}% of {} peak ({:.0f} of {:.0f} GOPS)", prefill_frac * 100, peak.name,
                             flops_per_token * pps.mean / 1e9, peak.gops)
                     .c_str());
   if (o.n_gen > 0)
     std::printf("| %-34s | %10s | %8s | %7d | %7s | %18s | %-40s |\n", name.c_str(),
-                format_bytes(info.weight_bytes).c_str(), params.c_str(), threads, fmt::format("tg{}", o.n_gen).c_str(),
+                format_bytes(info.weight_bytes).c_str(), params.c_str(), threads,
+                (fmt::format("tg{}", o.n_gen) + at_depth).c_str(),
                 fmt::format("{:.2f} ± {:.2f}", tgs.mean, tgs.stdev).c_str(),
                 fmt::format("{:.1f}% of {:.1f} GB/s ({:.2f} GB/s)", decode_frac * 100, bandwidth,
                             bytes_per_token * tgs.mean / 1e9)
@@ -377,6 +390,10 @@ CommandRegistrar reg(
           ->check(CLI::Range(0, 1 << 20))
           ->capture_default_str();
       app.add_option("-n,--n-gen", o->n_gen, "Tokens for the decode test (tg)")
+          ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      app.add_option("-d,--n-depth", o->n_depth,
+                     "Positions already in the context before each test, prefilled and not timed (llama-bench's -d)")
           ->check(CLI::Range(0, 1 << 20))
           ->capture_default_str();
       app.add_option("-t,--threads", o->threads, "Threads (default: physical cores)");

@@ -85,11 +85,11 @@ SpecEstimate speculative_estimate(const SpecBytes& b, int k, double alpha) {
   return e;
 }
 
-double prefill_flops(const ModelInfo& info, int64_t n_prompt) {
+double prefill_flops(const ModelInfo& info, int64_t n_prompt, int64_t n_past) {
   if (n_prompt <= 0) return 0;
-  const double n = static_cast<double>(n_prompt);
+  const double n = static_cast<double>(n_prompt), past = static_cast<double>(std::max<int64_t>(0, n_past));
   const double trunk_params = static_cast<double>(info.active_params - info.lm_head_params);
-  const double keys = n * (n + 1.0) / 2.0;  // token i attends to positions 0 .. i
+  const double keys = n * past + n * (n + 1.0) / 2.0;  // token i attends to positions 0 .. past + i
   return n * (2.0 * trunk_params + static_cast<double>(info.recurrent_flops_per_token)) +
          static_cast<double>(info.attention_flops_per_key) * keys + 2.0 * static_cast<double>(info.lm_head_params);
 }

@@ -69,9 +69,10 @@ inline SpecEstimate speculative_estimate(const Model& model, int k, double alpha
   return speculative_estimate(spec_bytes(model, n_ctx, kv_type), k, alpha);
 }
 
-// FLOPs of one prefill of n_prompt tokens from an empty sequence that produces the last row's
-// logits only: per token every trunk matrix product except the LM head (2 FLOPs per multiply-add),
-// the delta rule, and attention over the positions up to and including its own; the LM head once.
-double prefill_flops(const ModelInfo& info, int64_t n_prompt);
+// FLOPs of one prefill of n_prompt tokens after n_past positions already in the sequence, that
+// produces the last row's logits only: per token every trunk matrix product except the LM head
+// (2 FLOPs per multiply-add), the delta rule, and attention over the positions up to and
+// including its own; the LM head once.
+double prefill_flops(const ModelInfo& info, int64_t n_prompt, int64_t n_past = 0);
 
 }  // namespace hylo::models

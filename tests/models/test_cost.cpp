@@ -91,6 +91,11 @@ TEST_P(Cost, DecodeBytesAndPrefillFlops) {
   const double attn_per_key = 4.0 * static_cast<double>(n_attn * n_head * head_dim);
   const double want = n * (2.0 * (c.macs - c.lm_head_macs) + rec_flops) + attn_per_key * keys + 2.0 * c.lm_head_macs;
   EXPECT_NEAR(models::prefill_flops(info, 10), want, want * 1e-12);
+  // The same 10 tokens after 90 already in the context (bench -d 90): keys 91 + 92 + … + 100.
+  const double keys_after = 955;
+  const double want_after =
+      n * (2.0 * (c.macs - c.lm_head_macs) + rec_flops) + attn_per_key * keys_after + 2.0 * c.lm_head_macs;
+  EXPECT_NEAR(models::prefill_flops(info, 10, 90), want_after, want_after * 1e-12);
   EXPECT_GT(c.lm_head_macs, 0);
 }
 
