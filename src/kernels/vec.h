@@ -52,8 +52,14 @@ struct VecKernels {
   // y[c] = Σ_{i<k} w[i·n + c] · x[i][c], i = 0 the oldest input, summed in i order with a separate
   // multiply and add per term (llama.cpp's order), so every family gives the same bits.
   void (*conv1d)(const float* const* x, const float* w, int k, float* y, int64_t n);
+  // y[c·ldy + r] = x[r·ldx + c] for r < rows, c < cols (attention's keys, [n][d] to [d][n]).
+  void (*transpose)(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
+  // The same from fp16, widened to f32 (an f16 KV cache's keys).
+  void (*transpose_f16)(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
   // fp16 <-> f32 rows.
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  // rows × cols fp16 values (row stride ldx) to f32 (row stride ldy).
+  void (*f16_to_f32_rows)(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   // Small dense product, row-major: C = alpha·A·B + beta·C with A [m][k] (row stride lda),
   // B [k][n] (ldb), C [m][n] (ldc). Each C element sums over k in ascending order, whatever the

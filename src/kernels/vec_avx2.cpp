@@ -19,12 +19,36 @@ struct V256 {
   static void store_f16(uint16_t* p, F v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
+  static F load_any(const float* p) { return load(p); }
+  static F load_any(const uint16_t* p) { return load_f16(p); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F div(F a, F b) { return _mm256_div_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  // y[c][r] = x[r][c] for an 8 × 8 block: pairs of rows interleaved, 4-element groups, then the
+  // 128-bit halves.
+  // (T = float, or uint16_t: fp16 widened as it is loaded.)
+  template <typename T>
+  static void transpose_block(const T* x, int64_t ldx, float* y, int64_t ldy) {
+    F t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      const F a = load_any(x + i * ldx), b = load_any(x + (i + 1) * ldx);
+      t[i] = _mm256_unpacklo_ps(a, b);
+      t[i + 1] = _mm256_unpackhi_ps(a, b);
+    }
+    for (int g = 0; g < 8; g += 4) {  // u[g + c] half h: column 4h + c of rows g .. g+3
+      u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+      u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+      u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+      store(y + c * ldy, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+      store(y + (4 + c) * ldy, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+    }
+  }
   static float hsum(F v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -19,12 +19,41 @@ struct V512 {
   static void store_f16(uint16_t* p, F v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
+  static F load_any(const float* p) { return load(p); }
+  static F load_any(const uint16_t* p) { return load_f16(p); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F div(F a, F b) { return _mm512_div_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  // y[c][r] = x[r][c] for a 16 × 16 block: pairs of rows interleaved, then 4-element groups, then
+  // two rounds of 128-bit lane shuffles.
+  // (T = float, or uint16_t: fp16 widened as it is loaded.)
+  template <typename T>
+  static void transpose_block(const T* x, int64_t ldx, float* y, int64_t ldy) {
+    F t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+      const F a = load_any(x + i * ldx), b = load_any(x + (i + 1) * ldx);
+      t[i] = _mm512_unpacklo_ps(a, b);  // lane L: a[4L], b[4L], a[4L+1], b[4L+1]
+      t[i + 1] = _mm512_unpackhi_ps(a, b);
+    }
+    for (int g = 0; g < 16; g += 4) {  // rows g .. g+3; u[g + c] lane L: column 4L + c of the 4 rows
+      u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+      u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+      u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+      const F v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+      const F v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+              v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+      store(y + c * ldy, _mm512_shuffle_f32x4(v0, v2, 0x88));
+      store(y + (8 + c) * ldy, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+      store(y + (4 + c) * ldy, _mm512_shuffle_f32x4(v1, v3, 0x88));
+      store(y + (12 + c) * ldy, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    }
+  }
   // Fixed-order horizontal reductions: 512 -> 256 -> 128 -> scalar.
   static float hsum(F v) {
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));

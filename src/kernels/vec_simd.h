@@ -3,11 +3,13 @@
 // template instantiated with that file's own V, so nothing is shared across ISAs by the linker.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
+#include <type_traits>
 
+#include "base/half.h"
 #include "kernels/vec.h"
 
 namespace hylo::kernels::simd {
@@ -201,6 +203,30 @@ struct VecImpl {
     }
   }
 
+  // N × N blocks in registers; the edges element by element.
+  template <typename T>
+  static void transpose_any(const T* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
+    const int64_t rb = rows / N * N, cb = cols / N * N;
+    for (int64_t r = 0; r < rb; r += N)
+      for (int64_t c = 0; c < cb; c += N) V::transpose_block(x + r * ldx + c, ldx, y + c * ldy + r, ldy);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = r < rb ? cb : 0; c < cols; ++c) {
+        if constexpr (std::is_same_v<T, float>)
+          y[c * ldy + r] = x[r * ldx + c];
+        else
+          y[c * ldy + r] = fp16_to_fp32(x[r * ldx + c]);
+      }
+  }
+  static void transpose(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
+    transpose_any(x, rows, cols, ldx, y, ldy);
+  }
+  static void transpose_f16(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
+    transpose_any(x, rows, cols, ldx, y, ldy);
+  }
+  static void f16_to_f32_rows(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
+    for (int64_t r = 0; r < rows; ++r) f16_to_f32(x + r * ldx, y + r * ldy, cols);
+  }
+
   static void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + N <= n; i += N) V::store(y + i, V::load_f16(x + i));
@@ -271,7 +297,10 @@ struct VecImpl {
     for (int64_t j = 0; j < n; j += 2 * N) {
       const int64_t w = std::min<int64_t>(2 * N, n - j);
       int64_t i = 0;
-      for (; i + 6 <= m; i += 6) gemm_tile<6>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
+      // 8 rows left (all of them for a decode token's 8 query heads per KV head) go as 4 + 4: a
+      // 1-row tile keeps 2 accumulators and waits on the FMA latency.
+      for (; i + 6 <= m && m - i != 8; i += 6)
+        gemm_tile<6>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
       for (; i + 4 <= m; i += 4) gemm_tile<4>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
       for (; i < m; ++i) gemm_tile<1>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
     }
@@ -331,9 +360,10 @@ struct VecImpl {
   }
 
   static constexpr VecKernels table(Isa isa) {
-    return VecKernels{isa,      dot,       dot_f16, axpy,       axpy_f16,   scale, rms_norm,  l2_norm,
-                      softmax,  swiglu,    exp_,    max_,       exp_sum,    silu,  sigmoid,   mul_sigmoid,
-                      mul_silu, rope_neox, conv1d,  f16_to_f32, f32_to_f16, gemm,  delta_step};
+    return VecKernels{isa,      dot,       dot_f16, axpy,      axpy_f16,      scale,      rms_norm,        l2_norm,
+                      softmax,  swiglu,    exp_,    max_,      exp_sum,       silu,       sigmoid,         mul_sigmoid,
+                      mul_silu, rope_neox, conv1d,  transpose, transpose_f16, f16_to_f32, f16_to_f32_rows, f32_to_f16,
+                      gemm,     delta_step};
   }
 };
 

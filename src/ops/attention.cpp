@@ -67,14 +67,18 @@ constexpr int64_t kKeyStride = KvSeqCache::kPageTokens + 16;
 
 // The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][kKeyStride].
 void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
+  const kernels::VecKernels& K = kernels::vec();
+  if (type == TensorType::kF16) {
+    K.transpose_f16(static_cast<const uint16_t*>(src), n, d, d, w.kt.data(), kKeyStride);
+    return;
+  }
   const float* k = static_cast<const float*>(src);
   if (type != TensorType::kF32) {
     w.k.resize(n * d);
     load_rows(type, src, w.k.data(), n * d);
     k = w.k.data();
   }
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t c = 0; c < d; ++c) w.kt[c * kKeyStride + j] = k[j * d + c];
+  K.transpose(k, n, d, d, w.kt.data(), kKeyStride);
 }
 
 // Values are multiplied in stripes of kValueStripe columns, each stored contiguous: stripe s of
@@ -94,12 +98,11 @@ void load_values(TensorType type, const void* src, int64_t n, int64_t d, Scratch
   for (int64_t c0 = 0; c0 < d; c0 += kValueStripe) {
     const int64_t width = std::min(kValueStripe, d - c0);
     float* stripe = w.v.data() + c0 * P;
-    for (int64_t j = 0; j < n; ++j) {
-      if (type == TensorType::kF16)
-        kernels::vec().f16_to_f32(static_cast<const uint16_t*>(src) + j * d + c0, stripe + j * width, width);
-      else
-        std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
+    if (type == TensorType::kF16) {
+      kernels::vec().f16_to_f32_rows(static_cast<const uint16_t*>(src) + c0, n, width, d, stripe, width);
+      continue;
     }
+    for (int64_t j = 0; j < n; ++j) std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
   }
 }
 
