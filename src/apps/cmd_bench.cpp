@@ -256,9 +256,7 @@ int run(const Options& o) {
          : models::SpecEstimate{};
   // Decode roofline: bytes read per token (routed experts, KV cache, recurrent state; the mean
   // over the tg positions) over the bandwidth.
-  const models::DecodeBytes decode =
-      depth == 0 ? models::decode_bytes_mean(m, o.n_gen, mo.type_k(), mo.type_v())
-                 : models::decode_bytes(m, depth + (o.n_gen - 1) / 2.0, mo.type_k(), mo.type_v());
+  const models::DecodeBytes decode = models::decode_bytes_mean(m, o.n_gen, mo.type_k(), mo.type_v(), depth);
   const double bytes_per_token = decode.total();
   const double decode_frac = bandwidth > 0 ? bytes_per_token * tgs.mean / (bandwidth * 1e9) : 0;
   // Prefill: the prompt's FLOPs (the LM head once, for the last row) per prompt token.

@@ -116,13 +116,9 @@ struct VecImpl {
   static F silu_v(F v) { return V::div(v, V::add(V::set1(1.0f), V::exp(V::sub(V::zero(), v)))); }
 
   static void softmax(float* x, int64_t n) {
-    F m = V::set1(-INFINITY);
-    int64_t i = 0;
-    for (; i + N <= n; i += N) m = V::max(m, V::load(x + i));
-    if (i < n) m = V::max(m, load_tail(x + i, n - i, -INFINITY));
-    const F mx = V::set1(V::hmax(m));
+    const F mx = V::set1(max_(x, n));
     double sum = 0;
-    i = 0;
+    int64_t i = 0;
     for (; i + N <= n; i += N) {
       const F e = V::exp(V::sub(V::load(x + i), mx));
       V::store(x + i, e);

@@ -23,9 +23,10 @@ DecodeBytes decode_bytes(const Model& model, double n_ctx, TensorType type_k, Te
   return b;
 }
 
-DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType type_k, TensorType type_v) {
-  // Linear in n_ctx: the mean over positions 0 .. n_gen−1 is the value at their mean.
-  return decode_bytes(model, n_gen > 0 ? (static_cast<double>(n_gen) - 1.0) / 2.0 : 0.0, type_k, type_v);
+DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType type_k, TensorType type_v, int64_t n_past) {
+  // Linear in n_ctx: the mean over positions n_past .. n_past + n_gen − 1 is the value at their mean.
+  const double past = static_cast<double>(std::max<int64_t>(0, n_past));
+  return decode_bytes(model, past + (n_gen > 0 ? (static_cast<double>(n_gen) - 1.0) / 2.0 : 0.0), type_k, type_v);
 }
 
 MemoryNeed memory_need(const Model& model, int64_t n_ctx, int n_seq, TensorType type_k, TensorType type_v,

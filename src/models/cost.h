@@ -22,8 +22,10 @@ inline DecodeBytes decode_bytes(const Model& model, double n_ctx, TensorType kv_
   return decode_bytes(model, n_ctx, kv_type, kv_type);
 }
 
-// Mean decode bytes per token over n_gen tokens decoded from an empty sequence.
-DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType type_k, TensorType type_v);
+// Mean decode bytes per token over n_gen tokens decoded after n_past positions already in the
+// sequence.
+DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType type_k, TensorType type_v,
+                              int64_t n_past = 0);
 inline DecodeBytes decode_bytes_mean(const Model& model, int64_t n_gen, TensorType kv_type) {
   return decode_bytes_mean(model, n_gen, kv_type, kv_type);
 }

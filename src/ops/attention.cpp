@@ -65,20 +65,22 @@ void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
 // evict each other.
 constexpr int64_t kKeyStride = KvSeqCache::kPageTokens + 16;
 
+// The page's n·d elements as f32: in place for an f32 cache, else dequantized into w.k.
+const float* rows_f32(TensorType type, const void* src, int64_t n, Scratch& w) {
+  if (type == TensorType::kF32) return static_cast<const float*>(src);
+  w.k.resize(n);
+  load_rows(type, src, w.k.data(), n);
+  return w.k.data();
+}
+
 // The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][kKeyStride].
+// An f16 cache's keys are widened and transposed in one pass.
 void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
   const kernels::VecKernels& K = kernels::vec();
-  if (type == TensorType::kF16) {
+  if (type == TensorType::kF16)
     K.transpose_f16(static_cast<const uint16_t*>(src), n, d, d, w.kt.data(), kKeyStride);
-    return;
-  }
-  const float* k = static_cast<const float*>(src);
-  if (type != TensorType::kF32) {
-    w.k.resize(n * d);
-    load_rows(type, src, w.k.data(), n * d);
-    k = w.k.data();
-  }
-  K.transpose(k, n, d, d, w.kt.data(), kKeyStride);
+  else
+    K.transpose(rows_f32(type, src, n * d, w), n, d, d, w.kt.data(), kKeyStride);
 }
 
 // Values are multiplied in stripes of kValueStripe columns, each stored contiguous: stripe s of
@@ -89,20 +91,14 @@ constexpr int64_t kValueStripe = 32;
 // The page's first n values of one head, [n][d] in `type`, into those stripes.
 void load_values(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
   const int64_t P = KvSeqCache::kPageTokens;
-  const float* v = static_cast<const float*>(src);
-  if (type != TensorType::kF32 && type != TensorType::kF16) {
-    w.k.resize(n * d);
-    load_rows(type, src, w.k.data(), n * d);
-    v = w.k.data();
-  }
+  const float* v = type == TensorType::kF16 ? nullptr : rows_f32(type, src, n * d, w);
   for (int64_t c0 = 0; c0 < d; c0 += kValueStripe) {
     const int64_t width = std::min(kValueStripe, d - c0);
     float* stripe = w.v.data() + c0 * P;
-    if (type == TensorType::kF16) {
+    if (v == nullptr)
       kernels::vec().f16_to_f32_rows(static_cast<const uint16_t*>(src) + c0, n, width, d, stripe, width);
-      continue;
-    }
-    for (int64_t j = 0; j < n; ++j) std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
+    else
+      for (int64_t j = 0; j < n; ++j) std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
   }
 }
 

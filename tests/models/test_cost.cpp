@@ -84,6 +84,8 @@ TEST_P(Cost, DecodeBytesAndPrefillFlops) {
   EXPECT_DOUBLE_EQ(d.state, state_bytes);
   // The mean over 64 tokens from an empty cache is the value at position 31.5.
   EXPECT_DOUBLE_EQ(models::decode_bytes_mean(m, 64, TensorType::kF16).kv, kv_per_pos * 32.5);
+  // After 100 positions (bench -d 100): the value at position 131.5.
+  EXPECT_DOUBLE_EQ(models::decode_bytes_mean(m, 64, TensorType::kF16, TensorType::kF16, 100).kv, kv_per_pos * 132.5);
 
   // Prefill of 10 tokens: 10 × (trunk MACs · 2 + delta rule) + attention over 1 + 2 + … + 10 keys
   // (QKᵀ and PV: 4 FLOPs per head-dim element per key) + the LM head once.
