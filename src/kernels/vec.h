@@ -52,10 +52,8 @@ struct VecKernels {
   // y[c] = Σ_{i<k} w[i·n + c] · x[i][c], i = 0 the oldest input, summed in i order with a separate
   // multiply and add per term (llama.cpp's order), so every family gives the same bits.
   void (*conv1d)(const float* const* x, const float* w, int k, float* y, int64_t n);
-  // y[c·ldy + r] = x[r·ldx + c] for r < rows, c < cols (attention's keys, [n][d] to [d][n]).
+  // y[c·ldy + r] = x[r·ldx + c] for r < rows, c < cols (attention's quantized keys, [n][d] to [d][n]).
   void (*transpose)(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
-  // The same from fp16, widened to f32 (an f16 KV cache's keys).
-  void (*transpose_f16)(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
   // fp16 <-> f32 rows.
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
   // rows × cols fp16 values (row stride ldx) to f32 (row stride ldy).
@@ -66,6 +64,10 @@ struct VecKernels {
   // tiling (beta = 0 ignores C's old contents, NaN included).
   void (*gemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc);
+  // The same with B in fp16 (widened exactly as it is read, so the same bits as gemm on the
+  // widened B): attention multiplies an f16 KV cache in place.
+  void (*gemm_f16)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const uint16_t* b,
+                   int64_t ldb, float beta, float* c, int64_t ldc);
   // One token of the gated delta rule on one head's state S [d_k][d_v] (rows by key index):
   // S ← decay·S; e = Sᵀk; S ← S + k·(β(v − e))ᵀ; out = Sᵀq. Two passes over S.
   void (*delta_step)(float* s, int64_t d_k, int64_t d_v, const float* k, const float* q, const float* v, float beta,

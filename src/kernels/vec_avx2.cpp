@@ -29,9 +29,7 @@ struct V256 {
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   // y[c][r] = x[r][c] for an 8 × 8 block: pairs of rows interleaved, 4-element groups, then the
   // 128-bit halves.
-  // (T = float, or uint16_t: fp16 widened as it is loaded.)
-  template <typename T>
-  static void transpose_block(const T* x, int64_t ldx, float* y, int64_t ldy) {
+  static void transpose_block(const float* x, int64_t ldx, float* y, int64_t ldy) {
     F t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
       const F a = load_any(x + i * ldx), b = load_any(x + (i + 1) * ldx);

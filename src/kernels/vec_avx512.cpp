@@ -29,9 +29,7 @@ struct V512 {
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   // y[c][r] = x[r][c] for a 16 × 16 block: pairs of rows interleaved, then 4-element groups, then
   // two rounds of 128-bit lane shuffles.
-  // (T = float, or uint16_t: fp16 widened as it is loaded.)
-  template <typename T>
-  static void transpose_block(const T* x, int64_t ldx, float* y, int64_t ldy) {
+  static void transpose_block(const float* x, int64_t ldx, float* y, int64_t ldy) {
     F t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
       const F a = load_any(x + i * ldx), b = load_any(x + (i + 1) * ldx);

@@ -122,10 +122,6 @@ void transpose(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y
 void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(x[i]);
 }
-void transpose_f16(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) y[c * ldy + r] = fp16_to_fp32(x[r * ldx + c]);
-}
 void f16_to_f32_rows(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) f16_to_f32(x + r * ldx, y + r * ldy, cols);
 }
@@ -139,6 +135,17 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t 
     for (int64_t j = 0; j < n; ++j) {
       float acc = 0.0f;
       for (int64_t p = 0; p < k; ++p) acc += a[i * lda + p] * b[p * ldb + j];
+      float& out = c[i * ldc + j];
+      out = beta == 0.0f ? alpha * acc : alpha * acc + beta * out;
+    }
+}
+
+void gemm_f16(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+              float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < k; ++p) acc += a[i * lda + p] * fp16_to_fp32(b[p * ldb + j]);
       float& out = c[i * ldc + j];
       out = beta == 0.0f ? alpha * acc : alpha * acc + beta * out;
     }
@@ -169,10 +176,10 @@ void delta_step(float* s, int64_t dk, int64_t dv, const float* k, const float* q
 float softplus_ref(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)); }
 
 constinit extern const VecKernels kVecScalar = {
-    Isa::kScalar, dot,        dot_f16, axpy,      axpy_f16,      scale,      rms_norm,        l2_norm,
-    softmax,      swiglu,     exp_,    max_,      exp_sum,       silu,       sigmoid,         mul_sigmoid,
-    mul_silu,     rope_neox,  conv1d,  transpose, transpose_f16, f16_to_f32, f16_to_f32_rows, f32_to_f16,
-    gemm,         delta_step,
+    Isa::kScalar,    dot,         dot_f16,  axpy,      axpy_f16,   scale,     rms_norm,
+    l2_norm,         softmax,     swiglu,   exp_,      max_,       exp_sum,   silu,
+    sigmoid,         mul_sigmoid, mul_silu, rope_neox, conv1d,     transpose, f16_to_f32,
+    f16_to_f32_rows, f32_to_f16,  gemm,     gemm_f16,  delta_step,
 };
 
 }  // namespace hylo::kernels

@@ -200,24 +200,12 @@ struct VecImpl {
   }
 
   // N × N blocks in registers; the edges element by element.
-  template <typename T>
-  static void transpose_any(const T* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
+  static void transpose(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
     const int64_t rb = rows / N * N, cb = cols / N * N;
     for (int64_t r = 0; r < rb; r += N)
       for (int64_t c = 0; c < cb; c += N) V::transpose_block(x + r * ldx + c, ldx, y + c * ldy + r, ldy);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = r < rb ? cb : 0; c < cols; ++c) {
-        if constexpr (std::is_same_v<T, float>)
-          y[c * ldy + r] = x[r * ldx + c];
-        else
-          y[c * ldy + r] = fp16_to_fp32(x[r * ldx + c]);
-      }
-  }
-  static void transpose(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
-    transpose_any(x, rows, cols, ldx, y, ldy);
-  }
-  static void transpose_f16(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
-    transpose_any(x, rows, cols, ldx, y, ldy);
+      for (int64_t c = r < rb ? cb : 0; c < cols; ++c) y[c * ldy + r] = x[r * ldx + c];
   }
   static void f16_to_f32_rows(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
     for (int64_t r = 0; r < rows; ++r) f16_to_f32(x + r * ldx, y + r * ldy, cols);
@@ -238,17 +226,25 @@ struct VecImpl {
     }
   }
 
+  static constexpr int64_t kGemmPrefetchRows = 64;  // 4 KiB ahead in the KV cache's 64-byte stripe rows
+  static F load_b_tail(const float* x, int64_t n) { return load_tail(x, n); }
+  static F load_b_tail(const uint16_t* x, int64_t n) { return load_f16_tail(x, n); }
+
   // One C tile of R rows × w ≤ 2N columns (two registers when w = 2N, else one register at a
   // time with partial loads); each element accumulates over k in order, then store_scaled.
-  template <int R>
-  static void gemm_tile(int64_t w, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+  // B is f32 or fp16 (T = uint16_t, widened as it is loaded: exact, so the same bits).
+  template <int R, typename T>
+  static void gemm_tile(int64_t w, int64_t k, float alpha, const float* a, int64_t lda, const T* b, int64_t ldb,
                         float beta, float* c, int64_t ldc) {
     if (w == 2 * N) {
       F acc0[R], acc1[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V::zero();
       for (int64_t p = 0; p < k; ++p) {
-        const F b0 = V::load(b + p * ldb), b1 = V::load(b + p * ldb + N);
+        // An fp16 B is the KV cache, read once from memory (the f32 B's are scratch in cache):
+        // fetch ahead, the 16 FMAs of a 64-byte row do not cover the memory's latency.
+        if constexpr (std::is_same_v<T, uint16_t>) __builtin_prefetch(b + (p + kGemmPrefetchRows) * ldb);
+        const F b0 = V::load_any(b + p * ldb), b1 = V::load_any(b + p * ldb + N);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const F av = V::set1(a[r * lda + p]);
@@ -269,7 +265,7 @@ struct VecImpl {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[r] = V::zero();
       for (int64_t p = 0; p < k; ++p) {
-        const F bv = wj == N ? V::load(b + p * ldb + j) : load_tail(b + p * ldb + j, wj);
+        const F bv = wj == N ? V::load_any(b + p * ldb + j) : load_b_tail(b + p * ldb + j, wj);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) acc[r] = V::fmadd(V::set1(a[r * lda + p]), bv, acc[r]);
       }
@@ -288,18 +284,35 @@ struct VecImpl {
   // Column stripes of 2N outermost: a stripe of B (k × 2N floats, 16-32 KiB for attention's
   // k = 128-256) stays in L1 while every row block reuses it, where rows outermost streamed all
   // of B from L2 once per 6 rows. 6 rows × 2 registers: 12 accumulators cover the FMA latency.
-  static void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-                   int64_t ldb, float beta, float* c, int64_t ldc) {
+  template <typename T>
+  static void gemm_any(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const T* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc) {
     for (int64_t j = 0; j < n; j += 2 * N) {
       const int64_t w = std::min<int64_t>(2 * N, n - j);
       int64_t i = 0;
-      // 8 rows left (all of them for a decode token's 8 query heads per KV head) go as 4 + 4: a
-      // 1-row tile keeps 2 accumulators and waits on the FMA latency.
+      // 8 rows left (all of them for a decode token's 8 query heads per KV head): with 32
+      // registers one tile of 8, which reads its stripe of B once (decode reads the KV cache
+      // in place, so each element comes from memory once); with 16, 4 + 4, since a 1-row tile
+      // keeps 2 accumulators and waits on the FMA latency.
       for (; i + 6 <= m && m - i != 8; i += 6)
         gemm_tile<6>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
+      if constexpr (N == 16) {
+        if (m - i == 8) {
+          gemm_tile<8>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
+          i += 8;
+        }
+      }
       for (; i + 4 <= m; i += 4) gemm_tile<4>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
       for (; i < m; ++i) gemm_tile<1>(w, k, alpha, a + i * lda, lda, b + j, ldb, beta, c + i * ldc + j, ldc);
     }
+  }
+  static void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                   int64_t ldb, float beta, float* c, int64_t ldc) {
+    gemm_any(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  static void gemm_f16(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const uint16_t* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc) {
+    gemm_any(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 
   // Columns in blocks of kDeltaRegs registers: e and the output stay in registers while the rows
@@ -356,10 +369,19 @@ struct VecImpl {
   }
 
   static constexpr VecKernels table(Isa isa) {
-    return VecKernels{isa,      dot,       dot_f16, axpy,      axpy_f16,      scale,      rms_norm,        l2_norm,
-                      softmax,  swiglu,    exp_,    max_,      exp_sum,       silu,       sigmoid,         mul_sigmoid,
-                      mul_silu, rope_neox, conv1d,  transpose, transpose_f16, f16_to_f32, f16_to_f32_rows, f32_to_f16,
-                      gemm,     delta_step};
+    return VecKernels{isa,        dot,
+                      dot_f16,    axpy,
+                      axpy_f16,   scale,
+                      rms_norm,   l2_norm,
+                      softmax,    swiglu,
+                      exp_,       max_,
+                      exp_sum,    silu,
+                      sigmoid,    mul_sigmoid,
+                      mul_silu,   rope_neox,
+                      conv1d,     transpose,
+                      f16_to_f32, f16_to_f32_rows,
+                      f32_to_f16, gemm,
+                      gemm_f16,   delta_step};
   }
 };
 

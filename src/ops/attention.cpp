@@ -65,40 +65,104 @@ void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
 // evict each other.
 constexpr int64_t kKeyStride = KvSeqCache::kPageTokens + 16;
 
-// The page's n·d elements as f32: in place for an f32 cache, else dequantized into w.k.
+// A quantized page's n·d elements as f32, dequantized into w.k.
 const float* rows_f32(TensorType type, const void* src, int64_t n, Scratch& w) {
-  if (type == TensorType::kF32) return static_cast<const float*>(src);
   w.k.resize(n);
   load_rows(type, src, w.k.data(), n);
   return w.k.data();
 }
 
-// The page's first n keys of one head, [n][d] in `type`, into w.kt transposed: [d][kKeyStride].
-// An f16 cache's keys are widened and transposed in one pass.
-void load_keys(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
-  const kernels::VecKernels& K = kernels::vec();
-  if (type == TensorType::kF16)
-    K.transpose_f16(static_cast<const uint16_t*>(src), n, d, d, w.kt.data(), kKeyStride);
-  else
-    K.transpose(rows_f32(type, src, n * d, w), n, d, d, w.kt.data(), kKeyStride);
+constexpr int64_t kStripe = KvSeqCache::kStripe;
+
+// Byte size of one element of a striped (float) cache type.
+size_t elem_bytes(TensorType type) { return tensor_type_info(type).block_bytes; }
+
+// rows × cols elements of a float cache type (row stride ldx) to f32 (row stride ldy).
+void widen_rows(TensorType type, const void* src, int64_t rows, int64_t cols, int64_t ldx, float* dst, int64_t ldy) {
+  if (type == TensorType::kF16) {
+    kernels::vec().f16_to_f32_rows(static_cast<const uint16_t*>(src), rows, cols, ldx, dst, ldy);
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    load_rows(type, static_cast<const uint8_t*>(src) + i * ldx * elem_bytes(type), dst + i * ldy, cols);
 }
 
-// Values are multiplied in stripes of kValueStripe columns, each stored contiguous: stripe s of
-// the page is [n][width(s)] at w.v + s · kValueStripe · P. The product then streams one stripe in
-// order from L1 (60–62% of the FMA peak in a microbenchmark against 35–43% from [n][d] rows).
-constexpr int64_t kValueStripe = 32;
+// The page's first n keys of one head into w.kt transposed: [d][kKeyStride]. A float cache holds
+// them in stripes of kStripe positions, already transposed; a quantized one as [n][d] rows.
+void load_keys(const KvSeqCache& cache, const void* src, int64_t n, int64_t d, Scratch& w) {
+  const TensorType type = cache.type_k();
+  if (!cache.keys_striped()) {
+    kernels::vec().transpose(rows_f32(type, src, n * d, w), n, d, d, w.kt.data(), kKeyStride);
+    return;
+  }
+  for (int64_t j = 0; j < n; j += kStripe)
+    widen_rows(type, static_cast<const uint8_t*>(src) + j * d * elem_bytes(type), d, std::min(kStripe, n - j), kStripe,
+               w.kt.data() + j, kKeyStride);
+}
 
-// The page's first n values of one head, [n][d] in `type`, into those stripes.
-void load_values(TensorType type, const void* src, int64_t n, int64_t d, Scratch& w) {
+// Values are multiplied in stripes of kStripe columns, each stored contiguous: stripe c0 of the
+// page is [n][width] at w.v + c0 · P. The product then streams one stripe in order from L1
+// (60–62% of the FMA peak in a microbenchmark against 35–43% from [n][d] rows). A float cache
+// stores them so already.
+void load_values(const KvSeqCache& cache, const void* src, int64_t n, int64_t d, Scratch& w) {
+  const TensorType type = cache.type_v();
   const int64_t P = KvSeqCache::kPageTokens;
-  const float* v = type == TensorType::kF16 ? nullptr : rows_f32(type, src, n * d, w);
-  for (int64_t c0 = 0; c0 < d; c0 += kValueStripe) {
-    const int64_t width = std::min(kValueStripe, d - c0);
+  const float* v = cache.values_striped() ? nullptr : rows_f32(type, src, n * d, w);
+  for (int64_t c0 = 0; c0 < d; c0 += kStripe) {
+    const int64_t width = std::min(kStripe, d - c0);
     float* stripe = w.v.data() + c0 * P;
     if (v == nullptr)
-      kernels::vec().f16_to_f32_rows(static_cast<const uint16_t*>(src) + c0, n, width, d, stripe, width);
+      load_rows(type, static_cast<const uint8_t*>(src) + c0 * P * elem_bytes(type), stripe, n * width);
     else
       for (int64_t j = 0; j < n; ++j) std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
+  }
+}
+
+// Decode multiplies an f32 or f16 cache in place, reading each key and value once, in order (a
+// token's query heads of one KV head are one tile of rows). Longer runs reuse every page many
+// times and widen it into scratch once. gemm and gemm_f16 give the same bits, so both agree.
+constexpr int64_t kInPlaceMaxTokens = 4;
+
+bool in_place_type(TensorType type) { return type == TensorType::kF16 || type == TensorType::kF32; }
+
+// C = alpha · A · B + beta · C with B in the cache's f16 or f32.
+void product(TensorType type, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const void* b,
+             int64_t ldb, float beta, float* c, int64_t ldc) {
+  const kernels::VecKernels& K = kernels::vec();
+  if (type == TensorType::kF16)
+    K.gemm_f16(m, n, k, alpha, a, lda, static_cast<const uint16_t*>(b), ldb, beta, c, ldc);
+  else
+    K.gemm(m, n, k, alpha, a, lda, static_cast<const float*>(b), ldb, beta, c, ldc);
+}
+
+// rows × n scores S = scale · Q · Kᵀ over the page's first n keys.
+void page_scores(const KvSeqCache& cache, const void* kp, int64_t rows, int64_t n, int64_t d, float scale,
+                 bool in_place, Scratch& w) {
+  const TensorType type = cache.type_k();
+  if (in_place && in_place_type(type)) {
+    for (int64_t j = 0; j < n; j += kStripe)
+      product(type, rows, std::min(kStripe, n - j), d, scale, w.q.data(), d,
+              static_cast<const uint8_t*>(kp) + j * d * elem_bytes(type), kStripe, 0.0f, w.s.data() + j, n);
+    return;
+  }
+  load_keys(cache, kp, n, d, w);
+  kernels::vec().gemm(rows, n, d, scale, w.q.data(), d, w.kt.data(), kKeyStride, 0.0f, w.s.data(), n);
+}
+
+// o += S · V over the page's first n values, one stripe of columns at a time.
+void page_values(const KvSeqCache& cache, const void* vp, int64_t rows, int64_t n, int64_t d, bool in_place, Scratch& w,
+                 float* o) {
+  const TensorType type = cache.type_v();
+  const int64_t P = KvSeqCache::kPageTokens;
+  const bool direct = in_place && in_place_type(type);
+  if (!direct) load_values(cache, vp, n, d, w);
+  for (int64_t c0 = 0; c0 < d; c0 += kStripe) {
+    const int64_t width = std::min(kStripe, d - c0);
+    if (direct)
+      product(type, rows, width, n, 1.0f, w.s.data(), n, static_cast<const uint8_t*>(vp) + c0 * P * elem_bytes(type),
+              width, 1.0f, o + c0, d);
+    else
+      kernels::vec().gemm(rows, width, n, 1.0f, w.s.data(), n, w.v.data() + c0 * P, width, 1.0f, o + c0, d);
   }
 }
 
@@ -125,9 +189,8 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
     const int32_t page = static_cast<int32_t>(base / P);
     const void* kp = r.cache->k_page(page, b.kv_head);
     const void* vp = r.cache->v_page(page, b.kv_head);
-    load_keys(r.cache->type_k(), kp, n, d, w);
-    load_values(r.cache->type_v(), vp, n, d, w);
-    K.gemm(rows, n, d, s.scale, w.q.data(), d, w.kt.data(), kKeyStride, 0.0f, w.s.data(), n);
+    const bool in_place = n_tok <= kInPlaceMaxTokens;
+    page_scores(*r.cache, kp, rows, n, d, s.scale, in_place, w);
     for (int64_t row = 0; row < rows; ++row) {
       float* sr = w.s.data() + row * n;
       const int64_t pos = r.pos0 + b.t0 + row / group;
@@ -144,10 +207,7 @@ void attend_split(const AttentionRun& r, const Block& b, int64_t split, const At
       out.m[row] = mx;
       K.scale(out.o.data() + row * d, corr, out.o.data() + row * d, d);
     }
-    for (int64_t c0 = 0; c0 < d; c0 += kValueStripe) {
-      const int64_t width = std::min(kValueStripe, d - c0);
-      K.gemm(rows, width, n, 1.0f, w.s.data(), n, w.v.data() + c0 * P, width, 1.0f, out.o.data() + c0, d);
-    }
+    page_values(*r.cache, vp, rows, n, d, in_place, w, out.o.data());
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "base/check.h"
 #include "kernels/quant.h"
@@ -28,6 +29,10 @@ KvSeqCache::KvSeqCache(int n_kv_head, int head_dim, TensorType type_k, TensorTyp
     : n_kv_head_(n_kv_head), head_dim_(head_dim), type_k_(type_k), type_v_(type_v) {
   HYLO_CHECK(kv_cache_type_problem(type_k, head_dim).empty(), "{}", kv_cache_type_problem(type_k, head_dim));
   HYLO_CHECK(kv_cache_type_problem(type_v, head_dim).empty(), "{}", kv_cache_type_problem(type_v, head_dim));
+  keys_striped_ = tensor_type_info(type_k).block_elems == 1;
+  values_striped_ = tensor_type_info(type_v).block_elems == 1;
+  k_elem_bytes_ = tensor_type_info(type_k).block_bytes;
+  v_elem_bytes_ = tensor_type_info(type_v).block_bytes;
   k_row_bytes_ = row_bytes(type_k, static_cast<uint64_t>(head_dim));
   v_row_bytes_ = row_bytes(type_v, static_cast<uint64_t>(head_dim));
   k_head_bytes_ = k_row_bytes_ * kPageTokens;
@@ -48,18 +53,72 @@ void store_row(TensorType type, const float* src, uint8_t* dst, int n) {
 }
 }  // namespace
 
-void KvSeqCache::store(int32_t pos, const float* k, const float* v) {
-  HYLO_CHECK(pos >= 0 && pos <= n_, "KV store at {} with {} positions", pos, n_);
-  const int32_t page = pos / kPageTokens, slot = pos % kPageTokens;
+void KvSeqCache::ensure_page(int32_t page) {
   while (static_cast<int32_t>(k_pages_.size()) <= page) {
     k_pages_.emplace_back(new uint8_t[k_head_bytes_ * n_kv_head_]);
     v_pages_.emplace_back(new uint8_t[v_head_bytes_ * n_kv_head_]);
   }
+}
+
+namespace {
+constexpr int32_t kStripe = KvSeqCache::kStripe, kPage = KvSeqCache::kPageTokens;
+// Striped layouts (kv_cache.h), byte offsets inside one head's page: element i of the key at
+// `slot`, and the run of value columns [c0, c0 + width) at `slot`.
+size_t key_offset(int32_t slot, int i, int d, size_t elem) {
+  return ((static_cast<size_t>(slot / kStripe) * d + i) * kStripe + slot % kStripe) * elem;
+}
+size_t value_offset(int32_t slot, int c0, int width, size_t elem) {
+  return (static_cast<size_t>(c0) * kPage + static_cast<size_t>(slot) * width) * elem;
+}
+}  // namespace
+
+void KvSeqCache::put_rows(int32_t pos, int h, const uint8_t* k, const uint8_t* v) {
+  const int32_t page = pos / kPageTokens, slot = pos % kPageTokens;
+  uint8_t* kh = k_pages_[page].get() + h * k_head_bytes_;
+  uint8_t* vh = v_pages_[page].get() + h * v_head_bytes_;
+  if (keys_striped_)
+    for (int i = 0; i < head_dim_; ++i)
+      std::memcpy(kh + key_offset(slot, i, head_dim_, k_elem_bytes_), k + i * k_elem_bytes_, k_elem_bytes_);
+  else
+    std::memcpy(kh + slot * k_row_bytes_, k, k_row_bytes_);
+  if (values_striped_)
+    for (int c0 = 0; c0 < head_dim_; c0 += kStripe) {
+      const int width = std::min(kStripe, head_dim_ - c0);
+      std::memcpy(vh + value_offset(slot, c0, width, v_elem_bytes_), v + c0 * v_elem_bytes_, width * v_elem_bytes_);
+    }
+  else
+    std::memcpy(vh + slot * v_row_bytes_, v, v_row_bytes_);
+}
+
+void KvSeqCache::get_rows(int32_t pos, int h, uint8_t* k, uint8_t* v) const {
+  const int32_t page = pos / kPageTokens, slot = pos % kPageTokens;
+  const uint8_t* kh = k_pages_[page].get() + h * k_head_bytes_;
+  const uint8_t* vh = v_pages_[page].get() + h * v_head_bytes_;
+  if (keys_striped_)
+    for (int i = 0; i < head_dim_; ++i)
+      std::memcpy(k + i * k_elem_bytes_, kh + key_offset(slot, i, head_dim_, k_elem_bytes_), k_elem_bytes_);
+  else
+    std::memcpy(k, kh + slot * k_row_bytes_, k_row_bytes_);
+  if (values_striped_)
+    for (int c0 = 0; c0 < head_dim_; c0 += kStripe) {
+      const int width = std::min(kStripe, head_dim_ - c0);
+      std::memcpy(v + c0 * v_elem_bytes_, vh + value_offset(slot, c0, width, v_elem_bytes_), width * v_elem_bytes_);
+    }
+  else
+    std::memcpy(v, vh + slot * v_row_bytes_, v_row_bytes_);
+}
+
+void KvSeqCache::store(int32_t pos, const float* k, const float* v) {
+  HYLO_CHECK(pos >= 0 && pos <= n_, "KV store at {} with {} positions", pos, n_);
+  ensure_page(pos / kPageTokens);
+  // One row of each in the cache types, then into their places.
+  thread_local std::vector<uint8_t> k_row, v_row;
+  k_row.resize(k_row_bytes_);
+  v_row.resize(v_row_bytes_);
   for (int h = 0; h < n_kv_head_; ++h) {
-    store_row(type_k_, k + static_cast<size_t>(h) * head_dim_,
-              k_pages_[page].get() + h * k_head_bytes_ + slot * k_row_bytes_, head_dim_);
-    store_row(type_v_, v + static_cast<size_t>(h) * head_dim_,
-              v_pages_[page].get() + h * v_head_bytes_ + slot * v_row_bytes_, head_dim_);
+    store_row(type_k_, k + static_cast<size_t>(h) * head_dim_, k_row.data(), head_dim_);
+    store_row(type_v_, v + static_cast<size_t>(h) * head_dim_, v_row.data(), head_dim_);
+    put_rows(pos, h, k_row.data(), v_row.data());
   }
   n_ = std::max(n_, pos + 1);
 }
@@ -89,26 +148,21 @@ void KvSeqCache::copy_from(const KvSeqCache& other) {
 void KvSeqCache::read_rows(int32_t begin, int32_t n, uint8_t* k, uint8_t* v) const {
   HYLO_CHECK(begin >= 0 && n >= 0 && begin + n <= n_, "KV read of [{}, {}) with {} positions", begin, begin + n, n_);
   for (int32_t i = 0; i < n; ++i) {
-    const int32_t pos = begin + i, page = pos / kPageTokens, slot = pos % kPageTokens;
+    const int32_t pos = begin + i;
     for (int h = 0; h < n_kv_head_; ++h) {
       const size_t row = static_cast<size_t>(i) * n_kv_head_ + h;
-      std::memcpy(k + row * k_row_bytes_, k_pages_[page].get() + h * k_head_bytes_ + slot * k_row_bytes_, k_row_bytes_);
-      std::memcpy(v + row * v_row_bytes_, v_pages_[page].get() + h * v_head_bytes_ + slot * v_row_bytes_, v_row_bytes_);
+      get_rows(pos, h, k + row * k_row_bytes_, v + row * v_row_bytes_);
     }
   }
 }
 
 void KvSeqCache::append_rows(int32_t n, const uint8_t* k, const uint8_t* v) {
   for (int32_t i = 0; i < n; ++i) {
-    const int32_t pos = n_ + i, page = pos / kPageTokens, slot = pos % kPageTokens;
-    while (static_cast<int32_t>(k_pages_.size()) <= page) {
-      k_pages_.emplace_back(new uint8_t[k_head_bytes_ * n_kv_head_]);
-      v_pages_.emplace_back(new uint8_t[v_head_bytes_ * n_kv_head_]);
-    }
+    const int32_t pos = n_ + i;
+    ensure_page(pos / kPageTokens);
     for (int h = 0; h < n_kv_head_; ++h) {
       const size_t row = static_cast<size_t>(i) * n_kv_head_ + h;
-      std::memcpy(k_pages_[page].get() + h * k_head_bytes_ + slot * k_row_bytes_, k + row * k_row_bytes_, k_row_bytes_);
-      std::memcpy(v_pages_[page].get() + h * v_head_bytes_ + slot * v_row_bytes_, v + row * v_row_bytes_, v_row_bytes_);
+      put_rows(pos, h, k + row * k_row_bytes_, v + row * v_row_bytes_);
     }
   }
   n_ += std::max(n, 0);

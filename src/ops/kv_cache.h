@@ -2,6 +2,10 @@
 // positions so memory grows with the sequence. K is stored after QK-norm and RoPE.
 // Page layout: [n_kv_head][kPageTokens][head_dim], so one head's keys are contiguous; each
 // [head_dim] row is one row of the cache type (f32, f16, bf16, or q8_0/q4_0 blocks of 32).
+// The float types (f32, f16, bf16) are stored in stripes of kStripe instead, so that attention
+// multiplies them in place, each product's B one contiguous stream (no per-step copy):
+//   keys:   stripe j holds positions [kStripe·j, +kStripe) transposed, [head_dim][kStripe];
+//   values: stripe c holds columns [kStripe·c, +w) of every position, [kPageTokens][w], w ≤ kStripe.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,7 @@ std::string kv_cache_type_problem(TensorType type, int head_dim);
 class KvSeqCache {
  public:
   static constexpr int32_t kPageTokens = 256;
+  static constexpr int32_t kStripe = 32;  // positions per key stripe, columns per value stripe
 
   // type_k, type_v: one of kv_cache_types(); head_dim a multiple of the types' block size.
   KvSeqCache(int n_kv_head, int head_dim, TensorType type_k, TensorType type_v);
@@ -38,7 +43,11 @@ class KvSeqCache {
   void copy_from(const KvSeqCache& other);
   uint64_t bytes_allocated() const;
 
-  // Rows of head h's keys/values for positions [page·kPageTokens, +kPageTokens), in type_k/type_v.
+  // Whether keys / values are stored in stripes (the float types) rather than rows.
+  bool keys_striped() const { return keys_striped_; }
+  bool values_striped() const { return values_striped_; }
+  // Head h's keys/values for positions [page·kPageTokens, +kPageTokens), in type_k/type_v:
+  // [kPageTokens][head_dim] rows, or the stripes above one after the other.
   const void* k_page(int32_t page, int h) const { return k_pages_[page].get() + h * k_head_bytes_; }
   const void* v_page(int32_t page, int h) const { return v_pages_[page].get() + h * v_head_bytes_; }
   // Bytes of one [head_dim] row of keys / values.
@@ -57,9 +66,16 @@ class KvSeqCache {
   int n_kv_head_;
   int head_dim_;
   TensorType type_k_, type_v_;
+  bool keys_striped_, values_striped_;
+  size_t k_elem_bytes_, v_elem_bytes_;  // one element, for the striped layouts
   size_t k_row_bytes_, v_row_bytes_;    // one [head_dim] row
   size_t k_head_bytes_, v_head_bytes_;  // one head of one page: kPageTokens rows
   int32_t n_ = 0;
+
+  void ensure_page(int32_t page);
+  // One position's keys (values) of head h, [head_dim] in type_k (type_v), into / out of the page.
+  void put_rows(int32_t pos, int h, const uint8_t* k, const uint8_t* v);
+  void get_rows(int32_t pos, int h, uint8_t* k, uint8_t* v) const;
   std::vector<std::unique_ptr<uint8_t[]>> k_pages_, v_pages_;
 };
 

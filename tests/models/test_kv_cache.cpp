@@ -42,20 +42,36 @@ TEST(KvCache, StoresRowsExactlyAsTheReferenceQuantizer) {
       for (int p = 0; p < kPositions; ++p) cache.store(p, &k[p * kHeads * kDim], &v[p * kHeads * kDim]);
       ASSERT_EQ(cache.k_row_bytes(), row_bytes(tk, kDim));
       ASSERT_EQ(cache.v_row_bytes(), row_bytes(tv, kDim));
-      std::vector<uint8_t> want(std::max(cache.k_row_bytes(), cache.v_row_bytes()));
-      for (int p : {0, 1, 255, 256, 299})
+      // The float types are stored in stripes (kv_cache.h), the others as rows.
+      ASSERT_EQ(cache.keys_striped(), tensor_type_info(tk).block_elems == 1);
+      ASSERT_EQ(cache.values_striped(), tensor_type_info(tv).block_elems == 1);
+      constexpr int S = ops::KvSeqCache::kStripe, P = ops::KvSeqCache::kPageTokens;
+      const size_t ke = tensor_type_info(tk).block_bytes, ve = tensor_type_info(tv).block_bytes;
+      std::vector<uint8_t> want_k(cache.k_row_bytes()), want_v(cache.v_row_bytes());
+      std::vector<uint8_t> k_rows(kHeads * cache.k_row_bytes()), v_rows(kHeads * cache.v_row_bytes());
+      for (int p : {0, 1, 31, 32, 255, 256, 299})
         for (int h = 0; h < kHeads; ++h) {
-          const int page = p / ops::KvSeqCache::kPageTokens, slot = p % ops::KvSeqCache::kPageTokens;
-          kernels::quantize_row(tk, &k[(p * kHeads + h) * kDim], want.data(), kDim);
-          EXPECT_EQ(0, std::memcmp(want.data(),
-                                   static_cast<const uint8_t*>(cache.k_page(page, h)) + slot * cache.k_row_bytes(),
-                                   cache.k_row_bytes()))
+          const int page = p / P, slot = p % P;
+          kernels::quantize_row(tk, &k[(p * kHeads + h) * kDim], want_k.data(), kDim);
+          kernels::quantize_row(tv, &v[(p * kHeads + h) * kDim], want_v.data(), kDim);
+          cache.read_rows(p, 1, k_rows.data(), v_rows.data());
+          EXPECT_EQ(0, std::memcmp(want_k.data(), k_rows.data() + h * cache.k_row_bytes(), cache.k_row_bytes()))
               << "K at " << p << " head " << h;
-          kernels::quantize_row(tv, &v[(p * kHeads + h) * kDim], want.data(), kDim);
-          EXPECT_EQ(0, std::memcmp(want.data(),
-                                   static_cast<const uint8_t*>(cache.v_page(page, h)) + slot * cache.v_row_bytes(),
-                                   cache.v_row_bytes()))
+          EXPECT_EQ(0, std::memcmp(want_v.data(), v_rows.data() + h * cache.v_row_bytes(), cache.v_row_bytes()))
               << "V at " << p << " head " << h;
+          // Where the page holds them, written from the layout's definition.
+          const auto* kp = static_cast<const uint8_t*>(cache.k_page(page, h));
+          const auto* vp = static_cast<const uint8_t*>(cache.v_page(page, h));
+          for (int i = 0; i < kDim; ++i) {
+            const size_t k_at = cache.keys_striped() ? ((slot / S * kDim + i) * S + slot % S) * ke
+                                                     : slot * cache.k_row_bytes() + i / 32 * ke;  // block i / 32
+            const size_t v_at = cache.values_striped() ? (i / S * S * P + slot * S + i % S) * ve
+                                                       : slot * cache.v_row_bytes() + i / 32 * ve;
+            const size_t k_src = cache.keys_striped() ? i * ke : i / 32 * ke;
+            const size_t v_src = cache.values_striped() ? i * ve : i / 32 * ve;
+            EXPECT_EQ(0, std::memcmp(want_k.data() + k_src, kp + k_at, ke)) << "K at " << p << " element " << i;
+            EXPECT_EQ(0, std::memcmp(want_v.data() + v_src, vp + v_at, ve)) << "V at " << p << " element " << i;
+          }
         }
       // Two pages of 256 positions, each position K and V rows of every head.
       EXPECT_EQ(cache.bytes_allocated(), 2ull * 256 * kHeads * (row_bytes(tk, kDim) + row_bytes(tv, kDim)));
@@ -81,6 +97,7 @@ std::vector<float> reference_attention(const ops::KvSeqCache& cache, const std::
   const int group = s.n_head / s.n_kv_head, d = s.head_dim;
   std::vector<float> out(T * s.n_head * d);
   std::vector<float> krow(d), vrow(d);
+  std::vector<uint8_t> k_rows(s.n_kv_head * cache.k_row_bytes()), v_rows(s.n_kv_head * cache.v_row_bytes());
   for (int64_t t = 0; t < T; ++t)
     for (int h = 0; h < s.n_head; ++h) {
       const int kvh = h / group;
@@ -89,11 +106,8 @@ std::vector<float> reference_attention(const ops::KvSeqCache& cache, const std::
       std::vector<double> w(n_keys);
       double mx = -INFINITY;
       for (int64_t j = 0; j < n_keys; ++j) {
-        const int page = static_cast<int>(j / ops::KvSeqCache::kPageTokens);
-        const int64_t slot = j % ops::KvSeqCache::kPageTokens;
-        kernels::dequantize_row(cache.type_k(),
-                                static_cast<const uint8_t*>(cache.k_page(page, kvh)) + slot * cache.k_row_bytes(),
-                                krow.data(), d);
+        cache.read_rows(static_cast<int32_t>(j), 1, k_rows.data(), v_rows.data());
+        kernels::dequantize_row(cache.type_k(), k_rows.data() + kvh * cache.k_row_bytes(), krow.data(), d);
         double dot = 0;
         for (int c = 0; c < d; ++c) dot += static_cast<double>(qr[c]) * krow[c];
         w[j] = s.scale * dot;
@@ -103,11 +117,8 @@ std::vector<float> reference_attention(const ops::KvSeqCache& cache, const std::
       for (double& x : w) sum += (x = std::exp(x - mx));
       std::vector<double> acc(d, 0.0);
       for (int64_t j = 0; j < n_keys; ++j) {
-        const int page = static_cast<int>(j / ops::KvSeqCache::kPageTokens);
-        const int64_t slot = j % ops::KvSeqCache::kPageTokens;
-        kernels::dequantize_row(cache.type_v(),
-                                static_cast<const uint8_t*>(cache.v_page(page, kvh)) + slot * cache.v_row_bytes(),
-                                vrow.data(), d);
+        cache.read_rows(static_cast<int32_t>(j), 1, k_rows.data(), v_rows.data());
+        kernels::dequantize_row(cache.type_v(), v_rows.data() + kvh * cache.v_row_bytes(), vrow.data(), d);
         for (int c = 0; c < d; ++c) acc[c] += w[j] / sum * vrow[c];
       }
       for (int c = 0; c < d; ++c) out[(t * s.n_head + h) * d + c] = static_cast<float>(acc[c]);
@@ -138,6 +149,35 @@ TEST(KvCache, AttentionOverEveryTypeMatchesTheScalarReference) {
       EXPECT_LT(worst, 2e-5) << "rows " << T << " at " << pos0;
     }
   }
+}
+
+// Decode multiplies an f16 or f32 cache in place, a prefill block widens it into scratch first;
+// both must give the last row the same bits (and the reference's values), also for a head size
+// that leaves a narrow value stripe (48 = 32 + 16) and a page cut inside a key stripe.
+TEST(KvCache, DecodeInPlaceEqualsThePrefillPath) {
+  ThreadPool pool(2);
+  for (int d : {48, 128})
+    for (TensorType t : {TensorType::kF32, TensorType::kF16, TensorType::kBF16}) {
+      SCOPED_TRACE(std::string(tensor_type_name(t)) + " d=" + std::to_string(d));
+      const ops::AttentionShape shape{8, 1, d, 0.1f};  // one token's 8 query heads: decode's tile of rows
+      constexpr int32_t kKeys = 2345;                  // past a split, the last page cut at 41 positions
+      ops::KvSeqCache cache(1, d, t, t);
+      const auto k = random_floats(size_t{kKeys} * d, 6), v = random_floats(size_t{kKeys} * d, 7);
+      for (int32_t p = 0; p < kKeys; ++p)
+        cache.store(p, &k[static_cast<size_t>(p) * d], &v[static_cast<size_t>(p) * d]);
+      constexpr int64_t T = 8;
+      const auto q = random_floats(T * 8 * d, 8);
+      std::vector<float> block(T * 8 * d), one(8 * d);
+      const ops::AttentionRun prefill{&cache, q.data(), block.data(), T, kKeys - T};
+      ops::attention(pool, {&prefill, 1}, shape);
+      const ops::AttentionRun decode{&cache, q.data() + (T - 1) * 8 * d, one.data(), 1, kKeys - 1};
+      ops::attention(pool, {&decode, 1}, shape);
+      EXPECT_EQ(0, std::memcmp(one.data(), block.data() + (T - 1) * 8 * d, one.size() * sizeof(float)));
+      const auto ref = reference_attention(cache, q, T, kKeys - T, shape);
+      double worst = 0;
+      for (size_t i = 0; i < block.size(); ++i) worst = std::max(worst, std::abs(double{block[i]} - ref[i]));
+      EXPECT_LT(worst, 2e-5);
+    }
 }
 
 TEST(KvCache, MemoryPerTokenMatchesTheDoctor) {

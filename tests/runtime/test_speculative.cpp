@@ -141,14 +141,14 @@ void expect_same_state(const models::Model& m, const models::Memory& a, const mo
     const ops::KvSeqCache& ka = a.kv(k.layer, seq_a);
     const ops::KvSeqCache& kb = b.kv(k.layer, seq_b);
     ASSERT_EQ(ka.size(), kb.size()) << "kv " << k.layer;
-    for (int32_t page = 0; page * ops::KvSeqCache::kPageTokens < ka.size(); ++page) {
-      const int32_t n = std::min(ops::KvSeqCache::kPageTokens, ka.size() - page * ops::KvSeqCache::kPageTokens);
-      for (int h = 0; h < ka.n_kv_head(); ++h) {
-        const size_t n_rows = static_cast<size_t>(n);
-        EXPECT_EQ(0, std::memcmp(ka.k_page(page, h), kb.k_page(page, h), n_rows * ka.k_row_bytes())) << "K " << k.layer;
-        EXPECT_EQ(0, std::memcmp(ka.v_page(page, h), kb.v_page(page, h), n_rows * ka.v_row_bytes())) << "V " << k.layer;
-      }
-    }
+    // The stored rows of every position (read_rows gives them whatever the page layout).
+    const int32_t n = ka.size();
+    std::vector<uint8_t> k1(n * ka.k_position_bytes()), v1(n * ka.v_position_bytes());
+    std::vector<uint8_t> k2(k1.size()), v2(v1.size());
+    ka.read_rows(0, n, k1.data(), v1.data());
+    kb.read_rows(0, n, k2.data(), v2.data());
+    EXPECT_EQ(k1, k2) << "K " << k.layer;
+    EXPECT_EQ(v1, v2) << "V " << k.layer;
   }
 }
 
