@@ -59,6 +59,9 @@ struct VecKernels {
   // rows × cols fp16 values (row stride ldx) to f32 (row stride ldy).
   void (*f16_to_f32_rows)(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+  // n (a multiple of 32) elements of q8_0 / q4_0 blocks to f32, the reference dequantizer's bits.
+  void (*dequantize_q8_0)(const void* x, float* y, int64_t n);
+  void (*dequantize_q4_0)(const void* x, float* y, int64_t n);
   // Small dense product, row-major: C = alpha·A·B + beta·C with A [m][k] (row stride lda),
   // B [k][n] (ldb), C [m][n] (ldc). Each C element sums over k in ascending order, whatever the
   // tiling (beta = 0 ignores C's old contents, NaN included).

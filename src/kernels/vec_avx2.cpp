@@ -21,6 +21,9 @@ struct V256 {
   }
   static F load_any(const float* p) { return load(p); }
   static F load_any(const uint16_t* p) { return load_f16(p); }
+  static F load_i8(const int8_t* p) {  // N int8 values, widened
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }

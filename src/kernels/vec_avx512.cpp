@@ -21,6 +21,9 @@ struct V512 {
   }
   static F load_any(const float* p) { return load(p); }
   static F load_any(const uint16_t* p) { return load_f16(p); }
+  static F load_i8(const int8_t* p) {  // N int8 values, widened
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }

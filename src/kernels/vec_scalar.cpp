@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/half.h"
+#include "kernels/quant.h"
 #include "kernels/vec.h"
 
 namespace hylo::kernels {
@@ -129,6 +130,9 @@ void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
+void dequantize_q8_0(const void* x, float* y, int64_t n) { dequantize_row(TensorType::kQ8_0, x, y, n); }
+void dequantize_q4_0(const void* x, float* y, int64_t n) { dequantize_row(TensorType::kQ4_0, x, y, n); }
+
 void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
           float beta, float* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i)
@@ -176,10 +180,34 @@ void delta_step(float* s, int64_t dk, int64_t dv, const float* k, const float* q
 float softplus_ref(float x) { return x > 20.0f ? x : std::log(1.0f + std::exp(x)); }
 
 constinit extern const VecKernels kVecScalar = {
-    Isa::kScalar,    dot,         dot_f16,  axpy,      axpy_f16,   scale,     rms_norm,
-    l2_norm,         softmax,     swiglu,   exp_,      max_,       exp_sum,   silu,
-    sigmoid,         mul_sigmoid, mul_silu, rope_neox, conv1d,     transpose, f16_to_f32,
-    f16_to_f32_rows, f32_to_f16,  gemm,     gemm_f16,  delta_step,
+    Isa::kScalar,
+    dot,
+    dot_f16,
+    axpy,
+    axpy_f16,
+    scale,
+    rms_norm,
+    l2_norm,
+    softmax,
+    swiglu,
+    exp_,
+    max_,
+    exp_sum,
+    silu,
+    sigmoid,
+    mul_sigmoid,
+    mul_silu,
+    rope_neox,
+    conv1d,
+    transpose,
+    f16_to_f32,
+    f16_to_f32_rows,
+    f32_to_f16,
+    dequantize_q8_0,
+    dequantize_q4_0,
+    gemm,
+    gemm_f16,
+    delta_step,
 };
 
 }  // namespace hylo::kernels

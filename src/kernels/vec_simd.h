@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "base/half.h"
+#include "kernels/blocks.h"
 #include "kernels/vec.h"
 
 namespace hylo::kernels::simd {
@@ -211,6 +212,28 @@ struct VecImpl {
     for (int64_t r = 0; r < rows; ++r) f16_to_f32(x + r * ldx, y + r * ldy, cols);
   }
 
+  // q8_0 / q4_0 blocks to f32 (the quantized KV caches): q · d is exact in f32 (8 or 4 bits
+  // times an fp16's 11), so these give the reference dequantizer's bits.
+  static void dequantize_q8_0(const void* src, float* y, int64_t n) {
+    const auto* b = static_cast<const BlockQ8_0*>(src);
+    for (int64_t i = 0; i < n / kQK; ++i, y += kQK) {
+      const F d = V::set1(fp16_to_fp32(b[i].d));
+      for (int j = 0; j < kQK; j += N) V::store(y + j, V::mul(V::load_i8(b[i].qs + j), d));
+    }
+  }
+  static void dequantize_q4_0(const void* src, float* y, int64_t n) {
+    const auto* b = static_cast<const BlockQ4_0*>(src);
+    for (int64_t i = 0; i < n / kQK; ++i, y += kQK) {
+      int8_t q[kQK];  // low nibbles are elements 0..15, high nibbles 16..31
+      for (int j = 0; j < kQK / 2; ++j) {
+        q[j] = static_cast<int8_t>((b[i].qs[j] & 0x0F) - 8);
+        q[j + kQK / 2] = static_cast<int8_t>((b[i].qs[j] >> 4) - 8);
+      }
+      const F d = V::set1(fp16_to_fp32(b[i].d));
+      for (int j = 0; j < kQK; j += N) V::store(y + j, V::mul(V::load_i8(q + j), d));
+    }
+  }
+
   static void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + N <= n; i += N) V::store(y + i, V::load_f16(x + i));
@@ -369,19 +392,34 @@ struct VecImpl {
   }
 
   static constexpr VecKernels table(Isa isa) {
-    return VecKernels{isa,        dot,
-                      dot_f16,    axpy,
-                      axpy_f16,   scale,
-                      rms_norm,   l2_norm,
-                      softmax,    swiglu,
-                      exp_,       max_,
-                      exp_sum,    silu,
-                      sigmoid,    mul_sigmoid,
-                      mul_silu,   rope_neox,
-                      conv1d,     transpose,
-                      f16_to_f32, f16_to_f32_rows,
-                      f32_to_f16, gemm,
-                      gemm_f16,   delta_step};
+    return VecKernels{isa,
+                      dot,
+                      dot_f16,
+                      axpy,
+                      axpy_f16,
+                      scale,
+                      rms_norm,
+                      l2_norm,
+                      softmax,
+                      swiglu,
+                      exp_,
+                      max_,
+                      exp_sum,
+                      silu,
+                      sigmoid,
+                      mul_sigmoid,
+                      mul_silu,
+                      rope_neox,
+                      conv1d,
+                      transpose,
+                      f16_to_f32,
+                      f16_to_f32_rows,
+                      f32_to_f16,
+                      dequantize_q8_0,
+                      dequantize_q4_0,
+                      gemm,
+                      gemm_f16,
+                      delta_step};
   }
 };
 

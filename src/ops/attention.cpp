@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/check.h"
 #include "kernels/quant.h"
 #include "kernels/vec.h"
 #include "ops/profile.h"
@@ -49,13 +50,18 @@ struct Block {
 
 int64_t split_keys() { return kSplitPages * KvSeqCache::kPageTokens; }
 
-// n·d cache elements of `type` to f32. f16 and f32 keep the paths the cache always used; the
-// quantized types go through the reference dequantizers, whose bits the tests pin.
+// n cache elements of `type` to f32 (vector kernels with the reference dequantizers' bits, which
+// the tests pin, for the quantized types).
 void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
+  const kernels::VecKernels& K = kernels::vec();
   if (type == TensorType::kF32)
     std::memcpy(dst, src, sizeof(float) * n);
   else if (type == TensorType::kF16)
-    kernels::vec().f16_to_f32(static_cast<const uint16_t*>(src), dst, n);
+    K.f16_to_f32(static_cast<const uint16_t*>(src), dst, n);
+  else if (type == TensorType::kQ8_0)
+    K.dequantize_q8_0(src, dst, n);
+  else if (type == TensorType::kQ4_0)
+    K.dequantize_q4_0(src, dst, n);
   else
     kernels::dequantize_row(type, src, dst, n);
 }
@@ -107,14 +113,18 @@ void load_keys(const KvSeqCache& cache, const void* src, int64_t n, int64_t d, S
 void load_values(const KvSeqCache& cache, const void* src, int64_t n, int64_t d, Scratch& w) {
   const TensorType type = cache.type_v();
   const int64_t P = KvSeqCache::kPageTokens;
-  const float* v = cache.values_striped() ? nullptr : rows_f32(type, src, n * d, w);
+  if (!cache.values_striped()) {  // quantized rows (q8_0, q4_0): each block is one stripe's row
+    const TensorTypeInfo& info = tensor_type_info(type);
+    HYLO_CHECK(info.block_elems == kStripe);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c0 = 0; c0 < d; c0 += kStripe)
+        load_rows(type, static_cast<const uint8_t*>(src) + (j * d + c0) / kStripe * info.block_bytes,
+                  w.v.data() + c0 * P + j * kStripe, kStripe);
+    return;
+  }
   for (int64_t c0 = 0; c0 < d; c0 += kStripe) {
     const int64_t width = std::min(kStripe, d - c0);
-    float* stripe = w.v.data() + c0 * P;
-    if (v == nullptr)
-      load_rows(type, static_cast<const uint8_t*>(src) + c0 * P * elem_bytes(type), stripe, n * width);
-    else
-      for (int64_t j = 0; j < n; ++j) std::memcpy(stripe + j * width, v + j * d + c0, sizeof(float) * width);
+    load_rows(type, static_cast<const uint8_t*>(src) + c0 * P * elem_bytes(type), w.v.data() + c0 * P, n * width);
   }
 }
 

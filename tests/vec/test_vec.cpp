@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/half.h"
+#include "kernels/quant.h"
 #include "kernels/vec.h"
 
 namespace hylo::kernels {
@@ -195,6 +196,28 @@ TEST(VecKernels, GemmMatchesScalarAndRowsAreIndependent) {
                 << isa_name(isa) << " i=" << i << " j=" << j;
           }
       }
+    }
+  }
+}
+
+// The quantized KV caches' dequantizers give the reference's bits (q · d is exact in f32).
+TEST(VecKernels, DequantizeMatchesTheReference) {
+  constexpr int64_t n = 4 * 32;
+  const auto x = randn(n, 25, 3.0f);
+  std::vector<Isa> families = simd_families();
+  families.push_back(Isa::kScalar);
+  for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0}) {
+    std::vector<uint8_t> q(row_bytes(t, n));
+    kernels::quantize_row(t, x.data(), q.data(), n);
+    std::vector<float> want(n);
+    kernels::dequantize_row(t, q.data(), want.data(), n);
+    for (Isa isa : families) {
+      const VecKernels& g = *vec_kernels(isa);
+      std::vector<float> got(n + 1, -1.0f);
+      (t == TensorType::kQ8_0 ? g.dequantize_q8_0 : g.dequantize_q4_0)(q.data(), got.data(), n);
+      EXPECT_EQ(0, std::memcmp(got.data(), want.data(), n * sizeof(float)))
+          << isa_name(isa) << " " << tensor_type_name(t);
+      EXPECT_EQ(got[n], -1.0f);
     }
   }
 }
