@@ -62,6 +62,10 @@ struct VecKernels {
   // n (a multiple of 32) elements of q8_0 / q4_0 blocks to f32, the reference dequantizer's bits.
   void (*dequantize_q8_0)(const void* x, float* y, int64_t n);
   void (*dequantize_q4_0)(const void* x, float* y, int64_t n);
+  // rows × cols elements of q8_0 / q4_0 blocks (cols a multiple of 32), dequantized the same way
+  // and transposed: y[c·ldy + r] (a quantized cache's keys).
+  void (*transpose_q8_0)(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy);
+  void (*transpose_q4_0)(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy);
   // Small dense product, row-major: C = alpha·A·B + beta·C with A [m][k] (row stride lda),
   // B [k][n] (ldb), C [m][n] (ldc). Each C element sums over k in ascending order, whatever the
   // tiling (beta = 0 ignores C's old contents, NaN included).

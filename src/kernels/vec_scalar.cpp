@@ -1,6 +1,7 @@
 // Scalar reference of the elementwise kernels: plain loops in the order the math is written.
 // Compiled without contraction so it is a stable oracle for the SIMD families.
 #include <cmath>
+#include <vector>
 
 #include "base/half.h"
 #include "kernels/quant.h"
@@ -132,6 +133,20 @@ void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
 
 void dequantize_q8_0(const void* x, float* y, int64_t n) { dequantize_row(TensorType::kQ8_0, x, y, n); }
 void dequantize_q4_0(const void* x, float* y, int64_t n) { dequantize_row(TensorType::kQ4_0, x, y, n); }
+template <TensorType kType>
+void transpose_blocks(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy) {
+  std::vector<float> row(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(kType, static_cast<const uint8_t*>(x) + r * row_bytes(kType, cols), row.data(), cols);
+    for (int64_t c = 0; c < cols; ++c) y[c * ldy + r] = row[c];
+  }
+}
+void transpose_q8_0(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy) {
+  transpose_blocks<TensorType::kQ8_0>(x, rows, cols, y, ldy);
+}
+void transpose_q4_0(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy) {
+  transpose_blocks<TensorType::kQ4_0>(x, rows, cols, y, ldy);
+}
 
 void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
           float beta, float* c, int64_t ldc) {
@@ -205,6 +220,8 @@ constinit extern const VecKernels kVecScalar = {
     f32_to_f16,
     dequantize_q8_0,
     dequantize_q4_0,
+    transpose_q8_0,
+    transpose_q4_0,
     gemm,
     gemm_f16,
     delta_step,

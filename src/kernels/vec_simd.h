@@ -234,6 +234,35 @@ struct VecImpl {
     }
   }
 
+  // rows × cols elements of q8_0 / q4_0 blocks (rows of cols / 32 blocks), widened and
+  // transposed: y[c·ldy + r] (a quantized cache's keys). N rows of one block at a time go
+  // through an L1 buffer and the register transpose.
+  template <typename Block, void (*kDequantize)(const void*, float*, int64_t)>
+  static void transpose_blocks(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy) {
+    const auto* blocks = static_cast<const Block*>(x);
+    const int64_t nb = cols / kQK;
+    alignas(64) float buf[N * kQK];
+    for (int64_t r0 = 0; r0 < rows; r0 += N) {
+      const int64_t h = std::min<int64_t>(N, rows - r0);
+      for (int64_t b = 0; b < nb; ++b) {
+        for (int64_t i = 0; i < h; ++i) kDequantize(blocks + (r0 + i) * nb + b, buf + i * kQK, kQK);
+        float* out = y + b * kQK * ldy + r0;
+        if (h == N) {
+          for (int c = 0; c < kQK; c += N) V::transpose_block(buf + c, kQK, out + c * ldy, ldy);
+        } else {
+          for (int64_t i = 0; i < h; ++i)
+            for (int c = 0; c < kQK; ++c) out[c * ldy + i] = buf[i * kQK + c];
+        }
+      }
+    }
+  }
+  static void transpose_q8_0(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy) {
+    transpose_blocks<BlockQ8_0, dequantize_q8_0>(x, rows, cols, y, ldy);
+  }
+  static void transpose_q4_0(const void* x, int64_t rows, int64_t cols, float* y, int64_t ldy) {
+    transpose_blocks<BlockQ4_0, dequantize_q4_0>(x, rows, cols, y, ldy);
+  }
+
   static void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + N <= n; i += N) V::store(y + i, V::load_f16(x + i));
@@ -417,6 +446,8 @@ struct VecImpl {
                       f32_to_f16,
                       dequantize_q8_0,
                       dequantize_q4_0,
+                      transpose_q8_0,
+                      transpose_q4_0,
                       gemm,
                       gemm_f16,
                       delta_step};

@@ -98,7 +98,13 @@ void widen_rows(TensorType type, const void* src, int64_t rows, int64_t cols, in
 void load_keys(const KvSeqCache& cache, const void* src, int64_t n, int64_t d, Scratch& w) {
   const TensorType type = cache.type_k();
   if (!cache.keys_striped()) {
-    kernels::vec().transpose(rows_f32(type, src, n * d, w), n, d, d, w.kt.data(), kKeyStride);
+    const kernels::VecKernels& K = kernels::vec();
+    if (type == TensorType::kQ8_0)
+      K.transpose_q8_0(src, n, d, w.kt.data(), kKeyStride);
+    else if (type == TensorType::kQ4_0)
+      K.transpose_q4_0(src, n, d, w.kt.data(), kKeyStride);
+    else
+      K.transpose(rows_f32(type, src, n * d, w), n, d, d, w.kt.data(), kKeyStride);
     return;
   }
   for (int64_t j = 0; j < n; j += kStripe)

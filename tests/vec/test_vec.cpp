@@ -220,6 +220,27 @@ TEST(VecKernels, DequantizeMatchesTheReference) {
       EXPECT_EQ(got[n], -1.0f);
     }
   }
+  // Transposed (a quantized cache's keys): rows × 64 elements, edge rows, the stride's padding kept.
+  for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0})
+    for (int64_t rows : {int64_t{1}, int64_t{16}, int64_t{37}}) {
+      constexpr int64_t cols = 64;
+      const int64_t ldy = rows + 5;
+      const auto xs = randn(rows * cols, 26, 2.0f);
+      std::vector<uint8_t> q(rows * row_bytes(t, cols));
+      for (int64_t r = 0; r < rows; ++r)
+        kernels::quantize_row(t, xs.data() + r * cols, q.data() + r * row_bytes(t, cols), cols);
+      std::vector<float> want(cols * ldy, -1.0f), row(cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        kernels::dequantize_row(t, q.data() + r * row_bytes(t, cols), row.data(), cols);
+        for (int64_t c = 0; c < cols; ++c) want[c * ldy + r] = row[c];
+      }
+      for (Isa isa : families) {
+        const VecKernels& g = *vec_kernels(isa);
+        std::vector<float> got(cols * ldy, -1.0f);
+        (t == TensorType::kQ8_0 ? g.transpose_q8_0 : g.transpose_q4_0)(q.data(), rows, cols, got.data(), ldy);
+        EXPECT_EQ(got, want) << isa_name(isa) << " " << tensor_type_name(t) << " rows=" << rows;
+      }
+    }
 }
 
 // gemm_f16 (B in fp16, attention's in-place product over an f16 KV cache) gives exactly the bits
