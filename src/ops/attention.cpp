@@ -37,7 +37,7 @@ struct Partial {
 };
 
 struct Scratch {
-  std::vector<float> q, k, kt, v, s, corr;  // k: one page of keys before the transpose
+  std::vector<float> q, kt, v, s;  // queries, widened keys (transposed) and values, scores
   Partial part, acc;
 };
 
@@ -71,13 +71,6 @@ void load_rows(TensorType type, const void* src, float* dst, int64_t n) {
 // evict each other.
 constexpr int64_t kKeyStride = KvSeqCache::kPageTokens + 16;
 
-// A quantized page's n·d elements as f32, dequantized into w.k.
-const float* rows_f32(TensorType type, const void* src, int64_t n, Scratch& w) {
-  w.k.resize(n);
-  load_rows(type, src, w.k.data(), n);
-  return w.k.data();
-}
-
 constexpr int64_t kStripe = KvSeqCache::kStripe;
 
 // Byte size of one element of a striped (float) cache type.
@@ -97,14 +90,10 @@ void widen_rows(TensorType type, const void* src, int64_t rows, int64_t cols, in
 // them in stripes of kStripe positions, already transposed; a quantized one as [n][d] rows.
 void load_keys(const KvSeqCache& cache, const void* src, int64_t n, int64_t d, Scratch& w) {
   const TensorType type = cache.type_k();
-  if (!cache.keys_striped()) {
+  if (!cache.keys_striped()) {  // q8_0 or q4_0 rows: dequantized and transposed in one pass
+    HYLO_CHECK(type == TensorType::kQ8_0 || type == TensorType::kQ4_0);
     const kernels::VecKernels& K = kernels::vec();
-    if (type == TensorType::kQ8_0)
-      K.transpose_q8_0(src, n, d, w.kt.data(), kKeyStride);
-    else if (type == TensorType::kQ4_0)
-      K.transpose_q4_0(src, n, d, w.kt.data(), kKeyStride);
-    else
-      K.transpose(rows_f32(type, src, n * d, w), n, d, d, w.kt.data(), kKeyStride);
+    (type == TensorType::kQ8_0 ? K.transpose_q8_0 : K.transpose_q4_0)(src, n, d, w.kt.data(), kKeyStride);
     return;
   }
   for (int64_t j = 0; j < n; j += kStripe)
