@@ -72,40 +72,39 @@ size_t value_offset(int32_t slot, int c0, int width, size_t elem) {
 }
 }  // namespace
 
+// The pieces of one position's key (value) row in head h's page: f(byte offset in the page,
+// byte offset in the row, bytes). One piece for a row layout, one per element (per value stripe)
+// for the striped ones.
+template <typename F>
+void KvSeqCache::key_pieces(int32_t slot, F f) const {
+  if (!keys_striped_) return f(slot * k_row_bytes_, size_t{0}, k_row_bytes_);
+  for (int i = 0; i < head_dim_; ++i)
+    f(key_offset(slot, i, head_dim_, k_elem_bytes_), i * k_elem_bytes_, k_elem_bytes_);
+}
+
+template <typename F>
+void KvSeqCache::value_pieces(int32_t slot, F f) const {
+  if (!values_striped_) return f(slot * v_row_bytes_, size_t{0}, v_row_bytes_);
+  for (int c0 = 0; c0 < head_dim_; c0 += kStripe) {
+    const int width = std::min(kStripe, head_dim_ - c0);
+    f(value_offset(slot, c0, width, v_elem_bytes_), c0 * v_elem_bytes_, width * v_elem_bytes_);
+  }
+}
+
 void KvSeqCache::put_rows(int32_t pos, int h, const uint8_t* k, const uint8_t* v) {
   const int32_t page = pos / kPageTokens, slot = pos % kPageTokens;
   uint8_t* kh = k_pages_[page].get() + h * k_head_bytes_;
   uint8_t* vh = v_pages_[page].get() + h * v_head_bytes_;
-  if (keys_striped_)
-    for (int i = 0; i < head_dim_; ++i)
-      std::memcpy(kh + key_offset(slot, i, head_dim_, k_elem_bytes_), k + i * k_elem_bytes_, k_elem_bytes_);
-  else
-    std::memcpy(kh + slot * k_row_bytes_, k, k_row_bytes_);
-  if (values_striped_)
-    for (int c0 = 0; c0 < head_dim_; c0 += kStripe) {
-      const int width = std::min(kStripe, head_dim_ - c0);
-      std::memcpy(vh + value_offset(slot, c0, width, v_elem_bytes_), v + c0 * v_elem_bytes_, width * v_elem_bytes_);
-    }
-  else
-    std::memcpy(vh + slot * v_row_bytes_, v, v_row_bytes_);
+  key_pieces(slot, [&](size_t at, size_t off, size_t n) { std::memcpy(kh + at, k + off, n); });
+  value_pieces(slot, [&](size_t at, size_t off, size_t n) { std::memcpy(vh + at, v + off, n); });
 }
 
 void KvSeqCache::get_rows(int32_t pos, int h, uint8_t* k, uint8_t* v) const {
   const int32_t page = pos / kPageTokens, slot = pos % kPageTokens;
   const uint8_t* kh = k_pages_[page].get() + h * k_head_bytes_;
   const uint8_t* vh = v_pages_[page].get() + h * v_head_bytes_;
-  if (keys_striped_)
-    for (int i = 0; i < head_dim_; ++i)
-      std::memcpy(k + i * k_elem_bytes_, kh + key_offset(slot, i, head_dim_, k_elem_bytes_), k_elem_bytes_);
-  else
-    std::memcpy(k, kh + slot * k_row_bytes_, k_row_bytes_);
-  if (values_striped_)
-    for (int c0 = 0; c0 < head_dim_; c0 += kStripe) {
-      const int width = std::min(kStripe, head_dim_ - c0);
-      std::memcpy(v + c0 * v_elem_bytes_, vh + value_offset(slot, c0, width, v_elem_bytes_), width * v_elem_bytes_);
-    }
-  else
-    std::memcpy(v, vh + slot * v_row_bytes_, v_row_bytes_);
+  key_pieces(slot, [&](size_t at, size_t off, size_t n) { std::memcpy(k + off, kh + at, n); });
+  value_pieces(slot, [&](size_t at, size_t off, size_t n) { std::memcpy(v + off, vh + at, n); });
 }
 
 void KvSeqCache::store(int32_t pos, const float* k, const float* v) {

@@ -76,6 +76,10 @@ class KvSeqCache {
   // One position's keys (values) of head h, [head_dim] in type_k (type_v), into / out of the page.
   void put_rows(int32_t pos, int h, const uint8_t* k, const uint8_t* v);
   void get_rows(int32_t pos, int h, uint8_t* k, uint8_t* v) const;
+  template <typename F>
+  void key_pieces(int32_t slot, F f) const;
+  template <typename F>
+  void value_pieces(int32_t slot, F f) const;
   std::vector<std::unique_ptr<uint8_t[]>> k_pages_, v_pages_;
 };
 
