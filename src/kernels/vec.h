@@ -52,8 +52,6 @@ struct VecKernels {
   // y[c] = Σ_{i<k} w[i·n + c] · x[i][c], i = 0 the oldest input, summed in i order with a separate
   // multiply and add per term (llama.cpp's order), so every family gives the same bits.
   void (*conv1d)(const float* const* x, const float* w, int k, float* y, int64_t n);
-  // y[c·ldy + r] = x[r·ldx + c] for r < rows, c < cols (attention's quantized keys, [n][d] to [d][n]).
-  void (*transpose)(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy);
   // fp16 <-> f32 rows.
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
   // rows × cols fp16 values (row stride ldx) to f32 (row stride ldy).

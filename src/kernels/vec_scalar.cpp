@@ -116,11 +116,6 @@ void conv1d(const float* const* x, const float* w, int k, float* y, int64_t n) {
   }
 }
 
-void transpose(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) y[c * ldy + r] = x[r * ldx + c];
-}
-
 void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_fp32(x[i]);
 }
@@ -214,7 +209,6 @@ constinit extern const VecKernels kVecScalar = {
     mul_silu,
     rope_neox,
     conv1d,
-    transpose,
     f16_to_f32,
     f16_to_f32_rows,
     f32_to_f16,

@@ -200,14 +200,6 @@ struct VecImpl {
     }
   }
 
-  // N × N blocks in registers; the edges element by element.
-  static void transpose(const float* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
-    const int64_t rb = rows / N * N, cb = cols / N * N;
-    for (int64_t r = 0; r < rb; r += N)
-      for (int64_t c = 0; c < cb; c += N) V::transpose_block(x + r * ldx + c, ldx, y + c * ldy + r, ldy);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = r < rb ? cb : 0; c < cols; ++c) y[c * ldy + r] = x[r * ldx + c];
-  }
   static void f16_to_f32_rows(const uint16_t* x, int64_t rows, int64_t cols, int64_t ldx, float* y, int64_t ldy) {
     for (int64_t r = 0; r < rows; ++r) f16_to_f32(x + r * ldx, y + r * ldy, cols);
   }
@@ -440,7 +432,6 @@ struct VecImpl {
                       mul_silu,
                       rope_neox,
                       conv1d,
-                      transpose,
                       f16_to_f32,
                       f16_to_f32_rows,
                       f32_to_f16,
